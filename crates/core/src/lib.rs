@@ -1,0 +1,20 @@
+//! The vocabulary every warmstart crate shares: tensor metadata ([`TensorInfo`], [`DType`]), the
+//! [`CheckpointSource`] trait that every format reader implements, the [`CheckpointSink`] trait that every
+//! format writer implements, and the shared [`Error`] type.
+//!
+//! Design: readers present *logical* tensors (a partitioned TensorFlow variable is one tensor with its full
+//! name and full shape) and serve byte ranges of whole rows, so that the planner and the executor never
+//! see a file format, and the executor can stream a tensor row block by row block.
+#![deny(missing_docs)]
+
+mod dtype;
+mod error;
+mod sink;
+mod source;
+mod tensor;
+
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use sink::{CheckpointSink, SinkTensor};
+pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};
+pub use tensor::{Slice, TensorInfo};

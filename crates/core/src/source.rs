@@ -1,0 +1,107 @@
+//! The [`CheckpointSource`] trait: what every format reader offers the planner and the executor.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::Path;
+
+use crate::{Error, Result, Slice, TensorInfo};
+
+/// A checkpoint opened for reading, in any format.
+///
+/// Tensors are *logical*: a TensorFlow variable saved as several slices is listed once, with its full
+/// name and full shape, and its rows are assembled from the slices on read. Reads return whole rows
+/// (everything under the first dimension), borrowed from a memory map where the format allows, so a
+/// caller can stream a large tensor in row blocks. A scalar has one row.
+pub trait CheckpointSource: Send + Sync {
+    /// The format's short name: `"safetensors"`, `"tf"` or `"hdf5"`.
+    fn format(&self) -> &'static str;
+
+    /// The path the checkpoint was opened from (a file, a prefix or a folder).
+    fn path(&self) -> &Path;
+
+    /// Every tensor, in the order the format stores them.
+    fn tensors(&self) -> &[TensorInfo];
+
+    /// The tensor called `name`, if there is one.
+    fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors().iter().find(|t| t.name == name)
+    }
+
+    /// Row-major bytes of rows `rows` of a numeric tensor, little-endian.
+    fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>>;
+
+    /// Row-major bytes of a whole numeric tensor, little-endian.
+    fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        let rows = self.require(name)?.rows();
+        self.read_rows(name, 0..rows)
+    }
+
+    /// The elements of a string tensor, in row-major order.
+    fn read_strings(&self, name: &str) -> Result<Vec<Vec<u8>>> {
+        let info = self.require(name)?;
+        Err(Error::WrongDType { path: self.path().to_path_buf(), name: name.to_string(), dtype: info.dtype })
+    }
+
+    /// How the tensor is stored in parts (TensorFlow partitioned variables), or `None` if it is stored
+    /// whole.
+    fn slices(&self, _name: &str) -> Option<Vec<Slice>> {
+        None
+    }
+
+    /// The model's variables as a graph describes them (TF1 `.meta`), or `None` if the format has no
+    /// graph.
+    fn graph(&self) -> Option<&GraphInfo> {
+        None
+    }
+
+    /// For object-based checkpoints (TF2), the map from each variable's original full name to its
+    /// checkpoint key; `None` for name-based checkpoints.
+    fn object_graph_keys(&self) -> Result<Option<HashMap<String, String>>> {
+        Ok(None)
+    }
+
+    /// Free-form string metadata the file carries (safetensors `__metadata__`).
+    fn metadata(&self) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+
+    /// For writers that copy a source's layout (HDF5 Keras files): the concrete reader.
+    fn as_any(&self) -> &dyn Any;
+
+    /// The tensor called `name`, or [`Error::TensorNotFound`].
+    fn require(&self, name: &str) -> Result<&TensorInfo> {
+        self.tensor(name)
+            .ok_or_else(|| Error::TensorNotFound { path: self.path().to_path_buf(), name: name.to_string() })
+    }
+}
+
+/// The model's variables as a graph describes them, in the order of its global-variables collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphInfo {
+    /// Every global variable.
+    pub variables: Vec<GraphVariable>,
+}
+
+/// One (possibly partitioned) variable of a graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphVariable {
+    /// The full name, without `:0` (for a partitioned variable, the `full_name` of its parts).
+    pub name: String,
+    /// The full shape.
+    pub shape: Vec<u64>,
+    /// Whether it is in the trainable-variables collection.
+    pub trainable: bool,
+    /// Its partitions (`name/part_0`, ...), or empty if it is not partitioned.
+    pub parts: Vec<VariablePart>,
+}
+
+/// One partition of a partitioned variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariablePart {
+    /// The part's own variable name, without `:0`, e.g. `x/part_1`.
+    pub name: String,
+    /// Where the part lies in the full variable.
+    pub slice: Slice,
+}
