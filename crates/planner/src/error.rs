@@ -229,12 +229,19 @@ pub enum PlanError {
         variable: String,
     },
     /// A vocabulary variable that is not float32.
-    #[error("Tensor conversion requested dtype {} for Tensor with dtype float32", py_dtype(*.dtype))]
+    #[error(
+        "Tensor conversion requested dtype {} for Tensor with dtype float32: <tf.Tensor 'LoadAndRemapMatrix:0' \
+         shape={} dtype=float32>",
+        py_dtype(*.dtype),
+        py_tuple(.shape)
+    )]
     RemapNotFloat32 {
         /// The variable.
         variable: String,
         /// Its dtype.
         dtype: warmstart_core::DType,
+        /// The partition's shape.
+        shape: Vec<u64>,
     },
 
     // ---- GenerateVocabRemapping (vocabulary files) ----

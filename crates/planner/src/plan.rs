@@ -594,7 +594,7 @@ fn check_vocab_geometry(var: &TargetVariable, members: &[Member], vocab: &VocabI
         let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
         partition_geometry(&params, &shape, offset)?;
         if var.dtype != DType::F32 {
-            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype });
+            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
         }
     }
     Ok(())
