@@ -1,0 +1,151 @@
+//! warmstart as a library: TensorFlow's `tf.compat.v1.train.warm_start`, bit for bit, on checkpoints of
+//! any format.
+//!
+//! [`plan`] is the dry run (what every target variable gets, and why, or TF's refusal); [`run`] carries
+//! the plan out into a sink. Both take [`WarmStartSettings`] (from a TOML file with
+//! [`WarmStartSettings::from_file`], or built directly) and the two opened checkpoints. This is the only
+//! layer that does I/O of its own: it reads the vocabulary files.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
+use warmstart_planner::{OldCheckpoint, PlanSettings, Target, VocabFile, VocabInfo};
+
+pub use warmstart_config::{BackupInitializer, ConfigError, ConfigPath, VarsToWarmStart, VocabSettings, WarmStartSettings};
+pub use warmstart_executor::{ExecError, ExecOptions, Report};
+pub use warmstart_planner::{Action, Plan, PlanError, VariablePlan};
+
+/// Everything that can stop a warm-start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A vocabulary file cannot be read.
+    #[error("variable {variable}: vocabulary file {path}: {source}")]
+    VocabRead {
+        /// The variable.
+        variable: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// TF refuses this warm-start (its message; see [`PlanError::variable`]).
+    #[error("{}", refusal(.0))]
+    Refused(#[from] PlanError),
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] warmstart_core::Error),
+    /// Executing the plan failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn refusal(e: &PlanError) -> String {
+    if e.message_names_variable() {
+        e.to_string()
+    } else {
+        format!("variable {}: {e}", e.variable())
+    }
+}
+
+/// Reads the vocabulary files and turns the settings into the planner's.
+fn plan_settings(settings: &WarmStartSettings, keep_partitions: bool) -> Result<PlanSettings> {
+    let read = |variable: &str, p: &ConfigPath| -> Result<VocabFile> {
+        if p.given.is_empty() {
+            // TF refuses an empty path with its own message; the planner says so.
+            return Ok(VocabFile::default());
+        }
+        let path = p.resolve();
+        let contents = std::fs::read(&path).map_err(|source| Error::VocabRead { variable: variable.to_string(), path, source })?;
+        Ok(VocabFile::new(p.given.clone(), contents))
+    };
+    let mut vocab = BTreeMap::new();
+    for (name, v) in &settings.var_name_to_vocab_info {
+        vocab.insert(
+            name.clone(),
+            VocabInfo {
+                new_vocab: read(name, &v.new_vocab)?,
+                new_vocab_size: v.new_vocab_size,
+                num_oov_buckets: v.num_oov_buckets,
+                old_vocab: read(name, &v.old_vocab)?,
+                old_vocab_size: v.old_vocab_size,
+                backup_initializer: v.backup_initializer,
+                axis: v.axis,
+            },
+        );
+    }
+    Ok(PlanSettings {
+        vars_to_warm_start: settings.vars_to_warm_start.clone(),
+        var_name_to_prev_var_name: settings.var_name_to_prev_var_name.clone(),
+        var_name_to_vocab_info: vocab,
+        keep_partitions,
+    })
+}
+
+/// Plans the warm-start; partitioned variables stay partitioned in the output if `keep_partitions`
+/// (TF output) and are written whole otherwise.
+pub fn plan_with(
+    settings: &WarmStartSettings,
+    old: &dyn CheckpointSource,
+    target: &dyn CheckpointSource,
+    keep_partitions: bool,
+) -> Result<Plan> {
+    let plan_settings = plan_settings(settings, keep_partitions)?;
+    let variables = match target.graph() {
+        Some(graph) => warmstart_planner::variables_from_graph(graph, target.tensors())?,
+        None => warmstart_planner::variables_without_graph(target.tensors(), &settings.non_trainable, |n| {
+            target.slices(n)
+        })?,
+    };
+    let keys = old.object_graph_keys()?;
+    let old_checkpoint = OldCheckpoint {
+        display: &settings.ckpt_to_initialize_from.given,
+        tensors: old.tensors(),
+        object_graph_keys: keys.as_ref(),
+    };
+    let target = Target { variables: &variables, tensors: target.tensors() };
+    Ok(warmstart_planner::plan(&plan_settings, &old_checkpoint, &target)?)
+}
+
+/// Plans the warm-start (the dry run), keeping partitions when the target is a TF checkpoint.
+pub fn plan(settings: &WarmStartSettings, old: &dyn CheckpointSource, target: &dyn CheckpointSource) -> Result<Plan> {
+    plan_with(settings, old, target, target.format() == "tf")
+}
+
+/// Options of [`run`].
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Keep partitioned variables partitioned in the output (for TF output).
+    pub keep_partitions: bool,
+    /// Called with the bytes written so far.
+    pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Called once with the plan and the total bytes to write, before writing.
+    pub on_plan: Option<&'a dyn Fn(&Plan, u64)>,
+}
+
+/// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
+/// would accept the warm-start, so a refused run writes nothing; the sink is finished at the end.
+pub fn run(
+    settings: &WarmStartSettings,
+    old: &dyn CheckpointSource,
+    target: &dyn CheckpointSource,
+    create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
+    options: &RunOptions<'_>,
+) -> Result<(Plan, Report)> {
+    let plan = plan_with(settings, old, target, options.keep_partitions)?;
+    if let Some(on_plan) = options.on_plan {
+        on_plan(&plan, warmstart_executor::total_bytes(&plan));
+    }
+    let mut sink = create_sink(&plan.sink_tensors())?;
+    let exec = ExecOptions { progress: options.progress, ..ExecOptions::default() };
+    let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
+    sink.finish()?;
+    Ok((plan, report))
+}
