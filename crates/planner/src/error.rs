@@ -157,7 +157,7 @@ pub enum PlanError {
         count: i64,
     },
     /// `old_vocab_size` below -1 (TF's attribute minimum).
-    #[error("Value for attr 'old_vocab_size' of {size} must be at least minimum -1")]
+    #[error("Attr 'old_vocab_size' of 'GenerateVocabRemapping' Op passed {size} less than minimum -1.")]
     OldVocabSizeBelowMinimum {
         /// The variable.
         variable: String,

@@ -592,7 +592,10 @@ fn check_vocab_geometry(var: &TargetVariable, members: &[Member], vocab: &VocabI
         let params = remap_params(var, vocab, tensor, members);
         let (shape, offset) = member_geometry(var, m)?;
         let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
-        partition_geometry(&params, &shape, offset)?;
+        let geometry = partition_geometry(&params, &shape, offset)?;
+        if !geometry.oov_only && vocab.axis == 0 && vocab.old_vocab_size < -1 {
+            return Err(PlanError::OldVocabSizeBelowMinimum { variable: var.name.clone(), size: vocab.old_vocab_size });
+        }
         if var.dtype != DType::F32 {
             return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
         }
