@@ -1,1 +1,4 @@
+//! The integration tests, one module per area.
 
+mod checkpoints;
+mod warmstart;
