@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error as CoreError, SinkTensor};
 use warmstart_planner::{Action, OutputTensor, Plan, PlanError, VariablePlan};
 
-pub use remap::load_and_remap;
+pub use remap::{load_and_remap, load_and_remap_matrix};
 
 /// Why executing a plan failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use warmstart_core::CheckpointSource;
 use warmstart_planner::remap::{partition_geometry, remap_partition};
-use warmstart_planner::{BackupInitializer, PartitionRemap, RemapParams, RemapPlan, VariablePlan};
+use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, PlanError, RemapParams, RemapPlan, VariablePlan};
 
 use crate::{check_len, checked_len, ExecError};
 
@@ -123,6 +123,44 @@ pub fn load_and_remap(
     backup: BackupInitializer,
 ) -> Result<Vec<f32>, ExecError> {
     let geometry = partition_geometry(params, shape, offset)?;
+    remap_values(old, params, geometry, backup)
+}
+
+/// TF's `_load_and_remap_matrix(new_row_vocab_offset, num_rows_to_load, ...)`: `rows_to_load` rows
+/// from row `offset` of the new vocabulary, then `params.num_row_oov_buckets` OOV rows and
+/// `params.num_col_oov_buckets` OOV columns.
+pub fn load_and_remap_matrix(
+    old: &dyn CheckpointSource,
+    params: &RemapParams<'_>,
+    offset: u64,
+    rows_to_load: u64,
+    backup: BackupInitializer,
+) -> Result<Vec<f32>, ExecError> {
+    let (row_oov, col_oov) = (params.num_row_oov_buckets, params.num_col_oov_buckets);
+    if row_oov < 0 || col_oov < 0 {
+        let (which, count) = if row_oov < 0 { ("row", row_oov) } else { ("col", col_oov) };
+        return Err(PlanError::NegativeOovBuckets { variable: params.variable.to_string(), which, count }.into());
+    }
+    let new_cols = params.new_col_vocab_size.max(0) as u64;
+    let geometry = PartitionGeometry {
+        offset,
+        rows: rows_to_load + row_oov as u64,
+        cols: new_cols + col_oov as u64,
+        new_cols,
+        rows_to_load,
+        row_oov: row_oov as u64,
+        col_oov: col_oov as u64,
+        oov_only: false,
+    };
+    remap_values(old, params, geometry, backup)
+}
+
+fn remap_values(
+    old: &dyn CheckpointSource,
+    params: &RemapParams<'_>,
+    geometry: PartitionGeometry,
+    backup: BackupInitializer,
+) -> Result<Vec<f32>, ExecError> {
     let part = remap_partition(params, None, geometry, old.tensor(params.old_tensor))?;
     let g = &part.geometry;
     let row_bytes = checked_len(params.variable, g.cols, 4)?;
