@@ -214,21 +214,125 @@ fn check_error(case: &Case) -> Result<(), String> {
     }
 }
 
-#[test]
-fn every_warmstart_fixture_matches_tensorflow() {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
-    cases.sort();
-    assert!(cases.len() > 30, "fixtures missing");
-    let mut failures = Vec::new();
-    let mut passed = 0;
-    for dir in &cases {
-        let case = load(dir);
-        let result = if dir.join("expected_error.json").exists() { check_error(&case) } else { check_success(&case) };
-        match result {
-            Ok(()) => passed += 1,
-            Err(why) => failures.push(format!("{}:\n    {why}", dir.file_name().unwrap().to_string_lossy())),
-        }
+/// Runs one fixture case: success cases against TF's values, error cases against TF's refusal.
+fn check_case(name: &str) {
+    let dir = fixtures().join(name);
+    let case = load(&dir);
+    let result = if dir.join("expected_error.json").exists() { check_error(&case) } else { check_success(&case) };
+    if let Err(why) = result {
+        panic!("{name}:\n    {why}");
     }
-    eprintln!("{passed} of {} warm-start fixtures match TensorFlow", cases.len());
-    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
 }
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check_case(stringify!($name));
+            }
+        )*
+
+        /// Every fixture folder has its test above.
+        #[test]
+        fn every_fixture_case_is_tested() {
+            let listed = [$(stringify!($name)),*];
+            let mut missing = Vec::new();
+            for entry in std::fs::read_dir(fixtures()).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                if !listed.contains(&name.as_str()) {
+                    missing.push(name);
+                }
+            }
+            assert!(missing.is_empty(), "fixture cases without a test: {missing:?}");
+        }
+    };
+}
+
+cases!(
+    accept_backup_constant,
+    accept_backup_ones,
+    accept_baseline,
+    accept_crlf_line_endings,
+    accept_crlf_no_final_newline,
+    accept_duplicate_new_token_absent_from_old,
+    accept_duplicates_past_sizes,
+    accept_empty_line_past_old_vocab_size,
+    accept_lookahead_regex,
+    accept_non_trainable_skipped_by_string,
+    accept_old_vocab_size_smaller,
+    accept_oov_buckets,
+    accept_regex_dollar_matches_nothing,
+    accept_regex_tensor_name,
+    accept_trailing_space_token,
+    accept_vars_to_warm_start_empty_list,
+    accept_vars_to_warm_start_empty_string,
+    beyond_backup_initial_axis0,
+    beyond_backup_initial_axis1,
+    beyond_backup_initial_partitioned,
+    beyond_object_based_renames,
+    beyond_object_based_vocab,
+    beyond_rename_two_new_vars,
+    beyond_repartition_3_to_2,
+    beyond_repartition_vocab_3_to_2,
+    error_conditions_prev_var_name,
+    error_conditions_vocab_info,
+    refuse_dtype_mismatch,
+    refuse_duplicate_new_token_in_old_vocab,
+    refuse_duplicate_old_token,
+    refuse_empty_line_in_new_vocab,
+    refuse_empty_line_past_new_vocab_size,
+    refuse_empty_new_vocab,
+    refuse_empty_new_vocab_path,
+    refuse_empty_old_vocab,
+    refuse_missing_renamed_tensor,
+    refuse_missing_tensor,
+    refuse_missing_tensor_with_vocab,
+    refuse_new_vocab_size_too_large,
+    refuse_new_vocab_size_zero,
+    refuse_object_based_missing_variable,
+    refuse_old_vocab_size_minus_two,
+    refuse_old_vocab_size_too_large,
+    refuse_old_vocab_size_zero,
+    refuse_overlapping_vars_list,
+    refuse_partition_shape_mismatch,
+    refuse_same_var_twice,
+    refuse_shape_mismatch,
+    refuse_shape_mismatch_scalar,
+    refuse_unused_prev_var_name,
+    refuse_unused_vocab_info,
+    refuse_vars_to_warm_start_empty_list_with_vocab_info,
+    refuse_vocab_axis_two,
+    refuse_vocab_info_float64,
+    refuse_vocab_old_float64,
+    warm_start_bucketized_column,
+    warm_start_embedding_column,
+    warm_start_embedding_column_linear_model,
+    warm_start_explicit_checkpoint_file,
+    warm_start_from_object_based_checkpoint,
+    warm_start_list_of_regexes,
+    warm_start_list_of_strings,
+    warm_start_list_of_variables,
+    warm_start_more_settings,
+    warm_start_more_settings_no_partitioning,
+    warm_start_multiple_cols,
+    warm_start_sparse_column_hashed,
+    warm_start_sparse_column_integerized,
+    warm_start_sparse_column_vocabulary,
+    warm_start_sparse_column_vocabulary_constrained_vocab_sizes,
+    warm_start_two_vars_from_the_same_prev_var,
+    warm_start_var,
+    warm_start_var_both_vars_partitioned,
+    warm_start_var_current_var_partitioned,
+    warm_start_var_prev_var_partitioned,
+    warm_start_var_with_column_vocab,
+    warm_start_var_with_column_vocab_both_vars_partitioned,
+    warm_start_var_with_column_vocab_current_var_partitioned,
+    warm_start_var_with_column_vocab_prev_var_partitioned,
+    warm_start_var_with_vocab,
+    warm_start_var_with_vocab_both_vars_partitioned,
+    warm_start_var_with_vocab_constrained_old_vocab_size,
+    warm_start_var_with_vocab_current_var_partitioned,
+    warm_start_var_with_vocab_prev_var_partitioned,
+    warm_start_vars_to_warmstart_is_none,
+);
