@@ -696,3 +696,85 @@ pub fn variables_from_graph(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str, trainable: bool) -> TargetVariable {
+        TargetVariable { name: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
+    }
+
+    fn run(settings: &PlanSettings, vars: &[TargetVariable], old: &[&str], keys: Option<&HashMap<String, String>>) -> Result<Plan, PlanError> {
+        let old: Vec<TensorInfo> = old.iter().map(|n| TensorInfo::new(*n, DType::F32, vec![2])).collect();
+        let tensors: Vec<TensorInfo> = vars.iter().map(|v| TensorInfo::new(v.name.clone(), v.dtype, v.shape.clone())).collect();
+        plan(
+            settings,
+            &OldCheckpoint { display: "old", tensors: &old, object_graph_keys: keys },
+            &Target { variables: vars, tensors: &tensors },
+        )
+    }
+
+    fn copied(p: &Plan) -> Vec<&str> {
+        p.variables.iter().filter(|v| matches!(v.action, Action::Copy { .. })).map(|v| v.name.as_str()).collect()
+    }
+
+    fn with(vars: VarsToWarmStart) -> PlanSettings {
+        PlanSettings { vars_to_warm_start: vars, ..Default::default() }
+    }
+
+    #[test]
+    fn string_selects_trainable_by_re_match_on_tensor_names() {
+        let vars = [var("v", true), var("v1", true), var("v1/Momentum", false)];
+        let all = ["v", "v1", "v1/Momentum"];
+        assert_eq!(copied(&run(&with(VarsToWarmStart::default()), &vars, &all, None).unwrap()), ["v", "v1"]);
+        // `$` never matches: the name is `v:0`.
+        assert!(copied(&run(&with(VarsToWarmStart::Regex("v$".into())), &vars, &all, None).unwrap()).is_empty());
+        assert_eq!(copied(&run(&with(VarsToWarmStart::Regex("v:0".into())), &vars, &all, None).unwrap()), ["v"]);
+        let lookahead = VarsToWarmStart::Regex("(?!v1).*".into());
+        assert_eq!(copied(&run(&with(lookahead), &vars, &all, None).unwrap()), ["v"]);
+    }
+
+    #[test]
+    fn lists_select_global_variables_and_refuse_overlaps() {
+        let vars = [var("v1", true), var("v1/Momentum", false), var("v2", true), var("v2/Momentum", false)];
+        let all = ["v1", "v1/Momentum", "v2", "v2/Momentum"];
+        let list = VarsToWarmStart::List(vec!["v1".into(), "v2[^/]".into()]);
+        assert_eq!(copied(&run(&with(list), &vars, &all, None).unwrap()), ["v1", "v1/Momentum", "v2"]);
+        let overlap = VarsToWarmStart::List(vec!["v".into(), "v1".into()]);
+        let e = run(&with(overlap), &vars, &all, None).unwrap_err();
+        assert_eq!(e.to_string(), "At least two variables have the same name: v1");
+    }
+
+    #[test]
+    fn falsy_selection_warm_starts_nothing_but_still_uses_renames() {
+        let vars = [var("v", true)];
+        let mut s = with(VarsToWarmStart::Regex(String::new()));
+        s.var_name_to_prev_var_name.insert("v".into(), "old_v".into());
+        assert!(copied(&run(&s, &vars, &["old_v"], None).unwrap()).is_empty());
+        s.vars_to_warm_start = VarsToWarmStart::List(vec![]);
+        let e = run(&s, &vars, &["old_v"], None).unwrap_err();
+        assert!(matches!(e, PlanError::UnusedRenames { .. }), "{e}");
+        assert_eq!(e.variable(), "v");
+    }
+
+    #[test]
+    fn object_graph_renames_and_missing_values() {
+        let vars = [var("fruit_weights", true), var("extra", true)];
+        let mut keys = HashMap::new();
+        keys.insert("fruit_weights".to_string(), "v/.ATTRIBUTES/VARIABLE_VALUE".to_string());
+        let e = run(&with(VarsToWarmStart::default()), &vars, &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap_err();
+        assert!(e.to_string().ends_with("The following variables were missing: {'extra'}"), "{e}");
+        let p = run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
+        assert!(matches!(&p.variables[0].action, Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    }
+
+    #[test]
+    fn one_old_tensor_feeds_two_variables() {
+        let vars = [var("v1", true), var("v2", true)];
+        let mut s = with(VarsToWarmStart::List(vec!["v1".into(), "v2".into()]));
+        s.var_name_to_prev_var_name.insert("v2".into(), "v1".into());
+        let p = run(&s, &vars, &["v1"], None).unwrap();
+        assert_eq!(copied(&p), ["v1", "v2"]);
+    }
+}
