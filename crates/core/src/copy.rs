@@ -30,7 +30,8 @@ pub fn copy_tensor(
     let too_large = || Error::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
     let row_bytes = info.row_bytes().ok_or_else(too_large)?;
     let rows = info.rows();
-    let rows_per_block = if row_bytes == 0 { rows.max(1) } else { (block_bytes / row_bytes).max(1) };
+    // Rows of zero bytes (an inner dimension of 0) are all read at once.
+    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
     sink.begin_tensor(tensor)?;
     let mut start = 0;
     while start < rows {
