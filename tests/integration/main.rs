@@ -1,1 +1,7 @@
+//! The integration tests: one test binary that runs the built `warmstart` on fixture files, with a
+//! module per area.
 
+mod cli;
+#[cfg(feature = "safetensors")]
+mod safetensors;
+mod util;

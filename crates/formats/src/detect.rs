@@ -20,6 +20,9 @@ const LEVELDB_TABLE_MAGIC: [u8; 8] = [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 
 /// A LevelDB table footer's size: two block handles padded to 40 bytes, then the magic.
 const LEVELDB_FOOTER_LEN: u64 = 48;
 
+/// The largest header safetensors allows.
+const MAX_SAFETENSORS_HEADER_LEN: u64 = 100_000_000;
+
 /// The largest JSON file read to see whether it is a safetensors index.
 const MAX_INDEX_JSON_LEN: u64 = 64 << 20;
 
@@ -111,7 +114,9 @@ fn detect_file(path: &Path) -> Result<Option<Format>> {
     let got = read_up_to(&mut file, 0, &mut head).map_err(io)?;
     if got == head.len() {
         let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
-        if head[8] == b'{' && header_len >= 2 && header_len <= len - 8 {
+        // A header longer than the file is still reported as safetensors, so that the reader can
+        // say exactly what is wrong with it.
+        if head[8] == b'{' && (2..=MAX_SAFETENSORS_HEADER_LEN).contains(&header_len) {
             return Ok(Some(Format::Safetensors));
         }
     }
@@ -259,10 +264,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn safetensors_header_longer_than_file_is_not_detected() {
+    fn safetensors_with_a_header_longer_than_the_file_is_still_safetensors() {
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = safetensors_bytes();
         bytes[0] = 200;
+        let path = write(dir.path(), "m.safetensors", &bytes);
+        assert_eq!(detect(&path).unwrap(), Format::Safetensors);
+        bytes[..8].copy_from_slice(&(MAX_SAFETENSORS_HEADER_LEN + 1).to_le_bytes());
         let path = write(dir.path(), "m.safetensors", &bytes);
         assert!(detect(&path).is_err());
     }
