@@ -193,7 +193,8 @@ pub(crate) mod tests {
         out
     }
 
-    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    /// Writes `bytes` to `dir/name`.
+    pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         path

@@ -80,8 +80,7 @@ fn not_compiled_in(path: &Path, format: Format) -> warmstart_core::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::tests::{hdf5_bytes, leveldb_table_bytes};
-    use std::path::PathBuf;
+    use crate::detect::tests::{hdf5_bytes, leveldb_table_bytes, write};
 
     #[test]
     fn destination_from_the_name_or_to() {
@@ -105,12 +104,6 @@ mod tests {
             let err = destination_format(Path::new(path), None).unwrap_err().to_string();
             assert!(err.contains(path) && err.contains("--to"), "{err}");
         }
-    }
-
-    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
     }
 
     #[test]
