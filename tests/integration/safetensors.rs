@@ -86,7 +86,7 @@ fn the_reader_returns_the_bytes_python_wrote() {
 /// Converts `src` to `dst` with the binary, expecting success.
 fn convert(src: &Path, dst: &Path, extra: &[&str]) -> Run {
     let mut args: Vec<&std::ffi::OsStr> = vec!["convert".as_ref(), src.as_os_str(), dst.as_os_str()];
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     warmstart(args).expect_code(0)
 }
 

@@ -6,8 +6,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// A task's body: it gets the arguments after the task name.
+type Task = fn(&[String]) -> Result<(), String>;
+
 /// Every task: its name, what it does, and the function that does it.
-const TASKS: &[(&str, &str, fn(&[String]) -> Result<(), String>)] = &[
+const TASKS: &[(&str, &str, Task)] = &[
     ("test", "install the HDF5 C library if missing (as root, with apt-get), then run every test of every crate with all features", test),
     ("example", "run warmstart on the small example checkpoint committed under examples/", example),
 ];

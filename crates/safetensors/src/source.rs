@@ -205,10 +205,10 @@ impl CheckpointSource for SafetensorsSource {
         if rows.start > rows.end || rows.end > total_rows {
             return Err(out_of_range());
         }
-        // The header check made sure the whole tensor lies in the map, so these products fit.
+        // The header check made sure the whole tensor lies in the map; checked all the same.
         let row_bytes = info.row_bytes().ok_or_else(out_of_range)?;
-        let start = usize::try_from(rows.start * row_bytes).map_err(|_| out_of_range())?;
-        let end = usize::try_from(rows.end * row_bytes).map_err(|_| out_of_range())?;
+        let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
+        let (start, end) = (offset(rows.start)?, offset(rows.end)?);
         let bytes = &self.maps[location.map][location.bytes.clone()];
         bytes.get(start..end).map(Cow::Borrowed).ok_or_else(out_of_range)
     }
