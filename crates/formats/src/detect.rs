@@ -244,6 +244,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn checkpoints_written_by_tensorflow_are_tf() {
+        let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/warmstart/warm_start_var/old");
+        for path in [old.join("model-0"), old.join("model-0.index"), old.clone()] {
+            assert_eq!(detect(&path).unwrap(), Format::Tf, "{}", path.display());
+        }
+        // The data and graph files alone are not a checkpoint.
+        assert!(detect(&old.join("model-0.data-00000-of-00001")).is_err());
+        assert!(detect(&old.join("model-0.meta")).is_err());
+    }
+
+    #[test]
     fn a_prefix_whose_index_is_not_a_table_is_not_tf() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "model.ckpt.index", b"not a table");
