@@ -255,6 +255,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn files_written_by_h5py_are_hdf5() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/formats/hdf5");
+        for name in ["plain.h5", "userblock.h5"] {
+            assert_eq!(detect(&dir.join(name)).unwrap(), Format::Hdf5, "{name}");
+        }
+    }
+
+    #[test]
     fn a_prefix_whose_index_is_not_a_table_is_not_tf() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "model.ckpt.index", b"not a table");
