@@ -15,7 +15,7 @@ use crate::header;
 use crate::SafetensorsError;
 
 /// The index file name Hugging Face writes for a sharded checkpoint.
-pub const INDEX_FILE_NAME: &str = "model.safetensors.index.json";
+pub(crate) const INDEX_FILE_NAME: &str = "model.safetensors.index.json";
 
 /// A safetensors checkpoint opened for reading.
 #[derive(Debug)]
@@ -149,7 +149,7 @@ fn map_file(path: &Path) -> std::io::Result<Mmap> {
 
 /// The file to open in a folder: its `model.safetensors.index.json`, else its only
 /// `*.safetensors.index.json`, else its only `*.safetensors`.
-pub fn find_in_folder(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn find_in_folder(dir: &Path) -> Result<PathBuf> {
     let preferred = dir.join(INDEX_FILE_NAME);
     if preferred.is_file() {
         return Ok(preferred);
