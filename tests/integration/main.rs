@@ -1,4 +1,9 @@
-//! The integration tests, one module per area.
+//! The integration tests: one test binary that runs the built `warmstart` on fixture files, with a
+//! module per area.
 
 mod checkpoints;
+mod cli;
+#[cfg(feature = "safetensors")]
+mod safetensors;
+mod util;
 mod warmstart;

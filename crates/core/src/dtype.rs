@@ -40,6 +40,10 @@ pub enum DType {
     F8E4M3,
     /// 8-bit float with 8 exponent bits and no mantissa (safetensors `F8_E8M0`).
     F8E8M0,
+    /// 8-bit float, 4 exponent bits and 3 mantissa bits, no negative zero (safetensors `F8_E4M3FNUZ`).
+    F8E4M3Fnuz,
+    /// 8-bit float, 5 exponent bits and 2 mantissa bits, no negative zero (safetensors `F8_E5M2FNUZ`).
+    F8E5M2Fnuz,
     /// Complex number of two `F32`.
     C64,
     /// Complex number of two `F64`.
@@ -50,7 +54,7 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in a stable order.
-    pub const ALL: [DType; 19] = [
+    pub const ALL: [DType; 21] = [
         DType::Bool,
         DType::U8,
         DType::I8,
@@ -67,6 +71,8 @@ impl DType {
         DType::F8E5M2,
         DType::F8E4M3,
         DType::F8E8M0,
+        DType::F8E4M3Fnuz,
+        DType::F8E5M2Fnuz,
         DType::C64,
         DType::C128,
         DType::String,
@@ -91,6 +97,8 @@ impl DType {
             DType::F8E5M2 => "F8_E5M2",
             DType::F8E4M3 => "F8_E4M3",
             DType::F8E8M0 => "F8_E8M0",
+            DType::F8E4M3Fnuz => "F8_E4M3FNUZ",
+            DType::F8E5M2Fnuz => "F8_E5M2FNUZ",
             DType::C64 => "C64",
             DType::C128 => "C128",
             DType::String => "STRING",
@@ -101,7 +109,7 @@ impl DType {
     pub fn size(self) -> Option<usize> {
         Some(match self {
             DType::Bool | DType::U8 | DType::I8 => 1,
-            DType::F8E5M2 | DType::F8E4M3 | DType::F8E8M0 => 1,
+            DType::F8E5M2 | DType::F8E4M3 | DType::F8E8M0 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => 1,
             DType::U16 | DType::I16 | DType::F16 | DType::BF16 => 2,
             DType::U32 | DType::I32 | DType::F32 => 4,
             DType::U64 | DType::I64 | DType::F64 | DType::C64 => 8,

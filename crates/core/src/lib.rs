@@ -7,12 +7,14 @@
 //! see a file format, and the executor can stream a tensor row block by row block.
 #![deny(missing_docs)]
 
+pub mod copy;
 mod dtype;
 mod error;
 mod sink;
 mod source;
 mod tensor;
 
+pub use copy::copy_tensor;
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use sink::{CheckpointSink, SinkTensor};

@@ -1,0 +1,185 @@
+//! Streaming one tensor from a [`CheckpointSource`] into a [`CheckpointSink`] in row blocks, so that a
+//! tensor larger than memory never has to be held whole. Used by `convert` and by the executor.
+
+use crate::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor};
+
+/// The default size of one row block: a few MiB, large enough to amortise per-call costs, small
+/// enough to keep memory flat.
+pub const DEFAULT_BLOCK_BYTES: u64 = 4 << 20;
+
+/// Copies the source tensor `name` into `sink` as the declared `tensor`, reading at most about
+/// `block_bytes` at a time (always at least one whole row).
+///
+/// The source tensor must have the dtype of `tensor` and as many bytes as `tensor` holds (the sink
+/// checks the byte count). String tensors are copied whole with `write_strings`.
+pub fn copy_tensor(
+    src: &dyn CheckpointSource,
+    name: &str,
+    sink: &mut dyn CheckpointSink,
+    tensor: &SinkTensor,
+    block_bytes: u64,
+) -> Result<()> {
+    let info = src.require(name)?;
+    if info.dtype != tensor.info.dtype {
+        return Err(Error::WrongDType { path: src.path().to_path_buf(), name: name.to_string(), dtype: info.dtype });
+    }
+    if info.dtype == DType::String {
+        let values = src.read_strings(name)?;
+        return sink.write_strings(tensor, &values);
+    }
+    let too_large = || Error::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
+    let row_bytes = info.row_bytes().ok_or_else(too_large)?;
+    let rows = info.rows();
+    // Rows of zero bytes (an inner dimension of 0) are all read at once.
+    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
+    sink.begin_tensor(tensor)?;
+    let mut start = 0;
+    while start < rows {
+        let end = start.saturating_add(rows_per_block).min(rows);
+        let bytes = src.read_rows(name, start..end)?;
+        sink.write_data(&bytes)?;
+        start = end;
+    }
+    sink.end_tensor()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TensorInfo;
+    use std::any::Any;
+    use std::borrow::Cow;
+    use std::ops::Range;
+    use std::path::Path;
+
+    /// A source holding its tensors in memory, counting the reads it serves.
+    struct MemorySource {
+        tensors: Vec<TensorInfo>,
+        data: Vec<Vec<u8>>,
+        strings: Vec<Vec<u8>>,
+        reads: std::sync::Mutex<Vec<Range<u64>>>,
+    }
+
+    impl CheckpointSource for MemorySource {
+        fn format(&self) -> &'static str {
+            "memory"
+        }
+        fn path(&self) -> &Path {
+            Path::new("memory")
+        }
+        fn tensors(&self) -> &[TensorInfo] {
+            &self.tensors
+        }
+        fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+            let i = self.tensors.iter().position(|t| t.name == name).unwrap();
+            let row = self.tensors[i].row_bytes().unwrap() as usize;
+            self.reads.lock().unwrap().push(rows.clone());
+            Ok(Cow::Borrowed(&self.data[i][rows.start as usize * row..rows.end as usize * row]))
+        }
+        fn read_strings(&self, _name: &str) -> Result<Vec<Vec<u8>>> {
+            Ok(self.strings.clone())
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    /// A sink recording what it was given.
+    #[derive(Default)]
+    struct RecordingSink {
+        events: Vec<String>,
+        data: Vec<u8>,
+    }
+
+    impl CheckpointSink for RecordingSink {
+        fn path(&self) -> &Path {
+            Path::new("recording")
+        }
+        fn begin_tensor(&mut self, tensor: &SinkTensor) -> Result<()> {
+            self.events.push(format!("begin {}", tensor.info.name));
+            Ok(())
+        }
+        fn write_data(&mut self, bytes: &[u8]) -> Result<()> {
+            self.events.push(format!("data {}", bytes.len()));
+            self.data.extend_from_slice(bytes);
+            Ok(())
+        }
+        fn end_tensor(&mut self) -> Result<()> {
+            self.events.push("end".to_string());
+            Ok(())
+        }
+        fn write_strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> Result<()> {
+            self.events.push(format!("strings {} {}", tensor.info.name, values.len()));
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn source(info: TensorInfo) -> MemorySource {
+        let len = info.byte_len().unwrap_or(0) as usize;
+        MemorySource {
+            tensors: vec![info],
+            data: vec![(0..len).map(|i| i as u8).collect()],
+            strings: vec![b"a".to_vec(), b"bc".to_vec()],
+            reads: Default::default(),
+        }
+    }
+
+    #[test]
+    fn streams_in_row_blocks() {
+        let src = source(TensorInfo::new("w", DType::F32, vec![10, 2]));
+        let mut sink = RecordingSink::default();
+        let tensor = SinkTensor::whole(src.tensors[0].clone());
+        copy_tensor(&src, "w", &mut sink, &tensor, 24).unwrap();
+        assert_eq!(*src.reads.lock().unwrap(), vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(sink.events, ["begin w", "data 24", "data 24", "data 24", "data 8", "end"]);
+        assert_eq!(sink.data, src.data[0]);
+    }
+
+    #[test]
+    fn block_smaller_than_a_row_still_reads_whole_rows() {
+        let src = source(TensorInfo::new("w", DType::F64, vec![2, 3]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "w", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(*src.reads.lock().unwrap(), vec![0..1, 1..2]);
+        assert_eq!(sink.data, src.data[0]);
+    }
+
+    #[test]
+    fn scalar_and_empty_tensors() {
+        let src = source(TensorInfo::new("s", DType::I64, vec![]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "s", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(sink.events, ["begin s", "data 8", "end"]);
+
+        let src = source(TensorInfo::new("e", DType::F32, vec![0, 4]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "e", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(sink.events, ["begin e", "end"]);
+
+        let src = source(TensorInfo::new("z", DType::F32, vec![5, 0]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "z", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(sink.events, ["begin z", "data 0", "end"]);
+    }
+
+    #[test]
+    fn strings_are_copied_whole() {
+        let src = source(TensorInfo::new("vocab", DType::String, vec![2]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "vocab", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(sink.events, ["strings vocab 2"]);
+    }
+
+    #[test]
+    fn dtype_mismatch_and_missing_tensor_are_errors() {
+        let src = source(TensorInfo::new("w", DType::F32, vec![2]));
+        let mut sink = RecordingSink::default();
+        let other = SinkTensor::whole(TensorInfo::new("w", DType::F16, vec![4]));
+        assert!(matches!(copy_tensor(&src, "w", &mut sink, &other, 8), Err(Error::WrongDType { .. })));
+        assert!(matches!(copy_tensor(&src, "nope", &mut sink, &other, 8), Err(Error::TensorNotFound { .. })));
+        assert!(sink.events.is_empty());
+    }
+}

@@ -1,0 +1,151 @@
+//! [`convert`]: streams every tensor of a checkpoint into a new one of another (or the same) format.
+
+use std::path::Path;
+
+use warmstart_core::copy::{copy_tensor, DEFAULT_BLOCK_BYTES};
+use warmstart_core::{CheckpointSource, DType, Result, SinkTensor};
+
+use crate::{create_sink, Format, WriteOptions};
+
+/// What [`convert`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvertReport {
+    /// The tensors written.
+    pub tensors: usize,
+    /// The bytes of numeric tensor data written.
+    pub bytes: u64,
+    /// The tensors left out because the destination cannot store them.
+    pub skipped: Vec<SkippedTensor>,
+}
+
+/// A tensor [`convert`] left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedTensor {
+    /// The tensor.
+    pub name: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// Writes every tensor of `src` to `dst` in `format`, streaming each in row blocks of a few MiB.
+///
+/// String tensors are skipped (and listed in the report) when `format` cannot store them. Unless
+/// `opts.metadata` is set, the source's metadata is carried over. Nothing is left at `dst` on failure.
+pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &WriteOptions) -> Result<ConvertReport> {
+    let mut report = ConvertReport::default();
+    let mut tensors = Vec::with_capacity(src.tensors().len());
+    for info in src.tensors() {
+        if info.dtype == DType::String && !format.stores_strings() {
+            report.skipped.push(SkippedTensor {
+                name: info.name.clone(),
+                reason: format!("{format} cannot store string tensors"),
+            });
+        } else {
+            tensors.push(SinkTensor::whole(info.clone()));
+        }
+    }
+    let mut opts = opts.clone();
+    if opts.metadata.is_none() {
+        opts.metadata = src.metadata().cloned();
+    }
+    let mut sink = create_sink(dst, format, &tensors, &opts)?;
+    for tensor in &tensors {
+        copy_tensor(src, &tensor.info.name, sink.as_mut(), tensor, DEFAULT_BLOCK_BYTES)?;
+        report.tensors += 1;
+        report.bytes += tensor.byte_len().unwrap_or(0);
+    }
+    sink.finish()?;
+    Ok(report)
+}
+
+#[cfg(all(test, feature = "safetensors"))]
+mod tests {
+    use super::*;
+    use std::any::Any;
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+    use std::ops::Range;
+    use std::path::PathBuf;
+    use warmstart_core::{Error, TensorInfo};
+
+    /// A source with a numeric tensor of many rows, a string tensor and metadata.
+    struct MemorySource {
+        path: PathBuf,
+        tensors: Vec<TensorInfo>,
+        data: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    }
+
+    impl CheckpointSource for MemorySource {
+        fn format(&self) -> &'static str {
+            "memory"
+        }
+        fn path(&self) -> &Path {
+            &self.path
+        }
+        fn tensors(&self) -> &[TensorInfo] {
+            &self.tensors
+        }
+        fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+            if name != "big" {
+                return Err(Error::WrongDType { path: self.path.clone(), name: name.into(), dtype: DType::String });
+            }
+            Ok(Cow::Borrowed(&self.data[rows.start as usize * 4..rows.end as usize * 4]))
+        }
+        fn read_strings(&self, _name: &str) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![b"a".to_vec()])
+        }
+        fn metadata(&self) -> Option<&BTreeMap<String, String>> {
+            Some(&self.metadata)
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    fn source() -> MemorySource {
+        // 5 MiB of F32 rows of one element, so the copy takes two row blocks.
+        let rows = 5 << 18;
+        MemorySource {
+            path: "memory".into(),
+            tensors: vec![TensorInfo::new("big", DType::F32, vec![rows]), TensorInfo::new("vocab", DType::String, vec![1])],
+            data: (0..rows * 4).map(|i| (i % 251) as u8).collect(),
+            metadata: BTreeMap::from([("k".into(), "v".into())]),
+        }
+    }
+
+    #[test]
+    fn streams_tensors_skips_strings_and_keeps_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("o.safetensors");
+        let src = source();
+        let report = convert(&src, &dst, Format::Safetensors, &WriteOptions::default()).unwrap();
+        assert_eq!(report.tensors, 1);
+        assert_eq!(report.bytes, src.data.len() as u64);
+        assert_eq!(report.skipped, [SkippedTensor { name: "vocab".into(), reason: "safetensors cannot store string tensors".into() }]);
+        let out = crate::open(&dst).unwrap();
+        assert_eq!(&*out.read("big").unwrap(), &src.data[..]);
+        assert_eq!(out.metadata(), Some(&src.metadata));
+    }
+
+    #[test]
+    fn explicit_metadata_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("o.safetensors");
+        let metadata = BTreeMap::from([("mine".to_string(), "1".to_string())]);
+        let opts = WriteOptions { metadata: Some(metadata.clone()), ..Default::default() };
+        convert(&source(), &dst, Format::Safetensors, &opts).unwrap();
+        assert_eq!(crate::open(&dst).unwrap().metadata(), Some(&metadata));
+    }
+
+    #[test]
+    fn a_failed_conversion_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("o.safetensors");
+        let mut src = source();
+        src.tensors.push(TensorInfo::new("unreadable", DType::F32, vec![1]));
+        let err = convert(&src, &dst, Format::Safetensors, &WriteOptions::default());
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,312 @@
+//! Telling a checkpoint's format from its content: the safetensors header, a safetensors index's
+//! `weight_map`, the HDF5 superblock signature, the LevelDB table footer of a TF bundle's `.index`
+//! file, and folders holding one of these. File names are never trusted.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use warmstart_core::{Error, Result};
+
+use crate::{Format, FormatsError};
+
+/// The HDF5 superblock signature, found at offset 0, 512, 1024, 2048, ...
+const HDF5_SIGNATURE: [u8; 8] = *b"\x89HDF\r\n\x1a\n";
+
+/// The magic number ending every LevelDB table, which a TF bundle's `.index` file is.
+const LEVELDB_TABLE_MAGIC: [u8; 8] = [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 0xdb];
+
+/// A LevelDB table footer's size: two block handles padded to 40 bytes, then the magic.
+const LEVELDB_FOOTER_LEN: u64 = 48;
+
+/// The largest header safetensors allows.
+const MAX_SAFETENSORS_HEADER_LEN: u64 = 100_000_000;
+
+/// The largest JSON file read to see whether it is a safetensors index.
+const MAX_INDEX_JSON_LEN: u64 = 64 << 20;
+
+/// The format of the checkpoint at `path`: a file, a folder holding one checkpoint, or a TF bundle
+/// prefix (`path.index` exists).
+pub fn detect(path: &Path) -> Result<Format> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => detect_folder(path),
+        Ok(_) => match detect_file(path)? {
+            Some(format) => Ok(format),
+            None => detect_prefix(path)?.ok_or_else(|| FormatsError::Undetected { path: path.to_path_buf() }.into()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => detect_prefix(path)?.ok_or_else(|| Error::io(path, e)),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// `Some(Tf)` if `prefix.index` is a TF bundle index.
+fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
+    let mut index = prefix.as_os_str().to_owned();
+    index.push(".index");
+    let index = PathBuf::from(index);
+    if !index.is_file() {
+        return Ok(None);
+    }
+    Ok(detect_file(&index)?.filter(|&f| f == Format::Tf))
+}
+
+/// The one format of the checkpoints in a folder (not recursing).
+fn detect_folder(dir: &Path) -> Result<Format> {
+    let mut formats = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if !path.is_file() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "checkpoint") && is_tf_state_file(&path)? {
+            formats.insert(FormatOrder(Format::Tf));
+        } else if let Some(format) = detect_file(&path)? {
+            formats.insert(FormatOrder(format));
+        }
+    }
+    let formats: Vec<Format> = formats.into_iter().map(|f| f.0).collect();
+    match formats.as_slice() {
+        [] => Err(FormatsError::Undetected { path: dir.to_path_buf() }.into()),
+        [one] => Ok(*one),
+        _ => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+    }
+}
+
+/// Orders formats as [`Format::ALL`] lists them.
+#[derive(PartialEq, Eq)]
+struct FormatOrder(Format);
+
+impl Ord for FormatOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let pos = |f: Format| Format::ALL.iter().position(|&g| g == f);
+        pos(self.0).cmp(&pos(other.0))
+    }
+}
+
+impl PartialOrd for FormatOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Whether `path` is TF's `checkpoint` state file (text naming `model_checkpoint_path`).
+fn is_tf_state_file(path: &Path) -> Result<bool> {
+    let mut head = Vec::new();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    file.take(4096).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    Ok(String::from_utf8_lossy(&head).contains("model_checkpoint_path"))
+}
+
+/// The format of one file, or `None` if it is none of ours.
+fn detect_file(path: &Path) -> Result<Option<Format>> {
+    let io = |e| Error::io(path, e);
+    let mut file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+
+    if has_hdf5_signature(&mut file, len).map_err(io)? {
+        return Ok(Some(Format::Hdf5));
+    }
+    if len >= LEVELDB_FOOTER_LEN && read_at(&mut file, len - 8).map_err(io)? == Some(LEVELDB_TABLE_MAGIC) {
+        return Ok(Some(Format::Tf));
+    }
+    let mut head = [0u8; 9];
+    let got = read_up_to(&mut file, 0, &mut head).map_err(io)?;
+    if got == head.len() {
+        let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        // A header longer than the file is still reported as safetensors, so that the reader can
+        // say exactly what is wrong with it.
+        if head[8] == b'{' && (2..=MAX_SAFETENSORS_HEADER_LEN).contains(&header_len) {
+            return Ok(Some(Format::Safetensors));
+        }
+    }
+    let first = head[..got].iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') && len <= MAX_INDEX_JSON_LEN && is_safetensors_index(path)? {
+        return Ok(Some(Format::Safetensors));
+    }
+    Ok(None)
+}
+
+/// Whether the JSON file `path` is a safetensors index: an object with a `weight_map` object.
+fn is_safetensors_index(path: &Path) -> Result<bool> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| v.get("weight_map").is_some_and(|m| m.is_object())))
+}
+
+/// Whether the HDF5 signature is at offset 0, 512, 1024, 2048, ... of the file.
+fn has_hdf5_signature(file: &mut File, len: u64) -> std::io::Result<bool> {
+    let mut offset = 0u64;
+    while offset.saturating_add(8) <= len {
+        if read_at(file, offset)? == Some(HDF5_SIGNATURE) {
+            return Ok(true);
+        }
+        offset = if offset == 0 { 512 } else { offset.saturating_mul(2) };
+    }
+    Ok(false)
+}
+
+/// The 8 bytes at `offset`, or `None` if the file ends first.
+fn read_at(file: &mut File, offset: u64) -> std::io::Result<Option<[u8; 8]>> {
+    let mut buf = [0u8; 8];
+    Ok((read_up_to(file, offset, &mut buf)? == 8).then_some(buf))
+}
+
+/// Reads as much of `buf` as the file has from `offset`, returning how much that was.
+fn read_up_to(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal valid safetensors file with one U8 tensor of one byte.
+    pub(crate) fn safetensors_bytes() -> Vec<u8> {
+        let header = br#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}  "#;
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header);
+        out.push(7);
+        out
+    }
+
+    /// Bytes ending like a LevelDB table (what a TF bundle's `.index` file is).
+    pub(crate) fn leveldb_table_bytes() -> Vec<u8> {
+        let mut out = vec![0u8; 100];
+        out.extend_from_slice(&LEVELDB_TABLE_MAGIC);
+        out
+    }
+
+    /// Bytes with the HDF5 signature at `offset`.
+    pub(crate) fn hdf5_bytes(offset: usize) -> Vec<u8> {
+        let mut out = vec![0u8; offset + 64];
+        out[offset..offset + 8].copy_from_slice(&HDF5_SIGNATURE);
+        out
+    }
+
+    /// Writes `bytes` to `dir/name`.
+    pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn safetensors_file_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "weights.bin", &safetensors_bytes());
+        assert_eq!(detect(&path).unwrap(), Format::Safetensors);
+    }
+
+    #[test]
+    fn safetensors_index_and_sharded_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = write(dir.path(), "model.safetensors.index.json", br#" {"metadata":{},"weight_map":{"w":"a.safetensors"}}"#);
+        write(dir.path(), "config.json", br#"{"hidden": 4}"#);
+        assert_eq!(detect(&index).unwrap(), Format::Safetensors);
+        assert_eq!(detect(dir.path()).unwrap(), Format::Safetensors);
+        let other = write(dir.path(), "other.json", br#"{"weights":{}}"#);
+        assert!(matches!(detect(&other), Err(Error::Format(_))));
+    }
+
+    #[test]
+    fn hdf5_signature_at_0_and_at_powers_of_two_times_512() {
+        let dir = tempfile::tempdir().unwrap();
+        for offset in [0, 512, 1024, 2048, 4096] {
+            let path = write(dir.path(), "w.bin", &hdf5_bytes(offset));
+            assert_eq!(detect(&path).unwrap(), Format::Hdf5, "offset {offset}");
+        }
+        let path = write(dir.path(), "w.bin", &hdf5_bytes(100));
+        assert!(detect(&path).is_err());
+    }
+
+    #[test]
+    fn tf_index_file_prefix_and_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = write(dir.path(), "model.ckpt-10.index", &leveldb_table_bytes());
+        write(dir.path(), "model.ckpt-10.data-00000-of-00001", &[0; 16]);
+        assert_eq!(detect(&index).unwrap(), Format::Tf);
+        assert_eq!(detect(&dir.path().join("model.ckpt-10")).unwrap(), Format::Tf);
+        assert_eq!(detect(dir.path()).unwrap(), Format::Tf);
+
+        let state_only = tempfile::tempdir().unwrap();
+        write(state_only.path(), "checkpoint", b"model_checkpoint_path: \"model.ckpt-10\"\n");
+        assert_eq!(detect(state_only.path()).unwrap(), Format::Tf);
+    }
+
+    #[test]
+    fn checkpoints_written_by_tensorflow_are_tf() {
+        let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/warmstart/warm_start_var/old");
+        for path in [old.join("model-0"), old.join("model-0.index"), old.clone()] {
+            assert_eq!(detect(&path).unwrap(), Format::Tf, "{}", path.display());
+        }
+        // The data and graph files alone are not a checkpoint.
+        assert!(detect(&old.join("model-0.data-00000-of-00001")).is_err());
+        assert!(detect(&old.join("model-0.meta")).is_err());
+    }
+
+    #[test]
+    fn files_written_by_h5py_are_hdf5() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/formats/hdf5");
+        for name in ["plain.h5", "userblock.h5"] {
+            assert_eq!(detect(&dir.join(name)).unwrap(), Format::Hdf5, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_whose_index_is_not_a_table_is_not_tf() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "model.ckpt.index", b"not a table");
+        let err = detect(&dir.path().join("model.ckpt")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn undetected_files_and_folders_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [&b""[..], b"hello world", &[0xff; 9]] {
+            let path = write(dir.path(), "x.safetensors", bytes);
+            let err = detect(&path).unwrap_err().to_string();
+            assert!(err.contains("x.safetensors") && err.contains("not a checkpoint"), "{err}");
+        }
+        std::fs::remove_file(dir.path().join("x.safetensors")).unwrap();
+        write(dir.path(), "notes.txt", b"nothing");
+        assert!(detect(dir.path()).unwrap_err().to_string().contains("not a checkpoint"));
+    }
+
+    #[test]
+    fn safetensors_with_a_header_longer_than_the_file_is_still_safetensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = safetensors_bytes();
+        bytes[0] = 200;
+        let path = write(dir.path(), "m.safetensors", &bytes);
+        assert_eq!(detect(&path).unwrap(), Format::Safetensors);
+        bytes[..8].copy_from_slice(&(MAX_SAFETENSORS_HEADER_LEN + 1).to_le_bytes());
+        let path = write(dir.path(), "m.safetensors", &bytes);
+        assert!(detect(&path).is_err());
+    }
+
+    #[test]
+    fn folder_of_several_formats_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.safetensors", &safetensors_bytes());
+        write(dir.path(), "b.h5", &hdf5_bytes(0));
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("several formats (safetensors, hdf5)"), "{err}");
+    }
+
+    #[test]
+    fn missing_path_is_an_io_error() {
+        let err = detect(Path::new("/nonexistent/model")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+    }
+}

@@ -1,0 +1,146 @@
+//! Opening a checkpoint and starting a writer through the crate of its format, when that crate is
+//! compiled in, and choosing a destination's format from `--to` or its name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use warmstart_core::{CheckpointSink, CheckpointSource, Result, SinkTensor};
+
+use crate::{detect, Format, FormatsError};
+
+/// Opens the checkpoint at `path`, whatever its format (told from its content).
+pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
+    let format = detect(path)?;
+    match format {
+        #[cfg(feature = "safetensors")]
+        Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
+        _ => Err(not_compiled_in(path, format)),
+    }
+}
+
+/// How to write a checkpoint, beyond its tensors.
+#[derive(Clone, Default)]
+pub struct WriteOptions {
+    /// For formats that shard their data (TF bundles): how many data files. `None` for the default.
+    pub shards: Option<usize>,
+    /// For formats whose layout comes from an existing file (Keras HDF5): the checkpoint to copy it from.
+    pub template: Option<Arc<dyn CheckpointSource>>,
+    /// Free-form string metadata (safetensors `__metadata__`).
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Starts writing `tensors` to `path` in `format`.
+pub fn create_sink(
+    path: &Path,
+    format: Format,
+    tensors: &[SinkTensor],
+    opts: &WriteOptions,
+) -> Result<Box<dyn CheckpointSink>> {
+    match format {
+        #[cfg(feature = "safetensors")]
+        Format::Safetensors => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?;
+            Ok(Box::new(sink))
+        }
+        _ => {
+            let _ = (tensors, opts);
+            Err(not_compiled_in(path, format))
+        }
+    }
+}
+
+/// The format to write `path` in: `explicit` (`--to`) if given, else told from the name: `.safetensors`
+/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; a name containing `.ckpt`, ending in
+/// `/`, or an existing folder is a TF bundle prefix.
+pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Format> {
+    if let Some(format) = explicit {
+        return Ok(format);
+    }
+    let text = path.to_string_lossy();
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if name.ends_with(".safetensors") {
+        Ok(Format::Safetensors)
+    } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
+        Ok(Format::Hdf5)
+    } else if name.contains(".ckpt") || text.ends_with('/') || path.is_dir() {
+        Ok(Format::Tf)
+    } else {
+        Err(FormatsError::NoDestinationFormat { path: path.to_path_buf() }.into())
+    }
+}
+
+fn not_compiled_in(path: &Path, format: Format) -> warmstart_core::Error {
+    FormatsError::NotCompiledIn { path: path.to_path_buf(), format }.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::{hdf5_bytes, leveldb_table_bytes, write};
+
+    #[test]
+    fn destination_from_the_name_or_to() {
+        let cases = [
+            ("out/model.safetensors", Format::Safetensors),
+            ("model.SAFETENSORS", Format::Safetensors),
+            ("model.weights.h5", Format::Hdf5),
+            ("model.h5", Format::Hdf5),
+            ("model.hdf5", Format::Hdf5),
+            ("run/model.ckpt", Format::Tf),
+            ("run/model.ckpt-100", Format::Tf),
+            ("run/out/", Format::Tf),
+        ];
+        for (path, format) in cases {
+            assert_eq!(destination_format(Path::new(path), None).unwrap(), format, "{path}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(destination_format(dir.path(), None).unwrap(), Format::Tf);
+        assert_eq!(destination_format(Path::new("x.safetensors"), Some(Format::Hdf5)).unwrap(), Format::Hdf5);
+        for path in ["model.keras", "model.bin", "model"] {
+            let err = destination_format(Path::new(path), None).unwrap_err().to_string();
+            assert!(err.contains(path) && err.contains("--to"), "{err}");
+        }
+    }
+
+    #[test]
+    fn formats_detected_but_not_compiled_in_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let h5 = write(dir.path(), "m.weights.h5", &hdf5_bytes(0));
+        let err = open(&h5).err().unwrap().to_string();
+        assert!(err.contains("m.weights.h5") && err.contains("this build has no hdf5 support"), "{err}");
+        write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
+        let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
+        assert!(err.contains("this build has no tf support"), "{err}");
+        for format in [Format::Tf, Format::Hdf5] {
+            let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
+            assert!(err.to_string().contains(&format!("this build has no {format} support")));
+        }
+    }
+
+    #[cfg(feature = "safetensors")]
+    #[test]
+    fn safetensors_open_and_create() {
+        use warmstart_core::{DType, TensorInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.safetensors", &crate::detect::tests::safetensors_bytes());
+        let src = open(&path).unwrap();
+        assert_eq!(src.format(), Format::Safetensors.name());
+        assert_eq!(&*src.read("w").unwrap(), &[7]);
+
+        let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
+        let out = dir.path().join("o.safetensors");
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let err = create_sink(&out, Format::Safetensors, &tensors, &opts).err().unwrap();
+        assert!(err.to_string().contains("2 shards"), "{err}");
+        let mut sink = create_sink(&out, Format::Safetensors, &tensors, &WriteOptions::default()).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[9]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        assert_eq!(&*open(&out).unwrap().read("w").unwrap(), &[9]);
+    }
+}

@@ -1,0 +1,61 @@
+//! [`FormatsError`]: what can go wrong choosing a format, each naming the path.
+
+use std::path::PathBuf;
+
+use crate::Format;
+
+/// A checkpoint whose format cannot be told or handled, or a destination whose format cannot be chosen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatsError {
+    /// `--to` or a format name that is not one of ours.
+    #[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5)")]
+    UnknownFormat {
+        /// The name given.
+        name: String,
+    },
+    /// The content matches no format warmstart knows.
+    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, or HDF5 signature)", path.display())]
+    Undetected {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A folder holding checkpoints of several formats.
+    #[error("{}: the folder holds checkpoints of several formats ({}); name one file", path.display(), formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
+    AmbiguousFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The formats found.
+        formats: Vec<Format>,
+    },
+    /// A format this build was compiled without.
+    #[error("{}: this is a {format} checkpoint, but this build has no {format} support (build with --features {format})", path.display())]
+    NotCompiledIn {
+        /// The checkpoint or destination.
+        path: PathBuf,
+        /// Its format.
+        format: Format,
+    },
+    /// The destination's format cannot be told from its name.
+    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5", path.display())]
+    NoDestinationFormat {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// Sharded output asked of a format written as one file.
+    #[error("{}: {format} output is written as one file; {shards} shards were asked for", path.display())]
+    ShardsUnsupported {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
+        /// The shards asked for.
+        shards: usize,
+    },
+}
+
+impl From<FormatsError> for warmstart_core::Error {
+    fn from(e: FormatsError) -> Self {
+        warmstart_core::Error::format(e)
+    }
+}

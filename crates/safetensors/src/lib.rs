@@ -1,0 +1,27 @@
+//! safetensors checkpoints for warmstart: [`SafetensorsSource`] reads a single `.safetensors` file, a
+//! sharded Hugging Face checkpoint (`model.safetensors.index.json` naming its shard files), or a folder
+//! holding either; [`SafetensorsSink`] writes a single file.
+//!
+//! The format: an 8-byte little-endian header length `N`, then `N` bytes of UTF-8 JSON mapping each
+//! tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}` (plus an optional
+//! `"__metadata__"` string-to-string map), then the data buffer. Offsets are relative to the buffer,
+//! tensors are row-major little-endian, and they tile the buffer exactly: no gaps, no overlaps, no
+//! trailing bytes. Because of that, reading is a memory map plus a header check, and every row range
+//! of every tensor is a borrowed slice of the map.
+//!
+//! Every header is checked here before use, with one [`SafetensorsError`] variant per way it can be
+//! wrong (each naming the file and the tensor), and then once more by the official `safetensors` crate.
+#![deny(missing_docs)]
+
+mod dtype;
+mod error;
+mod header;
+mod sink;
+mod source;
+
+pub use error::SafetensorsError;
+pub use sink::SafetensorsSink;
+pub use source::SafetensorsSource;
+
+/// The format's short name, as [`warmstart_core::CheckpointSource::format`] returns it.
+pub const FORMAT_NAME: &str = "safetensors";

@@ -1,0 +1,401 @@
+//! [`SafetensorsSink`]: writes one safetensors file. The header is built from the declared tensors
+//! before any data arrives, the data is streamed into place, and the file is written under a temporary
+//! name beside the destination and renamed only when complete.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+use warmstart_core::{CheckpointSink, Error, Result, SinkTensor};
+
+use crate::header::{LEN_PREFIX, MAX_HEADER_LEN};
+use crate::{dtype, SafetensorsError, FORMAT_NAME};
+
+/// A safetensors file being written.
+///
+/// Tensors are laid out as the official writer lays them out (by decreasing alignment, then by name),
+/// so a file converted from one the official writer made keeps its order; they may be written in any
+/// order.
+pub struct SafetensorsSink {
+    path: PathBuf,
+    writer: BufWriter<NamedTempFile>,
+    declared: Vec<(SinkTensor, u64)>,
+    by_name: HashMap<String, usize>,
+    written: Vec<bool>,
+    open: Option<OpenTensor>,
+}
+
+/// The tensor being written: its declared index, its size and the bytes still due.
+struct OpenTensor {
+    index: usize,
+    len: u64,
+    remaining: u64,
+}
+
+impl SafetensorsSink {
+    /// Starts writing `tensors` (and `metadata` as `__metadata__`) to `path`.
+    ///
+    /// Fails with [`Error::Unsupported`] for tensors safetensors cannot store (strings, complex128,
+    /// slices of partitioned tensors).
+    pub fn create(
+        path: impl AsRef<Path>,
+        tensors: &[SinkTensor],
+        metadata: Option<BTreeMap<String, String>>,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let unsupported = |t: &SinkTensor, reason: &str| Error::Unsupported {
+            path: path.clone(),
+            format: FORMAT_NAME,
+            name: t.info.name.clone(),
+            reason: reason.to_string(),
+        };
+        let mut layout = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let Some(st_dtype) = dtype::from_core(t.info.dtype) else {
+                return Err(unsupported(t, &format!("it has no {} type", t.info.dtype)));
+            };
+            if t.slice.as_ref().is_some_and(|s| !s.is_full(&t.info.shape)) {
+                return Err(unsupported(t, "it is a slice of a partitioned tensor"));
+            }
+            let too_large = || Error::TooLarge { path: path.clone(), name: t.info.name.clone() };
+            let len = t.byte_len().ok_or_else(too_large)?;
+            let shape = t.info.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>();
+            let shape = shape.map_err(|_| too_large())?;
+            layout.push((st_dtype, shape, len, t));
+        }
+        layout.sort_by(|a, b| (Reverse(a.0), &a.3.info.name).cmp(&(Reverse(b.0), &b.3.info.name)));
+
+        let mut declared = Vec::with_capacity(layout.len());
+        let mut by_name = HashMap::with_capacity(layout.len());
+        let mut header_entries = Vec::with_capacity(layout.len());
+        let mut offset = 0u64;
+        for (st_dtype, shape, len, t) in layout {
+            let name = t.info.name.clone();
+            if by_name.insert(name.clone(), declared.len()).is_some() {
+                return Err(SafetensorsError::SinkDuplicateTensor { path, tensor: name }.into());
+            }
+            let too_large = || Error::TooLarge { path: path.clone(), name: name.clone() };
+            let end = offset.checked_add(len).ok_or_else(too_large)?;
+            let offsets = (usize::try_from(offset).map_err(|_| too_large())?, usize::try_from(end).map_err(|_| too_large())?);
+            header_entries.push((name.clone(), safetensors::tensor::TensorInfo { dtype: st_dtype, shape, data_offsets: offsets }));
+            declared.push((t.clone(), offset));
+            offset = end;
+        }
+        let header = build_header(&path, header_entries, metadata)?;
+        let data_start = (LEN_PREFIX + header.len()) as u64;
+        let total = data_start.checked_add(offset).ok_or_else(|| Error::TooLarge { path: path.clone(), name: String::new() })?;
+        let io = |e| Error::io(&path, e);
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = tempfile::Builder::new().prefix(&format!(".{file_name}.")).suffix(".tmp").tempfile_in(dir).map_err(io)?;
+        temp.as_file().set_len(total).map_err(io)?;
+        let mut writer = BufWriter::with_capacity(1 << 20, temp);
+        writer.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
+        writer.write_all(&header).map_err(io)?;
+        for (_, offset) in &mut declared {
+            *offset += data_start;
+        }
+        let written = vec![false; declared.len()];
+        Ok(SafetensorsSink { path, writer, declared, by_name, written, open: None })
+    }
+
+    fn io(&self, e: std::io::Error) -> Error {
+        Error::io(&self.path, e)
+    }
+}
+
+/// The header JSON, as the safetensors library serialises it, padded with spaces to a multiple of 8.
+fn build_header(
+    path: &Path,
+    entries: Vec<(String, safetensors::tensor::TensorInfo)>,
+    metadata: Option<BTreeMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let header_err = |source| SafetensorsError::SinkHeader { path: path.to_path_buf(), source };
+    let metadata = safetensors::tensor::Metadata::new(metadata.map(|m| m.into_iter().collect()), entries)
+        .map_err(header_err)?;
+    let mut header = serde_json::to_vec(&metadata).map_err(|e| header_err(e.into()))?;
+    header.resize(header.len().next_multiple_of(LEN_PREFIX), b' ');
+    if header.len() as u64 > MAX_HEADER_LEN {
+        return Err(SafetensorsError::HeaderTooLarge {
+            path: path.to_path_buf(),
+            header_len: header.len() as u64,
+            max: MAX_HEADER_LEN,
+        }
+        .into());
+    }
+    Ok(header)
+}
+
+impl CheckpointSink for SafetensorsSink {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_tensor(&mut self, tensor: &SinkTensor) -> Result<()> {
+        if let Some(open) = &self.open {
+            let tensor = self.declared[open.index].0.info.name.clone();
+            return Err(SafetensorsError::SinkTensorOpen { path: self.path.clone(), tensor }.into());
+        }
+        let name = &tensor.info.name;
+        let index = match self.by_name.get(name) {
+            Some(&i) if self.declared[i].0.info == tensor.info => i,
+            _ => {
+                return Err(SafetensorsError::SinkUndeclaredTensor { path: self.path.clone(), tensor: name.clone() }.into())
+            }
+        };
+        if self.written[index] {
+            return Err(SafetensorsError::SinkTensorRepeated { path: self.path.clone(), tensor: name.clone() }.into());
+        }
+        let offset = self.declared[index].1;
+        self.writer.seek(SeekFrom::Start(offset)).map_err(|e| self.io(e))?;
+        let len = self.declared[index].0.byte_len().unwrap_or(0);
+        self.open = Some(OpenTensor { index, len, remaining: len });
+        Ok(())
+    }
+
+    fn write_data(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(open) = &mut self.open else {
+            return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
+        };
+        let given = bytes.len() as u64;
+        if given > open.remaining {
+            return Err(Error::SizeMismatch {
+                path: self.path.clone(),
+                name: self.declared[open.index].0.info.name.clone(),
+                given: open.len - open.remaining + given,
+                expected: open.len,
+            });
+        }
+        open.remaining -= given;
+        self.writer.write_all(bytes).map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn end_tensor(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else {
+            return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
+        };
+        if open.remaining != 0 {
+            return Err(Error::SizeMismatch {
+                path: self.path.clone(),
+                name: self.declared[open.index].0.info.name.clone(),
+                given: open.len - open.remaining,
+                expected: open.len,
+            });
+        }
+        self.written[open.index] = true;
+        Ok(())
+    }
+
+    fn write_strings(&mut self, tensor: &SinkTensor, _values: &[Vec<u8>]) -> Result<()> {
+        Err(Error::Unsupported {
+            path: self.path.clone(),
+            format: FORMAT_NAME,
+            name: tensor.info.name.clone(),
+            reason: "safetensors has no string type".to_string(),
+        })
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let path = self.path.clone();
+        if let Some(open) = &self.open {
+            let tensor = self.declared[open.index].0.info.name.clone();
+            return Err(SafetensorsError::SinkTensorOpen { path, tensor }.into());
+        }
+        if let Some(i) = self.written.iter().position(|w| !w) {
+            let tensor = self.declared[i].0.info.name.clone();
+            return Err(SafetensorsError::SinkTensorMissing { path, tensor }.into());
+        }
+        let temp = self.writer.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        temp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(&path, e))?;
+        }
+        temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SafetensorsSource;
+    use warmstart_core::{CheckpointSource, DType, Slice, TensorInfo};
+
+    fn t(name: &str, dtype: DType, shape: &[u64]) -> SinkTensor {
+        SinkTensor::whole(TensorInfo::new(name, dtype, shape.to_vec()))
+    }
+
+    fn format_err(err: Error) -> SafetensorsError {
+        match err {
+            Error::Format(e) => *e.downcast::<SafetensorsError>().unwrap(),
+            other => panic!("not a format error: {other}"),
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writes_a_file_the_reader_and_the_library_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.safetensors");
+        let tensors = [t("w", DType::U8, &[2, 3]), t("b", DType::F32, &[2]), t("s", DType::BF16, &[]), t("e", DType::F64, &[0, 2])];
+        let metadata = BTreeMap::from([("format".to_string(), "np".to_string())]);
+        let mut sink: Box<dyn CheckpointSink> = Box::new(SafetensorsSink::create(&path, &tensors, Some(metadata.clone())).unwrap());
+        // Any order, data in pieces.
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[1, 2]).unwrap();
+        sink.write_data(&[3, 4, 5, 6]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.begin_tensor(&tensors[3]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.begin_tensor(&tensors[2]).unwrap();
+        sink.write_data(&[7, 8]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.begin_tensor(&tensors[1]).unwrap();
+        sink.write_data(&[9; 8]).unwrap();
+        sink.end_tensor().unwrap();
+        assert_eq!(entries(dir.path()).len(), 1);
+        assert!(!path.exists());
+        sink.finish().unwrap();
+        assert_eq!(entries(dir.path()), ["out.safetensors"]);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let lib = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(lib.tensor("w").unwrap().data(), &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(lib.tensor("s").unwrap().dtype(), safetensors::Dtype::BF16);
+        // The official writer's layout: decreasing alignment, then name.
+        assert_eq!(safetensors::SafeTensors::read_metadata(&bytes).unwrap().1.offset_keys(), ["e", "b", "s", "w"]);
+        let src = SafetensorsSource::open(&path).unwrap();
+        assert_eq!(&*src.read("b").unwrap(), &[9; 8]);
+        assert_eq!(src.tensor("w").unwrap(), &tensors[0].info);
+        assert_eq!(src.metadata(), Some(&metadata));
+    }
+
+    #[test]
+    fn strings_complex128_and_partial_slices_are_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.safetensors");
+        for tensor in [t("vocab", DType::String, &[2]), t("z", DType::C128, &[1])] {
+            let err = SafetensorsSink::create(&path, &[tensor], None).err().unwrap();
+            assert!(matches!(err, Error::Unsupported { format: "safetensors", .. }), "{err}");
+        }
+        let mut part = t("p", DType::F32, &[4]);
+        part.slice = Some(Slice { start: vec![2], len: vec![2] });
+        assert!(matches!(SafetensorsSink::create(&path, &[part], None), Err(Error::Unsupported { .. })));
+        let mut sink = SafetensorsSink::create(&path, &[], None).unwrap();
+        assert!(matches!(sink.write_strings(&t("vocab", DType::String, &[1]), &[]), Err(Error::Unsupported { .. })));
+        assert_eq!(entries(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn sink_duplicate_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = [t("w", DType::U8, &[1]), t("w", DType::U8, &[1])];
+        let err = format_err(SafetensorsSink::create(dir.path().join("o.safetensors"), &tensors, None).err().unwrap());
+        assert!(matches!(err, SafetensorsError::SinkDuplicateTensor { .. }));
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    /// A sink declared with `w` (U8, 2 bytes) and `v` (U8, 1 byte), in `dir`.
+    fn two_tensor_sink(dir: &Path) -> (SafetensorsSink, [SinkTensor; 2]) {
+        let tensors = [t("w", DType::U8, &[2]), t("v", DType::U8, &[1])];
+        (SafetensorsSink::create(dir.join("o.safetensors"), &tensors, None).unwrap(), tensors)
+    }
+
+    #[test]
+    fn sink_undeclared_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, _) = two_tensor_sink(dir.path());
+        let err = format_err(sink.begin_tensor(&t("x", DType::U8, &[2])).unwrap_err());
+        assert!(matches!(err, SafetensorsError::SinkUndeclaredTensor { .. }));
+        let err = format_err(sink.begin_tensor(&t("w", DType::I8, &[2])).unwrap_err());
+        assert!(matches!(&err, SafetensorsError::SinkUndeclaredTensor { tensor, .. } if tensor == "w"));
+    }
+
+    #[test]
+    fn sink_tensor_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, tensors) = two_tensor_sink(dir.path());
+        sink.begin_tensor(&tensors[1]).unwrap();
+        sink.write_data(&[1]).unwrap();
+        sink.end_tensor().unwrap();
+        let err = format_err(sink.begin_tensor(&tensors[1]).unwrap_err());
+        assert!(matches!(&err, SafetensorsError::SinkTensorRepeated { tensor, .. } if tensor == "v"));
+    }
+
+    #[test]
+    fn sink_no_tensor_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, _) = two_tensor_sink(dir.path());
+        assert!(matches!(format_err(sink.write_data(&[1]).unwrap_err()), SafetensorsError::SinkNoTensorOpen { .. }));
+        assert!(matches!(format_err(sink.end_tensor().unwrap_err()), SafetensorsError::SinkNoTensorOpen { .. }));
+    }
+
+    #[test]
+    fn sink_tensor_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, tensors) = two_tensor_sink(dir.path());
+        sink.begin_tensor(&tensors[0]).unwrap();
+        let err = format_err(sink.begin_tensor(&tensors[1]).unwrap_err());
+        assert!(matches!(&err, SafetensorsError::SinkTensorOpen { tensor, .. } if tensor == "w"));
+        let err = format_err(Box::new(sink).finish().unwrap_err());
+        assert!(matches!(err, SafetensorsError::SinkTensorOpen { .. }));
+        assert!(entries(dir.path()).is_empty(), "the temporary file is removed");
+    }
+
+    #[test]
+    fn sink_tensor_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, tensors) = two_tensor_sink(dir.path());
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[1, 2]).unwrap();
+        sink.end_tensor().unwrap();
+        let err = format_err(Box::new(sink).finish().unwrap_err());
+        assert!(matches!(&err, SafetensorsError::SinkTensorMissing { tensor, .. } if tensor == "v"));
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn too_many_or_too_few_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sink, tensors) = two_tensor_sink(dir.path());
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[1]).unwrap();
+        assert!(matches!(sink.write_data(&[2, 3]), Err(Error::SizeMismatch { given: 3, expected: 2, .. })));
+        assert!(matches!(sink.end_tensor(), Err(Error::SizeMismatch { given: 1, expected: 2, .. })));
+    }
+
+    #[test]
+    fn sink_header_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = BTreeMap::from([("big".to_string(), "x".repeat(MAX_HEADER_LEN as usize))]);
+        let err = format_err(SafetensorsSink::create(dir.path().join("o.safetensors"), &[], Some(metadata)).err().unwrap());
+        assert!(matches!(err, SafetensorsError::HeaderTooLarge { .. }));
+    }
+
+    #[test]
+    fn dropping_an_unfinished_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, _) = two_tensor_sink(dir.path());
+        assert_eq!(entries(dir.path()).len(), 1);
+        drop(sink);
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn missing_destination_folder_is_an_io_error() {
+        let err = SafetensorsSink::create("/nonexistent/dir/o.safetensors", &[], None).err().unwrap();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+}
