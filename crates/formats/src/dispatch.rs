@@ -15,6 +15,8 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
+        #[cfg(feature = "tf")]
+        Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path).map_err(warmstart_core::Error::format)?)),
         _ => Err(not_compiled_in(path, format)),
     }
 }
@@ -44,6 +46,12 @@ pub fn create_sink(
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
             let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?;
+            Ok(Box::new(sink))
+        }
+        #[cfg(feature = "tf")]
+        Format::Tf => {
+            let sink = warmstart_tf::TfSink::create(path, tensors, opts.shards.unwrap_or(1))
+                .map_err(warmstart_core::Error::format)?;
             Ok(Box::new(sink))
         }
         _ => {

@@ -38,8 +38,9 @@ impl Format {
     pub fn compiled_in(self) -> bool {
         match self {
             Format::Safetensors => cfg!(feature = "safetensors"),
-            // The tf and hdf5 crates add their features here when they land.
-            Format::Tf | Format::Hdf5 => false,
+            Format::Tf => cfg!(feature = "tf"),
+            // The hdf5 crate adds its feature here when it lands.
+            Format::Hdf5 => false,
         }
     }
 }
@@ -79,7 +80,7 @@ mod tests {
     #[test]
     fn only_safetensors_is_compiled_in_for_now() {
         assert_eq!(Format::Safetensors.compiled_in(), cfg!(feature = "safetensors"));
-        assert!(!Format::Tf.compiled_in());
+        assert_eq!(Format::Tf.compiled_in(), cfg!(feature = "tf"));
         assert!(!Format::Hdf5.compiled_in());
     }
 }
