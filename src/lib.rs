@@ -14,6 +14,7 @@ use warmstart_planner::{OldCheckpoint, PlanSettings, Target, VocabFile, VocabInf
 
 pub use warmstart_config::{BackupInitializer, ConfigError, ConfigPath, VarsToWarmStart, VocabSettings, WarmStartSettings};
 pub use warmstart_executor::{ExecError, ExecOptions, Report};
+pub use warmstart_formats::Format;
 pub use warmstart_planner::{Action, Plan, PlanError, VariablePlan};
 
 /// Everything that can stop a warm-start.
@@ -148,4 +149,44 @@ pub fn run(
     let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
     sink.finish()?;
     Ok((plan, report))
+}
+
+/// Opens the old checkpoint and the target that `settings` name, whatever their formats.
+pub fn open_checkpoints(settings: &WarmStartSettings) -> Result<(Box<dyn CheckpointSource>, Box<dyn CheckpointSource>)> {
+    let old = warmstart_formats::open(&settings.ckpt_to_initialize_from.resolve())?;
+    let target = warmstart_formats::open(&settings.target.resolve())?;
+    Ok((old, target))
+}
+
+/// [`plan`] on the checkpoints the settings name; partitions are kept as for TF output.
+pub fn plan_files(settings: &WarmStartSettings) -> Result<Plan> {
+    let (old, target) = open_checkpoints(settings)?;
+    plan(settings, old.as_ref(), target.as_ref())
+}
+
+/// [`run`] on the checkpoints the settings name, writing `out` in `format` (or the format its name
+/// says). Partitioned variables stay partitioned in TF output and are written whole otherwise. A
+/// refused warm-start creates no file.
+pub fn run_files(
+    settings: &WarmStartSettings,
+    out: &std::path::Path,
+    format: Option<Format>,
+    options: &RunOptions<'_>,
+) -> Result<(Plan, Report)> {
+    let format = warmstart_formats::destination_format(out, format)?;
+    let (old, target) = open_checkpoints(settings)?;
+    let options = RunOptions { keep_partitions: format == Format::Tf, progress: options.progress, on_plan: options.on_plan };
+    run(
+        settings,
+        old.as_ref(),
+        target.as_ref(),
+        |tensors| {
+            // Only now, with the warm-start accepted, may anything be created.
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+                std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
+            }
+            Ok(warmstart_formats::create_sink(out, format, tensors, &warmstart_formats::WriteOptions::default())?)
+        },
+        &options,
+    )
 }

@@ -502,7 +502,14 @@ impl PlanError {
     /// Whether the message names the variable itself; if not, callers should show
     /// [`PlanError::variable`] beside it.
     pub fn message_names_variable(&self) -> bool {
-        self.to_string().contains(self.variable())
+        let message = self.to_string();
+        let variable = self.variable();
+        let is_name_char = |c: char| c.is_alphanumeric() || c == '_' || c == '/' || c == '.';
+        message.match_indices(variable).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + variable.len()..].chars().next();
+            !variable.is_empty() && !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+        })
     }
 }
 
@@ -627,5 +634,18 @@ mod tests {
         assert_eq!(tf_shape(&[6, 1]), "[6,1]");
         assert_eq!(py_set(&["y".into()]), "{'y'}");
         assert_eq!(py_dict_keys(&["x".into(), "z".into()]), "dict_keys(['x', 'z'])");
+    }
+
+    #[test]
+    fn names_the_variable_as_a_whole_word() {
+        let e = PlanError::VocabFileEmpty { variable: "w".into(), file: "new_vocab".into() };
+        assert!(!e.message_names_variable());
+        let e = PlanError::DTypeMismatch {
+            variable: "w".into(),
+            tensor: "w".into(),
+            expected: warmstart_core::DType::I32,
+            original: warmstart_core::DType::I64,
+        };
+        assert!(e.message_names_variable());
     }
 }
