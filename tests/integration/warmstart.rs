@@ -10,6 +10,7 @@ use warmstart::{Error, RunOptions, WarmStartSettings};
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, SinkTensor};
 
 use crate::checkpoints::open_checkpoint;
+use crate::util::{files_in, warmstart};
 
 pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/warmstart")
@@ -214,11 +215,90 @@ fn check_error(case: &Case) -> Result<(), String> {
     }
 }
 
-/// Runs one fixture case: success cases against TF's values, error cases against TF's refusal.
+/// The binary on a success case: `plan --json`, then `run` to safetensors and to a TF bundle, each
+/// output equal to TF's values.
+fn check_binary_success(case: &Case) -> Result<(), String> {
+    let config = case.dir.join("config.toml");
+    let plan = warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref()]).expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).map_err(|e| format!("plan --json: {e}"))?;
+    let variables = plan["variables"].as_array().map(Vec::len).unwrap_or(0);
+    if variables != case.target.graph().map(|g| g.variables.len()).unwrap_or(variables) {
+        return Err(format!("plan --json lists {variables} variables"));
+    }
+    let bytes = std::fs::read(case.dir.join("expected.safetensors")).unwrap();
+    let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()]).expect_code(0);
+    let written = std::fs::read(&out).unwrap();
+    let written = safetensors::SafeTensors::deserialize(&written).map_err(|e| format!("{e}"))?;
+    let mut problems = Vec::new();
+    for (name, view) in expected.tensors() {
+        match written.tensor(&name) {
+            Ok(w) if w.data() == view.data() && w.shape() == view.shape() => {}
+            _ => problems.push(format!("safetensors output: {name} differs from TF")),
+        }
+    }
+    let prefix = tmp.path().join("tf/model.ckpt");
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), prefix.as_os_str()]).expect_code(0);
+    let tf = warmstart_tf::TfCheckpoint::open(&prefix).map_err(|e| format!("TF output: {e}"))?;
+    for (name, view) in expected.tensors() {
+        match tf.read(&name) {
+            Ok(data) if &*data == view.data() => {}
+            _ => problems.push(format!("TF output: {name} differs from TF")),
+        }
+    }
+    if let Some(graph) = case.target.graph() {
+        for v in graph.variables.iter().filter(|v| v.parts.len() > 1) {
+            let want: Vec<_> = v.parts.iter().map(|p| p.slice.clone()).collect();
+            if tf.slices(&v.name).as_ref() != Some(&want) {
+                problems.push(format!("TF output: {} is not partitioned as the target: {:?}", v.name, tf.slices(&v.name)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n    "))
+    }
+}
+
+/// The binary on an error case: exit 1, TF's message naming the variable, nothing written.
+fn check_binary_error(case: &Case) -> Result<(), String> {
+    let text = std::fs::read_to_string(case.dir.join("expected_error.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (message, variable) = (expected["message"].as_str().unwrap(), expected["variable"].as_str().unwrap());
+    let config = case.dir.join("config.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    for out in [tmp.path().join("o/out.safetensors"), tmp.path().join("t/model.ckpt")] {
+        let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+            .expect_code(1);
+        if !run.stderr.contains(message) || !run.stderr.contains(variable) {
+            return Err(format!("run's error {:?} lacks TF's message or the variable {variable:?}", run.stderr));
+        }
+    }
+    let left = files_in(tmp.path());
+    if !left.is_empty() {
+        return Err(format!("a refused run left {left:?}"));
+    }
+    let plan = warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref()]).expect_code(1);
+    let refusal: serde_json::Value = serde_json::from_str(&plan.stdout).map_err(|e| format!("plan --json: {e}"))?;
+    if refusal["refused"]["message"] != message || refusal["refused"]["variable"] != variable {
+        return Err(format!("plan --json refusal {refusal}"));
+    }
+    Ok(())
+}
+
+/// Runs one fixture case through the library and the binary: success cases against TF's values, error
+/// cases against TF's refusal.
 fn check_case(name: &str) {
     let dir = fixtures().join(name);
     let case = load(&dir);
-    let result = if dir.join("expected_error.json").exists() { check_error(&case) } else { check_success(&case) };
+    let result = if dir.join("expected_error.json").exists() {
+        check_error(&case).and_then(|()| check_binary_error(&case))
+    } else {
+        check_success(&case).and_then(|()| check_binary_success(&case))
+    };
     if let Err(why) = result {
         panic!("{name}:\n    {why}");
     }
