@@ -63,7 +63,11 @@ struct Case {
 }
 
 fn load(dir: &Path) -> Case {
-    let settings = WarmStartSettings::from_file(&dir.join("config.toml")).unwrap();
+    load_config(dir, "config.toml")
+}
+
+fn load_config(dir: &Path, config: &str) -> Case {
+    let settings = WarmStartSettings::from_file(&dir.join(config)).unwrap();
     let old = open_checkpoint(&settings.ckpt_to_initialize_from.resolve());
     let target = open_checkpoint(&settings.target.resolve());
     Case { dir: dir.to_path_buf(), settings, old, target }
@@ -218,7 +222,10 @@ fn check_error(case: &Case) -> Result<(), String> {
 /// The binary on a success case: `plan --json`, then `run` to safetensors and to a TF bundle, each
 /// output equal to TF's values.
 fn check_binary_success(case: &Case) -> Result<(), String> {
-    let config = case.dir.join("config.toml");
+    check_binary_success_with(case, &case.dir.join("config.toml"))
+}
+
+fn check_binary_success_with(case: &Case, config: &Path) -> Result<(), String> {
     let plan = warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref()]).expect_code(0);
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).map_err(|e| format!("plan --json: {e}"))?;
     let variables = plan["variables"].as_array().map(Vec::len).unwrap_or(0);
@@ -416,3 +423,58 @@ cases!(
     warm_start_var_with_vocab_prev_var_partitioned,
     warm_start_vars_to_warmstart_is_none,
 );
+
+/// The README's example (`examples/vocab-embedding`, made by TF) gives TF's values.
+#[test]
+fn example_vocab_embedding() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
+    let case = load_config(&dir, "warmstart.toml");
+    check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
+}
+
+/// Beyond TF: the same warm-starts with the old checkpoint and the target converted to safetensors (no
+/// graph: trainability from `non_trainable`) give TF's values. Cases with a partitioned target or an
+/// object-based old checkpoint are left out (safetensors has neither partitions nor object graphs).
+#[test]
+fn safetensors_checkpoints_give_tf_values() {
+    let mut checked = 0;
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    for dir in cases {
+        if dir.join("expected_error.json").exists() {
+            continue;
+        }
+        let case = load(&dir);
+        let graph = case.target.graph().expect("TF targets have a graph");
+        let partitioned = graph.variables.iter().any(|v| !v.parts.is_empty());
+        let object_based = case.old.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_some();
+        if partitioned || object_based {
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (tmp.path().join("old.safetensors"), tmp.path().join("new.safetensors"));
+        let opts = warmstart_formats::WriteOptions::default();
+        warmstart_formats::convert(case.old.as_ref(), &old, warmstart::Format::Safetensors, &opts).unwrap();
+        warmstart_formats::convert(case.target.as_ref(), &new, warmstart::Format::Safetensors, &opts).unwrap();
+        let mut settings = case.settings.clone();
+        settings.ckpt_to_initialize_from = warmstart::ConfigPath::new(old.to_string_lossy());
+        settings.target = warmstart::ConfigPath::new(new.to_string_lossy());
+        settings.non_trainable = graph
+            .variables
+            .iter()
+            .filter(|v| !v.trainable)
+            .map(|v| format!("{}:0$", v.name.replace('.', "\\.")))
+            .collect();
+        let converted = Case {
+            dir: dir.clone(),
+            settings,
+            old: warmstart_formats::open(&old).unwrap(),
+            target: warmstart_formats::open(&new).unwrap(),
+        };
+        if let Err(why) = check_success(&converted) {
+            panic!("{} from safetensors:\n    {why}", dir.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} cases checked");
+}
