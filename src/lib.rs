@@ -120,6 +120,9 @@ pub fn plan(settings: &WarmStartSettings, old: &dyn CheckpointSource, target: &d
     plan_with(settings, old, target, target.format() == "tf")
 }
 
+/// Called with the plan and the bytes it will write.
+pub type OnPlan<'a> = dyn Fn(&Plan, u64) + 'a;
+
 /// Options of [`run`].
 #[derive(Default)]
 pub struct RunOptions<'a> {
@@ -128,7 +131,7 @@ pub struct RunOptions<'a> {
     /// Called with the bytes written so far.
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Called once with the plan and the total bytes to write, before writing.
-    pub on_plan: Option<&'a dyn Fn(&Plan, u64)>,
+    pub on_plan: Option<&'a OnPlan<'a>>,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF

@@ -16,11 +16,18 @@ pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/warmstart")
 }
 
+/// A written tensor: its name and, when written in parts, the part's start.
+type TensorKey = (String, Option<Vec<u64>>);
+/// What a sink received: dtype, data shape and bytes per tensor (or part).
+type Collected = BTreeMap<TensorKey, Written>;
+/// One tensor as written: dtype, data shape, bytes.
+type Written = (DType, Vec<u64>, Vec<u8>);
+
 /// A sink that keeps what it is given: (name, slice start) -> (dtype, data shape, bytes).
 #[derive(Default)]
 pub(crate) struct CollectSink {
-    pub(crate) tensors: BTreeMap<(String, Option<Vec<u64>>), (DType, Vec<u64>, Vec<u8>)>,
-    current: Option<((String, Option<Vec<u64>>), (DType, Vec<u64>, Vec<u8>))>,
+    pub(crate) tensors: Collected,
+    current: Option<(TensorKey, Written)>,
 }
 
 impl CheckpointSink for CollectSink {
@@ -74,7 +81,7 @@ fn load_config(dir: &Path, config: &str) -> Case {
 }
 
 /// Runs a case, returning what the sink received.
-fn run_case(case: &Case, keep_partitions: bool) -> Result<BTreeMap<(String, Option<Vec<u64>>), (DType, Vec<u64>, Vec<u8>)>, Error> {
+fn run_case(case: &Case, keep_partitions: bool) -> Result<Collected, Error> {
     let store = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let options = RunOptions { keep_partitions, ..Default::default() };
     let store2 = store.clone();
@@ -92,7 +99,7 @@ fn run_case(case: &Case, keep_partitions: bool) -> Result<BTreeMap<(String, Opti
 /// A [`CollectSink`] that hands its tensors over on `finish`.
 struct SharedSink {
     inner: CollectSink,
-    store: std::sync::Arc<std::sync::Mutex<BTreeMap<(String, Option<Vec<u64>>), (DType, Vec<u64>, Vec<u8>)>>>,
+    store: std::sync::Arc<std::sync::Mutex<Collected>>,
 }
 
 impl CheckpointSink for SharedSink {

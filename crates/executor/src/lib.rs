@@ -7,7 +7,6 @@
 #![deny(missing_docs)]
 
 mod boxes;
-mod copy;
 mod remap;
 
 use std::borrow::Cow;
@@ -113,7 +112,14 @@ pub fn execute(
     report.passthrough = plan.passthrough.len();
     for out in &plan.outputs {
         let written = match out.variable {
-            None => copy::copy_whole(target, &out.name, sink, &out.sink, options, report.bytes_written)?,
+            None => {
+                warmstart_core::copy::copy_tensor(target, &out.name, sink, &out.sink, options.block_bytes)?;
+                let written = out.sink.byte_len().unwrap_or(0);
+                if let Some(progress) = options.progress {
+                    progress(report.bytes_written + written);
+                }
+                written
+            }
             Some(vi) => write_variable(&plan.variables[vi], out, old, target, sink, options, report.bytes_written)?,
         };
         report.bytes_written += written;
