@@ -12,13 +12,15 @@ use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, Result, Sin
 pub(crate) struct MemSource {
     tensors: Vec<TensorInfo>,
     data: Vec<Vec<u8>>,
+    /// The largest read served, in bytes.
+    pub(crate) max_read: std::sync::atomic::AtomicUsize,
 }
 
 impl MemSource {
     pub(crate) fn new(entries: &[(&str, &[u64], &[f32])]) -> Self {
         let tensors = entries.iter().map(|(n, s, _)| TensorInfo::new(*n, DType::F32, s.to_vec())).collect();
         let data = entries.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-        MemSource { tensors, data }
+        MemSource { tensors, data, max_read: Default::default() }
     }
 }
 
@@ -39,6 +41,7 @@ impl CheckpointSource for MemSource {
         })?;
         let row = self.tensors[i].row_bytes().unwrap_or(0) as usize;
         let (a, b) = (rows.start as usize * row, rows.end as usize * row);
+        self.max_read.fetch_max(b.saturating_sub(a), std::sync::atomic::Ordering::Relaxed);
         self.data[i].get(a..b).map(Cow::Borrowed).ok_or(Error::RowsOutOfRange {
             path: PathBuf::from("memory"),
             name: name.to_string(),
@@ -164,5 +167,36 @@ mod tests {
         assert_eq!(sink.written[&("w".to_string(), vec![2, 0])], [1.5, 2.0]);
         assert_eq!(sink.written[&("e".to_string(), vec![])], [3.0, 4.0, 8.0, 8.5, 1.0, 2.0]);
         assert_eq!(sink.written[&("step".to_string(), vec![])], [3.0]);
+    }
+}
+
+#[cfg(test)]
+mod streaming {
+    use super::*;
+    use crate::{execute, ExecOptions};
+    use std::sync::atomic::Ordering;
+    use warmstart_planner::*;
+
+    /// A copy of a 1 MiB tensor with 64 KiB blocks never reads more than a block at once.
+    #[test]
+    fn copies_stream_in_row_blocks() {
+        let values = vec![1.5f32; 1024 * 256];
+        let old = MemSource::new(&[("big", &[1024, 256], &values)]);
+        let target = MemSource::new(&[("big", &[1024, 256], &vec![0.0; 1024 * 256])]);
+        let vars = [TargetVariable { name: "big".into(), dtype: DType::F32, shape: vec![1024, 256], trainable: true, parts: vec![] }];
+        let settings = PlanSettings::default();
+        let p = plan(
+            &settings,
+            &OldCheckpoint { display: "old", tensors: old.tensors(), object_graph_keys: None },
+            &Target { variables: &vars, tensors: target.tensors() },
+        )
+        .unwrap();
+        let mut sink = MemSink::default();
+        let options = ExecOptions { block_bytes: 64 << 10, progress: None };
+        let report = execute(&p, &old, &target, &mut sink, &options).unwrap();
+        assert_eq!(report.bytes_written, 1 << 20);
+        assert_eq!(old.max_read.load(Ordering::Relaxed), 64 << 10);
+        assert_eq!(target.max_read.load(Ordering::Relaxed), 0);
+        assert!(sink.written[&("big".to_string(), vec![])].iter().all(|&x| x == 1.5));
     }
 }
