@@ -4,7 +4,7 @@
 mod common;
 
 use warmstart_core::{CheckpointSource, DType};
-use warmstart_hdf5::{Hdf5Source, KerasLayout};
+use warmstart_hdf5::{Hdf5Error, Hdf5Source, KerasLayout};
 
 #[test]
 fn every_fixture_lists_and_reads_what_h5py_read() {
@@ -69,15 +69,11 @@ fn damaged_files_are_errors_naming_the_file() {
         let err = Hdf5Source::open(&dir.join(name)).unwrap_err();
         assert!(err.to_string().contains(name), "{err}");
     }
-    // A dataset declaring more than it stores: refused when opened or when read.
-    let size = dir.join("size_mismatch.h5");
-    match Hdf5Source::open(&size) {
-        Err(err) => assert!(err.to_string().contains("size_mismatch.h5"), "{err}"),
-        Ok(src) => {
-            let err = src.read("w").unwrap_err();
-            assert!(err.to_string().contains("\"w\""), "{err}");
-        }
-    }
+    // A contiguous dataset declaring more bytes than it stores: refused when opened, naming it.
+    let err = Hdf5Source::open(&dir.join("size_mismatch.h5")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("size_mismatch.h5") && msg.contains("\"w\""), "{msg}");
+    assert!(matches!(err, Hdf5Error::DeclaredSizeMismatch { declared: 36400, stored: 364, .. }), "{msg}");
     // A chunk whose gzip stream is damaged: listed, but reading it fails with the dataset named.
     let src = Hdf5Source::open(&dir.join("bad_chunk.h5")).unwrap();
     let err = src.read("z").unwrap_err();

@@ -158,7 +158,7 @@ fn misuse_is_an_error_and_leaves_no_file() {
     assert!(Box::new(sink).finish().is_err(), "s never written");
     assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
 
-    let sink = Hdf5Sink::create(&out, &[w.clone()], None).unwrap();
+    let sink = Hdf5Sink::create(&out, std::slice::from_ref(&w), None).unwrap();
     drop(sink);
     assert!(files_in(dir.path()).is_empty());
 
