@@ -277,3 +277,26 @@ impl CheckpointSink for Hdf5Sink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_dataset_paths() {
+        assert_eq!(normalize("a/b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("/a/b:0").as_deref(), Some("a/b:0"));
+        for bad in ["", "/", "a//b", "a/", "./a", "a/../b"] {
+            assert_eq!(normalize(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_convert_to_the_core_error() {
+        let e: Error = Hdf5Error::Io { path: "x.h5".into(), source: std::io::Error::other("disk full") }.into();
+        assert!(matches!(e, Error::Io { .. }));
+        let e: Error = Hdf5Error::InvalidName { path: "x.h5".into(), name: "a//b".into() }.into();
+        assert!(matches!(e, Error::Format(_)));
+        assert_eq!(e.to_string(), "x.h5: tensor name \"a//b\" is not a valid HDF5 dataset path");
+    }
+}

@@ -344,3 +344,118 @@ impl CheckpointSource for Hdf5Source {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdf5::types::VarLenUnicode;
+
+    fn strings_attr(g: &Group, name: &str, values: &[&str]) {
+        let v: Vec<VarLenUnicode> = values.iter().map(|s| s.parse().unwrap()).collect();
+        g.new_attr::<VarLenUnicode>().shape(v.len()).create(name).unwrap().write_raw(&v).unwrap();
+    }
+
+    /// A legacy-looking file: layer `l` with weight `l/w:0`, plus whatever `extra` adds.
+    fn legacy(extra: impl FnOnce(&File)) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.h5");
+        let f = File::create(&path).unwrap();
+        let mw = f.create_group("model_weights").unwrap();
+        strings_attr(&mw, "layer_names", &["l"]);
+        let l = mw.create_group("l").unwrap();
+        strings_attr(&l, "weight_names", &["l/w:0"]);
+        l.new_dataset::<f32>().shape([2]).create("l/w:0").unwrap().write(&[1.0f32, 2.0]).unwrap();
+        extra(&f);
+        drop(f);
+        (dir, path)
+    }
+
+    #[test]
+    fn legacy_names_strip_the_suffix() {
+        let (_dir, path) = legacy(|_| {});
+        let src = Hdf5Source::open(&path).unwrap();
+        assert_eq!(src.keras_layout(), Some(KerasLayout::Legacy));
+        assert_eq!(src.dataset_path("l/w"), Some("model_weights/l/l/w:0"));
+        assert_eq!(src.read("l/w").unwrap().as_ref(), [1.0f32.to_le_bytes(), 2.0f32.to_le_bytes()].concat());
+    }
+
+    #[test]
+    fn weight_names_naming_no_dataset_is_an_error() {
+        let (_dir, path) = legacy(|f| {
+            let l = f.group("model_weights/l").unwrap();
+            l.delete_attr("weight_names").unwrap();
+            strings_attr(&l, "weight_names", &["l/w:0", "l/missing:0"]);
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::KerasAttribute { attribute, .. } if attribute == "weight_names"), "{err}");
+        assert!(err.to_string().contains("l/missing:0"), "{err}");
+    }
+
+    #[test]
+    fn layer_names_naming_no_group_is_an_error() {
+        let (_dir, path) = legacy(|f| {
+            let mw = f.group("model_weights").unwrap();
+            mw.delete_attr("layer_names").unwrap();
+            strings_attr(&mw, "layer_names", &["l", "ghost"]);
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::KerasAttribute { attribute, .. } if attribute == "layer_names"), "{err}");
+        assert!(err.to_string().contains("ghost"), "{err}");
+    }
+
+    #[test]
+    fn non_string_layer_names_are_an_error() {
+        let (_dir, path) = legacy(|f| {
+            let mw = f.group("model_weights").unwrap();
+            mw.delete_attr("layer_names").unwrap();
+            mw.new_attr::<i32>().shape(2).create("layer_names").unwrap().write(&[1, 2]).unwrap();
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(err.to_string().contains("not a list of strings"), "{err}");
+    }
+
+    #[test]
+    fn two_datasets_under_one_name_are_an_error() {
+        // The legacy weight `l/w` and the plain dataset at path `l/w`.
+        let (_dir, path) = legacy(|f| {
+            f.new_dataset::<f32>().shape([1]).create("l/w").unwrap();
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::DuplicateName { name, .. } if name == "l/w"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_element_types_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.h5");
+        let f = File::create(&path).unwrap();
+        let td = hdf5::types::TypeDescriptor::Enum(hdf5::types::EnumType {
+            size: hdf5::types::IntSize::U1,
+            signed: true,
+            members: ["A", "B", "C"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| hdf5::types::EnumMember { name: n.to_string(), value: i as u64 })
+                .collect(),
+        });
+        f.new_dataset_builder().empty_as(&td).shape([2]).create("e").unwrap();
+        drop(f);
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::UnsupportedType { dataset, .. } if dataset == "e"), "{err}");
+    }
+
+    #[test]
+    fn hard_link_cycles_and_dangling_links_are_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.h5");
+        let f = File::create(&path).unwrap();
+        f.create_group("a/b").unwrap();
+        f.new_dataset::<u8>().shape([3]).create("a/b/x").unwrap();
+        f.link_hard("a", "a/b/back").unwrap();
+        f.link_soft("/nowhere", "dangling").unwrap();
+        drop(f);
+        let src = Hdf5Source::open(&path).unwrap();
+        let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a/b/x"]);
+    }
+}
