@@ -40,33 +40,3 @@ mod source;
 pub use error::Hdf5Error;
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};
-
-/// The eight bytes that open an HDF5 superblock.
-pub const SIGNATURE: [u8; 8] = *b"\x89HDF\r\n\x1a\n";
-
-/// Whether `head`, the first bytes of a file, holds the HDF5 signature where the format allows it: at
-/// offset 0 (where h5py and Keras put it) or, after a user block, at 512, 1024, 2048, ... bytes.
-pub fn has_signature(head: &[u8]) -> bool {
-    std::iter::once(0)
-        .chain(std::iter::successors(Some(512usize), |&o| o.checked_mul(2)))
-        .take_while(|&o| o.saturating_add(SIGNATURE.len()) <= head.len())
-        .any(|o| head[o..o + SIGNATURE.len()] == SIGNATURE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_at_zero_or_after_a_user_block() {
-        assert!(has_signature(&SIGNATURE));
-        let mut block = vec![0u8; 1024 + 8];
-        assert!(!has_signature(&block));
-        block[1024..].copy_from_slice(&SIGNATURE);
-        assert!(has_signature(&block));
-        block[1024] = 0;
-        block[600..608].copy_from_slice(&SIGNATURE);
-        assert!(!has_signature(&block), "only at powers of two");
-        assert!(!has_signature(b"\x89HDF"));
-    }
-}
