@@ -38,8 +38,9 @@ impl Format {
     pub fn compiled_in(self) -> bool {
         match self {
             Format::Safetensors => cfg!(feature = "safetensors"),
-            // The tf and hdf5 crates add their features here when they land.
-            Format::Tf | Format::Hdf5 => false,
+            Format::Hdf5 => cfg!(feature = "hdf5"),
+            // The tf crate adds its feature here when it lands.
+            Format::Tf => false,
         }
     }
 }
@@ -77,9 +78,9 @@ mod tests {
     }
 
     #[test]
-    fn only_safetensors_is_compiled_in_for_now() {
+    fn compiled_in_follows_the_features() {
         assert_eq!(Format::Safetensors.compiled_in(), cfg!(feature = "safetensors"));
+        assert_eq!(Format::Hdf5.compiled_in(), cfg!(feature = "hdf5"));
         assert!(!Format::Tf.compiled_in());
-        assert!(!Format::Hdf5.compiled_in());
     }
 }

@@ -75,7 +75,7 @@ pub enum Hdf5Error {
         source: hdf5::Error,
     },
     /// A Keras attribute (`layer_names`, `weight_names`) is not a list of strings, or names a group or
-    /// dataset that is not there.
+    /// group that is not there.
     #[error("{path}: attribute {attribute:?} of group {group:?}: {reason}")]
     KerasAttribute {
         /// The file.

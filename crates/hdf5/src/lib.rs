@@ -6,7 +6,8 @@
 //! - A legacy Keras full-model `.h5` has a `model_weights` group whose `layer_names` attribute lists the
 //!   layers; each layer group's `weight_names` attribute lists its weights as dataset paths relative to
 //!   the layer group (`sequential/d1/kernel:0`). Such a weight is named by its `weight_names` entry
-//!   without the `:0` suffix (`sequential/d1/kernel`).
+//!   without the `:0` suffix (`sequential/d1/kernel`). An entry naming no dataset lists nothing (a file
+//!   written from a Keras template with only some of its weights).
 //! - Every other dataset (all of a Keras 3 `.weights.h5`, a legacy file's `optimizer_weights`, any h5py
 //!   file) is named by its path from the root without the leading `/` (`layers/dense/vars/0`).
 //!
