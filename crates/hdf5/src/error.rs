@@ -74,8 +74,8 @@ pub enum Hdf5Error {
         /// What the HDF5 library said.
         source: hdf5::Error,
     },
-    /// A Keras attribute (`layer_names`, `weight_names`) is not a list of strings, or names a group or
-    /// group that is not there.
+    /// A Keras attribute (`layer_names`, `weight_names`) is not a list of UTF-8 strings, or
+    /// `layer_names` names a layer group that is not there.
     #[error("{path}: attribute {attribute:?} of group {group:?}: {reason}")]
     KerasAttribute {
         /// The file.
