@@ -2,6 +2,8 @@
 //! module per area.
 
 mod cli;
+#[cfg(feature = "hdf5")]
+mod hdf5;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 mod util;
