@@ -51,6 +51,7 @@ fn an_unrecognised_file_exits_1() {
     assert!(run.stderr.contains("notes.txt") && run.stderr.contains("not a checkpoint"), "{}", run.stderr);
 }
 
+#[cfg(not(feature = "hdf5"))]
 #[test]
 fn formats_not_compiled_in_exit_1_saying_so() {
     let dir = tempfile::tempdir().unwrap();

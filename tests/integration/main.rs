@@ -3,6 +3,8 @@
 
 mod checkpoints;
 mod cli;
+#[cfg(feature = "hdf5")]
+mod hdf5;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 mod util;

@@ -5,7 +5,8 @@ use std::path::Path;
 use warmstart_core::copy::{copy_tensor, DEFAULT_BLOCK_BYTES};
 use warmstart_core::{CheckpointSource, DType, Result, SinkTensor};
 
-use crate::{create_sink, Format, WriteOptions};
+use crate::dispatch::create_sink_with_template;
+use crate::{Format, WriteOptions};
 
 /// What [`convert`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +31,9 @@ pub struct SkippedTensor {
 /// Writes every tensor of `src` to `dst` in `format`, streaming each in row blocks of a few MiB.
 ///
 /// String tensors are skipped (and listed in the report) when `format` cannot store them. Unless
-/// `opts.metadata` is set, the source's metadata is carried over. Nothing is left at `dst` on failure.
+/// `opts.metadata` is set, the source's metadata is carried over; unless `opts.template` is set, the
+/// source is the layout template (a Keras HDF5 source converted to HDF5 keeps its layout). Nothing is
+/// left at `dst` on failure.
 pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &WriteOptions) -> Result<ConvertReport> {
     let mut report = ConvertReport::default();
     let mut tensors = Vec::with_capacity(src.tensors().len());
@@ -48,7 +51,8 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
     if opts.metadata.is_none() {
         opts.metadata = src.metadata().cloned();
     }
-    let mut sink = create_sink(dst, format, &tensors, &opts)?;
+    let template = opts.template.as_deref().or(Some(src));
+    let mut sink = create_sink_with_template(dst, format, &tensors, &opts, template)?;
     for tensor in &tensors {
         copy_tensor(src, &tensor.info.name, sink.as_mut(), tensor, DEFAULT_BLOCK_BYTES)?;
         report.tensors += 1;

@@ -17,6 +17,9 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path).map_err(warmstart_core::Error::format)?)),
+        #[cfg(feature = "hdf5")]
+        Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
+        #[allow(unreachable_patterns)] // with every format compiled in
         _ => Err(not_compiled_in(path, format)),
     }
 }
@@ -39,6 +42,19 @@ pub fn create_sink(
     tensors: &[SinkTensor],
     opts: &WriteOptions,
 ) -> Result<Box<dyn CheckpointSink>> {
+    create_sink_with_template(path, format, tensors, opts, opts.template.as_deref())
+}
+
+/// [`create_sink`] with the layout template given apart from `opts` (so that [`convert`](crate::convert)
+/// can offer its source without owning it).
+pub(crate) fn create_sink_with_template(
+    path: &Path,
+    format: Format,
+    tensors: &[SinkTensor],
+    opts: &WriteOptions,
+    template: Option<&dyn CheckpointSource>,
+) -> Result<Box<dyn CheckpointSink>> {
+    let _ = template;
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => {
@@ -54,6 +70,14 @@ pub fn create_sink(
                 .map_err(warmstart_core::Error::format)?;
             Ok(Box::new(sink))
         }
+        #[cfg(feature = "hdf5")]
+        Format::Hdf5 => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?))
+        }
+        #[allow(unreachable_patterns)] // with every format compiled in
         _ => {
             let _ = (tensors, opts);
             Err(not_compiled_in(path, format))
@@ -117,10 +141,12 @@ mod tests {
     #[test]
     fn formats_detected_but_not_compiled_in_say_so() {
         let dir = tempfile::tempdir().unwrap();
-        let h5 = write(dir.path(), "m.weights.h5", &hdf5_bytes(0));
-        let err = open(&h5).err().unwrap().to_string();
-        assert!(err.contains("m.weights.h5") && err.contains("this build has no hdf5 support"), "{err}");
-        if !cfg!(feature = "tf") {
+        if !Format::Hdf5.compiled_in() {
+            let h5 = write(dir.path(), "m.weights.h5", &hdf5_bytes(0));
+            let err = open(&h5).err().unwrap().to_string();
+            assert!(err.contains("m.weights.h5") && err.contains("this build has no hdf5 support"), "{err}");
+        }
+        if !Format::Tf.compiled_in() {
             write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
             let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
             assert!(err.contains("this build has no tf support"), "{err}");
@@ -152,5 +178,43 @@ mod tests {
         sink.end_tensor().unwrap();
         sink.finish().unwrap();
         assert_eq!(&*open(&out).unwrap().read("w").unwrap(), &[9]);
+    }
+
+    #[cfg(feature = "hdf5")]
+    #[test]
+    fn hdf5_open_and_create() {
+        use warmstart_core::{DType, TensorInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hdf5/keras_legacy/model.h5");
+        let src = open(&fixture).unwrap();
+        assert_eq!(src.format(), Format::Hdf5.name());
+        assert_eq!(src.tensors()[0].name, "d1/kernel");
+
+        let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
+        let out = dir.path().join("o.h5");
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let err = create_sink(&out, Format::Hdf5, &tensors, &opts).err().unwrap();
+        assert!(err.to_string().contains("2 shards"), "{err}");
+        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &WriteOptions::default()).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[9]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        assert_eq!(&*open(&out).unwrap().read("w").unwrap(), &[9]);
+
+        // With the legacy file as template, its weights go back to their dataset paths.
+        let template: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(src);
+        let kernel = template.tensor("d1/kernel").unwrap().clone();
+        let tensors = [SinkTensor::whole(kernel.clone())];
+        let opts = WriteOptions { template: Some(template.clone()), ..Default::default() };
+        let out = dir.path().join("t.h5");
+        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        let back = open(&out).unwrap();
+        let back = back.as_any().downcast_ref::<warmstart_hdf5::Hdf5Source>().unwrap();
+        assert_eq!(back.dataset_path("d1/kernel"), Some("model_weights/d1/d1/kernel"));
     }
 }

@@ -39,8 +39,7 @@ impl Format {
         match self {
             Format::Safetensors => cfg!(feature = "safetensors"),
             Format::Tf => cfg!(feature = "tf"),
-            // The hdf5 crate adds its feature here when it lands.
-            Format::Hdf5 => false,
+            Format::Hdf5 => cfg!(feature = "hdf5"),
         }
     }
 }
@@ -78,9 +77,9 @@ mod tests {
     }
 
     #[test]
-    fn only_safetensors_is_compiled_in_for_now() {
+    fn compiled_in_follows_the_features() {
         assert_eq!(Format::Safetensors.compiled_in(), cfg!(feature = "safetensors"));
         assert_eq!(Format::Tf.compiled_in(), cfg!(feature = "tf"));
-        assert!(!Format::Hdf5.compiled_in());
+        assert_eq!(Format::Hdf5.compiled_in(), cfg!(feature = "hdf5"));
     }
 }

@@ -1,0 +1,374 @@
+//! The few operations the high-level bindings do not offer, on the HDF5 C API: element-type mapping,
+//! row hyperslab reads and writes straight into byte buffers, string reads of any kind, and copying an
+//! attribute with its own datatype (what copying a Keras layout needs).
+//!
+//! Every call holds the bindings' library lock; every buffer handed to the library is sized from the
+//! type and dataspace the library reports, checked for overflow first.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+
+use hdf5::types::{CompoundField, CompoundType, FloatSize, IntSize, TypeDescriptor as TD};
+use hdf5::{Attribute, Dataset, Dataspace, Datatype, Hyperslab, Location, Selection, SliceOrIndex};
+use hdf5_sys::h5a::{H5Acreate2, H5Aget_space, H5Aget_type, H5Aread, H5Awrite};
+use hdf5_sys::h5d::{H5Dread, H5Dwrite};
+use hdf5_sys::h5i::hid_t;
+use hdf5_sys::h5p::H5P_DEFAULT;
+use hdf5_sys::h5s::{H5Sget_simple_extent_npoints, H5S_ALL};
+use hdf5_sys::h5t::{H5T_class_t, H5Tdetect_class, H5Tget_class, H5Tget_size, H5Tis_variable_str};
+use warmstart_core::DType;
+
+/// Attribute values larger than this are refused rather than allocated (Keras' largest, a model
+/// config, is a few megabytes).
+const MAX_ATTRIBUTE_BYTES: u64 = 1 << 30;
+
+/// The warmstart dtype of an HDF5 element type, or `None` if it has none.
+pub(crate) fn dtype_of(desc: &TD) -> Option<DType> {
+    Some(match desc {
+        TD::Boolean => DType::Bool,
+        TD::Integer(IntSize::U1) => DType::I8,
+        TD::Integer(IntSize::U2) => DType::I16,
+        TD::Integer(IntSize::U4) => DType::I32,
+        TD::Integer(IntSize::U8) => DType::I64,
+        TD::Unsigned(IntSize::U1) => DType::U8,
+        TD::Unsigned(IntSize::U2) => DType::U16,
+        TD::Unsigned(IntSize::U4) => DType::U32,
+        TD::Unsigned(IntSize::U8) => DType::U64,
+        TD::Float(FloatSize::U2) => DType::F16,
+        TD::Float(FloatSize::U4) => DType::F32,
+        TD::Float(FloatSize::U8) => DType::F64,
+        TD::Compound(c) => match complex_part(c)? {
+            FloatSize::U4 => DType::C64,
+            FloatSize::U8 => DType::C128,
+            FloatSize::U2 => return None,
+        },
+        TD::FixedAscii(_) | TD::FixedUnicode(_) | TD::VarLenAscii | TD::VarLenUnicode => DType::String,
+        _ => return None,
+    })
+}
+
+/// For h5py's complex numbers (a packed compound of two floats named `r` and `i`), the float size.
+fn complex_part(c: &CompoundType) -> Option<FloatSize> {
+    let [re, im] = c.fields.as_slice() else { return None };
+    match (&re.ty, &im.ty) {
+        (TD::Float(a), TD::Float(b)) if a == b => {
+            let size = re.ty.size();
+            let packed = re.offset == 0 && im.offset == size && c.size == 2 * size;
+            (re.name == "r" && im.name == "i" && packed).then_some(*a)
+        }
+        _ => None,
+    }
+}
+
+/// The HDF5 element type for a numeric dtype, as h5py writes it (native order, which this crate only
+/// builds for on little-endian hosts), or `None` for dtypes h5py has no type for.
+pub(crate) fn descriptor_for(dtype: DType) -> Option<TD> {
+    let complex = |size: FloatSize| {
+        let part = TD::Float(size);
+        let n = part.size();
+        TD::Compound(CompoundType {
+            fields: vec![
+                CompoundField { name: "r".into(), ty: part.clone(), offset: 0, index: 0 },
+                CompoundField { name: "i".into(), ty: part, offset: n, index: 1 },
+            ],
+            size: 2 * n,
+        })
+    };
+    Some(match dtype {
+        DType::Bool => TD::Boolean,
+        DType::I8 => TD::Integer(IntSize::U1),
+        DType::I16 => TD::Integer(IntSize::U2),
+        DType::I32 => TD::Integer(IntSize::U4),
+        DType::I64 => TD::Integer(IntSize::U8),
+        DType::U8 => TD::Unsigned(IntSize::U1),
+        DType::U16 => TD::Unsigned(IntSize::U2),
+        DType::U32 => TD::Unsigned(IntSize::U4),
+        DType::U64 => TD::Unsigned(IntSize::U8),
+        DType::F16 => TD::Float(FloatSize::U2),
+        DType::F32 => TD::Float(FloatSize::U4),
+        DType::F64 => TD::Float(FloatSize::U8),
+        DType::C64 => complex(FloatSize::U4),
+        DType::C128 => complex(FloatSize::U8),
+        DType::String => TD::VarLenUnicode,
+        _ => return None,
+    })
+}
+
+/// The hyperslab of rows `start..start + count` of a dataset of `shape` (at least one dimension).
+fn rows_selection(shape: &[usize], start: usize, count: usize) -> Selection {
+    let mut dims = vec![SliceOrIndex::SliceCount { start, step: 1, count, block: 1 }];
+    dims.extend(shape[1..].iter().map(|&n| SliceOrIndex::SliceCount { start: 0, step: 1, count: n, block: 1 }));
+    Selection::from(Hyperslab::from(dims))
+}
+
+/// Reads rows `start..start + count` of `dataset` (of `shape`; a scalar when empty) as `mem` elements
+/// into `out`, which must hold exactly that many elements.
+pub(crate) fn read_rows(
+    dataset: &Dataset,
+    mem: &Datatype,
+    shape: &[usize],
+    start: usize,
+    count: usize,
+    out: &mut [u8],
+) -> hdf5::Result<()> {
+    let _lock = hdf5_sys::LOCK.lock();
+    if shape.is_empty() {
+        // SAFETY: a scalar holds one element of `mem`'s size, which the caller sized `out` for.
+        hdf5::h5check(unsafe {
+            H5Dread(dataset.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.as_mut_ptr().cast())
+        })?;
+        return Ok(());
+    }
+    let file_space = dataset.space()?.select(rows_selection(shape, start, count))?;
+    let mut mem_shape = shape.to_vec();
+    mem_shape[0] = count;
+    let mem_space = Dataspace::try_new(mem_shape)?;
+    check_len(out.len(), mem_space.size(), mem)?;
+    // SAFETY: `out` holds exactly the memory dataspace's elements of `mem` (checked above).
+    hdf5::h5check(unsafe {
+        H5Dread(dataset.id(), mem.id(), mem_space.id(), file_space.id(), H5P_DEFAULT, out.as_mut_ptr().cast())
+    })?;
+    Ok(())
+}
+
+/// Writes `bytes`, rows `start..start + count` of `dataset` (of `shape`; a scalar when empty) as `mem`
+/// elements.
+pub(crate) fn write_rows(
+    dataset: &Dataset,
+    mem: &Datatype,
+    shape: &[usize],
+    start: usize,
+    count: usize,
+    bytes: &[u8],
+) -> hdf5::Result<()> {
+    let _lock = hdf5_sys::LOCK.lock();
+    if shape.is_empty() {
+        check_len(bytes.len(), 1, mem)?;
+        // SAFETY: `bytes` holds one element of `mem` (checked above).
+        hdf5::h5check(unsafe {
+            H5Dwrite(dataset.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.as_ptr().cast())
+        })?;
+        return Ok(());
+    }
+    let file_space = dataset.space()?.select(rows_selection(shape, start, count))?;
+    let mut mem_shape = shape.to_vec();
+    mem_shape[0] = count;
+    let mem_space = Dataspace::try_new(mem_shape)?;
+    check_len(bytes.len(), mem_space.size(), mem)?;
+    // SAFETY: `bytes` holds exactly the memory dataspace's elements of `mem` (checked above).
+    hdf5::h5check(unsafe {
+        H5Dwrite(dataset.id(), mem.id(), mem_space.id(), file_space.id(), H5P_DEFAULT, bytes.as_ptr().cast())
+    })?;
+    Ok(())
+}
+
+fn check_len(len: usize, elements: usize, mem: &Datatype) -> hdf5::Result<()> {
+    match elements.checked_mul(mem.size()) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(format!("buffer of {len} bytes for {elements} elements of {} bytes", mem.size()).into()),
+    }
+}
+
+/// An object whose values can be read whole with a given memory type: a dataset or an attribute.
+#[derive(Clone, Copy)]
+pub(crate) enum Values<'a> {
+    /// A dataset, read whole.
+    Dataset(&'a Dataset),
+    /// An attribute.
+    Attribute(&'a Attribute),
+}
+
+impl Values<'_> {
+    fn file_type(self) -> hdf5::Result<Datatype> {
+        match self {
+            Values::Dataset(d) => d.dtype(),
+            Values::Attribute(a) => a.dtype(),
+        }
+    }
+
+    fn space(self) -> hdf5::Result<Dataspace> {
+        match self {
+            Values::Dataset(d) => d.space(),
+            Values::Attribute(a) => a.space(),
+        }
+    }
+
+    /// # Safety
+    /// `buf` must hold the object's every element of `mem`'s size.
+    unsafe fn read_into(self, mem: hid_t, buf: *mut u8) -> hdf5::Result<()> {
+        match self {
+            Values::Dataset(d) => hdf5::h5check(H5Dread(d.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.cast()))?,
+            Values::Attribute(a) => hdf5::h5check(H5Aread(a.id(), mem, buf.cast()))?,
+        };
+        Ok(())
+    }
+}
+
+/// A zeroed buffer of `len` bytes aligned for pointers (variable-length values are read as pointers).
+fn aligned_buffer(len: u64) -> hdf5::Result<Vec<u64>> {
+    if len > MAX_ATTRIBUTE_BYTES {
+        return Err(format!("{len} bytes of values is more than this reader allocates").into());
+    }
+    Ok(vec![0u64; (len as usize).div_ceil(8).max(1)])
+}
+
+fn byte_len(elements: u64, size: usize) -> hdf5::Result<u64> {
+    elements
+        .checked_mul(size as u64)
+        .ok_or_else(|| hdf5::Error::from(format!("{elements} elements of {size} bytes overflow")))
+}
+
+/// Whether values of type `id` hold pointers the library allocated (variable-length strings or
+/// sequences), which must be reclaimed after a read.
+fn has_variable_length(id: hid_t) -> bool {
+    // SAFETY: plain queries on a valid type id.
+    unsafe {
+        H5Tdetect_class(id, H5T_class_t::H5T_VLEN) > 0
+            || (H5Tget_class(id) == H5T_class_t::H5T_STRING && H5Tis_variable_str(id) > 0)
+    }
+}
+
+/// Frees what the library allocated for the variable-length values read into `buf`.
+///
+/// # Safety
+/// `buf` must hold values of type `type_id` over `space_id` just read by the library.
+#[allow(deprecated)] // H5Treclaim replaces it from 1.12 on, and 1.10 has only this one
+unsafe fn reclaim(type_id: hid_t, space_id: hid_t, buf: *mut u8) {
+    hdf5_sys::h5d::H5Dvlen_reclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
+}
+
+/// The elements of a string dataset or attribute (fixed or variable length, either charset), in
+/// row-major order; a fixed-length value loses its trailing NUL padding.
+pub(crate) fn read_strings(obj: Values<'_>) -> hdf5::Result<Vec<Vec<u8>>> {
+    let _lock = hdf5_sys::LOCK.lock();
+    let file_type = obj.file_type()?;
+    let space = obj.space()?;
+    let n = space.size() as u64;
+    // SAFETY: queries on valid ids.
+    let (class, variable) = unsafe { (H5Tget_class(file_type.id()), H5Tis_variable_str(file_type.id()) > 0) };
+    if class != H5T_class_t::H5T_STRING {
+        return Err("not a string type".into());
+    }
+    if variable {
+        let len = byte_len(n, std::mem::size_of::<*const c_char>())?;
+        let mut buf = aligned_buffer(len)?;
+        let ptr = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds `n` pointers, the memory form of a variable-length string.
+        unsafe { obj.read_into(file_type.id(), ptr)? };
+        let pointers = ptr.cast::<*const c_char>();
+        let values = (0..n as usize)
+            .map(|i| {
+                // SAFETY: the library wrote `n` pointers, each null or to a NUL-terminated string.
+                let p = unsafe { pointers.add(i).read() };
+                if p.is_null() {
+                    Vec::new()
+                } else {
+                    unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
+                }
+            })
+            .collect();
+        // SAFETY: `buf` holds what the library just read with this type over this space.
+        unsafe { reclaim(file_type.id(), space.id(), ptr) };
+        Ok(values)
+    } else {
+        let size = file_type.size();
+        let len = byte_len(n, size)?;
+        let mut buf = aligned_buffer(len)?;
+        let ptr = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds `n` values of `size` bytes.
+        unsafe { obj.read_into(file_type.id(), ptr)? };
+        // SAFETY: `buf` has at least `len` initialized bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+        Ok(bytes
+            .chunks(size.max(1))
+            .take(n as usize)
+            .map(|v| {
+                let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                v[..end].to_vec()
+            })
+            .collect())
+    }
+}
+
+/// Copies every attribute of `from` to `to`, each with its own datatype and dataspace. Attributes
+/// holding object references (which would point into the other file) are left out.
+pub(crate) fn copy_attributes(from: &Location, to: &Location) -> Result<(), (String, hdf5::Error)> {
+    let names = from.attr_names().map_err(|e| ("attribute names".to_string(), e))?;
+    for name in names {
+        copy_attribute(from, to, &name).map_err(|e| (format!("attribute {name:?}"), e))?;
+    }
+    Ok(())
+}
+
+fn copy_attribute(from: &Location, to: &Location, name: &str) -> hdf5::Result<()> {
+    let _lock = hdf5_sys::LOCK.lock();
+    let attr = from.attr(name)?;
+    // SAFETY: queries on a valid attribute id; the returned ids are owned by the wrappers.
+    let file_type: Datatype = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_type(attr.id()))?)? };
+    let space: Dataspace = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_space(attr.id()))?)? };
+    if unsafe { H5Tdetect_class(file_type.id(), H5T_class_t::H5T_REFERENCE) } > 0 {
+        return Ok(());
+    }
+    let n = hdf5::h5check(unsafe { H5Sget_simple_extent_npoints(space.id()) })?;
+    let size = unsafe { H5Tget_size(file_type.id()) };
+    if size == 0 {
+        return Err("attribute type has no size".into());
+    }
+    let len = byte_len(u64::try_from(n).map_err(|_| hdf5::Error::from("negative element count"))?, size)?;
+    let mut buf = aligned_buffer(len)?;
+    let ptr = buf.as_mut_ptr().cast::<u8>();
+    // SAFETY: `buf` holds every element of the attribute in its own type.
+    hdf5::h5check(unsafe { H5Aread(attr.id(), file_type.id(), ptr.cast()) })?;
+    let written = (|| {
+        let cname = CString::new(name).map_err(|_| hdf5::Error::from("attribute name holds a NUL"))?;
+        // SAFETY: valid location, type and space ids; the new attribute id is owned by the wrapper.
+        let copy: Attribute = unsafe {
+            hdf5::from_id(hdf5::h5check(H5Acreate2(
+                to.id(),
+                cname.as_ptr(),
+                file_type.id(),
+                space.id(),
+                H5P_DEFAULT,
+                H5P_DEFAULT,
+            ))?)?
+        };
+        // SAFETY: `buf` holds the values just read with this type.
+        hdf5::h5check(unsafe { H5Awrite(copy.id(), file_type.id(), ptr.cast()) })?;
+        Ok::<_, hdf5::Error>(())
+    })();
+    if has_variable_length(file_type.id()) {
+        // SAFETY: `buf` holds what the library read with this type over this space.
+        unsafe { reclaim(file_type.id(), space.id(), ptr) };
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_numeric_dtype_maps_back() {
+        for dtype in DType::ALL {
+            if let Some(desc) = descriptor_for(dtype) {
+                assert_eq!(dtype_of(&desc), Some(dtype), "{dtype}");
+            }
+        }
+        for dtype in [DType::BF16, DType::F8E4M3, DType::F8E5M2, DType::F8E8M0] {
+            assert_eq!(descriptor_for(dtype), None);
+        }
+    }
+
+    #[test]
+    fn other_compounds_are_not_complex() {
+        let f = TD::Float(FloatSize::U4);
+        let c = CompoundType {
+            fields: vec![
+                CompoundField { name: "x".into(), ty: f.clone(), offset: 0, index: 0 },
+                CompoundField { name: "y".into(), ty: f, offset: 4, index: 1 },
+            ],
+            size: 8,
+        };
+        assert_eq!(dtype_of(&TD::Compound(c)), None);
+    }
+}

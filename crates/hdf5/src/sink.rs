@@ -1,0 +1,302 @@
+//! [`Hdf5Sink`]: writes tensors as HDF5 datasets, streaming each by row hyperslabs, into a temporary
+//! file beside the destination that `finish` renames into place.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{Dataset, Datatype, Extents, File};
+use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor, TensorInfo};
+
+use crate::layout;
+use crate::raw;
+use crate::{Hdf5Error, Hdf5Source};
+
+/// An HDF5 file being written.
+pub struct Hdf5Sink {
+    // Field order is drop order: HDF5 handles close before the temporary file is removed.
+    current: Option<Current>,
+    file: Option<File>,
+    temp: Option<tempfile::TempPath>,
+    path: PathBuf,
+    planned: Vec<Planned>,
+    index: HashMap<String, usize>,
+}
+
+/// A declared tensor and where it goes.
+struct Planned {
+    info: TensorInfo,
+    /// Dataset path in the new file (without the leading `/`).
+    dataset: String,
+    written: bool,
+}
+
+/// The numeric tensor being streamed.
+struct Current {
+    planned: usize,
+    dataset: Dataset,
+    mem: Datatype,
+    shape: Vec<usize>,
+    row_bytes: usize,
+    rows_done: usize,
+    /// The start of a row whose end has not arrived yet.
+    pending: Vec<u8>,
+    given: u64,
+    expected: u64,
+}
+
+impl std::fmt::Debug for Hdf5Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hdf5Sink").field("path", &self.path).field("tensors", &self.planned.len()).finish()
+    }
+}
+
+impl Hdf5Sink {
+    /// Starts writing `tensors` to `path`. With a `template` that is an [`Hdf5Source`] of a Keras file,
+    /// its groups and attributes are written first and tensors named after a legacy file's weights go
+    /// to their original dataset paths.
+    pub fn create(path: &Path, tensors: &[SinkTensor], template: Option<&dyn CheckpointSource>) -> Result<Hdf5Sink, Hdf5Error> {
+        hdf5::silence_errors(true);
+        let template = template
+            .and_then(|t| t.as_any().downcast_ref::<Hdf5Source>())
+            .filter(|t| t.keras_layout().is_some());
+        let io = |source| Hdf5Error::Io { path: path.to_path_buf(), source };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{stem}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io)?
+            .into_temp_path();
+        let write_err = |what: String, source| Hdf5Error::Write { path: path.to_path_buf(), what, source };
+        let file = File::create(&temp).map_err(|e| write_err("the file".into(), e))?;
+        if let Some(t) = template {
+            layout::copy_layout(t, &file, path)?;
+        }
+
+        let mut planned = Vec::with_capacity(tensors.len());
+        let mut index = HashMap::with_capacity(tensors.len());
+        let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
+        for tensor in tensors {
+            let info = &tensor.info;
+            if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
+                return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
+            }
+            let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
+                path: path.to_path_buf(),
+                name: info.name.clone(),
+                dtype: info.dtype,
+            })?;
+            let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
+            let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
+            if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
+                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
+            }
+            if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
+                return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
+            }
+            let created_err = |e| write_err(format!("dataset /{dataset} (tensor {:?})", info.name), e);
+            let extents = if info.shape.is_empty() {
+                Extents::Scalar
+            } else {
+                Extents::from(info.shape.iter().map(|&d| d as usize).collect::<Vec<usize>>())
+            };
+            if let Some((parent, _)) = dataset.rsplit_once('/') {
+                if !file.link_exists(parent) {
+                    file.create_group(parent).map_err(created_err)?;
+                }
+            }
+            let created = file.new_dataset_builder().empty_as(&desc).shape(extents).create(dataset.as_str()).map_err(created_err)?;
+            if let Some(t) = template {
+                layout::copy_dataset_attributes(t, &dataset, &created, path)?;
+            }
+            if index.insert(info.name.clone(), planned.len()).is_some() {
+                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
+            }
+            planned.push(Planned { info: info.clone(), dataset, written: false });
+        }
+        Ok(Hdf5Sink { current: None, file: Some(file), temp: Some(temp), path: path.to_path_buf(), planned, index })
+    }
+
+    fn protocol(&self, reason: String) -> Error {
+        Hdf5Error::Protocol { path: self.path.clone(), reason }.into()
+    }
+
+    fn file(&self) -> Result<&File> {
+        self.file.as_ref().ok_or_else(|| self.protocol("the file is already finished".into()))
+    }
+
+    /// The declared tensor `tensor` names, not yet written.
+    fn planned_for(&self, tensor: &SinkTensor) -> Result<usize> {
+        let i = *self
+            .index
+            .get(&tensor.info.name)
+            .ok_or_else(|| self.protocol(format!("tensor {:?} was not declared when the file was created", tensor.info.name)))?;
+        let p = &self.planned[i];
+        if p.info != tensor.info {
+            return Err(self.protocol(format!("tensor {:?} differs from its declaration", tensor.info.name)));
+        }
+        if p.written {
+            return Err(self.protocol(format!("tensor {:?} was already written", tensor.info.name)));
+        }
+        if self.current.is_some() {
+            return Err(self.protocol(format!("tensor {:?} started before the previous one ended", tensor.info.name)));
+        }
+        Ok(i)
+    }
+
+    fn write_err(&self, planned: usize, source: hdf5::Error) -> Error {
+        let p = &self.planned[planned];
+        Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source }.into()
+    }
+}
+
+/// `name` as a dataset path: without leading `/`, with no empty, `.` or `..` component.
+fn normalize(name: &str) -> Option<String> {
+    let trimmed = name.trim_start_matches('/');
+    let ok = !trimmed.is_empty() && trimmed.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    ok.then(|| trimmed.to_string())
+}
+
+impl CheckpointSink for Hdf5Sink {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_tensor(&mut self, tensor: &SinkTensor) -> Result<()> {
+        let i = self.planned_for(tensor)?;
+        let info = &self.planned[i].info;
+        if info.dtype == DType::String {
+            return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
+        }
+        let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
+        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(format!("tensor {:?} has no HDF5 type", info.name)))?;
+        let mem = Datatype::from_descriptor(&desc).map_err(|e| self.write_err(i, e))?;
+        // Both fit: checked against usize when the file was created.
+        let expected = info.byte_len().unwrap_or(0);
+        let row_bytes = info.row_bytes().unwrap_or(0) as usize;
+        let shape = info.shape.iter().map(|&d| d as usize).collect();
+        self.current = Some(Current { planned: i, dataset, mem, shape, row_bytes, rows_done: 0, pending: Vec::new(), given: 0, expected });
+        Ok(())
+    }
+
+    fn write_data(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(self.protocol("data given with no tensor begun".into()));
+        };
+        let given = cur.given + bytes.len() as u64;
+        if given > cur.expected {
+            let name = self.planned[cur.planned].info.name.clone();
+            return Err(Error::SizeMismatch { path: self.path.clone(), name, given, expected: cur.expected });
+        }
+        cur.given = given;
+        let mut result = Ok(());
+        if !cur.pending.is_empty() {
+            let take = (cur.row_bytes - cur.pending.len()).min(bytes.len());
+            cur.pending.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if cur.pending.len() == cur.row_bytes {
+                result = raw::write_rows(&cur.dataset, &cur.mem, &cur.shape, cur.rows_done, 1, &cur.pending);
+                cur.rows_done += 1;
+                cur.pending.clear();
+            }
+        }
+        if result.is_ok() && cur.row_bytes > 0 {
+            let rows = bytes.len() / cur.row_bytes;
+            if rows > 0 {
+                let whole = rows * cur.row_bytes;
+                result = raw::write_rows(&cur.dataset, &cur.mem, &cur.shape, cur.rows_done, rows, &bytes[..whole]);
+                cur.rows_done += rows;
+                bytes = &bytes[whole..];
+            }
+            cur.pending.extend_from_slice(bytes);
+        }
+        let planned = cur.planned;
+        result.map_err(|e| self.write_err(planned, e))
+    }
+
+    fn end_tensor(&mut self) -> Result<()> {
+        let Some(cur) = self.current.take() else {
+            return Err(self.protocol("end of a tensor with no tensor begun".into()));
+        };
+        let p = &mut self.planned[cur.planned];
+        if cur.given != cur.expected {
+            return Err(Error::SizeMismatch { path: self.path.clone(), name: p.info.name.clone(), given: cur.given, expected: cur.expected });
+        }
+        p.written = true;
+        Ok(())
+    }
+
+    fn write_strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> Result<()> {
+        let i = self.planned_for(tensor)?;
+        let info = &self.planned[i].info;
+        if info.dtype != DType::String {
+            return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
+        }
+        if info.num_elements() != Some(values.len() as u64) {
+            return Err(self.protocol(format!("tensor {:?} of shape {:?} was given {} strings", info.name, info.shape, values.len())));
+        }
+        let unsupported = |reason: &str| Error::Unsupported {
+            path: self.path.clone(),
+            format: "hdf5",
+            name: info.name.clone(),
+            reason: reason.to_string(),
+        };
+        let strings = values
+            .iter()
+            .map(|v| {
+                let s = std::str::from_utf8(v).map_err(|_| unsupported("a value is not UTF-8"))?;
+                VarLenUnicode::from_str(s).map_err(|_| unsupported("a value holds a NUL byte"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
+        dataset.write_raw(&strings).map_err(|e| self.write_err(i, e))?;
+        self.planned[i].written = true;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        if let Some(cur) = &self.current {
+            let name = self.planned[cur.planned].info.name.clone();
+            return Err(self.protocol(format!("finished while tensor {name:?} was still being written")));
+        }
+        if let Some(p) = self.planned.iter().find(|p| !p.written) {
+            return Err(self.protocol(format!("tensor {:?} was declared but never written", p.info.name)));
+        }
+        let file = self.file.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
+        let close_err = |source| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source };
+        file.flush().map_err(close_err)?;
+        file.close().map_err(close_err)?;
+        let temp = self.temp.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
+        temp.persist(&self.path).map_err(|e| Error::io(self.path.clone(), e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_dataset_paths() {
+        assert_eq!(normalize("a/b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("/a/b:0").as_deref(), Some("a/b:0"));
+        for bad in ["", "/", "a//b", "a/", "./a", "a/../b"] {
+            assert_eq!(normalize(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_convert_to_the_core_error() {
+        let e: Error = Hdf5Error::Io { path: "x.h5".into(), source: std::io::Error::other("disk full") }.into();
+        assert!(matches!(e, Error::Io { .. }));
+        let e: Error = Hdf5Error::InvalidName { path: "x.h5".into(), name: "a//b".into() }.into();
+        assert!(matches!(e, Error::Format(_)));
+        assert_eq!(e.to_string(), "x.h5: tensor name \"a//b\" is not a valid HDF5 dataset path");
+    }
+}

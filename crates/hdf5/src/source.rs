@@ -1,0 +1,462 @@
+//! [`Hdf5Source`]: an HDF5 file opened for reading, its datasets listed as tensors under the naming
+//! rules of the crate documentation.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hdf5::dataset::Layout;
+use hdf5::{Datatype, File, Group, LocationToken, LocationType};
+use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
+
+use crate::raw::{self, Values};
+use crate::Hdf5Error;
+
+/// Groups nested deeper than this are refused (h5py and Keras nest a handful of levels).
+const MAX_DEPTH: usize = 256;
+
+/// Which Keras weight layout a file has, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KerasLayout {
+    /// Keras 3 `model.save_weights("x.weights.h5")`: `layers/<name>/vars/<i>`, `vars` groups with a
+    /// `name` attribute.
+    Keras3,
+    /// A full-model `.h5` (`save_model(..., "x.h5")`, tf.keras 2 `model.save`): `model_weights` with
+    /// `layer_names`, layer groups with `weight_names`.
+    Legacy,
+}
+
+/// An HDF5 file opened for reading.
+pub struct Hdf5Source {
+    path: PathBuf,
+    file: File,
+    tensors: Vec<TensorInfo>,
+    /// For each tensor, the path of its dataset (without the leading `/`).
+    datasets: Vec<String>,
+    index: HashMap<String, usize>,
+    keras: Option<KerasLayout>,
+}
+
+impl std::fmt::Debug for Hdf5Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hdf5Source")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .field("keras", &self.keras)
+            .finish()
+    }
+}
+
+impl Hdf5Source {
+    /// Opens `path` and lists its datasets; fails on anything the file's headers get wrong.
+    pub fn open(path: &Path) -> Result<Hdf5Source, Hdf5Error> {
+        hdf5::silence_errors(true);
+        let file = File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source })?;
+        let mut found = Vec::new();
+        let mut seen_groups = Vec::new();
+        walk(path, &file, "", 0, &mut seen_groups, &mut found)?;
+
+        let legacy = legacy_names(path, &file, &found)?;
+        let keras = if legacy.is_some() {
+            Some(KerasLayout::Legacy)
+        } else if file.link_exists("layers") && file.link_exists("vars") {
+            Some(KerasLayout::Keras3)
+        } else {
+            None
+        };
+
+        // Legacy model weights first, in layer and weight order; then everything else in file order.
+        let legacy = legacy.unwrap_or_default();
+        let mut order: Vec<(usize, String, String)> = Vec::with_capacity(found.len());
+        for (i, (dataset, _)) in found.iter().enumerate() {
+            match legacy.iter().position(|(d, _)| d == dataset) {
+                Some(k) => order.push((k, legacy[k].1.clone(), dataset.clone())),
+                None => order.push((legacy.len() + i, dataset.clone(), dataset.clone())),
+            }
+        }
+        order.sort_by_key(|(k, _, _)| *k);
+        let infos: HashMap<&str, &TensorInfo> = found.iter().map(|(d, t)| (d.as_str(), t)).collect();
+
+        let mut tensors = Vec::with_capacity(order.len());
+        let mut datasets: Vec<String> = Vec::with_capacity(order.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(order.len());
+        for (_, name, dataset) in order {
+            if let Some(&first) = index.get(&name) {
+                return Err(Hdf5Error::DuplicateName {
+                    path: path.to_path_buf(),
+                    name,
+                    first: datasets[first].clone(),
+                    second: dataset,
+                });
+            }
+            let mut info = (*infos[dataset.as_str()]).clone();
+            info.name = name.clone();
+            index.insert(name, tensors.len());
+            tensors.push(info);
+            datasets.push(dataset);
+        }
+        Ok(Hdf5Source { path: path.to_path_buf(), file, tensors, datasets, index, keras })
+    }
+
+    /// The Keras layout of the file, if it has one.
+    pub fn keras_layout(&self) -> Option<KerasLayout> {
+        self.keras
+    }
+
+    /// The path (without the leading `/`) of the dataset holding tensor `name`.
+    pub fn dataset_path(&self, name: &str) -> Option<&str> {
+        self.index.get(name).map(|&i| self.datasets[i].as_str())
+    }
+
+    /// The open file, for writers copying its layout.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn entry(&self, name: &str) -> Result<(usize, &TensorInfo)> {
+        let i = *self
+            .index
+            .get(name)
+            .ok_or_else(|| Error::TensorNotFound { path: self.path.clone(), name: name.to_string() })?;
+        Ok((i, &self.tensors[i]))
+    }
+
+    fn open_dataset(&self, i: usize) -> Result<hdf5::Dataset, Hdf5Error> {
+        let dataset = &self.datasets[i];
+        self.file.dataset(dataset).map_err(|source| Hdf5Error::Read {
+            path: self.path.clone(),
+            dataset: dataset.clone(),
+            source,
+        })
+    }
+}
+
+/// Lists every dataset under `group` (whose path is `prefix`) depth-first in link-name order, with its
+/// dtype and shape, checking each header.
+fn walk(
+    path: &Path,
+    group: &Group,
+    prefix: &str,
+    depth: usize,
+    seen_groups: &mut Vec<LocationToken>,
+    found: &mut Vec<(String, TensorInfo)>,
+) -> Result<(), Hdf5Error> {
+    let group_err = |source| Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{prefix}"), source };
+    if depth > MAX_DEPTH {
+        return Err(group_err(format!("groups nested more than {MAX_DEPTH} deep").into()));
+    }
+    let token = group.loc_info().map_err(group_err)?.token;
+    if seen_groups.contains(&token) {
+        return Ok(()); // a second hard link to a group already listed (or a cycle)
+    }
+    seen_groups.push(token);
+    for member in group.member_names().map_err(group_err)? {
+        let full = if prefix.is_empty() { member.clone() } else { format!("{prefix}/{member}") };
+        let kind = match group.loc_type_by_name(&member) {
+            Ok(kind) => kind,
+            // A dangling soft or external link is no dataset.
+            Err(_) if !is_hard_link(group, &member) => continue,
+            Err(source) => return Err(Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{full}"), source }),
+        };
+        match kind {
+            LocationType::Group => {
+                let child = group.group(&member).map_err(|source| Hdf5Error::Group {
+                    path: path.to_path_buf(),
+                    group: format!("/{full}"),
+                    source,
+                })?;
+                walk(path, &child, &full, depth + 1, seen_groups, found)?;
+            }
+            LocationType::Dataset => {
+                let info = describe(path, group, &member, &full)?;
+                found.push((full, info));
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn is_hard_link(group: &Group, name: &str) -> bool {
+    let mut hard = true;
+    let _ = group.iter_visit_default(|n, info| {
+        if n == name {
+            hard = matches!(info.link_type, hdf5::LinkType::Hard);
+        }
+        Ok(())
+    });
+    hard
+}
+
+/// The dtype and shape of dataset `name` of `group` (whose full path is `full`), after checking that a
+/// contiguous dataset stores as many bytes as it declares.
+fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<TensorInfo, Hdf5Error> {
+    let header_err = |source| Hdf5Error::Dataset { path: path.to_path_buf(), dataset: full.to_string(), source };
+    let dataset = group.dataset(name).map_err(header_err)?;
+    let file_type = dataset.dtype().map_err(header_err)?;
+    let unsupported = |found: String| Hdf5Error::UnsupportedType { path: path.to_path_buf(), dataset: full.to_string(), found };
+    let desc = file_type.to_descriptor().map_err(|e| unsupported(e.to_string()))?;
+    let dtype = raw::dtype_of(&desc).ok_or_else(|| unsupported(desc.to_string()))?;
+    let shape: Vec<u64> = dataset.space().map_err(header_err)?.shape().iter().map(|&d| d as u64).collect();
+    let info = TensorInfo::new(full, dtype, shape);
+    let too_large = || Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: full.to_string() };
+    let elements = info.num_elements().ok_or_else(too_large)?;
+    if dtype != DType::String {
+        // Whole rows must be addressable; the executor reads them into memory.
+        let row_bytes = info.row_bytes().ok_or_else(too_large)?;
+        usize::try_from(row_bytes).map_err(|_| too_large())?;
+        let declared = elements.checked_mul(file_type.size() as u64).ok_or_else(too_large)?;
+        if dataset.layout() == Layout::Contiguous {
+            let stored = dataset.storage_size();
+            if stored != 0 && stored != declared {
+                return Err(Hdf5Error::DeclaredSizeMismatch {
+                    path: path.to_path_buf(),
+                    dataset: full.to_string(),
+                    declared,
+                    stored,
+                });
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// For a legacy Keras full-model file, each model weight's dataset path and name, in `layer_names`
+/// and `weight_names` order; `None` for any other file.
+fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Result<Option<Vec<(String, String)>>, Hdf5Error> {
+    if !file.link_exists("model_weights") {
+        return Ok(None);
+    }
+    let Ok(weights) = file.group("model_weights") else { return Ok(None) };
+    let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names")? else { return Ok(None) };
+    let attr_err = |group: &str, attribute: &str, reason: String| Hdf5Error::KerasAttribute {
+        path: path.to_path_buf(),
+        group: format!("/{group}"),
+        attribute: attribute.to_string(),
+        reason,
+    };
+    let mut out = Vec::new();
+    for layer in layers {
+        let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", "a name is not UTF-8".into()))?;
+        let group_path = format!("model_weights/{layer}");
+        let group = file
+            .group(&group_path)
+            .map_err(|_| attr_err("model_weights", "layer_names", format!("names layer {layer:?}, which has no group")))?;
+        let Some(weight_names) = string_list_attr(path, &group, &group_path, "weight_names")? else { continue };
+        for weight in weight_names {
+            let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", "a name is not UTF-8".into()))?;
+            let dataset = format!("{group_path}/{weight}");
+            if !found.iter().any(|(d, _)| *d == dataset) {
+                // Nothing to list (a file written from a template with only some of its weights).
+                continue;
+            }
+            let name = weight.strip_suffix(":0").unwrap_or(&weight).to_string();
+            out.push((dataset, name));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The strings of attribute `name` of `group`: `None` if there is no such attribute, an empty list for
+/// an empty attribute of any type (h5py writes an empty list as an empty float array).
+fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
+    let err = |reason: String| Hdf5Error::KerasAttribute {
+        path: path.to_path_buf(),
+        group: format!("/{group_path}"),
+        attribute: name.to_string(),
+        reason,
+    };
+    let names = group.attr_names().map_err(|e| err(e.to_string()))?;
+    if !names.iter().any(|n| n == name) {
+        return Ok(None);
+    }
+    let attr = group.attr(name).map_err(|e| err(e.to_string()))?;
+    if attr.space().map_err(|e| err(e.to_string()))?.size() == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    raw::read_strings(Values::Attribute(&attr)).map(Some).map_err(|e| err(format!("not a list of strings: {e}")))
+}
+
+impl CheckpointSource for Hdf5Source {
+    fn format(&self) -> &'static str {
+        "hdf5"
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+        let (i, info) = self.entry(name)?;
+        let wrong_dtype = || Error::WrongDType { path: self.path.clone(), name: name.to_string(), dtype: info.dtype };
+        let desc = raw::descriptor_for(info.dtype).filter(|_| info.dtype != DType::String).ok_or_else(wrong_dtype)?;
+        let total = info.rows();
+        if rows.start > rows.end || rows.end > total {
+            return Err(Error::RowsOutOfRange {
+                path: self.path.clone(),
+                name: name.to_string(),
+                start: rows.start,
+                end: rows.end,
+                rows: total,
+            });
+        }
+        let too_large = || Error::TooLarge { path: self.path.clone(), name: name.to_string() };
+        let count = rows.end - rows.start;
+        let len = info.row_bytes().and_then(|r| r.checked_mul(count)).ok_or_else(too_large)?;
+        let len = usize::try_from(len).map_err(|_| too_large())?;
+        if len == 0 {
+            return Ok(Cow::Owned(Vec::new()));
+        }
+        let read_err = |source| Hdf5Error::Read { path: self.path.clone(), dataset: self.datasets[i].clone(), source };
+        let dataset = self.open_dataset(i)?;
+        let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
+        let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
+        let mut out = vec![0u8; len];
+        raw::read_rows(&dataset, &mem, &shape, rows.start as usize, count as usize, &mut out).map_err(read_err)?;
+        Ok(Cow::Owned(out))
+    }
+
+    fn read_strings(&self, name: &str) -> Result<Vec<Vec<u8>>> {
+        let (i, info) = self.entry(name)?;
+        if info.dtype != DType::String {
+            return Err(Error::WrongDType { path: self.path.clone(), name: name.to_string(), dtype: info.dtype });
+        }
+        let dataset = self.open_dataset(i)?;
+        let values = raw::read_strings(Values::Dataset(&dataset)).map_err(|source| Hdf5Error::Read {
+            path: self.path.clone(),
+            dataset: self.datasets[i].clone(),
+            source,
+        })?;
+        Ok(values)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdf5::types::VarLenUnicode;
+
+    fn strings_attr(g: &Group, name: &str, values: &[&str]) {
+        let v: Vec<VarLenUnicode> = values.iter().map(|s| s.parse().unwrap()).collect();
+        g.new_attr::<VarLenUnicode>().shape(v.len()).create(name).unwrap().write_raw(&v).unwrap();
+    }
+
+    /// A legacy-looking file: layer `l` with weight `l/w:0`, plus whatever `extra` adds.
+    fn legacy(extra: impl FnOnce(&File)) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.h5");
+        let f = File::create(&path).unwrap();
+        let mw = f.create_group("model_weights").unwrap();
+        strings_attr(&mw, "layer_names", &["l"]);
+        let l = mw.create_group("l").unwrap();
+        strings_attr(&l, "weight_names", &["l/w:0"]);
+        l.new_dataset::<f32>().shape([2]).create("l/w:0").unwrap().write(&[1.0f32, 2.0]).unwrap();
+        extra(&f);
+        drop(f);
+        (dir, path)
+    }
+
+    #[test]
+    fn legacy_names_strip_the_suffix() {
+        let (_dir, path) = legacy(|_| {});
+        let src = Hdf5Source::open(&path).unwrap();
+        assert_eq!(src.keras_layout(), Some(KerasLayout::Legacy));
+        assert_eq!(src.dataset_path("l/w"), Some("model_weights/l/l/w:0"));
+        assert_eq!(src.read("l/w").unwrap().as_ref(), [1.0f32.to_le_bytes(), 2.0f32.to_le_bytes()].concat());
+    }
+
+    #[test]
+    fn weight_names_naming_no_dataset_are_not_listed() {
+        let (_dir, path) = legacy(|f| {
+            let l = f.group("model_weights/l").unwrap();
+            l.delete_attr("weight_names").unwrap();
+            strings_attr(&l, "weight_names", &["l/missing:0", "l/w:0"]);
+        });
+        let src = Hdf5Source::open(&path).unwrap();
+        let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["l/w"]);
+    }
+
+    #[test]
+    fn layer_names_naming_no_group_is_an_error() {
+        let (_dir, path) = legacy(|f| {
+            let mw = f.group("model_weights").unwrap();
+            mw.delete_attr("layer_names").unwrap();
+            strings_attr(&mw, "layer_names", &["l", "ghost"]);
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::KerasAttribute { attribute, .. } if attribute == "layer_names"), "{err}");
+        assert!(err.to_string().contains("ghost"), "{err}");
+    }
+
+    #[test]
+    fn non_string_layer_names_are_an_error() {
+        let (_dir, path) = legacy(|f| {
+            let mw = f.group("model_weights").unwrap();
+            mw.delete_attr("layer_names").unwrap();
+            mw.new_attr::<i32>().shape(2).create("layer_names").unwrap().write(&[1, 2]).unwrap();
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(err.to_string().contains("not a list of strings"), "{err}");
+    }
+
+    #[test]
+    fn two_datasets_under_one_name_are_an_error() {
+        // The legacy weight `l/w` and the plain dataset at path `l/w`.
+        let (_dir, path) = legacy(|f| {
+            f.new_dataset::<f32>().shape([1]).create("l/w").unwrap();
+        });
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::DuplicateName { name, .. } if name == "l/w"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_element_types_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.h5");
+        let f = File::create(&path).unwrap();
+        let td = hdf5::types::TypeDescriptor::Enum(hdf5::types::EnumType {
+            size: hdf5::types::IntSize::U1,
+            signed: true,
+            members: ["A", "B", "C"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| hdf5::types::EnumMember { name: n.to_string(), value: i as u64 })
+                .collect(),
+        });
+        f.new_dataset_builder().empty_as(&td).shape([2]).create("e").unwrap();
+        drop(f);
+        let err = Hdf5Source::open(&path).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::UnsupportedType { dataset, .. } if dataset == "e"), "{err}");
+    }
+
+    #[test]
+    fn hard_link_cycles_and_dangling_links_are_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.h5");
+        let f = File::create(&path).unwrap();
+        f.create_group("a/b").unwrap();
+        f.new_dataset::<u8>().shape([3]).create("a/b/x").unwrap();
+        f.link_hard("a", "a/b/back").unwrap();
+        f.link_soft("/nowhere", "dangling").unwrap();
+        drop(f);
+        let src = Hdf5Source::open(&path).unwrap();
+        let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a/b/x"]);
+    }
+}
