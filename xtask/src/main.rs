@@ -1,6 +1,8 @@
 //! Project tasks run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`). Only std: it
 //! compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
 
+mod bench;
+
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ type Task = fn(&[String]) -> Result<(), String>;
 const TASKS: &[(&str, &str, Task)] = &[
     ("test", "install the HDF5 C library if missing (as root, with apt-get), then run every test of every crate with all features", test),
     ("example", "run warmstart on the small example checkpoint committed under examples/", example),
+    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench::bench),
 ];
 
 fn main() -> ExitCode {
