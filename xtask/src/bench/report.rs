@@ -119,18 +119,23 @@ pub fn table(all: &[Measurement]) -> String {
     text
 }
 
-/// "TensorFlow took N x as long" lines, for each workload and cache mode where both ran.
+impl Measurement {
+    /// For a TensorFlow row: its median time over `warmstart run`'s on the same workload and cache.
+    pub fn speedup(&self, all: &[Measurement]) -> Option<f64> {
+        if !self.case.starts_with("tensorflow warm_start") || self.samples.is_empty() {
+            return None;
+        }
+        let ours = all.iter().find(|m| m.workload == self.workload && m.cache == self.cache && m.case == "warmstart run")?;
+        (!ours.samples.is_empty()).then(|| self.seconds() / ours.seconds())
+    }
+}
+
+/// "warmstart run is N x faster than TensorFlow" lines, for each workload and cache mode where both ran.
 fn speedups(all: &[Measurement]) -> String {
     let mut text = String::new();
-    for tf in all.iter().filter(|m| m.case == "tensorflow warm_start" && !m.samples.is_empty()) {
-        let ours = all.iter().find(|m| m.workload == tf.workload && m.cache == tf.cache && m.case == "warmstart run");
-        if let Some(ours) = ours.filter(|m| !m.samples.is_empty()) {
-            text.push_str(&format!(
-                "{} {}: warmstart run is {:.1} x faster than TensorFlow's warm_start + save\n",
-                tf.workload,
-                tf.cache,
-                tf.seconds() / ours.seconds()
-            ));
+    for tf in all {
+        if let Some(speedup) = tf.speedup(all) {
+            text.push_str(&format!("{} {}: warmstart run is {speedup:.1} x faster than {}\n", tf.workload, tf.cache, tf.case));
         }
     }
     text
@@ -156,6 +161,7 @@ pub fn json(all: &[Measurement], environment: &Value) -> Value {
                 "ratio_to_floor": m.ratio(all),
                 "peak_rss_bytes": m.max_rss(),
                 "peak_anon_bytes": m.max_anon(),
+                "warmstart_speedup": m.speedup(all),
             })
         })
         .collect();
