@@ -260,6 +260,7 @@ impl<'a> Bench<'a> {
                     bytes,
                     samples,
                     error,
+                    output_check: None,
                 };
                 results.push(measurement(case.name, samples, error.clone()));
                 if let Some(inner) = case.inner {
@@ -267,8 +268,33 @@ impl<'a> Bench<'a> {
                 }
             }
         }
+        if self.options.with_tf.is_some() {
+            let check = self.check_against_tf(w, dir, &out)?;
+            eprintln!("bench: {}: warmstart run's output against TensorFlow's: {check}", w.key());
+            for m in results.iter_mut().filter(|m| m.case == "tensorflow warm_start") {
+                m.output_check = Some(check.clone());
+            }
+        }
         let _ = fs::remove_dir_all(&out);
         Ok(results)
+    }
+
+    /// Runs `warmstart run` and TensorFlow once more into separate folders and compares their outputs.
+    fn check_against_tf(&self, w: &Workload, dir: &Path, out: &Path) -> Result<String, String> {
+        let _ = fs::remove_dir_all(out);
+        let (ours, theirs) = (out.join("warmstart"), out.join("tensorflow"));
+        let mut cases = self.cases(w, dir, &ours).into_iter().chain(self.cases(w, dir, &theirs));
+        let mut run = cases.find(|c| c.name == "warmstart run").ok_or("no warmstart run case")?;
+        let mut tf = cases.find(|c| c.name == "tensorflow warm_start").ok_or("no TensorFlow case")?;
+        let logs = self.cache.join("logs");
+        for (folder, case) in [(&ours, &mut run), (&theirs, &mut tf)] {
+            fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+            measure::run(&mut case.command, &logs.join("check"))?;
+        }
+        let mut compare = self.worker();
+        compare.arg("compare").arg(ours.join("model.ckpt")).arg(theirs.join("model.ckpt"));
+        let (_, stdout) = measure::run(&mut compare, &logs.join("compare"))?;
+        Ok(stdout.trim().to_string())
     }
 
     /// The machine and load, for the JSON.

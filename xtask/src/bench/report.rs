@@ -26,6 +26,8 @@ pub struct Measurement {
     pub samples: Vec<Sample>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// For TensorFlow's row: whether its output equals `warmstart run`'s, byte for byte.
+    pub output_check: Option<String>,
 }
 
 impl Measurement {
@@ -111,6 +113,7 @@ pub fn table(all: &[Measurement]) -> String {
         text.push('\n');
     }
     text.push_str(&speedups(all));
+    text.push_str(&scaling(all));
     for m in all {
         if let Some(e) = &m.error {
             text.push_str(&format!("{} {} {} failed: {e}\n", m.workload, m.cache, m.case));
@@ -137,6 +140,39 @@ fn speedups(all: &[Measurement]) -> String {
         if let Some(speedup) = tf.speedup(all) {
             text.push_str(&format!("{} {}: warmstart run is {speedup:.1} x faster than {}\n", tf.workload, tf.cache, tf.case));
         }
+        if let Some(check) = &tf.output_check {
+            text.push_str(&format!("{}: warmstart run's output against TensorFlow's: {check}\n", tf.workload));
+        }
+    }
+    text
+}
+
+/// With several workload sizes: how time and memory of `warmstart run` and `cp` grow with the bytes.
+fn scaling(all: &[Measurement]) -> String {
+    let mut workloads: Vec<&str> = all.iter().map(|m| m.workload.as_str()).collect();
+    workloads.dedup();
+    if workloads.len() < 2 {
+        return String::new();
+    }
+    let mut text = String::from("scaling (seconds per GB of tensor data, peak RSS / peak anonymous memory):\n");
+    let mut keys: Vec<(&str, &str)> = all.iter().map(|m| (m.case.as_str(), m.cache)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for (case, cache) in keys.into_iter().filter(|(c, _)| matches!(*c, "warmstart run" | "cp (floor)")) {
+        let points: Vec<String> = all
+            .iter()
+            .filter(|m| m.case == case && m.cache == cache && !m.samples.is_empty())
+            .map(|m| {
+                format!(
+                    "x{}: {:.3} s/GB, {:.0}/{:.0} MiB",
+                    m.scale,
+                    m.seconds() / (m.data_bytes as f64 / 1e9),
+                    m.max_rss() as f64 / MIB,
+                    m.max_anon() as f64 / MIB
+                )
+            })
+            .collect();
+        text.push_str(&format!("  {case} ({cache}): {}\n", points.join("; ")));
     }
     text
 }
@@ -162,6 +198,7 @@ pub fn json(all: &[Measurement], environment: &Value) -> Value {
                 "peak_rss_bytes": m.max_rss(),
                 "peak_anon_bytes": m.max_anon(),
                 "warmstart_speedup": m.speedup(all),
+                "output_check": m.output_check,
             })
         })
         .collect();
@@ -183,6 +220,7 @@ mod tests {
             bytes: 1_000_000,
             samples: seconds.iter().map(|&seconds| Sample { seconds, max_rss: 1 << 20, max_anon: 1 << 19 }).collect(),
             error: None,
+            output_check: None,
         }
     }
 

@@ -5,7 +5,9 @@
 //! - `convert DIR`: writes the old checkpoint again as `old.safetensors` and `old.h5`;
 //! - `read FORMAT PATH`: reads every tensor of a checkpoint through its reader, in row blocks, touching
 //!   every byte;
-//! - `plainread FILE...`: reads the same files with plain sequential `read` calls (the floor).
+//! - `plainread FILE...`: reads the same files with plain sequential `read` calls (the floor);
+//! - `compare PREFIX PREFIX`: whether two TF checkpoints hold the same tensors, byte for byte (ours
+//!   against TensorFlow's output, with `--with-tf`).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -42,6 +44,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 sum = sum.wrapping_add(s);
             }
             println!("{bytes} {sum:016x}");
+            Ok(())
+        }
+        "compare" => {
+            let differences = compare(Path::new(arg(1)?), Path::new(arg(2)?))?;
+            if differences.is_empty() {
+                println!("identical");
+            } else {
+                println!("different: {}", differences.join(", "));
+            }
             Ok(())
         }
         other => Err(format!("worker: unknown command {other:?}")),
@@ -184,6 +195,29 @@ fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> 
     })
 }
 
+/// The tensors that differ between two TF checkpoints (missing on one side, other dtype or shape, other
+/// bytes); empty if they hold the same tensors.
+fn compare(a: &Path, b: &Path) -> Result<Vec<String>, String> {
+    let a = warmstart_tf::TfCheckpoint::open(a).map_err(describe)?;
+    let b = warmstart_tf::TfCheckpoint::open(b).map_err(describe)?;
+    let mut differences = Vec::new();
+    for info in a.tensors() {
+        let same = match b.tensor(&info.name) {
+            None => false,
+            Some(other) if other != info => false,
+            Some(_) if info.dtype == DType::String => {
+                a.read_strings(&info.name).map_err(describe)? == b.read_strings(&info.name).map_err(describe)?
+            }
+            Some(_) => a.read(&info.name).map_err(describe)? == b.read(&info.name).map_err(describe)?,
+        };
+        if !same {
+            differences.push(info.name.clone());
+        }
+    }
+    differences.extend(b.tensors().iter().filter(|t| a.tensor(&t.name).is_none()).map(|t| t.name.clone()));
+    Ok(differences)
+}
+
 /// Adds up `bytes` as little-endian u64 words (and the tail bytes), so every byte is really read.
 fn checksum(bytes: &[u8]) -> u64 {
     let mut words = bytes.chunks_exact(8);
@@ -269,6 +303,9 @@ mod tests {
         assert_eq!(old_vocab.lines().count(), 200);
         assert_eq!(new_vocab.lines().count(), 200);
         assert_eq!(new_vocab.lines().filter(|l| l.starts_with("new")).count(), 10);
+        assert!(compare(&Workload::old_prefix(dir.path()), &Workload::old_prefix(dir.path())).unwrap().is_empty());
+        let differences = compare(&Workload::old_prefix(dir.path()), &Workload::new_prefix(dir.path())).unwrap();
+        assert_eq!(differences.len(), 8, "old and new values differ everywhere: {differences:?}");
         let mut unique: Vec<&str> = new_vocab.lines().collect();
         unique.sort_unstable();
         unique.dedup();
