@@ -283,9 +283,11 @@ impl<'a> Bench<'a> {
     fn check_against_tf(&self, w: &Workload, dir: &Path, out: &Path) -> Result<String, String> {
         let _ = fs::remove_dir_all(out);
         let (ours, theirs) = (out.join("warmstart"), out.join("tensorflow"));
-        let mut cases = self.cases(w, dir, &ours).into_iter().chain(self.cases(w, dir, &theirs));
-        let mut run = cases.find(|c| c.name == "warmstart run").ok_or("no warmstart run case")?;
-        let mut tf = cases.find(|c| c.name == "tensorflow warm_start").ok_or("no TensorFlow case")?;
+        let find = |out: &Path, name: &str| {
+            self.cases(w, dir, out).into_iter().find(|c| c.name == name).ok_or(format!("no {name} case"))
+        };
+        let mut run = find(&ours, "warmstart run")?;
+        let mut tf = find(&theirs, "tensorflow warm_start")?;
         let logs = self.cache.join("logs");
         for (folder, case) in [(&ours, &mut run), (&theirs, &mut tf)] {
             fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
