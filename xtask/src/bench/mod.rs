@@ -40,6 +40,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         #[cfg(not(feature = "bench-worker"))]
         return Err("the bench worker is only in xtask built with --features bench-worker".into());
     }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", options::USAGE);
+        return Ok(());
+    }
     let options = Options::parse(args)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
     let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
