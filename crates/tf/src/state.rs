@@ -1,0 +1,283 @@
+//! Finding a checkpoint from a path as `tf.train.load_checkpoint` does, and the `checkpoint` state file
+//! (a text-format `CheckpointState`) that points a directory at its latest checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use crate::TfError;
+
+/// The name of the state file in a checkpoint directory.
+pub const STATE_FILE: &str = "checkpoint";
+
+/// The prefix of the checkpoint at `path`:
+/// - a directory: the `model_checkpoint_path` of its `checkpoint` file, joined to the directory if
+///   relative;
+/// - a prefix with a `.index` file beside it;
+/// - the `.index` file itself, or a `.data-NNNNN-of-NNNNN` file: their prefix (TensorFlow does not take
+///   these; resolving them is friendlier than its errors).
+pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
+    if path.is_dir() {
+        let state_path = path.join(STATE_FILE);
+        let text = match std::fs::read(&state_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TfError::NoCheckpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("a directory without a '{STATE_FILE}' file"),
+                })
+            }
+            Err(e) => return Err(TfError::io(&state_path, e)),
+        };
+        let latest = parse_state(&text)
+            .map_err(|reason| TfError::BadCheckpointState { path: state_path.clone(), reason })?;
+        let prefix = path.join(latest);
+        if !index_path(&prefix).is_file() {
+            return Err(TfError::NoCheckpoint {
+                path: path.to_path_buf(),
+                reason: format!("'{}' names {}, which has no .index file", state_path.display(), prefix.display()),
+            });
+        }
+        return Ok(prefix);
+    }
+    if index_path(path).is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+        let stem = name.strip_suffix(".index").or_else(|| strip_data_suffix(name));
+        if let Some(stem) = stem.filter(|s| !s.is_empty()) {
+            let prefix = path.with_file_name(stem);
+            if index_path(&prefix).is_file() {
+                return Ok(prefix);
+            }
+        }
+    }
+    Err(TfError::NoCheckpoint {
+        path: path.to_path_buf(),
+        reason: "neither a directory with a 'checkpoint' file nor a prefix with a .index file".to_string(),
+    })
+}
+
+/// `prefix.index`.
+pub fn index_path(prefix: &Path) -> PathBuf {
+    append(prefix, ".index")
+}
+
+/// `prefix.data-NNNNN-of-NNNNN`.
+pub fn data_path(prefix: &Path, shard: u32, num_shards: u32) -> PathBuf {
+    append(prefix, &format!(".data-{shard:05}-of-{num_shards:05}"))
+}
+
+/// `prefix.meta`.
+pub fn meta_path(prefix: &Path) -> PathBuf {
+    append(prefix, ".meta")
+}
+
+fn append(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// `name` without a `.data-NNNNN-of-NNNNN` ending.
+fn strip_data_suffix(name: &str) -> Option<&str> {
+    let (stem, tail) = name.rsplit_once(".data-")?;
+    let (a, b) = tail.split_once("-of-")?;
+    let digits = |s: &str| s.len() >= 5 && s.bytes().all(|c| c.is_ascii_digit());
+    (digits(a) && digits(b)).then_some(stem)
+}
+
+/// The `model_checkpoint_path` of a text-format `CheckpointState`.
+pub fn parse_state(text: &[u8]) -> Result<String, String> {
+    let mut lexer = Lexer { s: text, pos: 0 };
+    let mut model_path: Option<Vec<u8>> = None;
+    while let Some(field) = lexer.ident()? {
+        lexer.skip_ws();
+        if !lexer.eat(b':') {
+            return Err(format!("expected ':' after {field}"));
+        }
+        lexer.skip_ws();
+        match field.as_str() {
+            "model_checkpoint_path" => model_path = Some(lexer.string()?),
+            "all_model_checkpoint_paths" => {
+                lexer.string()?;
+            }
+            "all_model_checkpoint_timestamps" | "last_preserved_timestamp" => lexer.number()?,
+            other => return Err(format!("unknown field {other}")),
+        }
+    }
+    let path = model_path.filter(|p| !p.is_empty()).ok_or("no model_checkpoint_path")?;
+    String::from_utf8(path).map_err(|_| "model_checkpoint_path is not UTF-8".to_string())
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    fn skip_ws(&mut self) {
+        loop {
+            match self.s.get(self.pos) {
+                Some(c) if c.is_ascii_whitespace() || *c == b',' || *c == b';' => self.pos += 1,
+                Some(b'#') => {
+                    while self.s.get(self.pos).is_some_and(|&c| c != b'\n') {
+                        self.pos += 1;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.s.get(self.pos) == Some(&c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ident(&mut self) -> Result<Option<String>, String> {
+        self.skip_ws();
+        let start = self.pos;
+        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            self.pos += 1;
+        }
+        if start == self.pos {
+            return match self.s.get(self.pos) {
+                None => Ok(None),
+                Some(c) => Err(format!("unexpected {:?} at byte {}", *c as char, self.pos)),
+            };
+        }
+        Ok(Some(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()))
+    }
+
+    fn number(&mut self) -> Result<(), String> {
+        let start = self.pos;
+        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c)) {
+            self.pos += 1;
+        }
+        if start == self.pos {
+            return Err(format!("expected a number at byte {start}"));
+        }
+        Ok(())
+    }
+
+    /// One or more adjacent quoted strings, C-unescaped and concatenated.
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut any = false;
+        while let Some(&quote) = self.s.get(self.pos).filter(|c| **c == b'"' || **c == b'\'') {
+            any = true;
+            self.pos += 1;
+            loop {
+                let c = *self.s.get(self.pos).ok_or("unterminated string")?;
+                self.pos += 1;
+                match c {
+                    _ if c == quote => break,
+                    b'\n' => return Err("newline in string".to_string()),
+                    b'\\' => {
+                        let e = *self.s.get(self.pos).ok_or("unterminated escape")?;
+                        self.pos += 1;
+                        match e {
+                            b'n' => out.push(b'\n'),
+                            b't' => out.push(b'\t'),
+                            b'r' => out.push(b'\r'),
+                            b'a' => out.push(7),
+                            b'b' => out.push(8),
+                            b'f' => out.push(12),
+                            b'v' => out.push(11),
+                            b'0'..=b'7' => {
+                                let mut v = u32::from(e - b'0');
+                                for _ in 0..2 {
+                                    match self.s.get(self.pos) {
+                                        Some(d @ b'0'..=b'7') => {
+                                            v = v * 8 + u32::from(d - b'0');
+                                            self.pos += 1;
+                                        }
+                                        _ => break,
+                                    }
+                                }
+                                out.push(u8::try_from(v).map_err(|_| "octal escape out of range")?);
+                            }
+                            b'x' => {
+                                let mut v = 0u32;
+                                let mut n = 0;
+                                while let Some(d) = self.s.get(self.pos).and_then(|c| (*c as char).to_digit(16)) {
+                                    if n == 2 {
+                                        break;
+                                    }
+                                    v = v * 16 + d;
+                                    n += 1;
+                                    self.pos += 1;
+                                }
+                                if n == 0 {
+                                    return Err("empty \\x escape".to_string());
+                                }
+                                out.push(v as u8);
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
+            self.skip_ws();
+        }
+        if !any {
+            return Err(format!("expected a quoted string at byte {}", self.pos));
+        }
+        Ok(out)
+    }
+}
+
+/// The text of a state file naming `prefix_name` (a path relative to the directory) as the only and
+/// latest checkpoint, escaped as protobuf text format escapes strings.
+pub fn state_text(prefix_name: &str) -> String {
+    let mut escaped = String::new();
+    for b in prefix_name.bytes() {
+        match b {
+            b'"' => escaped.push_str("\\\""),
+            b'\\' => escaped.push_str("\\\\"),
+            b'\'' => escaped.push_str("\\'"),
+            b'\n' => escaped.push_str("\\n"),
+            b'\r' => escaped.push_str("\\r"),
+            b'\t' => escaped.push_str("\\t"),
+            0x20..=0x7e => escaped.push(b as char),
+            other => escaped.push_str(&format!("\\{other:03o}")),
+        }
+    }
+    format!("model_checkpoint_path: \"{escaped}\"\nall_model_checkpoint_paths: \"{escaped}\"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tf_state_files() {
+        let text = b"model_checkpoint_path: \"model-0\"\nall_model_checkpoint_paths: \"model-0\"\n";
+        assert_eq!(parse_state(text).unwrap(), "model-0");
+        let newer = b"model_checkpoint_path: \"/a/ckpt-2\"\nall_model_checkpoint_paths: \"/a/ckpt-1\"\n\
+            all_model_checkpoint_paths: \"/a/ckpt-2\"\nall_model_checkpoint_timestamps: 1700000000.5\n\
+            last_preserved_timestamp: 1.7e+09\n";
+        assert_eq!(parse_state(newer).unwrap(), "/a/ckpt-2");
+        assert!(parse_state(b"model_checkpoint_path: \"\"\n").is_err());
+        assert!(parse_state(b"model_checkpoint_path: \"unterminated\n").is_err());
+        assert!(parse_state(b"").is_err());
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        for name in ["model.ckpt-12", "we\"ird\\ name\u{e9}\n"] {
+            assert_eq!(parse_state(state_text(name).as_bytes()).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn data_suffix() {
+        assert_eq!(strip_data_suffix("m.data-00000-of-00001"), Some("m"));
+        assert_eq!(strip_data_suffix("m.data-0-of-1"), None);
+        assert_eq!(strip_data_suffix("m.index"), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! [`TfSink`]: writes a V2 checkpoint TensorFlow reads. Tensors stream into temporary data shards beside
+//! the destination; `finish` writes the index (header, entries sorted by key, slices under their
+//! OrderedCode keys plus a full-name entry listing them), renames the shards, then the index, then writes
+//! the directory's `checkpoint` state file.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use tempfile::NamedTempFile;
+use warmstart_core::{CheckpointSink, DType, SinkTensor, Slice};
+
+use crate::proto::{tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto, TensorSliceProto, VersionDef};
+use crate::slice_key::{self, Extent};
+use crate::state::{data_path, index_path, state_text, STATE_FILE};
+use crate::table::{build_table, mask_crc};
+use crate::TfError;
+
+/// A V2 checkpoint being written.
+pub struct TfSink {
+    prefix: PathBuf,
+    dir: PathBuf,
+    declared: Vec<Declared>,
+    /// Table key of each declared tensor -> its index.
+    by_key: HashMap<Vec<u8>, usize>,
+    shards: Vec<ShardWriter>,
+    current: Option<Current>,
+}
+
+struct Declared {
+    tensor: SinkTensor,
+    tf_dtype: i32,
+    key: Vec<u8>,
+    shard: usize,
+    /// Where the data went, once written.
+    written: Option<(u64, u64, u32)>,
+}
+
+struct ShardWriter {
+    file: BufWriter<NamedTempFile>,
+    len: u64,
+}
+
+struct Current {
+    index: usize,
+    offset: u64,
+    given: u64,
+    expected: u64,
+    crc: u32,
+}
+
+fn shape_proto(shape: &[u64]) -> TensorShapeProto {
+    TensorShapeProto {
+        dim: shape.iter().map(|&d| tensor_shape_proto::Dim { size: d as i64, name: String::new() }).collect(),
+        unknown_rank: false,
+    }
+}
+
+fn slice_proto(slice: &Slice) -> TensorSliceProto {
+    TensorSliceProto {
+        extent: slice
+            .start
+            .iter()
+            .zip(&slice.len)
+            .map(|(&s, &l)| tensor_slice_proto::Extent {
+                start: s as i64,
+                has_length: Some(tensor_slice_proto::extent::HasLength::Length(l as i64)),
+            })
+            .collect(),
+    }
+}
+
+fn extents(slice: &Slice) -> Vec<Extent> {
+    slice.start.iter().zip(&slice.len).map(|(&s, &l)| Extent { start: s as i64, length: Some(l as i64) }).collect()
+}
+
+impl TfSink {
+    /// Prepares to write `tensors` to the checkpoint `prefix` (files `prefix.index` and
+    /// `prefix.data-*-of-*` in `shards` data files), creating the temporary files in its directory.
+    pub fn create(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<TfSink, TfError> {
+        let misuse = |reason: String| TfError::SinkMisuse { path: prefix.to_path_buf(), reason };
+        if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
+            return Err(misuse(format!("{shards} data shards asked for")));
+        }
+        let name_ok = prefix.file_name().is_some_and(|n| !n.is_empty());
+        if !name_ok {
+            return Err(misuse("the prefix has no file name".into()));
+        }
+        let dir = match prefix.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
+        let mut by_key = HashMap::with_capacity(tensors.len());
+        let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
+        let mut shard_bytes = vec![0u64; shards];
+        for t in tensors {
+            let bad = |reason: String| TfError::BadSinkTensor {
+                path: prefix.to_path_buf(),
+                tensor: t.info.name.clone(),
+                reason,
+            };
+            let name = t.info.name.as_str();
+            if name.is_empty() || name.as_bytes()[0] == 0 {
+                return Err(bad("a tensor name may not be empty or start with a NUL byte".into()));
+            }
+            let tf_dtype =
+                crate::dtype::to_tf(t.info.dtype).ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
+            if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64) {
+                return Err(bad(format!("shape {:?} is too large", t.info.shape)));
+            }
+            let key = match &t.slice {
+                None => name.as_bytes().to_vec(),
+                Some(s) => {
+                    let rank = t.info.shape.len();
+                    let fits = s.start.len() == rank
+                        && s.len.len() == rank
+                        && (0..rank).all(|d| s.start[d].checked_add(s.len[d]).is_some_and(|e| e <= t.info.shape[d]));
+                    if !fits {
+                        return Err(bad(format!("slice {:?}+{:?} does not fit in {:?}", s.start, s.len, t.info.shape)));
+                    }
+                    if t.info.dtype == DType::String {
+                        return Err(bad("TensorFlow does not read string tensors from slices".into()));
+                    }
+                    slice_key::encode(name, &extents(s))
+                }
+            };
+            match full_names.get(name) {
+                Some((other, sliced)) => {
+                    if !*sliced || t.slice.is_none() || other.info != t.info {
+                        return Err(bad("declared twice, or as whole and as slices, or with different shapes".into()));
+                    }
+                }
+                None => {
+                    full_names.insert(name, (t, t.slice.is_some()));
+                }
+            }
+            if by_key.insert(key.clone(), declared.len()).is_some() {
+                return Err(bad("the same slice is declared twice".into()));
+            }
+            // Balance the shards by bytes, in declaration order.
+            let shard = (0..shards).min_by_key(|&i| (shard_bytes[i], i)).unwrap_or(0);
+            shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
+            declared.push(Declared { tensor: t.clone(), tf_dtype, key, shard, written: None });
+        }
+        let mut writers = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let file = NamedTempFile::new_in(&dir).map_err(|e| TfError::io(&dir, e))?;
+            writers.push(ShardWriter { file: BufWriter::new(file), len: 0 });
+        }
+        Ok(TfSink { prefix: prefix.to_path_buf(), dir, declared, by_key, shards: writers, current: None })
+    }
+
+    fn misuse(&self, reason: String) -> TfError {
+        TfError::SinkMisuse { path: self.prefix.clone(), reason }
+    }
+
+    fn key_of(tensor: &SinkTensor) -> Vec<u8> {
+        match &tensor.slice {
+            None => tensor.info.name.as_bytes().to_vec(),
+            Some(s) => slice_key::encode(&tensor.info.name, &extents(s)),
+        }
+    }
+
+    /// The declared tensor `tensor` is, if it is declared, matches and is not written yet.
+    fn find(&self, tensor: &SinkTensor) -> Result<usize, TfError> {
+        if let Some(cur) = &self.current {
+            return Err(self.misuse(format!(
+                "tensor {:?} started before tensor {:?} ended",
+                tensor.info.name, self.declared[cur.index].tensor.info.name
+            )));
+        }
+        let index = *self
+            .by_key
+            .get(&Self::key_of(tensor))
+            .ok_or_else(|| self.misuse(format!("tensor {:?} was not declared", tensor.info.name)))?;
+        let d = &self.declared[index];
+        if d.tensor != *tensor {
+            return Err(self.misuse(format!("tensor {:?} differs from its declaration", tensor.info.name)));
+        }
+        if d.written.is_some() {
+            return Err(self.misuse(format!("tensor {:?} written twice", tensor.info.name)));
+        }
+        Ok(index)
+    }
+
+    fn write_shard(&mut self, shard: usize, bytes: &[u8]) -> Result<(), TfError> {
+        let w = &mut self.shards[shard];
+        w.file.write_all(bytes).map_err(|e| TfError::io(w.file.get_ref().path(), e))?;
+        w.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a numeric tensor.
+    pub fn begin(&mut self, tensor: &SinkTensor) -> Result<(), TfError> {
+        let index = self.find(tensor)?;
+        let expected = tensor.byte_len().ok_or_else(|| TfError::BadSinkTensor {
+            path: self.prefix.clone(),
+            tensor: tensor.info.name.clone(),
+            reason: "string tensors are written with write_strings".into(),
+        })?;
+        let offset = self.shards[self.declared[index].shard].len;
+        self.current = Some(Current { index, offset, given: 0, expected, crc: 0 });
+        Ok(())
+    }
+
+    /// Appends bytes of the current tensor.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), TfError> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(self.misuse("write_data outside a tensor".into()));
+        };
+        let given = cur.given.saturating_add(bytes.len() as u64);
+        if given > cur.expected {
+            let d = &self.declared[cur.index];
+            return Err(TfError::SinkSize {
+                path: self.prefix.clone(),
+                tensor: d.tensor.info.name.clone(),
+                given,
+                expected: cur.expected,
+            });
+        }
+        cur.given = given;
+        cur.crc = crc32c::crc32c_append(cur.crc, bytes);
+        let shard = self.declared[cur.index].shard;
+        self.write_shard(shard, bytes)
+    }
+
+    /// Ends the current tensor.
+    pub fn end(&mut self) -> Result<(), TfError> {
+        let Some(cur) = self.current.take() else {
+            return Err(self.misuse("end_tensor outside a tensor".into()));
+        };
+        let d = &mut self.declared[cur.index];
+        if cur.given != cur.expected {
+            return Err(TfError::SinkSize {
+                path: self.prefix.clone(),
+                tensor: d.tensor.info.name.clone(),
+                given: cur.given,
+                expected: cur.expected,
+            });
+        }
+        d.written = Some((cur.offset, cur.given, mask_crc(cur.crc)));
+        Ok(())
+    }
+
+    /// Writes a whole string tensor.
+    pub fn strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> Result<(), TfError> {
+        let index = self.find(tensor)?;
+        if tensor.info.dtype != DType::String {
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: tensor.info.name.clone(),
+                dtype: tensor.info.dtype,
+            });
+        }
+        let count = tensor.info.num_elements().unwrap_or(u64::MAX);
+        if values.len() as u64 != count {
+            return Err(TfError::BadSinkTensor {
+                path: self.prefix.clone(),
+                tensor: tensor.info.name.clone(),
+                reason: format!("{} strings given for {count} elements", values.len()),
+            });
+        }
+        let (bytes, crc) = crate::strings::encode(values);
+        let shard = self.declared[index].shard;
+        let offset = self.shards[shard].len;
+        self.write_shard(shard, &bytes)?;
+        self.declared[index].written = Some((offset, bytes.len() as u64, crc));
+        Ok(())
+    }
+
+    /// The index table's bytes.
+    fn index_bytes(&self) -> Result<Vec<u8>, TfError> {
+        let header = BundleHeaderProto {
+            num_shards: self.shards.len() as i32,
+            endianness: 0,
+            version: Some(VersionDef { producer: 1, min_consumer: 0, bad_consumers: Vec::new() }),
+        };
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = vec![(Vec::new(), header.encode_to_vec())];
+        let mut full_entries: Vec<(String, BundleEntryProto)> = Vec::new();
+        let mut full_index: HashMap<String, usize> = HashMap::new();
+        for d in &self.declared {
+            let Some((offset, size, crc)) = d.written else {
+                return Err(self.misuse(format!("tensor {:?} was declared but never written", d.tensor.info.name)));
+            };
+            let entry = BundleEntryProto {
+                dtype: d.tf_dtype,
+                shape: Some(shape_proto(d.tensor.data_shape())),
+                shard_id: d.shard as i32,
+                offset: offset as i64,
+                size: size as i64,
+                crc32c: crc,
+                slices: Vec::new(),
+            };
+            entries.push((d.key.clone(), entry.encode_to_vec()));
+            if let Some(slice) = &d.tensor.slice {
+                let name = &d.tensor.info.name;
+                let i = *full_index.entry(name.clone()).or_insert_with(|| {
+                    full_entries.push((
+                        name.clone(),
+                        BundleEntryProto {
+                            dtype: d.tf_dtype,
+                            shape: Some(shape_proto(&d.tensor.info.shape)),
+                            ..Default::default()
+                        },
+                    ));
+                    full_entries.len() - 1
+                });
+                full_entries[i].1.slices.push(slice_proto(slice));
+            }
+        }
+        for (name, entry) in full_entries {
+            entries.push((name.into_bytes(), entry.encode_to_vec()));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(build_table(&entries))
+    }
+
+    /// Completes the files and moves them into place: data shards, then the index, then the
+    /// `checkpoint` state file.
+    pub fn finish_tf(self) -> Result<(), TfError> {
+        if self.current.is_some() {
+            return Err(self.misuse("finish with a tensor still open".into()));
+        }
+        let index = self.index_bytes()?;
+        let num_shards = self.shards.len() as u32;
+        let mut temps = Vec::with_capacity(self.shards.len());
+        for w in self.shards {
+            let path = w.file.get_ref().path().to_path_buf();
+            let tmp = w.file.into_inner().map_err(|e| TfError::io(&path, e.into_error()))?;
+            tmp.as_file().sync_all().map_err(|e| TfError::io(&path, e))?;
+            temps.push(tmp);
+        }
+        let mut index_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
+        index_tmp.write_all(&index).map_err(|e| TfError::io(index_tmp.path(), e))?;
+        index_tmp.as_file().sync_all().map_err(|e| TfError::io(index_tmp.path(), e))?;
+        for (i, tmp) in temps.into_iter().enumerate() {
+            let dest = data_path(&self.prefix, i as u32, num_shards);
+            tmp.persist(&dest).map_err(|e| TfError::io(&dest, e.error))?;
+        }
+        let dest = index_path(&self.prefix);
+        index_tmp.persist(&dest).map_err(|e| TfError::io(&dest, e.error))?;
+
+        let name = self.prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let state = self.dir.join(STATE_FILE);
+        let mut state_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
+        state_tmp.write_all(state_text(&name).as_bytes()).map_err(|e| TfError::io(&state, e))?;
+        state_tmp.persist(&state).map_err(|e| TfError::io(&state, e.error))?;
+        Ok(())
+    }
+}
+
+impl CheckpointSink for TfSink {
+    fn path(&self) -> &Path {
+        &self.prefix
+    }
+
+    fn begin_tensor(&mut self, tensor: &SinkTensor) -> warmstart_core::Result<()> {
+        Ok(self.begin(tensor)?)
+    }
+
+    fn write_data(&mut self, bytes: &[u8]) -> warmstart_core::Result<()> {
+        Ok(self.write(bytes)?)
+    }
+
+    fn end_tensor(&mut self) -> warmstart_core::Result<()> {
+        Ok(self.end()?)
+    }
+
+    fn write_strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> warmstart_core::Result<()> {
+        Ok(self.strings(tensor, values)?)
+    }
+
+    fn finish(self: Box<Self>) -> warmstart_core::Result<()> {
+        Ok((*self).finish_tf()?)
+    }
+}
