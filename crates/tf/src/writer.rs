@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use tempfile::NamedTempFile;
+
+/// A temporary file in `dir` created with the permissions an ordinary new file gets (0666 less the
+/// umask on Unix), not tempfile's private 0600, since it becomes the checkpoint.
+fn temp_in(dir: &Path) -> Result<NamedTempFile, TfError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".warmstart-tf-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| TfError::io(dir, e))
+}
 use warmstart_core::{CheckpointSink, DType, SinkTensor, Slice};
 
 use crate::proto::{tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto, TensorSliceProto, VersionDef};
@@ -146,7 +159,7 @@ impl TfSink {
         }
         let mut writers = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let file = NamedTempFile::new_in(&dir).map_err(|e| TfError::io(&dir, e))?;
+            let file = temp_in(&dir)?;
             writers.push(ShardWriter { file: BufWriter::new(file), len: 0 });
         }
         Ok(TfSink { prefix: prefix.to_path_buf(), dir, declared, by_key, shards: writers, current: None })
@@ -332,7 +345,7 @@ impl TfSink {
             tmp.as_file().sync_all().map_err(|e| TfError::io(&path, e))?;
             temps.push(tmp);
         }
-        let mut index_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
+        let mut index_tmp = temp_in(&self.dir)?;
         index_tmp.write_all(&index).map_err(|e| TfError::io(index_tmp.path(), e))?;
         index_tmp.as_file().sync_all().map_err(|e| TfError::io(index_tmp.path(), e))?;
         for (i, tmp) in temps.into_iter().enumerate() {
@@ -344,7 +357,7 @@ impl TfSink {
 
         let name = self.prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let state = self.dir.join(STATE_FILE);
-        let mut state_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
+        let mut state_tmp = temp_in(&self.dir)?;
         state_tmp.write_all(state_text(&name).as_bytes()).map_err(|e| TfError::io(&state, e))?;
         state_tmp.persist(&state).map_err(|e| TfError::io(&state, e.error))?;
         Ok(())
