@@ -19,7 +19,10 @@ fn sink_tensors(src: &TfCheckpoint) -> Vec<SinkTensor> {
             Some(slices) => {
                 for s in slices {
                     if (1..t.shape.len()).all(|d| s.start[d] == 0 && s.len[d] == t.shape[d]) {
-                        out.push(SinkTensor { info: t.clone(), slice: Some(s) });
+                        out.push(SinkTensor {
+                            info: t.clone(),
+                            slice: Some(s),
+                        });
                     }
                 }
             }
@@ -32,14 +35,19 @@ fn sink_tensors(src: &TfCheckpoint) -> Vec<SinkTensor> {
 /// Copies `src` into a new bundle at `prefix` through the `CheckpointSink` trait, in `chunk`-byte pieces.
 fn copy(src: &TfCheckpoint, prefix: &Path, shards: usize, chunk: usize) -> Vec<SinkTensor> {
     let tensors = sink_tensors(src);
-    let mut sink: Box<dyn CheckpointSink> = Box::new(TfSink::create(prefix, &tensors, shards).unwrap());
+    let mut sink: Box<dyn CheckpointSink> =
+        Box::new(TfSink::create(prefix, &tensors, shards).unwrap());
     for t in &tensors {
         if t.info.dtype == DType::String {
-            sink.write_strings(t, &src.read_strings(&t.info.name).unwrap()).unwrap();
+            sink.write_strings(t, &src.read_strings(&t.info.name).unwrap())
+                .unwrap();
             continue;
         }
         let bytes = match &t.slice {
-            Some(s) => src.read_rows(&t.info.name, s.start[0]..s.start[0] + s.len[0]).unwrap().into_owned(),
+            Some(s) => src
+                .read_rows(&t.info.name, s.start[0]..s.start[0] + s.len[0])
+                .unwrap()
+                .into_owned(),
             None => src.read(&t.info.name).unwrap().into_owned(),
         };
         sink.begin_tensor(t).unwrap();
@@ -68,15 +76,35 @@ fn copies_read_back_identically() {
             assert_eq!(back.prefix(), out);
             assert_eq!(back.tensors(), src.tensors(), "{case}");
             for t in src.tensors() {
-                assert_eq!(describe(&back, &t.name), describe(&src, &t.name), "{case}/{}", t.name);
-                assert_eq!(back.slices(&t.name), src.slices(&t.name), "{case}/{}", t.name);
+                assert_eq!(
+                    describe(&back, &t.name),
+                    describe(&src, &t.name),
+                    "{case}/{}",
+                    t.name
+                );
+                assert_eq!(
+                    back.slices(&t.name),
+                    src.slices(&t.name),
+                    "{case}/{}",
+                    t.name
+                );
             }
-            assert_eq!(back.object_graph_keys().unwrap(), src.object_graph_keys().unwrap());
+            assert_eq!(
+                back.object_graph_keys().unwrap(),
+                src.object_graph_keys().unwrap()
+            );
             for i in 0..shards {
-                assert!(dir.path().join(format!("copy.data-{i:05}-of-{shards:05}")).is_file());
+                assert!(dir
+                    .path()
+                    .join(format!("copy.data-{i:05}-of-{shards:05}"))
+                    .is_file());
             }
             // Only the bundle and the state file are left: no temporary files.
-            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), shards + 2, "{case}");
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                shards + 2,
+                "{case}"
+            );
         }
     }
 }
@@ -92,10 +120,17 @@ fn byte_identical_to_tensorflow() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("same");
         copy(&src, &out, 1, 1 << 20);
-        let read = |p: &Path, suffix: &str| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
-        assert!(read(&src_prefix, ".index") == read(&out, ".index"), "{case}: .index differs");
+        let read =
+            |p: &Path, suffix: &str| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
+        assert!(
+            read(&src_prefix, ".index") == read(&out, ".index"),
+            "{case}: .index differs"
+        );
         let data = ".data-00000-of-00001";
-        assert!(read(&src_prefix, data) == read(&out, data), "{case}: .data differs");
+        assert!(
+            read(&src_prefix, data) == read(&out, data),
+            "{case}: .data differs"
+        );
     }
 }
 
@@ -117,24 +152,44 @@ fn writer_misuse_is_an_error() {
     let w = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
     let s = SinkTensor::whole(TensorInfo::new("s", DType::String, vec![2]));
     let f8 = SinkTensor::whole(TensorInfo::new("f8", DType::F8E5M2, vec![2]));
-    assert!(matches!(TfSink::create(&p, &[f8], 1), Err(TfError::BadSinkTensor { .. })));
-    assert!(matches!(TfSink::create(&p, &[w.clone(), w.clone()], 1), Err(TfError::BadSinkTensor { .. })));
-    assert!(matches!(TfSink::create(&p, std::slice::from_ref(&w), 0), Err(TfError::SinkMisuse { .. })));
+    assert!(matches!(
+        TfSink::create(&p, &[f8], 1),
+        Err(TfError::BadSinkTensor { .. })
+    ));
+    assert!(matches!(
+        TfSink::create(&p, &[w.clone(), w.clone()], 1),
+        Err(TfError::BadSinkTensor { .. })
+    ));
+    assert!(matches!(
+        TfSink::create(&p, std::slice::from_ref(&w), 0),
+        Err(TfError::SinkMisuse { .. })
+    ));
     let bad_slice = SinkTensor {
         info: w.info.clone(),
-        slice: Some(warmstart_core::Slice { start: vec![1], len: vec![2] }),
+        slice: Some(warmstart_core::Slice {
+            start: vec![1],
+            len: vec![2],
+        }),
     };
-    assert!(matches!(TfSink::create(&p, &[bad_slice], 1), Err(TfError::BadSinkTensor { .. })));
+    assert!(matches!(
+        TfSink::create(&p, &[bad_slice], 1),
+        Err(TfError::BadSinkTensor { .. })
+    ));
 
     let mut sink = TfSink::create(&p, &[w.clone(), s.clone()], 1).unwrap();
     let err = sink.write_data(&[0; 4]).unwrap_err();
     assert!(err.to_string().contains("outside a tensor"), "{err}");
     sink.begin_tensor(&w).unwrap();
-    assert!(sink.write_data(&[0; 12]).unwrap_err().to_string().contains("\"w\""));
+    assert!(sink
+        .write_data(&[0; 12])
+        .unwrap_err()
+        .to_string()
+        .contains("\"w\""));
     sink.write_data(&[0; 4]).unwrap();
     assert!(sink.end_tensor().is_err());
     assert!(sink.write_strings(&s, &[b"a".to_vec()]).is_err());
-    sink.write_strings(&s, &[b"a".to_vec(), Vec::new()]).unwrap();
+    sink.write_strings(&s, &[b"a".to_vec(), Vec::new()])
+        .unwrap();
     let err = Box::new(sink).finish().unwrap_err();
     assert!(err.to_string().contains("\"w\""), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -146,7 +201,9 @@ fn writer_misuse_is_an_error() {
 #[test]
 #[ignore = "writes bundles for tests/fixtures/gen_tf.py verify; needs WARMSTART_TF_VERIFY_DIR"]
 fn write_bundles_for_tensorflow() {
-    let root = std::path::PathBuf::from(std::env::var("WARMSTART_TF_VERIFY_DIR").expect("WARMSTART_TF_VERIFY_DIR"));
+    let root = std::path::PathBuf::from(
+        std::env::var("WARMSTART_TF_VERIFY_DIR").expect("WARMSTART_TF_VERIFY_DIR"),
+    );
     for case in CASES {
         if case == "slice_keys" {
             continue;
@@ -158,10 +215,16 @@ fn write_bundles_for_tensorflow() {
             let src = TfCheckpoint::open(&prefix(case)).unwrap();
             copy(&src, &dir.join("ours.ckpt-3"), shards, 5);
             let mut tensors = expected(case)["tensors"].clone();
-            tensors.as_object_mut().unwrap().retain(|_, v| v.get("unreadable").is_none());
+            tensors
+                .as_object_mut()
+                .unwrap()
+                .retain(|_, v| v.get("unreadable").is_none());
             let meant = serde_json::json!({"prefix": "ours.ckpt-3", "tensors": tensors});
-            std::fs::write(dir.join("meant.json"), serde_json::to_string_pretty(&meant).unwrap()).unwrap();
+            std::fs::write(
+                dir.join("meant.json"),
+                serde_json::to_string_pretty(&meant).unwrap(),
+            )
+            .unwrap();
         }
     }
 }
-
