@@ -178,7 +178,10 @@ pub fn run_files(
 ) -> Result<(Plan, Report)> {
     let format = warmstart_formats::destination_format(out, format)?;
     let (old, target) = open_checkpoints(settings)?;
+    let target: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(target);
     let options = RunOptions { keep_partitions: format == Format::Tf, progress: options.progress, on_plan: options.on_plan };
+    // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
+    let template = (target.format() == format.name()).then(|| target.clone());
     run(
         settings,
         old.as_ref(),
@@ -188,7 +191,8 @@ pub fn run_files(
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
                 std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
             }
-            Ok(warmstart_formats::create_sink(out, format, tensors, &warmstart_formats::WriteOptions::default())?)
+            let write = warmstart_formats::WriteOptions { template, ..Default::default() };
+            Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,
     )
