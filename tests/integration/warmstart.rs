@@ -439,6 +439,22 @@ fn example_vocab_embedding() {
     check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
 }
 
+/// Opens a checkpoint, retrying briefly while an HDF5 file is locked: the HDF5 C library opens files
+/// without close-on-exec, so a `warmstart` process that another test spawns at that moment inherits
+/// the descriptor and its lock until it exits.
+fn open_retrying(path: &Path) -> Box<dyn CheckpointSource> {
+    for _ in 0..100 {
+        match warmstart_formats::open(path) {
+            Ok(src) => return src,
+            Err(e) if e.to_string().contains("unable to lock file") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    panic!("{}: still locked", path.display())
+}
+
 /// Beyond TF: the same warm-starts with the old checkpoint and the target converted to `ext` (no
 /// graph: trainability from `non_trainable`) give TF's values, through the library into memory and
 /// through `run_files` into a file of that format. Cases with a partitioned target or an object-based
@@ -481,15 +497,22 @@ fn converted_checkpoints_give_tf_values(ext: &str) {
         let converted = Case {
             dir: dir.clone(),
             settings: settings.clone(),
-            old: warmstart_formats::open(&old).unwrap(),
-            target: warmstart_formats::open(&new).unwrap(),
+            old: open_retrying(&old),
+            target: open_retrying(&new),
         };
         if let Err(why) = check_success(&converted) {
             panic!("{} from {ext}:\n    {why}", dir.display());
         }
+        // Close the files before opening them again (HDF5 locks an open file).
+        drop(converted);
         let out = tmp.path().join(format!("out.{ext}"));
-        warmstart::run_files(&settings, &out, None, &RunOptions::default()).unwrap();
-        let written = warmstart_formats::open(&out).unwrap();
+        let mut attempts = 0;
+        while let Err(e) = warmstart::run_files(&settings, &out, None, &RunOptions::default()) {
+            attempts += 1;
+            assert!(e.to_string().contains("unable to lock file") && attempts < 100, "{e}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let written = open_retrying(&out);
         let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
         for (name, view) in safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors() {
             assert_eq!(&*written.read(&name).unwrap(), view.data(), "{} {ext} output: {name}", dir.display());
