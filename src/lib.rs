@@ -132,6 +132,9 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Called once with the plan and the total bytes to write, before writing.
     pub on_plan: Option<&'a OnPlan<'a>>,
+    /// Leave string tensors out of the output (for formats that cannot store them); they are listed in
+    /// [`Plan::skipped`].
+    pub skip_string_tensors: bool,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -143,7 +146,10 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let plan = plan_with(settings, old, target, options.keep_partitions)?;
+    let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
+    if options.skip_string_tensors {
+        plan.skip_string_tensors();
+    }
     if let Some(on_plan) = options.on_plan {
         on_plan(&plan, warmstart_executor::total_bytes(&plan));
     }
@@ -179,7 +185,12 @@ pub fn run_files(
     let format = warmstart_formats::destination_format(out, format)?;
     let (old, target) = open_checkpoints(settings)?;
     let target: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(target);
-    let options = RunOptions { keep_partitions: format == Format::Tf, progress: options.progress, on_plan: options.on_plan };
+    let options = RunOptions {
+        keep_partitions: format == Format::Tf,
+        skip_string_tensors: !format.stores_strings(),
+        progress: options.progress,
+        on_plan: options.on_plan,
+    };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
     let template = (target.format() == format.name()).then(|| target.clone());
     run(

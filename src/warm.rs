@@ -68,6 +68,9 @@ pub fn write_refusal_json(out: &mut dyn Write, e: &PlanError) -> io::Result<()> 
 /// The end-of-run summary.
 pub fn write_report(out: &mut dyn Write, plan: &Plan, report: &Report, dst: &std::path::Path, format: &str) -> io::Result<()> {
     writeln!(out, "{}", summary(plan))?;
+    for name in &plan.skipped {
+        eprintln!("warning: skipped string tensor {name:?}: {format} cannot store string tensors");
+    }
     writeln!(
         out,
         "wrote {} tensors ({}) to {} ({format})",

@@ -532,3 +532,28 @@ fn safetensors_checkpoints_give_tf_values() {
 fn hdf5_checkpoints_give_tf_values() {
     converted_checkpoints_give_tf_values("h5");
 }
+
+/// String tensors of the target (a TF2 object graph) are copied through to TF output and left out,
+/// listed, of safetensors output.
+#[test]
+fn string_tensors_pass_through_or_are_skipped() {
+    let old = fixtures().join("warm_start_from_object_based_checkpoint/old");
+    let mut settings = WarmStartSettings::new(old.to_string_lossy(), old.to_string_lossy());
+    settings.vars_to_warm_start = warmstart::VarsToWarmStart::List(vec![]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), None, &RunOptions::default()).unwrap();
+    assert_eq!(plan.skipped, ["_CHECKPOINTABLE_OBJECT_GRAPH"]);
+    let written = warmstart_formats::open(&tmp.path().join("o.safetensors")).unwrap();
+    assert!(written.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_none());
+    let source = open_checkpoint(&old);
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), None, &RunOptions::default()).unwrap();
+    assert!(plan.skipped.is_empty());
+    let written = open_checkpoint(&tmp.path().join("tf/model.ckpt"));
+    for t in source.tensors() {
+        if t.dtype == DType::String {
+            assert_eq!(written.read_strings(&t.name).unwrap(), source.read_strings(&t.name).unwrap());
+        } else {
+            assert_eq!(written.read(&t.name).unwrap(), source.read(&t.name).unwrap());
+        }
+    }
+}

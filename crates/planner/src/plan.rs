@@ -139,12 +139,23 @@ pub struct Plan {
     pub passthrough: Vec<String>,
     /// The output tensors in writing order.
     pub outputs: Vec<OutputTensor>,
+    /// Target tensors left out of the output (string tensors, for formats that cannot store them).
+    pub skipped: Vec<String>,
 }
 
 impl Plan {
     /// The list the sink must be created with.
     pub fn sink_tensors(&self) -> Vec<SinkTensor> {
         self.outputs.iter().map(|o| o.sink.clone()).collect()
+    }
+
+    /// Leaves string tensors out of the output, listing them in `skipped`.
+    pub fn skip_string_tensors(&mut self) {
+        let (strings, kept): (Vec<OutputTensor>, Vec<OutputTensor>) =
+            std::mem::take(&mut self.outputs).into_iter().partition(|o| o.sink.info.dtype == DType::String);
+        self.outputs = kept;
+        self.skipped.extend(strings.into_iter().map(|o| o.name));
+        self.skipped.dedup();
     }
 
     /// How many variables are warm-started (copied or remapped).
@@ -474,7 +485,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
             }
         }
     }
-    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs })
+    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs, skipped: Vec::new() })
 }
 
 fn rename_note(name: &str, tensor: &str, by_object_graph: bool) -> String {
@@ -641,7 +652,11 @@ fn plan_remap(
     })
 }
 
-/// Builds the target variables of a checkpoint without a graph: every tensor is a variable, trainable
+/// The string tensor holding a TF2 checkpoint's object graph: metadata, not a variable.
+pub const OBJECT_GRAPH_KEY: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
+
+/// Builds the target variables of a checkpoint without a graph: every tensor but the TF2 object graph
+/// is a variable, trainable
 /// unless a `non_trainable` regex matches its `name:0`; `slices` says how each is partitioned.
 pub fn variables_without_graph(
     tensors: &[TensorInfo],
@@ -651,6 +666,7 @@ pub fn variables_without_graph(
     let regexes = non_trainable.iter().map(|r| compile_match_regex(r)).collect::<Result<Vec<_>, _>>()?;
     Ok(tensors
         .iter()
+        .filter(|t| t.name != OBJECT_GRAPH_KEY)
         .map(|t| {
             let tensor_name = format!("{}:0", t.name);
             let parts = slices(&t.name)
