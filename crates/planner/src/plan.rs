@@ -3,7 +3,7 @@
 //! variable what it gets, refusing what TF refuses in the order TF would: first the errors Python raises
 //! while building the graph, then those the ops raise when the initialisers run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use fancy_regex::Regex;
 use serde::Serialize;
@@ -268,8 +268,9 @@ fn shape_map_repr(tensors: &[TensorInfo]) -> String {
 /// for the target, or says why TF would refuse.
 pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
     let vars = target.variables;
+    let target_names: HashSet<&str> = target.tensors.iter().map(|t| t.name.as_str()).collect();
     for v in vars {
-        if !target.tensors.iter().any(|t| t.name == v.name) {
+        if !target_names.contains(v.name.as_str()) {
             return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.name.clone() });
         }
     }
@@ -408,10 +409,11 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
     }
 
     // "Run time": the restore and remap ops' own checks.
+    let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
     let mut plans = Vec::with_capacity(vars.len());
     for (i, var) in vars.iter().enumerate() {
         let (action, reason) = match decisions[i].take() {
-            None => (Action::KeepInitial, keep_reason(settings, var, groups.iter().any(|g| g.var == i))),
+            None => (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))),
             Some(Decision::Copy { tensor, parts, reason }) => {
                 let old_tensor = old_by_name[tensor.as_str()];
                 if old_tensor.dtype != var.dtype {
@@ -694,11 +696,12 @@ pub fn variables_from_graph(
     graph: &warmstart_core::GraphInfo,
     tensors: &[TensorInfo],
 ) -> Result<Vec<TargetVariable>, PlanError> {
+    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     graph
         .variables
         .iter()
         .map(|v| {
-            let t = tensors.iter().find(|t| t.name == v.name).ok_or_else(|| PlanError::TargetTensorMissing {
+            let t = by_name.get(v.name.as_str()).ok_or_else(|| PlanError::TargetTensorMissing {
                 variable: v.name.clone(),
                 tensor: v.name.clone(),
             })?;
