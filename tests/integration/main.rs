@@ -6,4 +6,6 @@ mod cli;
 mod hdf5;
 #[cfg(feature = "safetensors")]
 mod safetensors;
+#[cfg(feature = "tf")]
+mod tf;
 mod util;

@@ -261,6 +261,7 @@ fn sub_byte_dtypes_are_refused_naming_the_tensor() {
     assert_refused(&path, &["model.safetensors", &tensor, &dtype]);
 }
 
+#[cfg(not(feature = "tf"))]
 #[test]
 fn converting_to_a_format_this_build_lacks_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();

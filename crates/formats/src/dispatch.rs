@@ -17,6 +17,9 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
+        #[cfg(feature = "tf")]
+        Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path)?)),
+        #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
 }
@@ -68,10 +71,28 @@ pub(crate) fn create_sink_with_template(
             }
             Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?))
         }
+        #[cfg(feature = "tf")]
+        Format::Tf => {
+            let prefix = tf_prefix(path);
+            let sink = warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?;
+            Ok(Box::new(sink))
+        }
+        #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
             Err(not_compiled_in(path, format))
         }
+    }
+}
+
+/// The bundle prefix to write a TF checkpoint at `path`: `path` itself, or `path/model.ckpt` when `path`
+/// is a folder or ends in `/` (the folder's `checkpoint` file then names it, so the folder opens).
+#[cfg(feature = "tf")]
+fn tf_prefix(path: &Path) -> std::path::PathBuf {
+    if path.is_dir() || path.to_string_lossy().ends_with('/') {
+        path.join("model.ckpt")
+    } else {
+        path.to_path_buf()
     }
 }
 
@@ -136,9 +157,11 @@ mod tests {
             let err = open(&h5).err().unwrap().to_string();
             assert!(err.contains("m.weights.h5") && err.contains("this build has no hdf5 support"), "{err}");
         }
-        write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
-        let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
-        assert!(err.contains("this build has no tf support"), "{err}");
+        if !Format::Tf.compiled_in() {
+            write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
+            let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
+            assert!(err.contains("this build has no tf support"), "{err}");
+        }
         for format in Format::ALL.into_iter().filter(|f| !f.compiled_in()) {
             let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
             assert!(err.to_string().contains(&format!("this build has no {format} support")));
@@ -204,5 +227,31 @@ mod tests {
         let back = open(&out).unwrap();
         let back = back.as_any().downcast_ref::<warmstart_hdf5::Hdf5Source>().unwrap();
         assert_eq!(back.dataset_path("d1/kernel"), Some("model_weights/d1/d1/kernel"));
+    }
+
+    #[cfg(feature = "tf")]
+    #[test]
+    fn tf_create_into_a_folder_and_open() {
+        use warmstart_core::{DType, TensorInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        std::fs::create_dir(&out).unwrap();
+        let tensors = [
+            SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![2])),
+            SinkTensor::whole(TensorInfo::new("s", DType::String, vec![1])),
+        ];
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let mut sink = create_sink(&out, Format::Tf, &tensors, &opts).unwrap();
+        assert_eq!(sink.path(), out.join("model.ckpt"));
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[4, 5]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.write_strings(&tensors[1], &[b"x".to_vec()]).unwrap();
+        sink.finish().unwrap();
+        let src = open(&out).unwrap();
+        assert_eq!(src.format(), Format::Tf.name());
+        assert_eq!(&*src.read("w").unwrap(), &[4, 5]);
+        assert_eq!(src.read_strings("s").unwrap(), [b"x".to_vec()]);
+        assert!(out.join("model.ckpt.data-00001-of-00002").is_file());
     }
 }

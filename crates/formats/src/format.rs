@@ -38,9 +38,8 @@ impl Format {
     pub fn compiled_in(self) -> bool {
         match self {
             Format::Safetensors => cfg!(feature = "safetensors"),
+            Format::Tf => cfg!(feature = "tf"),
             Format::Hdf5 => cfg!(feature = "hdf5"),
-            // The tf crate adds its feature here when it lands.
-            Format::Tf => false,
         }
     }
 }
@@ -81,6 +80,6 @@ mod tests {
     fn compiled_in_follows_the_features() {
         assert_eq!(Format::Safetensors.compiled_in(), cfg!(feature = "safetensors"));
         assert_eq!(Format::Hdf5.compiled_in(), cfg!(feature = "hdf5"));
-        assert!(!Format::Tf.compiled_in());
+        assert_eq!(Format::Tf.compiled_in(), cfg!(feature = "tf"));
     }
 }

@@ -200,6 +200,8 @@ impl TfSink {
                 written: None,
             });
         }
+        // As TensorFlow's savers do, create the destination folder.
+        std::fs::create_dir_all(&dir).map_err(|e| TfError::io(&dir, e))?;
         let mut writers = Vec::with_capacity(shards);
         for _ in 0..shards {
             let file = temp_in(&dir)?;
