@@ -140,6 +140,9 @@ fn multi_byte_slice_keys_written_by_tensorflow() {
     }
 }
 
+/// A graph variable as (name, full shape, trainable, parts as (name, slice)).
+type Grouped = (String, Vec<u64>, bool, Vec<(String, Slice)>);
+
 #[test]
 fn meta_graph_collections_match_tensorflow() {
     for case in ["tf1_single", "tf1_sharded", "tf1_partitioned"] {
@@ -153,7 +156,7 @@ fn meta_graph_collections_match_tensorflow() {
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
-        let mut want: Vec<(String, Vec<u64>, bool, Vec<(String, Slice)>)> = Vec::new();
+        let mut want: Vec<Grouped> = Vec::new();
         for v in exp["meta"]["global"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap().to_string();
             let is_trainable = trainable.contains(&name.as_str());
@@ -194,7 +197,7 @@ fn meta_graph_collections_match_tensorflow() {
                 }
             }
         }
-        let got: Vec<(String, Vec<u64>, bool, Vec<(String, Slice)>)> = graph
+        let got: Vec<Grouped> = graph
             .variables
             .iter()
             .map(|v| {
