@@ -227,4 +227,18 @@ fn write_bundles_for_tensorflow() {
             .unwrap();
         }
     }
+    // More shards than tensors: some data files are empty.
+    let dir = root.join("empty-shards");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = SinkTensor::whole(TensorInfo::new("w", DType::I16, vec![2]));
+    let mut sink = TfSink::create(&dir.join("few"), std::slice::from_ref(&w), 4).unwrap();
+    sink.begin_tensor(&w).unwrap();
+    sink.write_data(&[1, 0, 255, 255]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let sha = sha256_hex(&[1, 0, 255, 255]);
+    let meant = serde_json::json!({"prefix": "few", "tensors": {"w": {"dtype": "I16", "shape": [2], "sha256": sha}}});
+    std::fs::write(dir.join("meant.json"), serde_json::to_string_pretty(&meant).unwrap()).unwrap();
+    assert_eq!(describe(&TfCheckpoint::open(&dir).unwrap(), "w")["sha256"], sha);
 }
