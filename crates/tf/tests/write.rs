@@ -239,6 +239,52 @@ fn write_bundles_for_tensorflow() {
     Box::new(sink).finish().unwrap();
     let sha = sha256_hex(&[1, 0, 255, 255]);
     let meant = serde_json::json!({"prefix": "few", "tensors": {"w": {"dtype": "I16", "shape": [2], "sha256": sha}}});
-    std::fs::write(dir.join("meant.json"), serde_json::to_string_pretty(&meant).unwrap()).unwrap();
-    assert_eq!(describe(&TfCheckpoint::open(&dir).unwrap(), "w")["sha256"], sha);
+    std::fs::write(
+        dir.join("meant.json"),
+        serde_json::to_string_pretty(&meant).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        describe(&TfCheckpoint::open(&dir).unwrap(), "w")["sha256"],
+        sha
+    );
+
+    // Enough tensors for an index of several 256 KiB blocks.
+    let dir = root.join("many-tensors");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tensors: Vec<SinkTensor> = (0..8000)
+        .map(|i| {
+            let name =
+                format!("layer_{i:05}/a/rather/long/variable/name/so/the/index/needs/blocks");
+            SinkTensor::whole(TensorInfo::new(name, DType::I32, vec![]))
+        })
+        .collect();
+    let mut sink = TfSink::create(&dir.join("many"), &tensors, 1).unwrap();
+    let mut meant_tensors = serde_json::Map::new();
+    for (i, t) in tensors.iter().enumerate() {
+        let bytes = (i as i32).to_le_bytes();
+        sink.begin_tensor(t).unwrap();
+        sink.write_data(&bytes).unwrap();
+        sink.end_tensor().unwrap();
+        meant_tensors.insert(
+            t.info.name.clone(),
+            serde_json::json!({"dtype": "I32", "shape": [], "sha256": sha256_hex(&bytes)}),
+        );
+    }
+    Box::new(sink).finish().unwrap();
+    let index_len = std::fs::metadata(dir.join("many.index")).unwrap().len();
+    assert!(index_len > 2 * 262_144, "{index_len}");
+    let meant = serde_json::json!({"prefix": "many", "tensors": meant_tensors, "compare_with_tf_save": true});
+    std::fs::write(
+        dir.join("meant.json"),
+        serde_json::to_string(&meant).unwrap(),
+    )
+    .unwrap();
+    let back = TfCheckpoint::open(&dir).unwrap();
+    assert_eq!(back.tensors().len(), 8000);
+    assert_eq!(
+        &back.read(&tensors[7999].info.name).unwrap()[..],
+        7999i32.to_le_bytes()
+    );
 }
