@@ -741,7 +741,7 @@ mod tests {
     #[test]
     fn unedited_copy_opens() {
         let (_dir, p) = edited("dtypes", "all", |_| {});
-        assert_eq!(TfCheckpoint::open(&p).unwrap().tensors().len(), 21);
+        assert_eq!(TfCheckpoint::open(&p).unwrap().tensors().len(), 25);
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn writer_misuse_is_an_error() {
     let p = dir.path().join("m");
     let w = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
     let s = SinkTensor::whole(TensorInfo::new("s", DType::String, vec![2]));
-    let f8 = SinkTensor::whole(TensorInfo::new("f8", DType::F8E5M2, vec![2]));
+    let f8 = SinkTensor::whole(TensorInfo::new("f8", DType::F8E8M0, vec![2]));
     assert!(matches!(
         TfSink::create(&p, &[f8], 1),
         Err(TfError::BadSinkTensor { .. })
