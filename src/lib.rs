@@ -101,9 +101,15 @@ pub fn plan_with(
     let plan_settings = plan_settings(settings, keep_partitions)?;
     let variables = match target.graph() {
         Some(graph) => warmstart_planner::variables_from_graph(graph, target.tensors())?,
-        None => warmstart_planner::variables_without_graph(target.tensors(), &settings.non_trainable, |n| {
-            target.slices(n)
-        })?,
+        None => {
+            let target_keys = target.object_graph_keys()?;
+            warmstart_planner::variables_without_graph(
+                target.tensors(),
+                &settings.non_trainable,
+                target_keys.as_ref(),
+                |n| target.slices(n),
+            )?
+        }
     };
     let keys = old.object_graph_keys()?;
     let old_checkpoint = OldCheckpoint {

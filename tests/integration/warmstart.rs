@@ -557,3 +557,20 @@ fn string_tensors_pass_through_or_are_skipped() {
         }
     }
 }
+
+/// Beyond TF: a TF2 (object-based) target is named by its object graph's full names, so an
+/// object-based old checkpoint resolves through both graphs; the output keeps the target's keys.
+#[test]
+fn object_based_target_uses_full_names() {
+    let ckpt = fixtures().join("warm_start_from_object_based_checkpoint/old");
+    let settings = WarmStartSettings::new(ckpt.to_string_lossy(), ckpt.to_string_lossy());
+    let tmp = tempfile::tempdir().unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), Some(warmstart::Format::Tf), &RunOptions::default()).unwrap();
+    let fruit = plan.variables.iter().find(|v| v.name == "fruit_weights").expect("named by its full name");
+    assert_eq!(fruit.tensor, "v/.ATTRIBUTES/VARIABLE_VALUE");
+    assert!(matches!(&fruit.action, warmstart::Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    let (source, written) = (open_checkpoint(&ckpt), open_checkpoint(&tmp.path().join("tf/ckpt")));
+    for t in source.tensors().iter().filter(|t| t.dtype != DType::String) {
+        assert_eq!(written.read(&t.name).unwrap(), source.read(&t.name).unwrap(), "{}", t.name);
+    }
+}

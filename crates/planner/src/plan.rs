@@ -17,8 +17,10 @@ use crate::PlanError;
 /// A variable of the target model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetVariable {
-    /// Full name, without `:0`.
+    /// Full name, without `:0`: what selection, renames, vocabularies and messages use.
     pub name: String,
+    /// The tensor holding it in the target checkpoint (the name, or a TF2 checkpoint key).
+    pub tensor: String,
     /// Element type.
     pub dtype: DType,
     /// Full shape.
@@ -101,6 +103,8 @@ pub struct RemapPlan {
 pub struct VariablePlan {
     /// Full name.
     pub name: String,
+    /// Its tensor in the target (and in the output).
+    pub tensor: String,
     /// Element type.
     #[serde(serialize_with = "serialize_dtype")]
     pub dtype: DType,
@@ -270,8 +274,8 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
     let vars = target.variables;
     let target_names: HashSet<&str> = target.tensors.iter().map(|t| t.name.as_str()).collect();
     for v in vars {
-        if !target_names.contains(v.name.as_str()) {
-            return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.name.clone() });
+        if !target_names.contains(v.tensor.as_str()) {
+            return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.tensor.clone() });
         }
     }
     let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -448,6 +452,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
         };
         plans.push(VariablePlan {
             name: var.name.clone(),
+            tensor: var.tensor.clone(),
             dtype: var.dtype,
             shape: var.shape.clone(),
             parts: var
@@ -460,7 +465,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
         });
     }
 
-    let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect();
+    let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.tensor.as_str(), i)).collect();
     let mut outputs = Vec::new();
     let mut passthrough = Vec::new();
     for t in target.tensors {
@@ -658,33 +663,40 @@ fn plan_remap(
 pub const OBJECT_GRAPH_KEY: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
 
 /// Builds the target variables of a checkpoint without a graph: every tensor but the TF2 object graph
-/// is a variable, trainable
-/// unless a `non_trainable` regex matches its `name:0`; `slices` says how each is partitioned.
+/// is a variable, trainable unless a `non_trainable` regex matches its `name:0`; `slices` says how each
+/// is partitioned. With `object_graph_keys` (a TF2 target: full name -> checkpoint key), a variable is
+/// named by its full name and still read from and written to its checkpoint key.
 pub fn variables_without_graph(
     tensors: &[TensorInfo],
     non_trainable: &[String],
+    object_graph_keys: Option<&HashMap<String, String>>,
     slices: impl Fn(&str) -> Option<Vec<Slice>>,
 ) -> Result<Vec<TargetVariable>, PlanError> {
     let regexes = non_trainable.iter().map(|r| compile_match_regex(r)).collect::<Result<Vec<_>, _>>()?;
+    let full_names: HashMap<&str, &str> = object_graph_keys
+        .map(|keys| keys.iter().map(|(name, key)| (key.as_str(), name.as_str())).collect())
+        .unwrap_or_default();
     Ok(tensors
         .iter()
         .filter(|t| t.name != OBJECT_GRAPH_KEY)
         .map(|t| {
-            let tensor_name = format!("{}:0", t.name);
+            let name = full_names.get(t.name.as_str()).map(|n| n.to_string()).unwrap_or_else(|| t.name.clone());
+            let tensor_name = format!("{name}:0");
             let parts = slices(&t.name)
                 .filter(|s| s.len() > 1)
                 .map(|s| {
                     s.into_iter()
                         .enumerate()
-                        .map(|(i, slice)| VariablePart { name: format!("{}/part_{i}", t.name), slice })
+                        .map(|(i, slice)| VariablePart { name: format!("{name}/part_{i}"), slice })
                         .collect()
                 })
                 .unwrap_or_default();
             TargetVariable {
-                name: t.name.clone(),
+                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
+                name,
+                tensor: t.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
-                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
                 parts,
             }
         })
@@ -707,6 +719,7 @@ pub fn variables_from_graph(
             })?;
             Ok(TargetVariable {
                 name: v.name.clone(),
+                tensor: v.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
                 trainable: v.trainable,
@@ -721,7 +734,7 @@ mod tests {
     use super::*;
 
     fn var(name: &str, trainable: bool) -> TargetVariable {
-        TargetVariable { name: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
+        TargetVariable { name: name.into(), tensor: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
     }
 
     fn run(settings: &PlanSettings, vars: &[TargetVariable], old: &[&str], keys: Option<&HashMap<String, String>>) -> Result<Plan, PlanError> {
