@@ -574,3 +574,29 @@ fn object_based_target_uses_full_names() {
         assert_eq!(written.read(&t.name).unwrap(), source.read(&t.name).unwrap(), "{}", t.name);
     }
 }
+
+/// A configuration with an unknown key is a usage error naming the key; a missing vocabulary file
+/// names the variable and the file; neither writes anything.
+#[test]
+fn bad_configurations_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = fixtures().join("warm_start_var_with_vocab");
+    let text = std::fs::read_to_string(case.join("config.toml")).unwrap();
+    let old = case.join("old");
+    let new = case.join("new/model.ckpt");
+    let fixed = text
+        .replace("\"old\"", &format!("{:?}", old.to_string_lossy()))
+        .replace("\"new/model.ckpt\"", &format!("{:?}", new.to_string_lossy()));
+    let config = tmp.path().join("typo.toml");
+    std::fs::write(&config, format!("{fixed}\nvars_to_warmstart = \".*\"\n")).unwrap();
+    let out = tmp.path().join("out/w.safetensors");
+    let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .expect_code(2);
+    assert!(run.stderr.contains("vars_to_warmstart"), "{}", run.stderr);
+    let config = tmp.path().join("novocab.toml");
+    std::fs::write(&config, &fixed).unwrap();
+    let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .expect_code(1);
+    assert!(run.stderr.contains("variable fruit_weights") && run.stderr.contains("vocab"), "{}", run.stderr);
+    assert_eq!(files_in(tmp.path()), ["novocab.toml", "typo.toml"]);
+}
