@@ -24,16 +24,6 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A vocabulary file cannot be read.
-    #[error("variable {variable}: vocabulary file {path}: {source}")]
-    VocabRead {
-        /// The variable.
-        variable: String,
-        /// The file.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
     /// TF refuses this warm-start (its message; see [`PlanError::variable`]).
     #[error("{}", refusal(.0))]
     Refused(#[from] PlanError),
@@ -58,24 +48,29 @@ fn refusal(e: &PlanError) -> String {
 
 /// Reads the vocabulary files and turns the settings into the planner's.
 fn plan_settings(settings: &WarmStartSettings, keep_partitions: bool) -> Result<PlanSettings> {
-    let read = |variable: &str, p: &ConfigPath| -> Result<VocabFile> {
+    let read = |p: &ConfigPath| -> VocabFile {
         if p.given.is_empty() {
             // TF refuses an empty path with its own message; the planner says so.
-            return Ok(VocabFile::default());
+            return VocabFile::default();
         }
-        let path = p.resolve();
-        let contents = std::fs::read(&path).map_err(|source| Error::VocabRead { variable: variable.to_string(), path, source })?;
-        Ok(VocabFile::new(p.given.clone(), contents))
+        match std::fs::read(p.resolve()) {
+            Ok(contents) => VocabFile::new(p.given.clone(), contents),
+            // Refused by the planner when the remap needs the file, in TF's order of refusals.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                VocabFile::unreadable(p.given.clone(), "No such file or directory")
+            }
+            Err(e) => VocabFile::unreadable(p.given.clone(), e.to_string()),
+        }
     };
     let mut vocab = BTreeMap::new();
     for (name, v) in &settings.var_name_to_vocab_info {
         vocab.insert(
             name.clone(),
             VocabInfo {
-                new_vocab: read(name, &v.new_vocab)?,
+                new_vocab: read(&v.new_vocab),
                 new_vocab_size: v.new_vocab_size,
                 num_oov_buckets: v.num_oov_buckets,
-                old_vocab: read(name, &v.old_vocab)?,
+                old_vocab: read(&v.old_vocab),
                 old_vocab_size: v.old_vocab_size,
                 backup_initializer: v.backup_initializer,
                 axis: v.axis,

@@ -245,6 +245,16 @@ pub enum PlanError {
     },
 
     // ---- GenerateVocabRemapping (vocabulary files) ----
+    /// A vocabulary file that cannot be read (TF's NotFoundError names the file and the reason).
+    #[error("{file}; {reason}")]
+    VocabFileUnreadable {
+        /// The variable.
+        variable: String,
+        /// The file.
+        file: String,
+        /// What the system said.
+        reason: String,
+    },
     /// An empty vocabulary file.
     #[error("Read less bytes than requested")]
     VocabFileEmpty {
@@ -443,6 +453,7 @@ impl PlanError {
             | RemapColumnPartitioned { variable }
             | RemapNotFloat32 { variable, .. }
             | VocabFileEmpty { variable, .. }
+            | VocabFileUnreadable { variable, .. }
             | VocabFinishedReading { variable, .. }
             | VocabSizeInvalid { variable, .. }
             | VocabEmptyLine { variable, .. }
@@ -468,7 +479,7 @@ impl PlanError {
             InvalidRegex { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
             RemapOldRowOutOfRange { .. } | RemapOldColumnOutOfRange { .. } | TooLarge { .. } => return None,
             SinglePartitionSelected { .. } => return None,
-            RemapOldNotFound { .. } => "NotFoundError",
+            RemapOldNotFound { .. } | VocabFileUnreadable { .. } => "NotFoundError",
             DuplicateVariable { .. }
             | ObjectCheckpointMissing { .. }
             | UnusedRenames { .. }
