@@ -28,6 +28,20 @@ pub enum PlanError {
         /// The tensor looked for.
         tensor: String,
     },
+    /// The target's graph places a partition outside its variable.
+    #[error("variable {variable}: partition {part} (start {start:?}, shape {len:?}) lies outside the variable's shape {shape:?}")]
+    PartitionOutside {
+        /// The variable.
+        variable: String,
+        /// The partition.
+        part: String,
+        /// Its start.
+        start: Vec<u64>,
+        /// Its shape.
+        len: Vec<u64>,
+        /// The variable's shape.
+        shape: Vec<u64>,
+    },
     /// An object-based old checkpoint lacks some selected variables.
     #[error(
         "Attempting to warm-start from an object-based checkpoint, but found that the checkpoint did not \
@@ -434,6 +448,7 @@ impl PlanError {
             InvalidRegex { pattern, .. } => pattern,
             DuplicateVariable { variable }
             | TargetTensorMissing { variable, .. }
+            | PartitionOutside { variable, .. }
             | ObjectCheckpointMissing { variable, .. }
             | UnusedRenames { variable, .. }
             | UnusedVocabInfos { variable, .. }
@@ -478,7 +493,7 @@ impl PlanError {
         Some(match self {
             InvalidRegex { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
             RemapOldRowOutOfRange { .. } | RemapOldColumnOutOfRange { .. } | TooLarge { .. } => return None,
-            SinglePartitionSelected { .. } => return None,
+            SinglePartitionSelected { .. } | PartitionOutside { .. } => return None,
             RemapOldNotFound { .. } | VocabFileUnreadable { .. } => "NotFoundError",
             DuplicateVariable { .. }
             | ObjectCheckpointMissing { .. }
@@ -645,6 +660,18 @@ mod tests {
         assert_eq!(tf_shape(&[6, 1]), "[6,1]");
         assert_eq!(py_set(&["y".into()]), "{'y'}");
         assert_eq!(py_dict_keys(&["x".into(), "z".into()]), "dict_keys(['x', 'z'])");
+    }
+
+    #[test]
+    fn every_refusal_names_its_variable() {
+        let e = PlanError::PartitionOutside {
+            variable: "x".into(),
+            part: "x/part_1".into(),
+            start: vec![3, 0],
+            len: vec![2, 1],
+            shape: vec![4, 1],
+        };
+        assert!(e.message_names_variable() && e.tf_class().is_none());
     }
 
     #[test]

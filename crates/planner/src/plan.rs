@@ -277,6 +277,23 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
         if !target_names.contains(v.tensor.as_str()) {
             return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.tensor.clone() });
         }
+        for part in &v.parts {
+            let rank = v.shape.len();
+            let inside = part.slice.start.len() == rank
+                && part.slice.len.len() == rank
+                && (0..rank).all(|d| {
+                    part.slice.start[d].checked_add(part.slice.len[d]).is_some_and(|end| end <= v.shape[d])
+                });
+            if !inside {
+                return Err(PlanError::PartitionOutside {
+                    variable: v.name.clone(),
+                    part: part.name.clone(),
+                    start: part.slice.start.clone(),
+                    len: part.slice.len.clone(),
+                    shape: v.shape.clone(),
+                });
+            }
+        }
     }
     let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let groups = group_variables(settings, vars)?;
@@ -799,6 +816,14 @@ mod tests {
         assert!(e.to_string().ends_with("The following variables were missing: {'extra'}"), "{e}");
         let p = run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
         assert!(matches!(&p.variables[0].action, Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    }
+
+    #[test]
+    fn partitions_outside_their_variable_are_refused() {
+        let mut v = var("x", true);
+        v.parts = vec![VariablePart { name: "x/part_0".into(), slice: Slice { start: vec![1], len: vec![2] } }];
+        let e = run(&with(VarsToWarmStart::default()), &[v], &["x"], None).unwrap_err();
+        assert!(matches!(e, PlanError::PartitionOutside { .. }), "{e}");
     }
 
     #[test]
