@@ -439,9 +439,10 @@ fn example_vocab_embedding() {
     check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
 }
 
-/// Opens a checkpoint, retrying briefly while an HDF5 file is locked: the HDF5 C library opens files
-/// without close-on-exec, so a `warmstart` process that another test spawns at that moment inherits
-/// the descriptor and its lock until it exits.
+/// Opens a checkpoint, retrying briefly while an HDF5 file is locked. HDF5 holds an `flock` on every
+/// file it opens; our HDF5 crate marks those descriptors close-on-exec, but a `warmstart` process that
+/// another test spawns still holds a copy of them between its fork and its exec, and with it the lock,
+/// for a moment after this process has closed the file.
 fn open_retrying(path: &Path) -> Box<dyn CheckpointSource> {
     for _ in 0..100 {
         match warmstart_formats::open(path) {
