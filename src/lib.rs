@@ -24,16 +24,6 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A vocabulary file cannot be read.
-    #[error("variable {variable}: vocabulary file {path}: {source}")]
-    VocabRead {
-        /// The variable.
-        variable: String,
-        /// The file.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
     /// TF refuses this warm-start (its message; see [`PlanError::variable`]).
     #[error("{}", refusal(.0))]
     Refused(#[from] PlanError),
@@ -58,24 +48,29 @@ fn refusal(e: &PlanError) -> String {
 
 /// Reads the vocabulary files and turns the settings into the planner's.
 fn plan_settings(settings: &WarmStartSettings, keep_partitions: bool) -> Result<PlanSettings> {
-    let read = |variable: &str, p: &ConfigPath| -> Result<VocabFile> {
+    let read = |p: &ConfigPath| -> VocabFile {
         if p.given.is_empty() {
             // TF refuses an empty path with its own message; the planner says so.
-            return Ok(VocabFile::default());
+            return VocabFile::default();
         }
-        let path = p.resolve();
-        let contents = std::fs::read(&path).map_err(|source| Error::VocabRead { variable: variable.to_string(), path, source })?;
-        Ok(VocabFile::new(p.given.clone(), contents))
+        match std::fs::read(p.resolve()) {
+            Ok(contents) => VocabFile::new(p.given.clone(), contents),
+            // Refused by the planner when the remap needs the file, in TF's order of refusals.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                VocabFile::unreadable(p.given.clone(), "No such file or directory")
+            }
+            Err(e) => VocabFile::unreadable(p.given.clone(), e.to_string()),
+        }
     };
     let mut vocab = BTreeMap::new();
     for (name, v) in &settings.var_name_to_vocab_info {
         vocab.insert(
             name.clone(),
             VocabInfo {
-                new_vocab: read(name, &v.new_vocab)?,
+                new_vocab: read(&v.new_vocab),
                 new_vocab_size: v.new_vocab_size,
                 num_oov_buckets: v.num_oov_buckets,
-                old_vocab: read(name, &v.old_vocab)?,
+                old_vocab: read(&v.old_vocab),
                 old_vocab_size: v.old_vocab_size,
                 backup_initializer: v.backup_initializer,
                 axis: v.axis,
@@ -101,9 +96,15 @@ pub fn plan_with(
     let plan_settings = plan_settings(settings, keep_partitions)?;
     let variables = match target.graph() {
         Some(graph) => warmstart_planner::variables_from_graph(graph, target.tensors())?,
-        None => warmstart_planner::variables_without_graph(target.tensors(), &settings.non_trainable, |n| {
-            target.slices(n)
-        })?,
+        None => {
+            let target_keys = target.object_graph_keys()?;
+            warmstart_planner::variables_without_graph(
+                target.tensors(),
+                &settings.non_trainable,
+                target_keys.as_ref(),
+                |n| target.slices(n),
+            )?
+        }
     };
     let keys = old.object_graph_keys()?;
     let old_checkpoint = OldCheckpoint {
@@ -132,6 +133,9 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Called once with the plan and the total bytes to write, before writing.
     pub on_plan: Option<&'a OnPlan<'a>>,
+    /// Leave string tensors out of the output (for formats that cannot store them); they are listed in
+    /// [`Plan::skipped`].
+    pub skip_string_tensors: bool,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -143,7 +147,10 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let plan = plan_with(settings, old, target, options.keep_partitions)?;
+    let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
+    if options.skip_string_tensors {
+        plan.skip_string_tensors();
+    }
     if let Some(on_plan) = options.on_plan {
         on_plan(&plan, warmstart_executor::total_bytes(&plan));
     }
@@ -178,7 +185,15 @@ pub fn run_files(
 ) -> Result<(Plan, Report)> {
     let format = warmstart_formats::destination_format(out, format)?;
     let (old, target) = open_checkpoints(settings)?;
-    let options = RunOptions { keep_partitions: format == Format::Tf, progress: options.progress, on_plan: options.on_plan };
+    let target: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(target);
+    let options = RunOptions {
+        keep_partitions: format == Format::Tf,
+        skip_string_tensors: !format.stores_strings(),
+        progress: options.progress,
+        on_plan: options.on_plan,
+    };
+    // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
+    let template = (target.format() == format.name()).then(|| target.clone());
     run(
         settings,
         old.as_ref(),
@@ -188,7 +203,8 @@ pub fn run_files(
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
                 std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
             }
-            Ok(warmstart_formats::create_sink(out, format, tensors, &warmstart_formats::WriteOptions::default())?)
+            let write = warmstart_formats::WriteOptions { template, ..Default::default() };
+            Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,
     )

@@ -130,7 +130,8 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
-    let options = warmstart::RunOptions { keep_partitions: false, progress: Some(&on_progress), on_plan: Some(&on_plan) };
+    let options =
+        warmstart::RunOptions { progress: Some(&on_progress), on_plan: Some(&on_plan), ..Default::default() };
     let result = warmstart::run_files(&settings, &args.out, Some(format), &options);
     progress.finish();
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;

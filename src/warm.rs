@@ -15,7 +15,7 @@ fn what(action: &Action) -> String {
     match action {
         Action::KeepInitial => "keeps its initial value".to_string(),
         Action::Copy { from, parts: None } => format!("copied from {from}"),
-        Action::Copy { from, parts: Some(ps) } => format!("partitions {ps:?} copied from {from}"),
+        Action::Copy { from, parts: Some(ps) } => format!("partitions {ps:?} copied from {from}, the others keep their initial value"),
         Action::Remap(r) => format!(
             "remapped from {} (axis {}: {} found, {} missing, {} OOV; backup {:?})",
             r.from, r.axis, r.entries_found, r.entries_missing, r.oov_buckets, r.backup
@@ -26,7 +26,11 @@ fn what(action: &Action) -> String {
 /// Prints the plan, one variable per entry with what it gets and why.
 pub fn write_plan(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     for v in &plan.variables {
-        let parts = if v.parts.is_empty() { String::new() } else { format!(" in {} partitions", v.parts.len()) };
+        let parts = match v.parts.len() {
+            0 => String::new(),
+            1 => " in 1 partition".to_string(),
+            n => format!(" in {n} partitions"),
+        };
         writeln!(out, "{} {}{}{parts}: {}", v.name, v.dtype, shape(&v.shape), what(&v.action))?;
         if !v.reason.is_empty() {
             writeln!(out, "    because: {}", v.reason)?;
@@ -68,6 +72,9 @@ pub fn write_refusal_json(out: &mut dyn Write, e: &PlanError) -> io::Result<()> 
 /// The end-of-run summary.
 pub fn write_report(out: &mut dyn Write, plan: &Plan, report: &Report, dst: &std::path::Path, format: &str) -> io::Result<()> {
     writeln!(out, "{}", summary(plan))?;
+    for name in &plan.skipped {
+        eprintln!("warning: skipped string tensor {name:?}: {format} cannot store string tensors");
+    }
     writeln!(
         out,
         "wrote {} tensors ({}) to {} ({format})",

@@ -439,11 +439,29 @@ fn example_vocab_embedding() {
     check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
 }
 
-/// Beyond TF: the same warm-starts with the old checkpoint and the target converted to safetensors (no
-/// graph: trainability from `non_trainable`) give TF's values. Cases with a partitioned target or an
-/// object-based old checkpoint are left out (safetensors has neither partitions nor object graphs).
-#[test]
-fn safetensors_checkpoints_give_tf_values() {
+/// Opens a checkpoint, retrying briefly while an HDF5 file is locked. HDF5 holds an `flock` on every
+/// file it opens; our HDF5 crate marks those descriptors close-on-exec, but a `warmstart` process that
+/// another test spawns still holds a copy of them between its fork and its exec, and with it the lock,
+/// for a moment after this process has closed the file.
+fn open_retrying(path: &Path) -> Box<dyn CheckpointSource> {
+    for _ in 0..100 {
+        match warmstart_formats::open(path) {
+            Ok(src) => return src,
+            Err(e) if e.to_string().contains("unable to lock file") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    panic!("{}: still locked", path.display())
+}
+
+/// Beyond TF: the same warm-starts with the old checkpoint and the target converted to `ext` (no
+/// graph: trainability from `non_trainable`) give TF's values, through the library into memory and
+/// through `run_files` into a file of that format. Cases with a partitioned target or an object-based
+/// old checkpoint are left out (these formats have neither partitions nor object graphs).
+fn converted_checkpoints_give_tf_values(ext: &str) {
+    let format = warmstart_formats::destination_format(Path::new(&format!("x.{ext}")), None).unwrap();
     let mut checked = 0;
     let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
     cases.sort();
@@ -455,14 +473,19 @@ fn safetensors_checkpoints_give_tf_values() {
         let graph = case.target.graph().expect("TF targets have a graph");
         let partitioned = graph.variables.iter().any(|v| !v.parts.is_empty());
         let object_based = case.old.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_some();
-        if partitioned || object_based {
+        // HDF5 cannot hold both a dataset `v1` and a dataset `v1/Momentum` (a group `v1`).
+        let nested = |src: &dyn CheckpointSource| {
+            let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+            names.iter().any(|a| names.iter().any(|b| b.starts_with(&format!("{a}/"))))
+        };
+        if partitioned || object_based || (ext == "h5" && (nested(case.old.as_ref()) || nested(case.target.as_ref()))) {
             continue;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let (old, new) = (tmp.path().join("old.safetensors"), tmp.path().join("new.safetensors"));
+        let (old, new) = (tmp.path().join(format!("old.{ext}")), tmp.path().join(format!("new.{ext}")));
         let opts = warmstart_formats::WriteOptions::default();
-        warmstart_formats::convert(case.old.as_ref(), &old, warmstart::Format::Safetensors, &opts).unwrap();
-        warmstart_formats::convert(case.target.as_ref(), &new, warmstart::Format::Safetensors, &opts).unwrap();
+        warmstart_formats::convert(case.old.as_ref(), &old, format, &opts).unwrap();
+        warmstart_formats::convert(case.target.as_ref(), &new, format, &opts).unwrap();
         let mut settings = case.settings.clone();
         settings.ckpt_to_initialize_from = warmstart::ConfigPath::new(old.to_string_lossy());
         settings.target = warmstart::ConfigPath::new(new.to_string_lossy());
@@ -474,14 +497,107 @@ fn safetensors_checkpoints_give_tf_values() {
             .collect();
         let converted = Case {
             dir: dir.clone(),
-            settings,
-            old: warmstart_formats::open(&old).unwrap(),
-            target: warmstart_formats::open(&new).unwrap(),
+            settings: settings.clone(),
+            old: open_retrying(&old),
+            target: open_retrying(&new),
         };
         if let Err(why) = check_success(&converted) {
-            panic!("{} from safetensors:\n    {why}", dir.display());
+            panic!("{} from {ext}:\n    {why}", dir.display());
+        }
+        // Close the files before opening them again (HDF5 locks an open file).
+        drop(converted);
+        let out = tmp.path().join(format!("out.{ext}"));
+        let mut attempts = 0;
+        while let Err(e) = warmstart::run_files(&settings, &out, None, &RunOptions::default()) {
+            attempts += 1;
+            assert!(e.to_string().contains("unable to lock file") && attempts < 100, "{e}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let written = open_retrying(&out);
+        let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+        for (name, view) in safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors() {
+            assert_eq!(&*written.read(&name).unwrap(), view.data(), "{} {ext} output: {name}", dir.display());
         }
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} cases checked");
+}
+
+#[test]
+fn safetensors_checkpoints_give_tf_values() {
+    converted_checkpoints_give_tf_values("safetensors");
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn hdf5_checkpoints_give_tf_values() {
+    converted_checkpoints_give_tf_values("h5");
+}
+
+/// String tensors of the target (a TF2 object graph) are copied through to TF output and left out,
+/// listed, of safetensors output.
+#[test]
+fn string_tensors_pass_through_or_are_skipped() {
+    let old = fixtures().join("warm_start_from_object_based_checkpoint/old");
+    let mut settings = WarmStartSettings::new(old.to_string_lossy(), old.to_string_lossy());
+    settings.vars_to_warm_start = warmstart::VarsToWarmStart::List(vec![]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), None, &RunOptions::default()).unwrap();
+    assert_eq!(plan.skipped, ["_CHECKPOINTABLE_OBJECT_GRAPH"]);
+    let written = warmstart_formats::open(&tmp.path().join("o.safetensors")).unwrap();
+    assert!(written.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_none());
+    let source = open_checkpoint(&old);
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), None, &RunOptions::default()).unwrap();
+    assert!(plan.skipped.is_empty());
+    let written = open_checkpoint(&tmp.path().join("tf/model.ckpt"));
+    for t in source.tensors() {
+        if t.dtype == DType::String {
+            assert_eq!(written.read_strings(&t.name).unwrap(), source.read_strings(&t.name).unwrap());
+        } else {
+            assert_eq!(written.read(&t.name).unwrap(), source.read(&t.name).unwrap());
+        }
+    }
+}
+
+/// Beyond TF: a TF2 (object-based) target is named by its object graph's full names, so an
+/// object-based old checkpoint resolves through both graphs; the output keeps the target's keys.
+#[test]
+fn object_based_target_uses_full_names() {
+    let ckpt = fixtures().join("warm_start_from_object_based_checkpoint/old");
+    let settings = WarmStartSettings::new(ckpt.to_string_lossy(), ckpt.to_string_lossy());
+    let tmp = tempfile::tempdir().unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), Some(warmstart::Format::Tf), &RunOptions::default()).unwrap();
+    let fruit = plan.variables.iter().find(|v| v.name == "fruit_weights").expect("named by its full name");
+    assert_eq!(fruit.tensor, "v/.ATTRIBUTES/VARIABLE_VALUE");
+    assert!(matches!(&fruit.action, warmstart::Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    let (source, written) = (open_checkpoint(&ckpt), open_checkpoint(&tmp.path().join("tf/ckpt")));
+    for t in source.tensors().iter().filter(|t| t.dtype != DType::String) {
+        assert_eq!(written.read(&t.name).unwrap(), source.read(&t.name).unwrap(), "{}", t.name);
+    }
+}
+
+/// A configuration with an unknown key is a usage error naming the key; a missing vocabulary file
+/// names the variable and the file; neither writes anything.
+#[test]
+fn bad_configurations_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = fixtures().join("warm_start_var_with_vocab");
+    let text = std::fs::read_to_string(case.join("config.toml")).unwrap();
+    let old = case.join("old");
+    let new = case.join("new/model.ckpt");
+    let fixed = text
+        .replace("\"old\"", &format!("{:?}", old.to_string_lossy()))
+        .replace("\"new/model.ckpt\"", &format!("{:?}", new.to_string_lossy()));
+    let config = tmp.path().join("typo.toml");
+    std::fs::write(&config, format!("{fixed}\nvars_to_warmstart = \".*\"\n")).unwrap();
+    let out = tmp.path().join("out/w.safetensors");
+    let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .expect_code(2);
+    assert!(run.stderr.contains("vars_to_warmstart"), "{}", run.stderr);
+    let config = tmp.path().join("novocab.toml");
+    std::fs::write(&config, &fixed).unwrap();
+    let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .expect_code(1);
+    assert!(run.stderr.contains("variable fruit_weights") && run.stderr.contains("No such file"), "{}", run.stderr);
+    assert_eq!(files_in(tmp.path()), ["novocab.toml", "typo.toml"]);
 }

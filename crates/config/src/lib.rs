@@ -135,31 +135,52 @@ impl WarmStartSettings {
         let at = |given: String| ConfigPath { given, base: Some(base.to_path_buf()) };
         let vars_to_warm_start = match raw.vars_to_warm_start {
             None => VarsToWarmStart::default(),
-            Some(RawVars::Regex(s)) => VarsToWarmStart::Regex(s),
-            Some(RawVars::List(l)) => VarsToWarmStart::List(l),
-            Some(RawVars::Bool(false)) => VarsToWarmStart::Nothing,
-            Some(RawVars::Bool(true)) => {
-                return Err("vars_to_warm_start = true is not a setting: use a regex string (\".*\" for all trainable \
-                            variables), a list of regexes, or false"
-                    .to_string())
+            Some(toml::Value::String(s)) => VarsToWarmStart::Regex(s),
+            Some(toml::Value::Array(items)) => VarsToWarmStart::List(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => Ok(s),
+                        other => Err(format!("vars_to_warm_start: list items must be strings (regexes), not {other}")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(toml::Value::Boolean(false)) => VarsToWarmStart::Nothing,
+            Some(other) => {
+                return Err(format!(
+                    "vars_to_warm_start = {other} is not a setting: use a regex string (\".*\" for all trainable \
+                     variables), a list of regexes, or false"
+                ))
             }
         };
         let mut vocab = BTreeMap::new();
         for (name, v) in raw.var_name_to_vocab_info {
+            let bad = |what: String| {
+                format!(
+                    "var_name_to_vocab_info.{name:?}.backup_initializer: {what}, expected \"zeros\", \"ones\", \
+                     \"initial\" or {{ constant = X }}"
+                )
+            };
             let backup_initializer = match v.backup_initializer {
                 None => BackupInitializer::Zeros,
-                Some(RawBackup::Named(n)) => match n.as_str() {
+                Some(toml::Value::String(n)) => match n.as_str() {
                     "zeros" => BackupInitializer::Zeros,
                     "ones" => BackupInitializer::Ones,
                     "initial" => BackupInitializer::Initial,
-                    other => {
-                        return Err(format!(
-                            "var_name_to_vocab_info.{name:?}.backup_initializer: unknown value {other:?}, expected \
-                             \"zeros\", \"ones\", \"initial\" or {{ constant = X }}"
-                        ))
-                    }
+                    other => return Err(bad(format!("unknown value {other:?}"))),
                 },
-                Some(RawBackup::Constant { constant }) => BackupInitializer::Constant(constant as f32),
+                Some(toml::Value::Table(t)) => {
+                    if let Some(key) = t.keys().find(|k| *k != "constant") {
+                        return Err(bad(format!("unknown key {key:?}")));
+                    }
+                    match t.get("constant") {
+                        // Rounded to float32 as TF's constant initializer does.
+                        Some(toml::Value::Float(x)) => BackupInitializer::Constant(*x as f32),
+                        Some(toml::Value::Integer(x)) => BackupInitializer::Constant(*x as f32),
+                        _ => return Err(bad("{ constant = X } needs a number X".to_string())),
+                    }
+                }
+                Some(other) => return Err(bad(format!("unexpected value {other}"))),
             };
             vocab.insert(
                 name,
@@ -200,21 +221,13 @@ fn location(text: &str, e: &toml::de::Error) -> String {
 struct RawConfig {
     ckpt_to_initialize_from: String,
     target: String,
-    vars_to_warm_start: Option<RawVars>,
+    vars_to_warm_start: Option<toml::Value>,
     #[serde(default)]
     non_trainable: Vec<String>,
     #[serde(default)]
     var_name_to_prev_var_name: BTreeMap<String, String>,
     #[serde(default)]
     var_name_to_vocab_info: BTreeMap<String, RawVocab>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawVars {
-    Regex(String),
-    List(Vec<String>),
-    Bool(bool),
 }
 
 #[derive(Deserialize)]
@@ -226,20 +239,13 @@ struct RawVocab {
     old_vocab: String,
     #[serde(default = "minus_one")]
     old_vocab_size: i64,
-    backup_initializer: Option<RawBackup>,
+    backup_initializer: Option<toml::Value>,
     #[serde(default)]
     axis: i64,
 }
 
 fn minus_one() -> i64 {
     -1
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawBackup {
-    Named(String),
-    Constant { constant: f64 },
 }
 
 #[cfg(test)]
@@ -286,6 +292,14 @@ axis = 1
         assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Initial);
         let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"twos\""), Path::new("")).unwrap_err();
         assert!(e.contains("twos"), "{e}");
+        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constnt = 1 }}"), Path::new(""))
+            .unwrap_err();
+        assert!(e.contains("constnt"), "{e}");
+        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constant = 2 }}"), Path::new(""))
+            .unwrap();
+        assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Constant(2.0));
+        let e = WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = 3"), Path::new("")).unwrap_err();
+        assert!(e.contains("vars_to_warm_start"), "{e}");
     }
 
     #[test]

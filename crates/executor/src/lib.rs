@@ -140,10 +140,10 @@ impl<'a> VariableRows<'a> {
     fn rows(&self, start: u64, end: u64) -> Result<Cow<'a, [u8]>, ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
         let bytes = match &self.var.action {
-            Action::KeepInitial => self.target.read_rows(&self.var.name, start..end)?,
+            Action::KeepInitial => self.target.read_rows(&self.var.tensor, start..end)?,
             Action::Copy { from, parts: None } => self.old.read_rows(from, start..end)?,
             Action::Copy { from, parts: Some(parts) } => {
-                let mut buf = self.target.read_rows(&self.var.name, start..end)?.into_owned();
+                let mut buf = self.target.read_rows(&self.var.tensor, start..end)?.into_owned();
                 check_len(&self.var.name, start, end, buf.len(), expected)?;
                 let old_rows = self.old.read_rows(from, start..end)?;
                 check_len(from, start, end, old_rows.len(), expected)?;
@@ -255,7 +255,7 @@ fn write_strings(
         Action::Copy { parts: Some(_), .. } => {
             return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "copied in parts" })
         }
-        _ => target.read_strings(&var.name)?,
+        _ => target.read_strings(&var.tensor)?,
     };
     sink.write_strings(&SinkTensor { info: out.sink.info.clone(), slice: None }, &values)?;
     Ok(0)

@@ -139,8 +139,8 @@ mod tests {
             VariablePart { name: "w/part_1".into(), slice: Slice { start: vec![2, 0], len: vec![2, 1] } },
         ];
         let vars = vec![
-            TargetVariable { name: "w".into(), dtype: DType::F32, shape: vec![4, 1], trainable: true, parts },
-            TargetVariable { name: "e".into(), dtype: DType::F32, shape: vec![3, 2], trainable: true, parts: vec![] },
+            TargetVariable { name: "w".into(), tensor: "w".into(), dtype: DType::F32, shape: vec![4, 1], trainable: true, parts },
+            TargetVariable { name: "e".into(), tensor: "e".into(), dtype: DType::F32, shape: vec![3, 2], trainable: true, parts: vec![] },
         ];
         let mut settings = PlanSettings { keep_partitions: true, ..Default::default() };
         settings.var_name_to_vocab_info.insert(
@@ -183,7 +183,7 @@ mod streaming {
         let values = vec![1.5f32; 1024 * 256];
         let old = MemSource::new(&[("big", &[1024, 256], &values)]);
         let target = MemSource::new(&[("big", &[1024, 256], &vec![0.0; 1024 * 256])]);
-        let vars = [TargetVariable { name: "big".into(), dtype: DType::F32, shape: vec![1024, 256], trainable: true, parts: vec![] }];
+        let vars = [TargetVariable { name: "big".into(), tensor: "big".into(), dtype: DType::F32, shape: vec![1024, 256], trainable: true, parts: vec![] }];
         let settings = PlanSettings::default();
         let p = plan(
             &settings,

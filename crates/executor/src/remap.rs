@@ -93,8 +93,8 @@ pub(crate) fn remap_rows(
         let initial = match (part, constant) {
             (Some(_), Some(_)) => None,
             _ => {
-                let row = target.read_rows(&var.name, r..r + 1)?;
-                check_len(&var.name, r, r + 1, row.len(), row_bytes)?;
+                let row = target.read_rows(&var.tensor, r..r + 1)?;
+                check_len(&var.tensor, r, r + 1, row.len(), row_bytes)?;
                 Some(row)
             }
         };

@@ -15,11 +15,11 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
-        #[cfg(feature = "tf")]
-        Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path).map_err(warmstart_core::Error::format)?)),
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
-        #[allow(unreachable_patterns)] // with every format compiled in
+        #[cfg(feature = "tf")]
+        Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path)?)),
+        #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
 }
@@ -64,12 +64,6 @@ pub(crate) fn create_sink_with_template(
             let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?;
             Ok(Box::new(sink))
         }
-        #[cfg(feature = "tf")]
-        Format::Tf => {
-            let sink = warmstart_tf::TfSink::create(path, tensors, opts.shards.unwrap_or(1))
-                .map_err(warmstart_core::Error::format)?;
-            Ok(Box::new(sink))
-        }
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => {
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
@@ -77,11 +71,28 @@ pub(crate) fn create_sink_with_template(
             }
             Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?))
         }
-        #[allow(unreachable_patterns)] // with every format compiled in
+        #[cfg(feature = "tf")]
+        Format::Tf => {
+            let prefix = tf_prefix(path);
+            let sink = warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?;
+            Ok(Box::new(sink))
+        }
+        #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
             Err(not_compiled_in(path, format))
         }
+    }
+}
+
+/// The bundle prefix to write a TF checkpoint at `path`: `path` itself, or `path/model.ckpt` when `path`
+/// is a folder or ends in `/` (the folder's `checkpoint` file then names it, so the folder opens).
+#[cfg(feature = "tf")]
+fn tf_prefix(path: &Path) -> std::path::PathBuf {
+    if path.is_dir() || path.to_string_lossy().ends_with('/') {
+        path.join("model.ckpt")
+    } else {
+        path.to_path_buf()
     }
 }
 
@@ -216,5 +227,31 @@ mod tests {
         let back = open(&out).unwrap();
         let back = back.as_any().downcast_ref::<warmstart_hdf5::Hdf5Source>().unwrap();
         assert_eq!(back.dataset_path("d1/kernel"), Some("model_weights/d1/d1/kernel"));
+    }
+
+    #[cfg(feature = "tf")]
+    #[test]
+    fn tf_create_into_a_folder_and_open() {
+        use warmstart_core::{DType, TensorInfo};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        std::fs::create_dir(&out).unwrap();
+        let tensors = [
+            SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![2])),
+            SinkTensor::whole(TensorInfo::new("s", DType::String, vec![1])),
+        ];
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let mut sink = create_sink(&out, Format::Tf, &tensors, &opts).unwrap();
+        assert_eq!(sink.path(), out.join("model.ckpt"));
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[4, 5]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.write_strings(&tensors[1], &[b"x".to_vec()]).unwrap();
+        sink.finish().unwrap();
+        let src = open(&out).unwrap();
+        assert_eq!(src.format(), Format::Tf.name());
+        assert_eq!(&*src.read("w").unwrap(), &[4, 5]);
+        assert_eq!(src.read_strings("s").unwrap(), [b"x".to_vec()]);
+        assert!(out.join("model.ckpt.data-00001-of-00002").is_file());
     }
 }

@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn compiled_in_follows_the_features() {
         assert_eq!(Format::Safetensors.compiled_in(), cfg!(feature = "safetensors"));
-        assert_eq!(Format::Tf.compiled_in(), cfg!(feature = "tf"));
         assert_eq!(Format::Hdf5.compiled_in(), cfg!(feature = "hdf5"));
+        assert_eq!(Format::Tf.compiled_in(), cfg!(feature = "tf"));
     }
 }

@@ -101,6 +101,29 @@ fn rows_selection(shape: &[usize], start: usize, count: usize) -> Selection {
     Selection::from(Hyperslab::from(dims))
 }
 
+/// The (memory, file) dataspace ids for rows `start..start + count` of a dataset of `shape`, after
+/// checking that a buffer of `len` bytes holds exactly that many `mem` elements; `H5S_ALL` twice for a
+/// scalar. The dataspaces are returned too, to keep the ids alive while they are used.
+fn row_spaces(
+    dataset: &Dataset,
+    mem: &Datatype,
+    shape: &[usize],
+    start: usize,
+    count: usize,
+    len: usize,
+) -> hdf5::Result<(hid_t, hid_t, Option<(Dataspace, Dataspace)>)> {
+    if shape.is_empty() {
+        check_len(len, 1, mem)?;
+        return Ok((H5S_ALL, H5S_ALL, None));
+    }
+    let file_space = dataset.space()?.select(rows_selection(shape, start, count))?;
+    let mut mem_shape = shape.to_vec();
+    mem_shape[0] = count;
+    let mem_space = Dataspace::try_new(mem_shape)?;
+    check_len(len, mem_space.size(), mem)?;
+    Ok((mem_space.id(), file_space.id(), Some((mem_space, file_space))))
+}
+
 /// Reads rows `start..start + count` of `dataset` (of `shape`; a scalar when empty) as `mem` elements
 /// into `out`, which must hold exactly that many elements.
 pub(crate) fn read_rows(
@@ -112,21 +135,10 @@ pub(crate) fn read_rows(
     out: &mut [u8],
 ) -> hdf5::Result<()> {
     let _lock = hdf5_sys::LOCK.lock();
-    if shape.is_empty() {
-        // SAFETY: a scalar holds one element of `mem`'s size, which the caller sized `out` for.
-        hdf5::h5check(unsafe {
-            H5Dread(dataset.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.as_mut_ptr().cast())
-        })?;
-        return Ok(());
-    }
-    let file_space = dataset.space()?.select(rows_selection(shape, start, count))?;
-    let mut mem_shape = shape.to_vec();
-    mem_shape[0] = count;
-    let mem_space = Dataspace::try_new(mem_shape)?;
-    check_len(out.len(), mem_space.size(), mem)?;
-    // SAFETY: `out` holds exactly the memory dataspace's elements of `mem` (checked above).
+    let (mem_space, file_space, _keep) = row_spaces(dataset, mem, shape, start, count, out.len())?;
+    // SAFETY: `out` holds exactly the selected elements of `mem` (checked by `row_spaces`).
     hdf5::h5check(unsafe {
-        H5Dread(dataset.id(), mem.id(), mem_space.id(), file_space.id(), H5P_DEFAULT, out.as_mut_ptr().cast())
+        H5Dread(dataset.id(), mem.id(), mem_space, file_space, H5P_DEFAULT, out.as_mut_ptr().cast())
     })?;
     Ok(())
 }
@@ -142,22 +154,10 @@ pub(crate) fn write_rows(
     bytes: &[u8],
 ) -> hdf5::Result<()> {
     let _lock = hdf5_sys::LOCK.lock();
-    if shape.is_empty() {
-        check_len(bytes.len(), 1, mem)?;
-        // SAFETY: `bytes` holds one element of `mem` (checked above).
-        hdf5::h5check(unsafe {
-            H5Dwrite(dataset.id(), mem.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.as_ptr().cast())
-        })?;
-        return Ok(());
-    }
-    let file_space = dataset.space()?.select(rows_selection(shape, start, count))?;
-    let mut mem_shape = shape.to_vec();
-    mem_shape[0] = count;
-    let mem_space = Dataspace::try_new(mem_shape)?;
-    check_len(bytes.len(), mem_space.size(), mem)?;
-    // SAFETY: `bytes` holds exactly the memory dataspace's elements of `mem` (checked above).
+    let (mem_space, file_space, _keep) = row_spaces(dataset, mem, shape, start, count, bytes.len())?;
+    // SAFETY: `bytes` holds exactly the selected elements of `mem` (checked by `row_spaces`).
     hdf5::h5check(unsafe {
-        H5Dwrite(dataset.id(), mem.id(), mem_space.id(), file_space.id(), H5P_DEFAULT, bytes.as_ptr().cast())
+        H5Dwrite(dataset.id(), mem.id(), mem_space, file_space, H5P_DEFAULT, bytes.as_ptr().cast())
     })?;
     Ok(())
 }
@@ -372,3 +372,31 @@ mod tests {
         assert_eq!(dtype_of(&TD::Compound(c)), None);
     }
 }
+
+/// Marks the file descriptor behind `file` close-on-exec. The HDF5 C library opens files without
+/// `O_CLOEXEC`, so a process this one spawns would otherwise inherit the descriptor, and with it the
+/// lock HDF5 holds on the file, until that process exits. Best effort: a driver without a plain file
+/// descriptor is left as it is.
+#[cfg(unix)]
+pub(crate) fn close_on_exec(file: &hdf5::File) {
+    let _lock = hdf5_sys::LOCK.lock();
+    let mut handle: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: `file` is an open file id; the call stores a pointer to the driver's handle in `handle`.
+    let status = unsafe { hdf5_sys::h5f::H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &mut handle) };
+    if status < 0 || handle.is_null() {
+        return;
+    }
+    // SAFETY: for the default (sec2) driver, the handle is a pointer to the file's `int` descriptor.
+    let fd = unsafe { *(handle as *const std::os::raw::c_int) };
+    // SAFETY: fcntl on a descriptor we own only changes its flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// On other systems there is no exec to guard against.
+#[cfg(not(unix))]
+pub(crate) fn close_on_exec(_file: &hdf5::File) {}

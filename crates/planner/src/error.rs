@@ -28,6 +28,20 @@ pub enum PlanError {
         /// The tensor looked for.
         tensor: String,
     },
+    /// The target's graph places a partition outside its variable.
+    #[error("variable {variable}: partition {part} (start {start:?}, shape {len:?}) lies outside the variable's shape {shape:?}")]
+    PartitionOutside {
+        /// The variable.
+        variable: String,
+        /// The partition.
+        part: String,
+        /// Its start.
+        start: Vec<u64>,
+        /// Its shape.
+        len: Vec<u64>,
+        /// The variable's shape.
+        shape: Vec<u64>,
+    },
     /// An object-based old checkpoint lacks some selected variables.
     #[error(
         "Attempting to warm-start from an object-based checkpoint, but found that the checkpoint did not \
@@ -245,6 +259,16 @@ pub enum PlanError {
     },
 
     // ---- GenerateVocabRemapping (vocabulary files) ----
+    /// A vocabulary file that cannot be read (TF's NotFoundError names the file and the reason).
+    #[error("{file}; {reason}")]
+    VocabFileUnreadable {
+        /// The variable.
+        variable: String,
+        /// The file.
+        file: String,
+        /// What the system said.
+        reason: String,
+    },
     /// An empty vocabulary file.
     #[error("Read less bytes than requested")]
     VocabFileEmpty {
@@ -424,6 +448,7 @@ impl PlanError {
             InvalidRegex { pattern, .. } => pattern,
             DuplicateVariable { variable }
             | TargetTensorMissing { variable, .. }
+            | PartitionOutside { variable, .. }
             | ObjectCheckpointMissing { variable, .. }
             | UnusedRenames { variable, .. }
             | UnusedVocabInfos { variable, .. }
@@ -443,6 +468,7 @@ impl PlanError {
             | RemapColumnPartitioned { variable }
             | RemapNotFloat32 { variable, .. }
             | VocabFileEmpty { variable, .. }
+            | VocabFileUnreadable { variable, .. }
             | VocabFinishedReading { variable, .. }
             | VocabSizeInvalid { variable, .. }
             | VocabEmptyLine { variable, .. }
@@ -467,8 +493,8 @@ impl PlanError {
         Some(match self {
             InvalidRegex { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
             RemapOldRowOutOfRange { .. } | RemapOldColumnOutOfRange { .. } | TooLarge { .. } => return None,
-            SinglePartitionSelected { .. } => return None,
-            RemapOldNotFound { .. } => "NotFoundError",
+            SinglePartitionSelected { .. } | PartitionOutside { .. } => return None,
+            RemapOldNotFound { .. } | VocabFileUnreadable { .. } => "NotFoundError",
             DuplicateVariable { .. }
             | ObjectCheckpointMissing { .. }
             | UnusedRenames { .. }
@@ -634,6 +660,18 @@ mod tests {
         assert_eq!(tf_shape(&[6, 1]), "[6,1]");
         assert_eq!(py_set(&["y".into()]), "{'y'}");
         assert_eq!(py_dict_keys(&["x".into(), "z".into()]), "dict_keys(['x', 'z'])");
+    }
+
+    #[test]
+    fn every_refusal_names_its_variable() {
+        let e = PlanError::PartitionOutside {
+            variable: "x".into(),
+            part: "x/part_1".into(),
+            start: vec![3, 0],
+            len: vec![2, 1],
+            shape: vec![4, 1],
+        };
+        assert!(e.message_names_variable() && e.tf_class().is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! variable what it gets, refusing what TF refuses in the order TF would: first the errors Python raises
 //! while building the graph, then those the ops raise when the initialisers run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use fancy_regex::Regex;
 use serde::Serialize;
@@ -17,8 +17,10 @@ use crate::PlanError;
 /// A variable of the target model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetVariable {
-    /// Full name, without `:0`.
+    /// Full name, without `:0`: what selection, renames, vocabularies and messages use.
     pub name: String,
+    /// The tensor holding it in the target checkpoint (the name, or a TF2 checkpoint key).
+    pub tensor: String,
     /// Element type.
     pub dtype: DType,
     /// Full shape.
@@ -101,6 +103,8 @@ pub struct RemapPlan {
 pub struct VariablePlan {
     /// Full name.
     pub name: String,
+    /// Its tensor in the target (and in the output).
+    pub tensor: String,
     /// Element type.
     #[serde(serialize_with = "serialize_dtype")]
     pub dtype: DType,
@@ -139,12 +143,23 @@ pub struct Plan {
     pub passthrough: Vec<String>,
     /// The output tensors in writing order.
     pub outputs: Vec<OutputTensor>,
+    /// Target tensors left out of the output (string tensors, for formats that cannot store them).
+    pub skipped: Vec<String>,
 }
 
 impl Plan {
     /// The list the sink must be created with.
     pub fn sink_tensors(&self) -> Vec<SinkTensor> {
         self.outputs.iter().map(|o| o.sink.clone()).collect()
+    }
+
+    /// Leaves string tensors out of the output, listing them in `skipped`.
+    pub fn skip_string_tensors(&mut self) {
+        let (strings, kept): (Vec<OutputTensor>, Vec<OutputTensor>) =
+            std::mem::take(&mut self.outputs).into_iter().partition(|o| o.sink.info.dtype == DType::String);
+        self.outputs = kept;
+        self.skipped.extend(strings.into_iter().map(|o| o.name));
+        self.skipped.dedup();
     }
 
     /// How many variables are warm-started (copied or remapped).
@@ -257,9 +272,27 @@ fn shape_map_repr(tensors: &[TensorInfo]) -> String {
 /// for the target, or says why TF would refuse.
 pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
     let vars = target.variables;
+    let target_names: HashSet<&str> = target.tensors.iter().map(|t| t.name.as_str()).collect();
     for v in vars {
-        if !target.tensors.iter().any(|t| t.name == v.name) {
-            return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.name.clone() });
+        if !target_names.contains(v.tensor.as_str()) {
+            return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.tensor.clone() });
+        }
+        for part in &v.parts {
+            let rank = v.shape.len();
+            let inside = part.slice.start.len() == rank
+                && part.slice.len.len() == rank
+                && (0..rank).all(|d| {
+                    part.slice.start[d].checked_add(part.slice.len[d]).is_some_and(|end| end <= v.shape[d])
+                });
+            if !inside {
+                return Err(PlanError::PartitionOutside {
+                    variable: v.name.clone(),
+                    part: part.name.clone(),
+                    start: part.slice.start.clone(),
+                    len: part.slice.len.clone(),
+                    shape: v.shape.clone(),
+                });
+            }
         }
     }
     let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -397,10 +430,11 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
     }
 
     // "Run time": the restore and remap ops' own checks.
+    let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
     let mut plans = Vec::with_capacity(vars.len());
     for (i, var) in vars.iter().enumerate() {
         let (action, reason) = match decisions[i].take() {
-            None => (Action::KeepInitial, keep_reason(settings, var, groups.iter().any(|g| g.var == i))),
+            None => (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))),
             Some(Decision::Copy { tensor, parts, reason }) => {
                 let old_tensor = old_by_name[tensor.as_str()];
                 if old_tensor.dtype != var.dtype {
@@ -435,6 +469,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
         };
         plans.push(VariablePlan {
             name: var.name.clone(),
+            tensor: var.tensor.clone(),
             dtype: var.dtype,
             shape: var.shape.clone(),
             parts: var
@@ -447,7 +482,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
         });
     }
 
-    let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect();
+    let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.tensor.as_str(), i)).collect();
     let mut outputs = Vec::new();
     let mut passthrough = Vec::new();
     for t in target.tensors {
@@ -474,7 +509,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
             }
         }
     }
-    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs })
+    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs, skipped: Vec::new() })
 }
 
 fn rename_note(name: &str, tensor: &str, by_object_graph: bool) -> String {
@@ -641,32 +676,44 @@ fn plan_remap(
     })
 }
 
-/// Builds the target variables of a checkpoint without a graph: every tensor is a variable, trainable
-/// unless a `non_trainable` regex matches its `name:0`; `slices` says how each is partitioned.
+/// The string tensor holding a TF2 checkpoint's object graph: metadata, not a variable.
+pub const OBJECT_GRAPH_KEY: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
+
+/// Builds the target variables of a checkpoint without a graph: every tensor but the TF2 object graph
+/// is a variable, trainable unless a `non_trainable` regex matches its `name:0`; `slices` says how each
+/// is partitioned. With `object_graph_keys` (a TF2 target: full name -> checkpoint key), a variable is
+/// named by its full name and still read from and written to its checkpoint key.
 pub fn variables_without_graph(
     tensors: &[TensorInfo],
     non_trainable: &[String],
+    object_graph_keys: Option<&HashMap<String, String>>,
     slices: impl Fn(&str) -> Option<Vec<Slice>>,
 ) -> Result<Vec<TargetVariable>, PlanError> {
     let regexes = non_trainable.iter().map(|r| compile_match_regex(r)).collect::<Result<Vec<_>, _>>()?;
+    let full_names: HashMap<&str, &str> = object_graph_keys
+        .map(|keys| keys.iter().map(|(name, key)| (key.as_str(), name.as_str())).collect())
+        .unwrap_or_default();
     Ok(tensors
         .iter()
+        .filter(|t| t.name != OBJECT_GRAPH_KEY)
         .map(|t| {
-            let tensor_name = format!("{}:0", t.name);
+            let name = full_names.get(t.name.as_str()).map(|n| n.to_string()).unwrap_or_else(|| t.name.clone());
+            let tensor_name = format!("{name}:0");
             let parts = slices(&t.name)
                 .filter(|s| s.len() > 1)
                 .map(|s| {
                     s.into_iter()
                         .enumerate()
-                        .map(|(i, slice)| VariablePart { name: format!("{}/part_{i}", t.name), slice })
+                        .map(|(i, slice)| VariablePart { name: format!("{name}/part_{i}"), slice })
                         .collect()
                 })
                 .unwrap_or_default();
             TargetVariable {
-                name: t.name.clone(),
+                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
+                name,
+                tensor: t.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
-                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
                 parts,
             }
         })
@@ -678,16 +725,18 @@ pub fn variables_from_graph(
     graph: &warmstart_core::GraphInfo,
     tensors: &[TensorInfo],
 ) -> Result<Vec<TargetVariable>, PlanError> {
+    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     graph
         .variables
         .iter()
         .map(|v| {
-            let t = tensors.iter().find(|t| t.name == v.name).ok_or_else(|| PlanError::TargetTensorMissing {
+            let t = by_name.get(v.name.as_str()).ok_or_else(|| PlanError::TargetTensorMissing {
                 variable: v.name.clone(),
                 tensor: v.name.clone(),
             })?;
             Ok(TargetVariable {
                 name: v.name.clone(),
+                tensor: v.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
                 trainable: v.trainable,
@@ -702,7 +751,7 @@ mod tests {
     use super::*;
 
     fn var(name: &str, trainable: bool) -> TargetVariable {
-        TargetVariable { name: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
+        TargetVariable { name: name.into(), tensor: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
     }
 
     fn run(settings: &PlanSettings, vars: &[TargetVariable], old: &[&str], keys: Option<&HashMap<String, String>>) -> Result<Plan, PlanError> {
@@ -767,6 +816,14 @@ mod tests {
         assert!(e.to_string().ends_with("The following variables were missing: {'extra'}"), "{e}");
         let p = run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
         assert!(matches!(&p.variables[0].action, Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    }
+
+    #[test]
+    fn partitions_outside_their_variable_are_refused() {
+        let mut v = var("x", true);
+        v.parts = vec![VariablePart { name: "x/part_0".into(), slice: Slice { start: vec![1], len: vec![2] } }];
+        let e = run(&with(VarsToWarmStart::default()), &[v], &["x"], None).unwrap_err();
+        assert!(matches!(e, PlanError::PartitionOutside { .. }), "{e}");
     }
 
     #[test]

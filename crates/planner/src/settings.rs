@@ -73,12 +73,20 @@ pub struct VocabFile {
     pub display: String,
     /// The file's contents.
     pub contents: Vec<u8>,
+    /// Why the file could not be read, if it could not: TF fails only when the remap op reads it,
+    /// after the refusals Python raises while building the graph, and so does the planner.
+    pub unreadable: Option<String>,
 }
 
 impl VocabFile {
     /// A vocabulary file from its display name and contents.
     pub fn new(display: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
-        VocabFile { display: display.into(), contents: contents.into() }
+        VocabFile { display: display.into(), contents: contents.into(), unreadable: None }
+    }
+
+    /// A vocabulary file that could not be read, and why (the system's message).
+    pub fn unreadable(display: impl Into<String>, reason: impl Into<String>) -> Self {
+        VocabFile { display: display.into(), contents: Vec::new(), unreadable: Some(reason.into()) }
     }
 }
 

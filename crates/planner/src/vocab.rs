@@ -32,6 +32,13 @@ pub(crate) fn table_lines<'a>(
     file: &'a VocabFile,
     vocab_size: i64,
 ) -> Result<Vec<&'a [u8]>, PlanError> {
+    if let Some(reason) = &file.unreadable {
+        return Err(PlanError::VocabFileUnreadable {
+            variable: variable.to_string(),
+            file: file.display.clone(),
+            reason: reason.clone(),
+        });
+    }
     let data = &file.contents[..];
     let mut lines = Vec::new();
     let mut pos = 0usize;

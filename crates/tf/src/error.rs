@@ -143,7 +143,9 @@ pub enum TfError {
         dtype: i32,
     },
     /// A TensorFlow dtype we know but cannot present (resource, variant, quantized...).
-    #[error("{path}: tensor {tensor:?} has TensorFlow dtype {dtype}, which warmstart does not support")]
+    #[error(
+        "{path}: tensor {tensor:?} has TensorFlow dtype {dtype}, which warmstart does not support"
+    )]
     UnsupportedDType {
         /// The file.
         path: PathBuf,
@@ -163,7 +165,9 @@ pub enum TfError {
         reason: String,
     },
     /// An entry names a shard the header does not have.
-    #[error("{path}: tensor {tensor:?} is in shard {shard}, but the bundle has {num_shards} shards")]
+    #[error(
+        "{path}: tensor {tensor:?} is in shard {shard}, but the bundle has {num_shards} shards"
+    )]
     BadShardId {
         /// The `.index` file.
         path: PathBuf,
@@ -335,7 +339,10 @@ pub enum TfError {
 impl TfError {
     /// Wraps an I/O error with the path it happened on.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TfError::Io { path: path.into(), source }
+        TfError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -345,14 +352,40 @@ impl From<TfError> for warmstart_core::Error {
         match e {
             TfError::Io { path, source } => E::Io { path, source },
             TfError::NotFound { path, tensor } => E::TensorNotFound { path, name: tensor },
-            TfError::RowsOutOfRange { path, tensor, start, end, rows } => {
-                E::RowsOutOfRange { path, name: tensor, start, end, rows }
-            }
-            TfError::WrongDType { path, tensor, dtype } => E::WrongDType { path, name: tensor, dtype },
+            TfError::RowsOutOfRange {
+                path,
+                tensor,
+                start,
+                end,
+                rows,
+            } => E::RowsOutOfRange {
+                path,
+                name: tensor,
+                start,
+                end,
+                rows,
+            },
+            TfError::WrongDType {
+                path,
+                tensor,
+                dtype,
+            } => E::WrongDType {
+                path,
+                name: tensor,
+                dtype,
+            },
             TfError::TooLarge { path, tensor } => E::TooLarge { path, name: tensor },
-            TfError::SinkSize { path, tensor, given, expected } => {
-                E::SizeMismatch { path, name: tensor, given, expected }
-            }
+            TfError::SinkSize {
+                path,
+                tensor,
+                given,
+                expected,
+            } => E::SizeMismatch {
+                path,
+                name: tensor,
+                given,
+                expected,
+            },
             other => E::format(other),
         }
     }

@@ -13,7 +13,7 @@
 //! - Data shards hold raw row-major tensors (little-endian unless the header says big); strings are varint
 //!   lengths, a checksum of the lengths, then the bytes.
 //! - A partitioned variable is an entry under its full name listing its slices (no data), plus one entry
-//!   per slice under an OrderedCode key of name and slice (see [`slice_key`](crate::slice_key)).
+//!   per slice under an OrderedCode key of name and slice.
 //!
 //! # Design
 //! The reader validates the whole table at open (every handle, varint and length checked against the

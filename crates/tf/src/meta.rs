@@ -26,9 +26,15 @@ pub(crate) fn read_graph(
     bytes: &[u8],
     fallback_shape: &dyn Fn(&str) -> Option<Vec<u64>>,
 ) -> Result<GraphInfo, TfError> {
-    let bad = |reason: String| TfError::BadMeta { path: path.to_path_buf(), reason };
-    let meta = MetaGraphDef::decode(bytes)
-        .map_err(|source| TfError::BadProto { path: path.to_path_buf(), what: "MetaGraphDef".into(), source })?;
+    let bad = |reason: String| TfError::BadMeta {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = MetaGraphDef::decode(bytes).map_err(|source| TfError::BadProto {
+        path: path.to_path_buf(),
+        what: "MetaGraphDef".into(),
+        source,
+    })?;
     let collection = |key: &str| -> Result<Vec<VariableDef>, TfError> {
         let Some(values) = meta
             .collection_def
@@ -49,8 +55,10 @@ pub(crate) fn read_graph(
             })
             .collect()
     };
-    let trainable: HashSet<String> =
-        collection("trainable_variables")?.iter().map(|v| strip_output(&v.variable_name).to_string()).collect();
+    let trainable: HashSet<String> = collection("trainable_variables")?
+        .iter()
+        .map(|v| strip_output(&v.variable_name).to_string())
+        .collect();
     let mut node_shapes: HashMap<&str, &crate::proto::TensorShapeProto> = HashMap::new();
     if let Some(graph) = &meta.graph_def {
         for node in &graph.node {
@@ -64,7 +72,9 @@ pub(crate) fn read_graph(
     let dims = |what: &str, values: &[i64]| -> Result<Vec<u64>, TfError> {
         values
             .iter()
-            .map(|&d| u64::try_from(d).map_err(|_| bad(format!("{what} has a negative dimension {d}"))))
+            .map(|&d| {
+                u64::try_from(d).map_err(|_| bad(format!("{what} has a negative dimension {d}")))
+            })
             .collect()
     };
 
@@ -73,7 +83,11 @@ pub(crate) fn read_graph(
     for def in collection("variables")? {
         let name = strip_output(&def.variable_name).to_string();
         let is_trainable = trainable.contains(&name);
-        match def.save_slice_info_def.as_ref().filter(|s| !s.full_name.is_empty()) {
+        match def
+            .save_slice_info_def
+            .as_ref()
+            .filter(|s| !s.full_name.is_empty())
+        {
             Some(info) => {
                 let full_shape = dims(&format!("full_shape of {name}"), &info.full_shape)?;
                 let start = dims(&format!("var_offset of {name}"), &info.var_offset)?;
@@ -81,14 +95,21 @@ pub(crate) fn read_graph(
                 let rank = full_shape.len();
                 let fits = start.len() == rank
                     && len.len() == rank
-                    && (0..rank).all(|d| start[d].checked_add(len[d]).is_some_and(|e| e <= full_shape[d]));
+                    && (0..rank).all(|d| {
+                        start[d]
+                            .checked_add(len[d])
+                            .is_some_and(|e| e <= full_shape[d])
+                    });
                 if !fits {
                     return Err(bad(format!(
                         "partition {name} (offset {start:?}, shape {len:?}) does not fit in {:?} {full_shape:?}",
                         info.full_name
                     )));
                 }
-                let part = VariablePart { name, slice: Slice { start, len } };
+                let part = VariablePart {
+                    name,
+                    slice: Slice { start, len },
+                };
                 match by_full_name.get(&info.full_name) {
                     Some(&i) => {
                         let var = &mut variables[i];
@@ -121,7 +142,12 @@ pub(crate) fn read_graph(
                         bad(format!("variable {name:?}: neither the graph nor the checkpoint gives its shape"))
                     })?,
                 };
-                variables.push(GraphVariable { name, shape, trainable: is_trainable, parts: Vec::new() });
+                variables.push(GraphVariable {
+                    name,
+                    shape,
+                    trainable: is_trainable,
+                    parts: Vec::new(),
+                });
             }
         }
     }
@@ -130,7 +156,10 @@ pub(crate) fn read_graph(
 
 /// The map from each attribute's `full_name` to its `checkpoint_key` in a serialized
 /// `TrackableObjectGraph`.
-pub(crate) fn object_graph_keys(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, TfError> {
+pub(crate) fn object_graph_keys(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<HashMap<String, String>, TfError> {
     let graph = TrackableObjectGraph::decode(bytes).map_err(|source| TfError::BadProto {
         path: path.to_path_buf(),
         what: "TrackableObjectGraph in _CHECKPOINTABLE_OBJECT_GRAPH".into(),
@@ -159,8 +188,14 @@ mod tests {
     #[test]
     fn bad_bytes_are_errors() {
         let p = Path::new("m.meta");
-        assert!(matches!(read_graph(p, &[0xff, 0xff], &|_| None), Err(TfError::BadProto { .. })));
-        assert!(matches!(object_graph_keys(p, &[0x0a, 0x05]), Err(TfError::BadProto { .. })));
+        assert!(matches!(
+            read_graph(p, &[0xff, 0xff], &|_| None),
+            Err(TfError::BadProto { .. })
+        ));
+        assert!(matches!(
+            object_graph_keys(p, &[0x0a, 0x05]),
+            Err(TfError::BadProto { .. })
+        ));
         assert_eq!(read_graph(p, &[], &|_| None).unwrap(), GraphInfo::default());
     }
 }

@@ -77,10 +77,17 @@ impl TfCheckpoint {
         let mut iter = entries.into_iter();
         let header = match iter.next() {
             Some((key, value)) if key.is_empty() => BundleHeaderProto::decode(value.as_slice())
-                .map_err(|source| TfError::BadProto { path: index_path.clone(), what: "bundle header".into(), source })?,
+                .map_err(|source| TfError::BadProto {
+                    path: index_path.clone(),
+                    what: "bundle header".into(),
+                    source,
+                })?,
             _ => return Err(TfError::MissingHeader { path: index_path }),
         };
-        let bad_header = |reason: String| TfError::BadHeader { path: index_path.clone(), reason };
+        let bad_header = |reason: String| TfError::BadHeader {
+            path: index_path.clone(),
+            reason,
+        };
         let version = header.version.clone().unwrap_or_default();
         if version.min_consumer > BUNDLE_VERSION {
             return Err(bad_header(format!(
@@ -89,25 +96,35 @@ impl TfCheckpoint {
             )));
         }
         if version.producer < 0 || version.bad_consumers.contains(&BUNDLE_VERSION) {
-            return Err(bad_header(format!("version {version:?} excludes this reader")));
+            return Err(bad_header(format!(
+                "version {version:?} excludes this reader"
+            )));
         }
         let big_endian = match header.endianness {
             0 => false,
             1 => true,
             other => return Err(bad_header(format!("unknown endianness {other}"))),
         };
-        let num_shards =
-            u32::try_from(header.num_shards).map_err(|_| bad_header(format!("num_shards {}", header.num_shards)))?;
+        let num_shards = u32::try_from(header.num_shards)
+            .map_err(|_| bad_header(format!("num_shards {}", header.num_shards)))?;
 
         let mut shards = Vec::new();
         for i in 0..num_shards {
             let path = data_path(&prefix, i, num_shards);
-            let file = File::open(&path)
-                .map_err(|source| TfError::MissingShard { path: path.clone(), shard: i, num_shards, source })?;
+            let file = File::open(&path).map_err(|source| TfError::MissingShard {
+                path: path.clone(),
+                shard: i,
+                num_shards,
+                source,
+            })?;
             let len = file.metadata().map_err(|e| TfError::io(&path, e))?.len();
             // SAFETY: the map is read-only; as with every memory-mapped reader, the file must not be
             // truncated or rewritten while the checkpoint is open.
-            let map = if len == 0 { None } else { Some(unsafe { Mmap::map(&file) }.map_err(|e| TfError::io(&path, e))?) };
+            let map = if len == 0 {
+                None
+            } else {
+                Some(unsafe { Mmap::map(&file) }.map_err(|e| TfError::io(&path, e))?)
+            };
             shards.push(Shard { path, map });
         }
 
@@ -120,7 +137,10 @@ impl TfCheckpoint {
                 let name = String::from_utf8(key).map_err(|e| TfError::CorruptTable {
                     path: index_path.clone(),
                     offset: 0,
-                    reason: format!("tensor name {:?} is not UTF-8", String::from_utf8_lossy(e.as_bytes())),
+                    reason: format!(
+                        "tensor name {:?} is not UTF-8",
+                        String::from_utf8_lossy(e.as_bytes())
+                    ),
                 })?;
                 named.push((name, value));
             }
@@ -177,7 +197,11 @@ impl TfCheckpoint {
         })
     }
 
-    fn dtype_and_shape(&self, name: &str, entry: &BundleEntryProto) -> Result<(DType, Vec<u64>), TfError> {
+    fn dtype_and_shape(
+        &self,
+        name: &str,
+        entry: &BundleEntryProto,
+    ) -> Result<(DType, Vec<u64>), TfError> {
         let dtype = match from_tf(entry.dtype) {
             TfDType::Known(d) => d,
             TfDType::Unsupported(tf_name) => {
@@ -200,8 +224,14 @@ impl TfCheckpoint {
     }
 
     fn shape(&self, name: &str, proto: Option<&TensorShapeProto>) -> Result<Vec<u64>, TfError> {
-        let bad = |reason: String| TfError::BadShape { path: self.index_path.clone(), tensor: name.to_string(), reason };
-        let Some(proto) = proto else { return Ok(Vec::new()) };
+        let bad = |reason: String| TfError::BadShape {
+            path: self.index_path.clone(),
+            tensor: name.to_string(),
+            reason,
+        };
+        let Some(proto) = proto else {
+            return Ok(Vec::new());
+        };
         if proto.unknown_rank {
             return Err(bad("unknown rank".into()));
         }
@@ -210,14 +240,25 @@ impl TfCheckpoint {
             .iter()
             .map(|d| u64::try_from(d.size).map_err(|_| bad(format!("dimension {}", d.size))))
             .collect::<Result<_, _>>()?;
-        if warmstart_core::TensorInfo::new(name, DType::U8, shape.clone()).num_elements().is_none() {
-            return Err(bad(format!("{shape:?} has more elements than fit in 64 bits")));
+        if warmstart_core::TensorInfo::new(name, DType::U8, shape.clone())
+            .num_elements()
+            .is_none()
+        {
+            return Err(bad(format!(
+                "{shape:?} has more elements than fit in 64 bits"
+            )));
         }
         Ok(shape)
     }
 
     /// Checks a whole entry's shard, byte range and size.
-    fn stored(&self, name: &str, entry: &BundleEntryProto, dtype: DType, shape: &[u64]) -> Result<Stored, TfError> {
+    fn stored(
+        &self,
+        name: &str,
+        entry: &BundleEntryProto,
+        dtype: DType,
+        shape: &[u64],
+    ) -> Result<Stored, TfError> {
         let shard = usize::try_from(entry.shard_id)
             .ok()
             .filter(|&s| s < self.shards.len())
@@ -265,7 +306,13 @@ impl TfCheckpoint {
             }
             None => {}
         }
-        Ok(Stored { shard, offset, size, crc: entry.crc32c, computed: OnceLock::new() })
+        Ok(Stored {
+            shard,
+            offset,
+            size,
+            crc: entry.crc32c,
+            computed: OnceLock::new(),
+        })
     }
 
     /// Checks and collects the slices a full-name entry lists.
@@ -277,33 +324,60 @@ impl TfCheckpoint {
         shape: &[u64],
         slice_entries: &HashMap<Vec<u8>, Vec<u8>>,
     ) -> Result<Vec<(Slice, Stored)>, TfError> {
-        let bad = |reason: String| TfError::BadSlice { path: self.index_path.clone(), tensor: name.to_string(), reason };
+        let bad = |reason: String| TfError::BadSlice {
+            path: self.index_path.clone(),
+            tensor: name.to_string(),
+            reason,
+        };
         let mut parts: Vec<(Slice, Stored)> = Vec::new();
         for (i, proto) in entry.slices.iter().enumerate() {
             if proto.extent.len() != shape.len() {
-                return Err(bad(format!("slice {i} has rank {}, the tensor {}", proto.extent.len(), shape.len())));
+                return Err(bad(format!(
+                    "slice {i} has rank {}, the tensor {}",
+                    proto.extent.len(),
+                    shape.len()
+                )));
             }
             let mut extents = Vec::with_capacity(shape.len());
-            let mut slice = Slice { start: Vec::with_capacity(shape.len()), len: Vec::with_capacity(shape.len()) };
+            let mut slice = Slice {
+                start: Vec::with_capacity(shape.len()),
+                len: Vec::with_capacity(shape.len()),
+            };
             for (d, e) in proto.extent.iter().enumerate() {
-                let length = e.has_length.map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
+                let length = e
+                    .has_length
+                    .map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
                 let (start, len) = match length {
                     None if e.start == 0 => (0, shape[d]),
                     Some(l) if e.start >= 0 && l >= 0 => (e.start as u64, l as u64),
-                    _ => return Err(bad(format!("slice {i} has extent start {} length {length:?}", e.start))),
+                    _ => {
+                        return Err(bad(format!(
+                            "slice {i} has extent start {} length {length:?}",
+                            e.start
+                        )))
+                    }
                 };
                 if start.checked_add(len).is_none_or(|end| end > shape[d]) {
-                    return Err(bad(format!("slice {i} runs past dimension {d} ({start}+{len} > {})", shape[d])));
+                    return Err(bad(format!(
+                        "slice {i} runs past dimension {d} ({start}+{len} > {})",
+                        shape[d]
+                    )));
                 }
-                extents.push(Extent { start: e.start, length });
+                extents.push(Extent {
+                    start: e.start,
+                    length,
+                });
                 slice.start.push(start);
                 slice.len.push(len);
             }
             let desc = format!("{name} slice {:?}+{:?}", slice.start, slice.len);
             let key = slice_key::encode(name, &extents);
-            let value = slice_entries
-                .get(&key)
-                .ok_or_else(|| bad(format!("the entry of slice {:?}+{:?} is missing", slice.start, slice.len)))?;
+            let value = slice_entries.get(&key).ok_or_else(|| {
+                bad(format!(
+                    "the entry of slice {:?}+{:?} is missing",
+                    slice.start, slice.len
+                ))
+            })?;
             let part = self.decode_entry(&desc, value)?;
             let (part_dtype, part_shape) = self.dtype_and_shape(&desc, &part)?;
             if part_dtype != dtype || part_shape != slice.len {
@@ -313,7 +387,10 @@ impl TfCheckpoint {
                 )));
             }
             if let Some((other, _)) = parts.iter().find(|(s, _)| overlaps(s, &slice)) {
-                return Err(bad(format!("slices {:?}+{:?} and {:?}+{:?} overlap", other.start, other.len, slice.start, slice.len)));
+                return Err(bad(format!(
+                    "slices {:?}+{:?} and {:?}+{:?} overlap",
+                    other.start, other.len, slice.start, slice.len
+                )));
             }
             let stored = self.stored(&desc, &part, dtype, &part_shape)?;
             parts.push((slice, stored));
@@ -322,10 +399,10 @@ impl TfCheckpoint {
     }
 
     fn layout(&self, name: &str) -> Result<(&TensorInfo, &Layout), TfError> {
-        let i = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| TfError::NotFound { path: self.prefix.clone(), tensor: name.to_string() })?;
+        let i = *self.by_name.get(name).ok_or_else(|| TfError::NotFound {
+            path: self.prefix.clone(),
+            tensor: name.to_string(),
+        })?;
         Ok((&self.tensors[i], &self.layouts[i]))
     }
 
@@ -333,7 +410,9 @@ impl TfCheckpoint {
     fn verified(&self, name: &str, stored: &Stored) -> Result<&[u8], TfError> {
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
-        let computed = *stored.computed.get_or_init(|| mask_crc(crc32c::crc32c(bytes)));
+        let computed = *stored
+            .computed
+            .get_or_init(|| mask_crc(crc32c::crc32c(bytes)));
         if computed != stored.crc {
             return Err(TfError::TensorChecksum {
                 path: shard.path.clone(),
@@ -346,14 +425,21 @@ impl TfCheckpoint {
     }
 
     fn too_large(&self, name: &str) -> TfError {
-        TfError::TooLarge { path: self.prefix.clone(), tensor: name.to_string() }
+        TfError::TooLarge {
+            path: self.prefix.clone(),
+            tensor: name.to_string(),
+        }
     }
 
     /// Rows `rows` of a numeric tensor, little-endian.
     pub fn read_rows_tf(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>, TfError> {
         let (info, layout) = self.layout(name)?;
         let Some(width) = info.dtype.size() else {
-            return Err(TfError::WrongDType { path: self.prefix.clone(), tensor: name.to_string(), dtype: info.dtype });
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: name.to_string(),
+                dtype: info.dtype,
+            });
         };
         let total_rows = info.rows();
         if rows.start > rows.end || rows.end > total_rows {
@@ -411,13 +497,20 @@ impl TfCheckpoint {
             hi[0] = rows.end;
             (lo, hi)
         };
-        let volume = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| u128::from(y - x)).product::<u128>();
+        let volume = |a: &[u64], b: &[u64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| u128::from(y - x))
+                .product::<u128>()
+        };
         let wanted = volume(&lo, &hi);
         let mut pieces = Vec::new();
         let mut covered: u128 = 0;
         for (slice, stored) in parts {
             let ilo: Vec<u64> = (0..rank).map(|d| lo[d].max(slice.start[d])).collect();
-            let ihi: Vec<u64> = (0..rank).map(|d| hi[d].min(slice.start[d] + slice.len[d])).collect();
+            let ihi: Vec<u64> = (0..rank)
+                .map(|d| hi[d].min(slice.start[d] + slice.len[d]))
+                .collect();
             if (0..rank).any(|d| ilo[d] >= ihi[d]) {
                 continue;
             }
@@ -449,7 +542,10 @@ impl TfCheckpoint {
         let region: Vec<u64> = (0..rank).map(|d| hi[d] - lo[d]).collect();
         let dst_strides = strides(&region);
         for (slice, stored, ilo, ihi) in pieces {
-            let src = self.verified(&format!("{name} slice {:?}+{:?}", slice.start, slice.len), stored)?;
+            let src = self.verified(
+                &format!("{name} slice {:?}+{:?}", slice.start, slice.len),
+                stored,
+            )?;
             let src_strides = strides(&slice.len);
             if rank == 0 {
                 out.copy_from_slice(&src[..width]);
@@ -458,9 +554,14 @@ impl TfCheckpoint {
             let run = (ihi[rank - 1] - ilo[rank - 1]) as usize * width;
             let mut idx = ilo.clone();
             'copy: loop {
-                let src_el: usize = (0..rank).map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d]).sum();
-                let dst_el: usize = (0..rank).map(|d| (idx[d] - lo[d]) as usize * dst_strides[d]).sum();
-                out[dst_el * width..dst_el * width + run].copy_from_slice(&src[src_el * width..src_el * width + run]);
+                let src_el: usize = (0..rank)
+                    .map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d])
+                    .sum();
+                let dst_el: usize = (0..rank)
+                    .map(|d| (idx[d] - lo[d]) as usize * dst_strides[d])
+                    .sum();
+                out[dst_el * width..dst_el * width + run]
+                    .copy_from_slice(&src[src_el * width..src_el * width + run]);
                 // Advance an odometer over every dimension but the last.
                 let mut d = rank - 1;
                 loop {
@@ -483,7 +584,11 @@ impl TfCheckpoint {
     pub fn read_strings_tf(&self, name: &str) -> Result<Vec<Vec<u8>>, TfError> {
         let (info, layout) = self.layout(name)?;
         if info.dtype != DType::String {
-            return Err(TfError::WrongDType { path: self.prefix.clone(), tensor: name.to_string(), dtype: info.dtype });
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: name.to_string(),
+                dtype: info.dtype,
+            });
         }
         let Layout::Whole(stored) = layout else {
             return Err(TfError::BadSlice {
@@ -522,9 +627,8 @@ impl TfCheckpoint {
 
 /// Whether two slices share an element.
 fn overlaps(a: &Slice, b: &Slice) -> bool {
-    (0..a.start.len()).all(|d| {
-        a.start[d] < b.start[d] + b.len[d] && b.start[d] < a.start[d] + a.len[d]
-    })
+    (0..a.start.len())
+        .all(|d| a.start[d] < b.start[d] + b.len[d] && b.start[d] < a.start[d] + a.len[d])
 }
 
 /// Reverses the bytes of every `unit`-wide element.
@@ -578,5 +682,285 @@ impl CheckpointSource for TfCheckpoint {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tensor_shape_proto::Dim;
+    use crate::table::{build_table, read_table, Entries};
+
+    fn fixture(case: &str, name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/tf")
+            .join(case)
+            .join(name)
+    }
+
+    /// Copies a fixture bundle into a temporary directory with its index entries edited.
+    fn edited(
+        case: &str,
+        prefix: &str,
+        edit: impl FnOnce(&mut Entries),
+    ) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture(case, "")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let index = dir.path().join(format!("{prefix}.index"));
+        let mut entries = read_table(&index, &std::fs::read(&index).unwrap()).unwrap();
+        edit(&mut entries);
+        std::fs::write(&index, build_table(&entries)).unwrap();
+        let p = dir.path().join(prefix);
+        (dir, p)
+    }
+
+    fn edit_entry(entries: &mut Entries, key: &[u8], f: impl FnOnce(&mut BundleEntryProto)) {
+        let (_, value) = entries.iter_mut().find(|(k, _)| k == key).unwrap();
+        let mut e = BundleEntryProto::decode(value.as_slice()).unwrap();
+        f(&mut e);
+        *value = e.encode_to_vec();
+    }
+
+    fn edit_header(entries: &mut Entries, f: impl FnOnce(&mut BundleHeaderProto)) {
+        let mut h = BundleHeaderProto::decode(entries[0].1.as_slice()).unwrap();
+        f(&mut h);
+        entries[0].1 = h.encode_to_vec();
+    }
+
+    fn open_err(case: &str, prefix: &str, edit: impl FnOnce(&mut Entries)) -> TfError {
+        let (_dir, p) = edited(case, prefix, edit);
+        match TfCheckpoint::open(&p) {
+            Ok(_) => panic!("opened a forged bundle"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn unedited_copy_opens() {
+        let (_dir, p) = edited("dtypes", "all", |_| {});
+        assert_eq!(TfCheckpoint::open(&p).unwrap().tensors().len(), 25);
+    }
+
+    #[test]
+    fn forged_entries_name_the_tensor() {
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"f32", |e| e.size = 1 << 40)
+        });
+        assert!(
+            matches!(&e, TfError::DataOutOfRange { tensor, .. } if tensor == "f32"),
+            "{e}"
+        );
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"f32", |e| e.offset = -4)
+        });
+        assert!(matches!(&e, TfError::DataOutOfRange { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"f32", |e| e.shape.as_mut().unwrap().dim[0].size = 3)
+        });
+        assert!(
+            matches!(&e, TfError::SizeMismatch { tensor, .. } if tensor == "f32"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("all.index"), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.dtype = 99));
+        assert!(
+            matches!(&e, TfError::UnknownDType { tensor, dtype: 99, .. } if tensor == "i8"),
+            "{e}"
+        );
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.dtype = 21));
+        assert!(
+            e.to_string().contains("DT_VARIANT") && e.to_string().contains("\"i8\""),
+            "{e}"
+        );
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"i8", |e| e.shard_id = 5)
+        });
+        assert!(matches!(&e, TfError::BadShardId { shard: 5, .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().dim[0].size = -1)
+        });
+        assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"i8", |e| {
+                e.shape = Some(TensorShapeProto {
+                    dim: vec![
+                        Dim {
+                            size: 1 << 40,
+                            name: String::new()
+                        };
+                        3
+                    ],
+                    unknown_rank: false,
+                })
+            })
+        });
+        assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().unknown_rank = true)
+        });
+        assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            let (_, v) = x.iter_mut().find(|(k, _)| k == b"u8").unwrap();
+            *v = vec![0x12, 0xff, 0xff];
+        });
+        assert!(
+            matches!(&e, TfError::BadProto { what, .. } if what.contains("u8")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn forged_headers() {
+        let e = open_err("dtypes", "all", |x| {
+            x.remove(0);
+        });
+        assert!(matches!(e, TfError::MissingHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_header(x, |h| h.version.as_mut().unwrap().min_consumer = 2)
+        });
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.endianness = 7));
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.num_shards = -1));
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        // A forged shard count is bounded by the files that exist: the first missing one is the error.
+        let e = open_err("dtypes", "all", |x| {
+            edit_header(x, |h| h.num_shards = i32::MAX)
+        });
+        assert!(matches!(&e, TfError::MissingShard { shard: 0, .. }), "{e}");
+        assert!(
+            e.to_string().contains("all.data-00000-of-2147483647"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn forged_string_counts() {
+        let (_dir, p) = edited("dtypes", "all", |x| {
+            edit_entry(x, b"str_vec", |e| {
+                e.shape.as_mut().unwrap().dim[0].size = 1 << 50
+            })
+        });
+        let ckpt = TfCheckpoint::open(&p).unwrap();
+        let e = ckpt.read_strings_tf("str_vec").unwrap_err();
+        assert!(
+            matches!(&e, TfError::BadStrings { tensor, .. } if tensor == "str_vec"),
+            "{e}"
+        );
+        let (_dir, p) = edited("dtypes", "all", |x| {
+            edit_entry(x, b"str_vec", |e| e.crc32c ^= 1)
+        });
+        let e = TfCheckpoint::open(&p)
+            .unwrap()
+            .read_strings_tf("str_vec")
+            .unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    }
+
+    #[test]
+    fn forged_slices() {
+        let key = slice_key::encode(
+            "emb",
+            &[
+                Extent {
+                    start: 100,
+                    length: Some(100),
+                },
+                Extent {
+                    start: 0,
+                    length: Some(2),
+                },
+            ],
+        );
+        let e = open_err("tf1_partitioned", "model-0", |x| {
+            x.retain(|(k, _)| *k != key)
+        });
+        assert!(
+            matches!(&e, TfError::BadSlice { tensor, .. } if tensor == "emb"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("missing"), "{e}");
+        let e = open_err("tf1_partitioned", "model-0", |x| {
+            edit_entry(x, b"emb", |e| {
+                let first = e.slices[0].clone();
+                e.slices.push(first);
+            })
+        });
+        assert!(e.to_string().contains("overlap"), "{e}");
+        let e = open_err("tf1_partitioned", "model-0", |x| {
+            edit_entry(x, b"emb", |e| e.shape.as_mut().unwrap().dim[0].size = 250)
+        });
+        assert!(e.to_string().contains("runs past"), "{e}");
+        let e = open_err("tf1_partitioned", "model-0", |x| {
+            edit_entry(x, b"emb", |e| {
+                e.slices[0].extent.pop();
+            })
+        });
+        assert!(matches!(&e, TfError::BadSlice { .. }), "{e}");
+        // Dropping a slice from the list leaves rows uncovered: reads there fail, others work.
+        let (_dir, p) = edited("tf1_partitioned", "model-0", |x| {
+            edit_entry(x, b"emb", |e| {
+                e.slices.remove(1);
+            })
+        });
+        let ckpt = TfCheckpoint::open(&p).unwrap();
+        assert!(ckpt.read_rows_tf("emb", 0..100).is_ok());
+        assert!(ckpt.read_rows_tf("emb", 250..300).is_ok());
+        let e = ckpt.read_rows_tf("emb", 99..101).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TfError::SlicesDoNotCover {
+                    start: 99,
+                    end: 101,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn big_endian_bundles_are_swapped() {
+        let original = TfCheckpoint::open(&fixture("dtypes", "all")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let index = fixture("dtypes", "all.index");
+        let mut entries = read_table(&index, &std::fs::read(&index).unwrap()).unwrap();
+        let mut data = std::fs::read(fixture("dtypes", "all.data-00000-of-00001")).unwrap();
+        edit_header(&mut entries, |h| h.endianness = 1);
+        for (key, value) in entries.iter_mut().skip(1) {
+            let mut e = BundleEntryProto::decode(value.as_slice()).unwrap();
+            let TfDType::Known(dtype) = from_tf(e.dtype) else {
+                panic!()
+            };
+            if dtype == DType::String {
+                continue;
+            }
+            let range = e.offset as usize..(e.offset + e.size) as usize;
+            swap_bytes(&mut data[range.clone()], swap_unit(dtype));
+            e.crc32c = mask_crc(crc32c::crc32c(&data[range]));
+            *value = e.encode_to_vec();
+            let _ = key;
+        }
+        std::fs::write(dir.path().join("be.index"), build_table(&entries)).unwrap();
+        std::fs::write(dir.path().join("be.data-00000-of-00001"), &data).unwrap();
+        let be = TfCheckpoint::open(&dir.path().join("be")).unwrap();
+        assert!(be.is_big_endian());
+        let mut numeric = 0;
+        for t in original.tensors() {
+            if t.dtype != DType::String {
+                assert_eq!(
+                    be.read_rows_tf(&t.name, 0..t.rows()).unwrap(),
+                    original.read_rows_tf(&t.name, 0..t.rows()).unwrap(),
+                    "{}",
+                    t.name
+                );
+                numeric += 1;
+            }
+        }
+        assert!(numeric > 10);
     }
 }

@@ -69,20 +69,29 @@ struct TableReader<'a> {
 
 impl TableReader<'_> {
     fn corrupt(&self, offset: u64, reason: impl Into<String>) -> TfError {
-        TfError::CorruptTable { path: self.path.to_path_buf(), offset, reason: reason.into() }
+        TfError::CorruptTable {
+            path: self.path.to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     fn read_all(&self) -> Result<Entries, TfError> {
         let len = self.file.len();
         if len < FOOTER_LEN {
-            return Err(TfError::TooShort { path: self.path.to_path_buf(), len: len as u64 });
+            return Err(TfError::TooShort {
+                path: self.path.to_path_buf(),
+                len: len as u64,
+            });
         }
         let footer_at = len - FOOTER_LEN;
         let footer = &self.file[footer_at..];
         let magic = u64::from(fixed32(footer, 40).unwrap_or(0))
             | (u64::from(fixed32(footer, 44).unwrap_or(0)) << 32);
         if magic != MAGIC {
-            return Err(TfError::BadMagic { path: self.path.to_path_buf() });
+            return Err(TfError::BadMagic {
+                path: self.path.to_path_buf(),
+            });
         }
         let handles = &footer[..40];
         let mut pos = 0;
@@ -126,7 +135,10 @@ impl TableReader<'_> {
             .ok_or_else(|| {
                 self.corrupt(
                     handle.offset,
-                    format!("block of {} bytes at {} runs past the table data", handle.size, handle.offset),
+                    format!(
+                        "block of {} bytes at {} runs past the table data",
+                        handle.size, handle.offset
+                    ),
                 )
             })?;
         // Both fit in usize: they are at most the file length.
@@ -138,7 +150,10 @@ impl TableReader<'_> {
         debug_assert_eq!(contents_end + TRAILER_LEN, end as usize);
         let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
         if mask_crc(crc) != stored {
-            return Err(TfError::BlockChecksum { path: self.path.to_path_buf(), offset: handle.offset });
+            return Err(TfError::BlockChecksum {
+                path: self.path.to_path_buf(),
+                offset: handle.offset,
+            });
         }
         match kind {
             0 => Ok(contents.to_vec()),
@@ -149,10 +164,18 @@ impl TableReader<'_> {
                     reason: e.to_string(),
                 };
                 let n = snap::raw::decompress_len(contents).map_err(snappy_err)?;
-                if n > contents.len().saturating_mul(MAX_SNAPPY_RATIO).saturating_add(64) {
-                    return Err(self.corrupt(handle.offset, format!("snappy block claims {n} bytes")));
+                if n > contents
+                    .len()
+                    .saturating_mul(MAX_SNAPPY_RATIO)
+                    .saturating_add(64)
+                {
+                    return Err(
+                        self.corrupt(handle.offset, format!("snappy block claims {n} bytes"))
+                    );
                 }
-                snap::raw::Decoder::new().decompress_vec(contents).map_err(snappy_err)
+                snap::raw::Decoder::new()
+                    .decompress_vec(contents)
+                    .map_err(snappy_err)
             }
             other => Err(TfError::UnknownCompression {
                 path: self.path.to_path_buf(),
@@ -171,7 +194,9 @@ impl TableReader<'_> {
             .checked_mul(4)
             .and_then(|n| n.checked_add(4))
             .filter(|&n| n <= block.len())
-            .ok_or_else(|| self.corrupt(at, format!("block claims {num_restarts} restart points")))?;
+            .ok_or_else(|| {
+                self.corrupt(at, format!("block claims {num_restarts} restart points"))
+            })?;
         let data_end = block.len() - restarts_len;
         for i in 0..num_restarts as usize {
             let restart = fixed32(block, data_end + 4 * i).unwrap_or(u32::MAX) as usize;
@@ -192,8 +217,14 @@ impl TableReader<'_> {
             if shared > key.len() {
                 return Err(bad());
             }
-            let key_end = pos.checked_add(non_shared).filter(|&e| e <= data.len()).ok_or_else(bad)?;
-            let value_end = key_end.checked_add(value_len).filter(|&e| e <= data.len()).ok_or_else(bad)?;
+            let key_end = pos
+                .checked_add(non_shared)
+                .filter(|&e| e <= data.len())
+                .ok_or_else(bad)?;
+            let value_end = key_end
+                .checked_add(value_len)
+                .filter(|&e| e <= data.len())
+                .ok_or_else(bad)?;
             key.truncate(shared);
             key.extend_from_slice(&data[pos..key_end]);
             entries.push((key.clone(), data[key_end..value_end].to_vec()));
@@ -214,7 +245,13 @@ struct BlockBuilder {
 
 impl BlockBuilder {
     fn new(interval: usize) -> Self {
-        BlockBuilder { buf: Vec::new(), restarts: vec![0], counter: 0, interval, last_key: Vec::new() }
+        BlockBuilder {
+            buf: Vec::new(),
+            restarts: vec![0],
+            counter: 0,
+            interval,
+            last_key: Vec::new(),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -227,7 +264,10 @@ impl BlockBuilder {
 
     fn add(&mut self, key: &[u8], value: &[u8]) {
         let shared = if self.counter < self.interval {
-            key.iter().zip(&self.last_key).take_while(|(a, b)| a == b).count()
+            key.iter()
+                .zip(&self.last_key)
+                .take_while(|(a, b)| a == b)
+                .count()
         } else {
             self.restarts.push(self.buf.len() as u32);
             self.counter = 0;
@@ -286,7 +326,10 @@ pub(crate) fn build_table(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut last_key: Vec<u8> = Vec::new();
 
     fn write_block(out: &mut Vec<u8>, contents: &[u8]) -> BlockHandle {
-        let handle = BlockHandle { offset: out.len() as u64, size: contents.len() as u64 };
+        let handle = BlockHandle {
+            offset: out.len() as u64,
+            size: contents.len() as u64,
+        };
         out.extend_from_slice(contents);
         out.push(0);
         let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[0]);
@@ -349,7 +392,9 @@ mod tests {
     }
 
     fn sample(n: usize) -> Entries {
-        (0..n).map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; i % 7])).collect()
+        (0..n)
+            .map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; i % 7]))
+            .collect()
     }
 
     #[test]
@@ -390,20 +435,40 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(read_table(p(), &[0; 47]), Err(TfError::TooShort { .. })));
-        assert!(matches!(read_table(p(), &[0; 48]), Err(TfError::BadMagic { .. })));
+        assert!(matches!(
+            read_table(p(), &[0; 47]),
+            Err(TfError::TooShort { .. })
+        ));
+        assert!(matches!(
+            read_table(p(), &[0; 48]),
+            Err(TfError::BadMagic { .. })
+        ));
         let good = build_table(&sample(3));
         let mut flipped = good.clone();
         flipped[2] ^= 1;
-        assert!(matches!(read_table(p(), &flipped), Err(TfError::BlockChecksum { .. })));
+        assert!(matches!(
+            read_table(p(), &flipped),
+            Err(TfError::BlockChecksum { .. })
+        ));
         // A footer handle pointing past the data.
         let mut forged = good.clone();
         let at = forged.len() - FOOTER_LEN;
         let mut footer = Vec::new();
-        BlockHandle { offset: 0, size: 1 << 40 }.encode(&mut footer);
-        BlockHandle { offset: 0, size: 1 << 40 }.encode(&mut footer);
+        BlockHandle {
+            offset: 0,
+            size: 1 << 40,
+        }
+        .encode(&mut footer);
+        BlockHandle {
+            offset: 0,
+            size: 1 << 40,
+        }
+        .encode(&mut footer);
         forged[at..at + footer.len()].copy_from_slice(&footer);
-        assert!(matches!(read_table(p(), &forged), Err(TfError::CorruptTable { .. })));
+        assert!(matches!(
+            read_table(p(), &forged),
+            Err(TfError::CorruptTable { .. })
+        ));
     }
 
     #[test]
@@ -418,7 +483,10 @@ mod tests {
         let compressed = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
         let mut out = Vec::new();
         let put = |contents: &[u8], kind: u8, out: &mut Vec<u8>| {
-            let h = BlockHandle { offset: out.len() as u64, size: contents.len() as u64 };
+            let h = BlockHandle {
+                offset: out.len() as u64,
+                size: contents.len() as u64,
+            };
             out.extend_from_slice(contents);
             out.push(kind);
             let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
@@ -445,6 +513,9 @@ mod tests {
         bad[type_at] = 7;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&compressed), &[7]);
         bad[type_at + 1..type_at + 5].copy_from_slice(&mask_crc(crc).to_le_bytes());
-        assert!(matches!(read_table(p(), &bad), Err(TfError::UnknownCompression { kind: 7, .. })));
+        assert!(matches!(
+            read_table(p(), &bad),
+            Err(TfError::UnknownCompression { kind: 7, .. })
+        ));
     }
 }

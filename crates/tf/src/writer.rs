@@ -9,9 +9,25 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use tempfile::NamedTempFile;
+
+/// A temporary file in `dir` created with the permissions an ordinary new file gets (0666 less the
+/// umask on Unix), not tempfile's private 0600, since it becomes the checkpoint.
+fn temp_in(dir: &Path) -> Result<NamedTempFile, TfError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".warmstart-tf-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| TfError::io(dir, e))
+}
 use warmstart_core::{CheckpointSink, DType, SinkTensor, Slice};
 
-use crate::proto::{tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto, TensorSliceProto, VersionDef};
+use crate::proto::{
+    tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto,
+    TensorSliceProto, VersionDef,
+};
 use crate::slice_key::{self, Extent};
 use crate::state::{data_path, index_path, state_text, STATE_FILE};
 use crate::table::{build_table, mask_crc};
@@ -52,7 +68,13 @@ struct Current {
 
 fn shape_proto(shape: &[u64]) -> TensorShapeProto {
     TensorShapeProto {
-        dim: shape.iter().map(|&d| tensor_shape_proto::Dim { size: d as i64, name: String::new() }).collect(),
+        dim: shape
+            .iter()
+            .map(|&d| tensor_shape_proto::Dim {
+                size: d as i64,
+                name: String::new(),
+            })
+            .collect(),
         unknown_rank: false,
     }
 }
@@ -72,14 +94,25 @@ fn slice_proto(slice: &Slice) -> TensorSliceProto {
 }
 
 fn extents(slice: &Slice) -> Vec<Extent> {
-    slice.start.iter().zip(&slice.len).map(|(&s, &l)| Extent { start: s as i64, length: Some(l as i64) }).collect()
+    slice
+        .start
+        .iter()
+        .zip(&slice.len)
+        .map(|(&s, &l)| Extent {
+            start: s as i64,
+            length: Some(l as i64),
+        })
+        .collect()
 }
 
 impl TfSink {
     /// Prepares to write `tensors` to the checkpoint `prefix` (files `prefix.index` and
     /// `prefix.data-*-of-*` in `shards` data files), creating the temporary files in its directory.
     pub fn create(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<TfSink, TfError> {
-        let misuse = |reason: String| TfError::SinkMisuse { path: prefix.to_path_buf(), reason };
+        let misuse = |reason: String| TfError::SinkMisuse {
+            path: prefix.to_path_buf(),
+            reason,
+        };
         if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
             return Err(misuse(format!("{shards} data shards asked for")));
         }
@@ -103,11 +136,14 @@ impl TfSink {
             };
             let name = t.info.name.as_str();
             if name.is_empty() || name.as_bytes()[0] == 0 {
-                return Err(bad("a tensor name may not be empty or start with a NUL byte".into()));
+                return Err(bad(
+                    "a tensor name may not be empty or start with a NUL byte".into(),
+                ));
             }
-            let tf_dtype =
-                crate::dtype::to_tf(t.info.dtype).ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
-            if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64) {
+            let tf_dtype = crate::dtype::to_tf(t.info.dtype)
+                .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
+            if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64)
+            {
                 return Err(bad(format!("shape {:?} is too large", t.info.shape)));
             }
             let key = match &t.slice {
@@ -116,12 +152,21 @@ impl TfSink {
                     let rank = t.info.shape.len();
                     let fits = s.start.len() == rank
                         && s.len.len() == rank
-                        && (0..rank).all(|d| s.start[d].checked_add(s.len[d]).is_some_and(|e| e <= t.info.shape[d]));
+                        && (0..rank).all(|d| {
+                            s.start[d]
+                                .checked_add(s.len[d])
+                                .is_some_and(|e| e <= t.info.shape[d])
+                        });
                     if !fits {
-                        return Err(bad(format!("slice {:?}+{:?} does not fit in {:?}", s.start, s.len, t.info.shape)));
+                        return Err(bad(format!(
+                            "slice {:?}+{:?} does not fit in {:?}",
+                            s.start, s.len, t.info.shape
+                        )));
                     }
                     if t.info.dtype == DType::String {
-                        return Err(bad("TensorFlow does not read string tensors from slices".into()));
+                        return Err(bad(
+                            "TensorFlow does not read string tensors from slices".into()
+                        ));
                     }
                     slice_key::encode(name, &extents(s))
                 }
@@ -129,7 +174,10 @@ impl TfSink {
             match full_names.get(name) {
                 Some((other, sliced)) => {
                     if !*sliced || t.slice.is_none() || other.info != t.info {
-                        return Err(bad("declared twice, or as whole and as slices, or with different shapes".into()));
+                        return Err(bad(
+                            "declared twice, or as whole and as slices, or with different shapes"
+                                .into(),
+                        ));
                     }
                 }
                 None => {
@@ -140,20 +188,43 @@ impl TfSink {
                 return Err(bad("the same slice is declared twice".into()));
             }
             // Balance the shards by bytes, in declaration order.
-            let shard = (0..shards).min_by_key(|&i| (shard_bytes[i], i)).unwrap_or(0);
+            let shard = (0..shards)
+                .min_by_key(|&i| (shard_bytes[i], i))
+                .unwrap_or(0);
             shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
-            declared.push(Declared { tensor: t.clone(), tf_dtype, key, shard, written: None });
+            declared.push(Declared {
+                tensor: t.clone(),
+                tf_dtype,
+                key,
+                shard,
+                written: None,
+            });
         }
+        // As TensorFlow's savers do, create the destination folder.
+        std::fs::create_dir_all(&dir).map_err(|e| TfError::io(&dir, e))?;
         let mut writers = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let file = NamedTempFile::new_in(&dir).map_err(|e| TfError::io(&dir, e))?;
-            writers.push(ShardWriter { file: BufWriter::new(file), len: 0 });
+            let file = temp_in(&dir)?;
+            writers.push(ShardWriter {
+                file: BufWriter::new(file),
+                len: 0,
+            });
         }
-        Ok(TfSink { prefix: prefix.to_path_buf(), dir, declared, by_key, shards: writers, current: None })
+        Ok(TfSink {
+            prefix: prefix.to_path_buf(),
+            dir,
+            declared,
+            by_key,
+            shards: writers,
+            current: None,
+        })
     }
 
     fn misuse(&self, reason: String) -> TfError {
-        TfError::SinkMisuse { path: self.prefix.clone(), reason }
+        TfError::SinkMisuse {
+            path: self.prefix.clone(),
+            reason,
+        }
     }
 
     fn key_of(tensor: &SinkTensor) -> Vec<u8> {
@@ -171,13 +242,15 @@ impl TfSink {
                 tensor.info.name, self.declared[cur.index].tensor.info.name
             )));
         }
-        let index = *self
-            .by_key
-            .get(&Self::key_of(tensor))
-            .ok_or_else(|| self.misuse(format!("tensor {:?} was not declared", tensor.info.name)))?;
+        let index = *self.by_key.get(&Self::key_of(tensor)).ok_or_else(|| {
+            self.misuse(format!("tensor {:?} was not declared", tensor.info.name))
+        })?;
         let d = &self.declared[index];
         if d.tensor != *tensor {
-            return Err(self.misuse(format!("tensor {:?} differs from its declaration", tensor.info.name)));
+            return Err(self.misuse(format!(
+                "tensor {:?} differs from its declaration",
+                tensor.info.name
+            )));
         }
         if d.written.is_some() {
             return Err(self.misuse(format!("tensor {:?} written twice", tensor.info.name)));
@@ -187,7 +260,9 @@ impl TfSink {
 
     fn write_shard(&mut self, shard: usize, bytes: &[u8]) -> Result<(), TfError> {
         let w = &mut self.shards[shard];
-        w.file.write_all(bytes).map_err(|e| TfError::io(w.file.get_ref().path(), e))?;
+        w.file
+            .write_all(bytes)
+            .map_err(|e| TfError::io(w.file.get_ref().path(), e))?;
         w.len += bytes.len() as u64;
         Ok(())
     }
@@ -201,7 +276,13 @@ impl TfSink {
             reason: "string tensors are written with write_strings".into(),
         })?;
         let offset = self.shards[self.declared[index].shard].len;
-        self.current = Some(Current { index, offset, given: 0, expected, crc: 0 });
+        self.current = Some(Current {
+            index,
+            offset,
+            given: 0,
+            expected,
+            crc: 0,
+        });
         Ok(())
     }
 
@@ -275,14 +356,21 @@ impl TfSink {
         let header = BundleHeaderProto {
             num_shards: self.shards.len() as i32,
             endianness: 0,
-            version: Some(VersionDef { producer: 1, min_consumer: 0, bad_consumers: Vec::new() }),
+            version: Some(VersionDef {
+                producer: 1,
+                min_consumer: 0,
+                bad_consumers: Vec::new(),
+            }),
         };
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = vec![(Vec::new(), header.encode_to_vec())];
         let mut full_entries: Vec<(String, BundleEntryProto)> = Vec::new();
         let mut full_index: HashMap<String, usize> = HashMap::new();
         for d in &self.declared {
             let Some((offset, size, crc)) = d.written else {
-                return Err(self.misuse(format!("tensor {:?} was declared but never written", d.tensor.info.name)));
+                return Err(self.misuse(format!(
+                    "tensor {:?} was declared but never written",
+                    d.tensor.info.name
+                )));
             };
             let entry = BundleEntryProto {
                 dtype: d.tf_dtype,
@@ -328,25 +416,46 @@ impl TfSink {
         let mut temps = Vec::with_capacity(self.shards.len());
         for w in self.shards {
             let path = w.file.get_ref().path().to_path_buf();
-            let tmp = w.file.into_inner().map_err(|e| TfError::io(&path, e.into_error()))?;
-            tmp.as_file().sync_all().map_err(|e| TfError::io(&path, e))?;
+            let tmp = w
+                .file
+                .into_inner()
+                .map_err(|e| TfError::io(&path, e.into_error()))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| TfError::io(&path, e))?;
             temps.push(tmp);
         }
-        let mut index_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
-        index_tmp.write_all(&index).map_err(|e| TfError::io(index_tmp.path(), e))?;
-        index_tmp.as_file().sync_all().map_err(|e| TfError::io(index_tmp.path(), e))?;
+        let mut index_tmp = temp_in(&self.dir)?;
+        index_tmp
+            .write_all(&index)
+            .map_err(|e| TfError::io(index_tmp.path(), e))?;
+        index_tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| TfError::io(index_tmp.path(), e))?;
         for (i, tmp) in temps.into_iter().enumerate() {
             let dest = data_path(&self.prefix, i as u32, num_shards);
-            tmp.persist(&dest).map_err(|e| TfError::io(&dest, e.error))?;
+            tmp.persist(&dest)
+                .map_err(|e| TfError::io(&dest, e.error))?;
         }
         let dest = index_path(&self.prefix);
-        index_tmp.persist(&dest).map_err(|e| TfError::io(&dest, e.error))?;
+        index_tmp
+            .persist(&dest)
+            .map_err(|e| TfError::io(&dest, e.error))?;
 
-        let name = self.prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self
+            .prefix
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let state = self.dir.join(STATE_FILE);
-        let mut state_tmp = NamedTempFile::new_in(&self.dir).map_err(|e| TfError::io(&self.dir, e))?;
-        state_tmp.write_all(state_text(&name).as_bytes()).map_err(|e| TfError::io(&state, e))?;
-        state_tmp.persist(&state).map_err(|e| TfError::io(&state, e.error))?;
+        let mut state_tmp = temp_in(&self.dir)?;
+        state_tmp
+            .write_all(state_text(&name).as_bytes())
+            .map_err(|e| TfError::io(&state, e))?;
+        state_tmp
+            .persist(&state)
+            .map_err(|e| TfError::io(&state, e.error))?;
         Ok(())
     }
 }
@@ -368,7 +477,11 @@ impl CheckpointSink for TfSink {
         Ok(self.end()?)
     }
 
-    fn write_strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> warmstart_core::Result<()> {
+    fn write_strings(
+        &mut self,
+        tensor: &SinkTensor,
+        values: &[Vec<u8>],
+    ) -> warmstart_core::Result<()> {
         Ok(self.strings(tensor, values)?)
     }
 
