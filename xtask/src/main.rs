@@ -1,5 +1,6 @@
-//! Project tasks run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`). Only std: it
-//! compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
+//! Project tasks run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`). Light (std, plus
+//! libc and serde_json for `bench`; the bench worker's checkpoint crates are behind the `bench-worker`
+//! feature): it compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
 
 mod bench;
 
