@@ -3,8 +3,8 @@
 //! - `gen DIR ROWS DIM LAYERS WIDTH SEED`: writes the W1 workload (see [`super::workload`]) with
 //!   `warmstart_tf::TfSink`;
 //! - `convert DIR`: writes the old checkpoint again as `old.safetensors` and `old.h5`;
-//! - `read FORMAT PATH`: reads every tensor of a checkpoint through its reader, in row blocks, touching
-//!   every byte;
+//! - `read FORMAT PATH`: reads every tensor of a checkpoint through `warmstart_formats::open`, in row
+//!   blocks, touching every byte;
 //! - `plainread FILE...`: reads the same files with plain sequential `read` calls (the floor);
 //! - `compare PREFIX PREFIX`: whether two TF checkpoints hold the same tensors, byte for byte (ours
 //!   against TensorFlow's output, with `--with-tf`).
@@ -185,14 +185,14 @@ fn convert(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens a checkpoint with the reader of `format` (`tf`, `safetensors` or `hdf5`).
+/// Opens a checkpoint as the `warmstart` binary does (`warmstart_formats::open`, format told from the
+/// content), checking that it is in `format` (`tf`, `safetensors` or `hdf5`).
 fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> {
-    Ok(match format {
-        "tf" => Box::new(warmstart_tf::TfCheckpoint::open(path).map_err(describe)?),
-        "safetensors" => Box::new(warmstart_safetensors::SafetensorsSource::open(path).map_err(describe)?),
-        "hdf5" => Box::new(warmstart_hdf5::Hdf5Source::open(path).map_err(describe)?),
-        other => return Err(format!("worker: unknown format {other:?}")),
-    })
+    let source = warmstart_formats::open(path).map_err(describe)?;
+    if source.format() != format {
+        return Err(format!("{}: opened as {}, expected {format}", path.display(), source.format()));
+    }
+    Ok(source)
 }
 
 /// The tensors that differ between two TF checkpoints (missing on one side, other dtype or shape, other
