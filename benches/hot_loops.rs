@@ -2,9 +2,9 @@
 //! - CRC32C of a 4 MiB block (the `crc32c` crate, hardware instruction), as every TF read and write does;
 //! - the vocabulary table build (`generate_vocab_remapping`, TF's `GenerateVocabRemapping`) on 100k and
 //!   1M tokens, 5% of the new vocabulary new, shuffled: what the planner does once per vocabulary;
-//! - the row gather of a vocabulary remap (`load_and_remap` of a 100k x 128 float32 embedding from an
-//!   in-memory source, rows gathered in parallel with rayon), which includes one 100k-token table build
-//!   (subtract the `vocab_table/100000` time for the gather alone).
+//! - the row gather of a vocabulary remap alone (`gather_partition`: a 100k x 128 float32 embedding in
+//!   memory, rows gathered in parallel with rayon, the remapping computed beforehand), and the whole
+//!   `load_and_remap` from an in-memory source, which includes one 100k-token table build.
 //!
 //! The workload-level numbers (whole checkpoints, against `cp`) come from `cargo xtask bench`.
 
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
+use warmstart_planner::remap::{partition_geometry, remap_partition};
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::{BackupInitializer, RemapParams, VocabFile};
 
@@ -133,6 +134,15 @@ fn row_gather(c: &mut Criterion) {
     let mut group = c.benchmark_group("row_gather");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(rows * dim * 4));
+    let geometry = partition_geometry(&params, &[rows, dim], 0).unwrap();
+    let part = remap_partition(&params, None, geometry, source.tensor("embedding")).unwrap();
+    let mut dst = vec![0u8; (rows * dim * 4) as usize];
+    group.bench_function("gather_partition/100000x128", |b| {
+        b.iter(|| {
+            warmstart_executor::gather_partition(&part, black_box(&source.data), (dim * 4) as usize, 0.0, &mut dst).unwrap();
+            black_box(&dst);
+        })
+    });
     group.bench_function("load_and_remap/100000x128", |b| {
         b.iter(|| {
             let values =

@@ -3,6 +3,8 @@
 //!
 //! Copies and initial values are written straight from the sources' (memory-mapped) rows. Vocabulary
 //! remaps gather their rows in parallel (rayon) within each block, then blocks are written in order.
+//! Writing runs on its own thread, fed through a short bounded queue, so that computing (or reading)
+//! the next block overlaps writing the current one while memory stays bounded.
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
 #![deny(missing_docs)]
 
@@ -10,11 +12,12 @@ mod boxes;
 mod remap;
 
 use std::borrow::Cow;
+use std::sync::mpsc;
 
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error as CoreError, SinkTensor};
 use warmstart_planner::{Action, OutputTensor, Plan, PlanError, VariablePlan};
 
-pub use remap::{load_and_remap, load_and_remap_matrix};
+pub use remap::{gather_partition, load_and_remap, load_and_remap_matrix};
 
 /// Why executing a plan failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,75 @@ pub fn total_bytes(plan: &Plan) -> u64 {
     plan.outputs.iter().filter_map(|o| o.sink.byte_len()).fold(0u64, |a, b| a.saturating_add(b))
 }
 
+/// Blocks queued for the writer thread beyond the one it is writing.
+const QUEUE_BLOCKS: usize = 2;
+
+/// One step for the writer thread, in the order the sink must see them.
+enum Job<'a> {
+    /// `begin_tensor`.
+    Begin(&'a SinkTensor),
+    /// `write_data`, then the progress callback with `done` bytes, if given.
+    Data { bytes: Cow<'a, [u8]>, done: Option<u64> },
+    /// The progress callback with this many bytes.
+    Progress(u64),
+    /// `end_tensor`.
+    End,
+    /// `write_strings`.
+    Strings(SinkTensor, Vec<Vec<u8>>),
+}
+
+/// The producing side of the writer thread's queue.
+struct Writer<'a> {
+    queue: mpsc::SyncSender<Job<'a>>,
+}
+
+/// The writer thread has stopped on an error, which `execute` reports instead.
+struct WriterStopped;
+
+impl<'a> Writer<'a> {
+    fn send(&self, job: Job<'a>) -> Result<(), Stop> {
+        self.queue.send(job).map_err(|_| Stop::Writer(WriterStopped))
+    }
+}
+
+/// Why producing stopped early.
+enum Stop {
+    /// Producing failed.
+    Failed(ExecError),
+    /// The writer failed (its error is reported).
+    Writer(WriterStopped),
+}
+
+impl<E: Into<ExecError>> From<E> for Stop {
+    fn from(e: E) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// Applies `jobs` to `sink` in order until the queue closes or a call fails.
+fn write_jobs(jobs: mpsc::Receiver<Job<'_>>, sink: &mut dyn CheckpointSink, progress: Option<&(dyn Fn(u64) + Sync)>) -> Result<(), CoreError> {
+    for job in jobs {
+        match job {
+            Job::Begin(tensor) => sink.begin_tensor(tensor)?,
+            Job::Data { bytes, done } => {
+                sink.write_data(&bytes)?;
+                drop(bytes);
+                if let (Some(progress), Some(done)) = (progress, done) {
+                    progress(done);
+                }
+            }
+            Job::Progress(done) => {
+                if let Some(progress) = progress {
+                    progress(done);
+                }
+            }
+            Job::End => sink.end_tensor()?,
+            Job::Strings(tensor, values) => sink.write_strings(&tensor, &values)?,
+        }
+    }
+    Ok(())
+}
+
 /// Executes `plan`: writes every output tensor into `sink` (created with [`Plan::sink_tensors`]). The
 /// caller calls `finish` on the sink; on error, dropping it leaves nothing behind.
 pub fn execute(
@@ -110,22 +182,84 @@ pub fn execute(
         }
     }
     report.passthrough = plan.passthrough.len();
+    let progress = options.progress;
+    let (queue, jobs) = mpsc::sync_channel(QUEUE_BLOCKS);
+    let (produced, written) = std::thread::scope(|scope| {
+        let writer_thread = scope.spawn(move || write_jobs(jobs, sink, progress));
+        let writer = Writer { queue };
+        let produced = produce(plan, old, target, &writer, options, &mut report);
+        drop(writer);
+        let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (produced, written)
+    });
+    // The writer is always behind the producer: its error came first.
+    written?;
+    match produced {
+        Ok(()) => Ok(report),
+        Err(Stop::Failed(e)) => Err(e),
+        // Unreachable: the writer stops early only on an error, returned above.
+        Err(Stop::Writer(WriterStopped)) => Ok(report),
+    }
+}
+
+/// Reads and computes every output tensor in order, queueing its blocks for the writer.
+fn produce<'a>(
+    plan: &'a Plan,
+    old: &'a dyn CheckpointSource,
+    target: &'a dyn CheckpointSource,
+    writer: &Writer<'a>,
+    options: &ExecOptions<'_>,
+    report: &mut Report,
+) -> Result<(), Stop> {
     for out in &plan.outputs {
         let written = match out.variable {
-            None => {
-                warmstart_core::copy::copy_tensor(target, &out.name, sink, &out.sink, options.block_bytes)?;
-                let written = out.sink.byte_len().unwrap_or(0);
-                if let Some(progress) = options.progress {
-                    progress(report.bytes_written + written);
-                }
-                written
-            }
-            Some(vi) => write_variable(&plan.variables[vi], out, old, target, sink, options, report.bytes_written)?,
+            None => copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
+            Some(vi) => write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
         };
         report.bytes_written += written;
         report.tensors_written += 1;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// `warmstart_core::copy::copy_tensor` through the writer: the source tensor `name` in row blocks of
+/// about `block_bytes`; returns the bytes written.
+fn copy_tensor<'a>(
+    src: &'a dyn CheckpointSource,
+    name: &str,
+    writer: &Writer<'a>,
+    tensor: &'a SinkTensor,
+    block_bytes: u64,
+    done: u64,
+) -> Result<u64, Stop> {
+    let info = src.require(name)?;
+    if info.dtype != tensor.info.dtype {
+        return Err(CoreError::WrongDType { path: src.path().to_path_buf(), name: name.to_string(), dtype: info.dtype }.into());
+    }
+    let written = tensor.byte_len().unwrap_or(0);
+    if info.dtype == DType::String {
+        let values = src.read_strings(name)?;
+        writer.send(Job::Strings(tensor.clone(), values))?;
+        writer.send(Job::Progress(done + written))?;
+        return Ok(written);
+    }
+    let too_large = || CoreError::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
+    let row_bytes = info.row_bytes().ok_or_else(too_large)?;
+    let rows = info.rows();
+    // Rows of zero bytes (an inner dimension of 0) are all read at once.
+    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
+    writer.send(Job::Begin(tensor))?;
+    let mut start = 0;
+    while start < rows {
+        let end = start.saturating_add(rows_per_block).min(rows);
+        let bytes = src.read_rows(name, start..end)?;
+        writer.send(Job::Data { bytes, done: None })?;
+        start = end;
+    }
+    writer.send(Job::End)?;
+    // Progress is reported once the whole tensor is written.
+    writer.send(Job::Progress(done + written))?;
+    Ok(written)
 }
 
 /// Produces rows of a variable's final (full) value.
@@ -134,10 +268,12 @@ struct VariableRows<'a> {
     old: &'a dyn CheckpointSource,
     target: &'a dyn CheckpointSource,
     row_bytes: usize,
+    /// For a remap: how its old tensor is read, kept across blocks.
+    remap: Option<remap::RemapState<'a>>,
 }
 
 impl<'a> VariableRows<'a> {
-    fn rows(&self, start: u64, end: u64) -> Result<Cow<'a, [u8]>, ExecError> {
+    fn rows(&mut self, start: u64, end: u64) -> Result<Cow<'a, [u8]>, ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
         let bytes = match &self.var.action {
             Action::KeepInitial => self.target.read_rows(&self.var.tensor, start..end)?,
@@ -155,7 +291,8 @@ impl<'a> VariableRows<'a> {
                 Cow::Owned(buf)
             }
             Action::Remap(remap) => {
-                Cow::Owned(remap::remap_rows(self.var, remap, self.old, self.target, start, end, self.row_bytes)?)
+                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap));
+                Cow::Owned(remap::remap_rows(state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?)
             }
         };
         check_len(&self.var.name, start, end, bytes.len(), expected)?;
@@ -181,17 +318,17 @@ fn check_len(tensor: &str, start: u64, end: u64, got: usize, expected: usize) ->
     Ok(())
 }
 
-fn write_variable(
-    var: &VariablePlan,
-    out: &OutputTensor,
-    old: &dyn CheckpointSource,
-    target: &dyn CheckpointSource,
-    sink: &mut dyn CheckpointSink,
+fn write_variable<'a>(
+    var: &'a VariablePlan,
+    out: &'a OutputTensor,
+    old: &'a dyn CheckpointSource,
+    target: &'a dyn CheckpointSource,
+    writer: &Writer<'a>,
     options: &ExecOptions<'_>,
     done: u64,
-) -> Result<u64, ExecError> {
+) -> Result<u64, Stop> {
     if var.dtype == DType::String {
-        return write_strings(var, out, old, target, sink);
+        return write_strings(var, out, old, target, writer);
     }
     let too_large = || ExecError::TooLarge { tensor: var.name.clone() };
     let info = &out.sink.info;
@@ -204,7 +341,7 @@ fn write_variable(
         }
         _ => (0..rows_all, None),
     };
-    let source = VariableRows { var, old, target, row_bytes };
+    let mut source = VariableRows { var, old, target, row_bytes, remap: None };
     let out_row_bytes = match inner {
         Some(slice) if !slice.len.is_empty() => {
             let n: u64 = slice.len[1..].iter().product();
@@ -213,7 +350,7 @@ fn write_variable(
         _ => row_bytes,
     };
     let rows_per_block = if out_row_bytes == 0 { rows.end - rows.start } else { (options.block_bytes / out_row_bytes as u64).max(1) };
-    sink.begin_tensor(&out.sink)?;
+    writer.send(Job::Begin(&out.sink))?;
     let mut written = 0u64;
     let mut start = rows.start;
     while start < rows.end {
@@ -223,41 +360,38 @@ fn write_variable(
             Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
                 let mut buf = Vec::with_capacity(checked_len(&var.name, end - start, out_row_bytes)?);
                 boxes::extract_box(&block, &var.shape, end - start, &slice.start, &slice.len, elem_size(var.dtype), &mut buf);
-                sink.write_data(&buf)?;
                 written += buf.len() as u64;
+                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written) })?;
             }
             _ => {
-                sink.write_data(&block)?;
                 written += block.len() as u64;
+                writer.send(Job::Data { bytes: block, done: Some(done + written) })?;
             }
-        }
-        if let Some(progress) = options.progress {
-            progress(done + written);
         }
         start = end;
     }
-    sink.end_tensor()?;
+    writer.send(Job::End)?;
     Ok(written)
 }
 
-fn write_strings(
+fn write_strings<'a>(
     var: &VariablePlan,
     out: &OutputTensor,
     old: &dyn CheckpointSource,
     target: &dyn CheckpointSource,
-    sink: &mut dyn CheckpointSink,
-) -> Result<u64, ExecError> {
+    writer: &Writer<'a>,
+) -> Result<u64, Stop> {
     if out.part.is_some() {
-        return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "written in parts" });
+        return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "written in parts" }.into());
     }
     let values = match &var.action {
         Action::Copy { from, parts: None } => old.read_strings(from)?,
         Action::Copy { parts: Some(_), .. } => {
-            return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "copied in parts" })
+            return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "copied in parts" }.into())
         }
         _ => target.read_strings(&var.tensor)?,
     };
-    sink.write_strings(&SinkTensor { info: out.sink.info.clone(), slice: None }, &values)?;
+    writer.send(Job::Strings(SinkTensor { info: out.sink.info.clone(), slice: None }, values))?;
     Ok(0)
 }
 

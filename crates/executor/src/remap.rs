@@ -1,5 +1,13 @@
 //! Vocabulary remapping at execution time: each new row is gathered from its old row (columns
 //! remapped), missing cells taken from the backup initializer, rows computed in parallel with rayon.
+//!
+//! The old tensor is read as few times as possible: when its source serves it borrowed (a memory map),
+//! the whole tensor is borrowed once per variable and rows are copied straight out of it; otherwise
+//! each block reads the range of old rows it needs once (falling back to one read per row only when
+//! that range would be too large to hold). Rows whose columns are not remapped are copied whole.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use rayon::prelude::*;
 use warmstart_core::CheckpointSource;
@@ -8,7 +16,11 @@ use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, Pl
 
 use crate::{check_len, checked_len, ExecError};
 
+/// The most bytes of old rows one block reads at once from a source that does not memory-map them.
+const MAX_RANGE_BYTES: usize = 64 << 20;
+
 /// Where missing cells come from for one row.
+#[derive(Clone, Copy)]
 enum Backup<'a> {
     /// A float32 constant, as little-endian bytes.
     Constant([u8; 4]),
@@ -17,6 +29,19 @@ enum Backup<'a> {
 }
 
 impl Backup<'_> {
+    /// Fills the cells of `dst` (a whole row) from cell `from` on.
+    fn fill(&self, dst: &mut [u8], from: usize) {
+        let start = (from * 4).min(dst.len());
+        match self {
+            Backup::Constant([0, 0, 0, 0]) => dst[start..].fill(0),
+            Backup::Constant(c) => dst[start..].chunks_exact_mut(4).for_each(|cell| cell.copy_from_slice(c)),
+            Backup::Initial(row) => {
+                let end = dst.len();
+                dst[start..].copy_from_slice(&row[start..end]);
+            }
+        }
+    }
+
     fn cell(&self, j: usize) -> &[u8] {
         match self {
             Backup::Constant(c) => c,
@@ -25,40 +50,87 @@ impl Backup<'_> {
     }
 }
 
-/// Fills `dst` (one row of `geometry.cols` float32 cells) with local row `local` of the partition.
-fn fill_partition_row(
-    old: &dyn CheckpointSource,
-    from: &str,
-    part: &PartitionRemap,
-    local: u64,
-    backup: &Backup<'_>,
-    dst: &mut [u8],
-) -> Result<(), ExecError> {
+/// How a partition reads its old rows, decided at its first block that needs one.
+enum OldAccess<'a> {
+    /// Not decided yet.
+    Undecided,
+    /// The whole old tensor, borrowed from the source, with its row size.
+    Whole(&'a [u8], usize),
+    /// Read per block; the old row size if the source lists the tensor.
+    Blockwise(Option<usize>),
+}
+
+impl<'a> OldAccess<'a> {
+    /// Decides how to read `from`: probes one row, and borrows the whole tensor if the source lends it.
+    fn decide(old: &'a dyn CheckpointSource, from: &str) -> Result<Self, ExecError> {
+        let Some(info) = old.tensor(from) else { return Ok(OldAccess::Blockwise(None)) };
+        let row_bytes = info.row_bytes().and_then(|b| usize::try_from(b).ok());
+        let (Some(row_bytes), rows) = (row_bytes, info.rows()) else { return Ok(OldAccess::Blockwise(None)) };
+        if rows == 0 {
+            return Ok(OldAccess::Blockwise(Some(row_bytes)));
+        }
+        if let Cow::Borrowed(_) = old.read_rows(from, 0..1)? {
+            if let Cow::Borrowed(all) = old.read_rows(from, 0..rows)? {
+                check_len(from, 0, rows, all.len(), checked_len(from, rows, row_bytes)?)?;
+                return Ok(OldAccess::Whole(all, row_bytes));
+            }
+        }
+        Ok(OldAccess::Blockwise(Some(row_bytes)))
+    }
+}
+
+/// The old rows one block of one partition reads from.
+enum BlockRows<'a, 'b> {
+    /// Old rows `first..`, `row_bytes` each, in one slice.
+    Range { bytes: &'b [u8], first: u64, row_bytes: usize },
+    /// One read per row.
+    PerRow(&'a dyn CheckpointSource, &'a str),
+}
+
+impl BlockRows<'_, '_> {
+    fn row(&self, o: u64) -> Result<Cow<'_, [u8]>, ExecError> {
+        match self {
+            BlockRows::Range { bytes, first, row_bytes } => {
+                let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
+                at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)).map(Cow::Borrowed).ok_or_else(|| {
+                    ExecError::ShortRead { tensor: "old rows".into(), start: o, end: o + 1, got: bytes.len(), expected: 0 }
+                })
+            }
+            BlockRows::PerRow(old, from) => Ok(old.read_rows(from, o..o + 1)?),
+        }
+    }
+}
+
+/// The old row of local row `local` of the partition, or -1.
+fn old_row_of(part: &PartitionRemap, local: u64) -> i64 {
     let g = &part.geometry;
-    let cols = g.cols as usize;
-    let old_row = if g.oov_only || local >= g.rows_to_load {
+    if g.oov_only || local >= g.rows_to_load {
         -1
     } else {
         part.row_remap.get(local as usize).copied().unwrap_or(-1)
-    };
+    }
+}
+
+/// Fills `dst` (one row of `geometry.cols` float32 cells) with local row `local` of the partition.
+fn fill_partition_row(rows: &BlockRows<'_, '_>, part: &PartitionRemap, local: u64, backup: Backup<'_>, dst: &mut [u8]) -> Result<(), ExecError> {
+    let g = &part.geometry;
+    let old_row = old_row_of(part, local);
     if old_row < 0 {
-        for j in 0..cols {
-            dst[j * 4..j * 4 + 4].copy_from_slice(backup.cell(j));
-        }
+        backup.fill(dst, 0);
         return Ok(());
     }
-    let o = old_row as u64;
-    let src = old.read_rows(from, o..o + 1)?;
+    let src = rows.row(old_row as u64)?;
     let old_cols = src.len() / 4;
-    for j in 0..cols {
-        let cell = &mut dst[j * 4..j * 4 + 4];
-        let old_col = if j as u64 >= g.new_cols {
-            -1
-        } else if part.col_remap.is_empty() {
-            j as i64
-        } else {
-            part.col_remap[j]
-        };
+    let cols = dst.len() / 4;
+    if part.col_remap.is_empty() {
+        // Columns in place: the first min(new_cols, old_cols) cells are the old row's, whole.
+        let n = cols.min(old_cols).min(usize::try_from(g.new_cols).unwrap_or(usize::MAX));
+        dst[..n * 4].copy_from_slice(&src[..n * 4]);
+        backup.fill(dst, n);
+        return Ok(());
+    }
+    for (j, cell) in dst.chunks_exact_mut(4).enumerate() {
+        let old_col = if j as u64 >= g.new_cols { -1 } else { part.col_remap[j] };
         if old_col >= 0 && (old_col as usize) < old_cols {
             let c = old_col as usize;
             cell.copy_from_slice(&src[c * 4..c * 4 + 4]);
@@ -69,11 +141,69 @@ fn fill_partition_row(
     Ok(())
 }
 
+/// Fills `dst` with local rows `local` of the partition, in parallel, reading old rows as `access`
+/// says (deciding it first if needed); `backup(k)` gives the backup of the block's row `k`.
+fn fill_partition_block<'a, 'b>(
+    old: &'a dyn CheckpointSource,
+    from: &'a str,
+    part: &PartitionRemap,
+    access: &mut OldAccess<'a>,
+    local: Range<u64>,
+    backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
+    dst: &mut [u8],
+) -> Result<(), ExecError> {
+    let row_bytes = dst.len() / (local.end - local.start).max(1) as usize;
+    if row_bytes == 0 {
+        return Ok(());
+    }
+    let g = &part.geometry;
+    let loaded = if g.oov_only { 0..0 } else { local.start.min(g.rows_to_load)..local.end.min(g.rows_to_load) };
+    let remap = part.row_remap.get(loaded.start as usize..(loaded.end as usize).min(part.row_remap.len())).unwrap_or(&[]);
+    let needed = remap.iter().filter(|&&o| o >= 0).fold(None, |acc: Option<(i64, i64)>, &o| {
+        Some(acc.map_or((o, o), |(lo, hi)| (lo.min(o), hi.max(o))))
+    });
+    let mut fill = |rows: &BlockRows<'_, '_>| {
+        dst.par_chunks_mut(row_bytes)
+            .enumerate()
+            .try_for_each(|(k, d)| fill_partition_row(rows, part, local.start + k as u64, backup(k), d))
+    };
+    let Some((lo, hi)) = needed else {
+        // No old row in this block: only backups.
+        return fill(&BlockRows::PerRow(old, from));
+    };
+    if let OldAccess::Undecided = access {
+        *access = OldAccess::decide(old, from)?;
+    }
+    let (lo, hi) = (lo as u64, hi as u64 + 1);
+    match *access {
+        OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { bytes, first: 0, row_bytes }),
+        OldAccess::Blockwise(Some(old_row_bytes)) if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES => {
+            let bytes = old.read_rows(from, lo..hi)?;
+            check_len(from, lo, hi, bytes.len(), (hi - lo) as usize * old_row_bytes)?;
+            fill(&BlockRows::Range { bytes: &bytes, first: lo, row_bytes: old_row_bytes })
+        }
+        _ => fill(&BlockRows::PerRow(old, from)),
+    }
+}
+
+/// Per variable: how each partition reads its old tensor, kept across the variable's blocks.
+pub(crate) struct RemapState<'a> {
+    access: Vec<OldAccess<'a>>,
+}
+
+impl RemapState<'_> {
+    pub(crate) fn new(remap: &RemapPlan) -> Self {
+        RemapState { access: remap.partitions.iter().map(|_| OldAccess::Undecided).collect() }
+    }
+}
+
 /// Rows `start..end` of a remapped variable's final value, as little-endian float32 bytes.
-pub(crate) fn remap_rows(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn remap_rows<'a>(
+    state: &mut RemapState<'a>,
     var: &VariablePlan,
-    remap: &RemapPlan,
-    old: &dyn CheckpointSource,
+    remap: &'a RemapPlan,
+    old: &'a dyn CheckpointSource,
     target: &dyn CheckpointSource,
     start: u64,
     end: u64,
@@ -83,34 +213,91 @@ pub(crate) fn remap_rows(
     if row_bytes == 0 {
         return Ok(out);
     }
+    let overlap = |p: &PartitionRemap| {
+        let (a, b) = (p.geometry.offset, p.geometry.offset.saturating_add(p.geometry.rows));
+        start.max(a)..end.min(b).max(start.max(a))
+    };
+    let covered: u64 = remap.partitions.iter().map(|p| overlap(p).end - overlap(p).start).sum();
     let constant = remap.backup.constant();
-    out.par_chunks_mut(row_bytes).enumerate().try_for_each(|(k, dst)| -> Result<(), ExecError> {
-        let r = start + k as u64;
-        let part = remap
-            .partitions
-            .iter()
-            .find(|p| r >= p.geometry.offset && r < p.geometry.offset + p.geometry.rows);
-        let initial = match (part, constant) {
-            (Some(_), Some(_)) => None,
-            _ => {
-                let row = target.read_rows(&var.tensor, r..r + 1)?;
-                check_len(&var.tensor, r, r + 1, row.len(), row_bytes)?;
-                Some(row)
+    let initial = if constant.is_none() || covered < end - start {
+        let rows = target.read_rows(&var.tensor, start..end)?;
+        check_len(&var.tensor, start, end, rows.len(), out.len())?;
+        Some(rows)
+    } else {
+        None
+    };
+    let initial_row = |r: u64| initial.as_deref().map(|b| &b[(r - start) as usize * row_bytes..(r - start + 1) as usize * row_bytes]);
+    if covered < end - start {
+        // Rows of a partition the selection left out keep their initial value.
+        out.par_chunks_mut(row_bytes).enumerate().for_each(|(k, dst)| {
+            let r = start + k as u64;
+            if !remap.partitions.iter().any(|p| overlap(p).contains(&r)) {
+                dst.copy_from_slice(initial_row(r).unwrap_or_default());
             }
-        };
-        let Some(part) = part else {
-            // A partition the selection left out keeps its initial value.
-            dst.copy_from_slice(initial.as_deref().unwrap_or_default());
-            return Ok(());
-        };
-        let backup = match (constant, initial.as_deref()) {
+        });
+    }
+    for (p, part) in remap.partitions.iter().enumerate() {
+        let rows = overlap(part);
+        if rows.is_empty() {
+            continue;
+        }
+        let backup = |k: usize| match (constant, initial_row(rows.start + k as u64)) {
             (Some(c), _) => Backup::Constant(c.to_le_bytes()),
             (None, Some(row)) => Backup::Initial(row),
             (None, None) => Backup::Constant([0; 4]),
         };
-        fill_partition_row(old, &remap.from, part, r - part.geometry.offset, &backup, dst)
-    })?;
+        let dst = &mut out[(rows.start - start) as usize * row_bytes..(rows.end - start) as usize * row_bytes];
+        let local = rows.start - part.geometry.offset..rows.end - part.geometry.offset;
+        fill_partition_block(old, &remap.from, part, &mut state.access[p], local, &backup, dst)?;
+    }
     Ok(out)
+}
+
+/// The row gather alone, as a vocabulary remap does it for one partition: fills `dst` (the
+/// partition's `geometry.rows` rows of `geometry.cols` float32 cells) from `old`, the old tensor's
+/// rows (`old_row_bytes` each, row-major, as a memory map lends them), missing cells set to `fill`.
+/// For benchmarks and tools that hold the old tensor in memory.
+pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize, fill: f32, dst: &mut [u8]) -> Result<(), ExecError> {
+    let g = &part.geometry;
+    let expected = checked_len("gather", g.rows, checked_len("gather", g.cols, 4)?)?;
+    check_len("gather", 0, g.rows, dst.len(), expected)?;
+    let old_rows = if old_row_bytes == 0 { 0 } else { (old.len() / old_row_bytes) as u64 };
+    check_len("gather", 0, old_rows, old.len(), old_rows as usize * old_row_bytes)?;
+    if let Some(&max) = part.row_remap.iter().max() {
+        if max >= 0 && max as u64 >= old_rows {
+            return Err(ExecError::ShortRead { tensor: "gather".into(), start: 0, end: max as u64 + 1, got: old.len(), expected: (max as usize + 1) * old_row_bytes });
+        }
+    }
+    if expected == 0 {
+        return Ok(());
+    }
+    let mut access = OldAccess::Whole(old, old_row_bytes);
+    let backup = Backup::Constant(fill.to_le_bytes());
+    let backup = move |_k: usize| backup;
+    // `old` outlives the call; the source is never consulted for an already decided access.
+    let none: &dyn CheckpointSource = &NoSource;
+    fill_partition_block(none, "gather", part, &mut access, 0..g.rows, &backup, dst)
+}
+
+/// A source with no tensors, for [`gather_partition`], whose old rows are given in memory.
+struct NoSource;
+
+impl CheckpointSource for NoSource {
+    fn format(&self) -> &'static str {
+        "memory"
+    }
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("memory")
+    }
+    fn tensors(&self) -> &[warmstart_core::TensorInfo] {
+        &[]
+    }
+    fn read_rows(&self, name: &str, _rows: Range<u64>) -> warmstart_core::Result<Cow<'_, [u8]>> {
+        Err(warmstart_core::Error::TensorNotFound { path: "memory".into(), name: name.to_string() })
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// TF's `_load_and_remap_matrix_initializer(...)(shape, partition_info)` for one partition of `shape`
@@ -167,9 +354,9 @@ fn remap_values(
     let mut bytes = vec![0u8; checked_len(params.variable, g.rows, row_bytes)?];
     let constant = Backup::Constant(backup.constant().unwrap_or(0.0).to_le_bytes());
     if row_bytes > 0 {
-        bytes.par_chunks_mut(row_bytes).enumerate().try_for_each(|(k, dst)| {
-            fill_partition_row(old, params.old_tensor, &part, k as u64, &constant, dst)
-        })?;
+        let mut access = OldAccess::Undecided;
+        let backup = move |_k: usize| constant;
+        fill_partition_block(old, params.old_tensor, &part, &mut access, 0..g.rows, &backup, &mut bytes)?;
     }
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }

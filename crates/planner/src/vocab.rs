@@ -7,31 +7,38 @@ use std::collections::HashMap;
 use crate::settings::VocabFile;
 use crate::PlanError;
 
+/// The hasher of the vocabulary tables: foldhash's fast hash, seeded per process, several times faster
+/// than SipHash on short tokens.
+type TableHasher = foldhash::fast::RandomState;
+
+/// `line` without one trailing `\r`.
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// One line as TF's `InputBuffer::ReadLine` returns it, and the byte offset after its terminator; `None`
 /// at the end of the file.
 fn read_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let rest = data.get(pos..)?;
-    let (mut line, next) = match rest.iter().position(|&b| b == b'\n') {
-        Some(i) => (&rest[..i], pos + i + 1),
-        None => (rest, data.len()),
-    };
-    if let Some(stripped) = line.strip_suffix(b"\r") {
-        line = stripped;
+    match memchr::memchr(b'\n', rest) {
+        Some(i) => Some((strip_cr(&rest[..i]), pos + i + 1)),
+        None => {
+            // At the end of the file, an empty remainder (nothing, or a lone `\r`) is the end, not a line.
+            let line = strip_cr(rest);
+            (!line.is_empty()).then_some((line, data.len()))
+        }
     }
-    // At the end of the file, an empty remainder (nothing, or a lone `\r`) is the end, not a line.
-    if next == data.len() && !rest.contains(&b'\n') && line.is_empty() {
-        return None;
-    }
-    Some((line, next))
 }
 
-/// The lines TF's `TextFileLineIterator` hands to a table built from `file` with `vocab_size` (-1 for
-/// all), with its refusals.
-pub(crate) fn table_lines<'a>(
+/// Calls `visit` with each line TF's `TextFileLineIterator` hands to a table built from `file` with
+/// `vocab_size` (-1 for all), in order, with its refusals; returns how many lines there were. The
+/// lines are not stored.
+fn for_each_table_line<'a>(
     variable: &str,
     file: &'a VocabFile,
     vocab_size: i64,
-) -> Result<Vec<&'a [u8]>, PlanError> {
+    mut visit: impl FnMut(&'a [u8]),
+) -> Result<u64, PlanError> {
     if let Some(reason) = &file.unreadable {
         return Err(PlanError::VocabFileUnreadable {
             variable: variable.to_string(),
@@ -40,11 +47,10 @@ pub(crate) fn table_lines<'a>(
         });
     }
     let data = &file.contents[..];
-    let mut lines = Vec::new();
+    let mut n = 0i64;
     let mut pos = 0usize;
     loop {
-        let first = lines.is_empty();
-        let n = lines.len() as i64;
+        let first = n == 0;
         match read_line(data, pos) {
             None => {
                 if vocab_size != -1 && n != vocab_size {
@@ -61,7 +67,7 @@ pub(crate) fn table_lines<'a>(
                         file: file.display.clone(),
                     });
                 }
-                return Ok(lines);
+                return Ok(n as u64);
             }
             Some((line, next)) => {
                 pos = next;
@@ -73,7 +79,7 @@ pub(crate) fn table_lines<'a>(
                             size: vocab_size,
                         });
                     }
-                    return Ok(lines);
+                    return Ok(n as u64);
                 }
                 if line.is_empty() {
                     return Err(PlanError::VocabEmptyLine {
@@ -82,10 +88,20 @@ pub(crate) fn table_lines<'a>(
                         position: pos as u64,
                     });
                 }
-                lines.push(line);
+                visit(line);
+                n += 1;
             }
         }
     }
+}
+
+/// The lines TF's `TextFileLineIterator` hands to a table built from `file` with `vocab_size` (-1 for
+/// all), with its refusals.
+#[cfg(test)]
+pub(crate) fn table_lines<'a>(variable: &str, file: &'a VocabFile, vocab_size: i64) -> Result<Vec<&'a [u8]>, PlanError> {
+    let mut lines = Vec::new();
+    for_each_table_line(variable, file, vocab_size, |line| lines.push(line))?;
+    Ok(lines)
 }
 
 /// The result of `GenerateVocabRemapping`: for each new id, its old id or -1, and how many were found.
@@ -99,6 +115,11 @@ pub struct VocabRemapping {
 
 /// TF's `GenerateVocabRemapping(new_vocab_file, old_vocab_file, new_vocab_offset, num_new_vocab,
 /// old_vocab_size)`.
+///
+/// The new vocabulary is scanned twice (once to validate and count it as TF's table does, once to look
+/// its wanted range up) rather than held as a vector of lines; the old one is read straight into the
+/// table, its first duplicate remembered and reported only once the whole file has been accepted, as
+/// TF's table initialisation does.
 pub fn generate_vocab_remapping(
     variable: &str,
     new_vocab: &VocabFile,
@@ -110,48 +131,95 @@ pub fn generate_vocab_remapping(
     if old_vocab_size < -1 {
         return Err(PlanError::OldVocabSizeBelowMinimum { variable: variable.to_string(), size: old_vocab_size });
     }
-    let new_lines = table_lines(variable, new_vocab, -1)?;
+    let new_count = for_each_table_line(variable, new_vocab, -1, |_| {})?;
     let end = new_vocab_offset.checked_add(num_new_vocab);
-    if end.is_none_or(|e| e > new_lines.len() as u64) {
+    if end.is_none_or(|e| e > new_count) {
         return Err(PlanError::VocabTableTooSmall { variable: variable.to_string(), file: new_vocab.display.clone() });
     }
-    let old_lines = table_lines(variable, old_vocab, old_vocab_size)?;
-    let mut old_ids: HashMap<&[u8], i64> = HashMap::with_capacity(old_lines.len());
-    for (i, token) in old_lines.iter().enumerate() {
-        if let Some(&previous) = old_ids.get(token) {
-            return Err(PlanError::VocabDuplicateToken {
-                variable: variable.to_string(),
-                file: old_vocab.display.clone(),
-                key: String::from_utf8_lossy(token).into_owned(),
-                previous,
-                value: i as i64,
-            });
+    // At most one entry per line of the file already in memory.
+    let capacity = memchr::memchr_iter(b'\n', &old_vocab.contents).count() + 1;
+    let capacity = match old_vocab_size {
+        -1 => capacity,
+        size => capacity.min(usize::try_from(size).unwrap_or(usize::MAX)),
+    };
+    let mut old_ids: HashMap<&[u8], i64, TableHasher> = HashMap::with_capacity_and_hasher(capacity, TableHasher::default());
+    let mut duplicate: Option<(&[u8], i64, i64)> = None;
+    let mut i = 0i64;
+    for_each_table_line(variable, old_vocab, old_vocab_size, |token| {
+        match old_ids.entry(token) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if duplicate.is_none() {
+                    duplicate = Some((token, *e.get(), i));
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
         }
-        old_ids.insert(token, i as i64);
+        i += 1;
+    })?;
+    if let Some((token, previous, value)) = duplicate {
+        return Err(PlanError::VocabDuplicateToken {
+            variable: variable.to_string(),
+            file: old_vocab.display.clone(),
+            key: String::from_utf8_lossy(token).into_owned(),
+            previous,
+            value,
+        });
     }
-    let start = new_vocab_offset as usize;
-    let remapping: Vec<i64> = new_lines[start..start + num_new_vocab as usize]
-        .iter()
-        .map(|t| old_ids.get(t).copied().unwrap_or(-1))
-        .collect();
-    let num_present = remapping.iter().filter(|&&id| id != -1).count() as u64;
+    // Checked above: offset + num_new_vocab <= the lines of the file, which is in memory.
+    let (skip, take) = (new_vocab_offset as usize, num_new_vocab as usize);
+    let mut remapping: Vec<i64> = Vec::with_capacity(take);
+    let mut num_present = 0u64;
+    let mut seen = 0usize;
+    let data = &new_vocab.contents[..];
+    let mut pos = 0usize;
+    while remapping.len() < take {
+        let Some((line, next)) = read_line(data, pos) else { break };
+        pos = next;
+        if seen >= skip {
+            let id = old_ids.get(line).copied().unwrap_or(-1);
+            num_present += u64::from(id != -1);
+            remapping.push(id);
+        }
+        seen += 1;
+    }
     Ok(VocabRemapping { remapping, num_present })
 }
 
-/// TF's `RemapVectorToMap` check: no old id may be used by two new ids.
+/// TF's `RemapVectorToMap` check: no old id may be used by two new ids. Ids within a few times the
+/// remapping's length are checked in a dense table, others in a hash map.
 pub(crate) fn check_unique_old_ids(variable: &str, remapping: &[i64]) -> Result<(), PlanError> {
-    let mut seen: HashMap<i64, i64> = HashMap::new();
+    let Some(max) = remapping.iter().copied().filter(|&id| id >= 0).max() else { return Ok(()) };
+    let twice = |old_id: i64, first: i64, second: usize| PlanError::OldIdMappedTwice {
+        variable: variable.to_string(),
+        old_id,
+        first,
+        second: second as i64,
+    };
+    let dense_limit = (remapping.len() as u64).saturating_mul(4).saturating_add(1024);
+    if (max as u64) < dense_limit && remapping.len() < u32::MAX as usize {
+        // first[old] = 1 + the first new index using `old`, 0 if none yet.
+        let mut first = vec![0u32; max as usize + 1];
+        for (i, &old) in remapping.iter().enumerate() {
+            if old < 0 {
+                continue;
+            }
+            let slot = &mut first[old as usize];
+            if *slot != 0 {
+                return Err(twice(old, i64::from(*slot - 1), i));
+            }
+            *slot = i as u32 + 1;
+        }
+        return Ok(());
+    }
+    let mut seen: HashMap<i64, i64, TableHasher> = HashMap::default();
     for (i, &old) in remapping.iter().enumerate() {
         if old < 0 {
             continue;
         }
         if let Some(&first) = seen.get(&old) {
-            return Err(PlanError::OldIdMappedTwice {
-                variable: variable.to_string(),
-                old_id: old,
-                first,
-                second: i as i64,
-            });
+            return Err(twice(old, first, i));
         }
         seen.insert(old, i as i64);
     }
