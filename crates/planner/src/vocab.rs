@@ -3,6 +3,9 @@
 //! position, `vocab_size` cuts), the old table's duplicate refusal, and the new-id -> old-id remapping.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use rayon::prelude::*;
 
 use crate::settings::VocabFile;
 use crate::PlanError;
@@ -116,10 +119,11 @@ pub struct VocabRemapping {
 /// TF's `GenerateVocabRemapping(new_vocab_file, old_vocab_file, new_vocab_offset, num_new_vocab,
 /// old_vocab_size)`.
 ///
-/// The new vocabulary is scanned twice (once to validate and count it as TF's table does, once to look
-/// its wanted range up) rather than held as a vector of lines; the old one is read straight into the
-/// table, its first duplicate remembered and reported only once the whole file has been accepted, as
-/// TF's table initialisation does.
+/// The old vocabulary's table is built in parallel (rayon) as [`SHARDS`] hash tables of line numbers,
+/// each small enough to stay in cache, split by the tokens' hashes; the old table's first duplicate
+/// (in line order) is reported only once the whole file has been accepted, as TF's table
+/// initialisation does. The new vocabulary is validated and counted as TF's table does, then its wanted
+/// range is looked up in parallel.
 pub fn generate_vocab_remapping(
     variable: &str,
     new_vocab: &VocabFile,
@@ -136,55 +140,96 @@ pub fn generate_vocab_remapping(
     if end.is_none_or(|e| e > new_count) {
         return Err(PlanError::VocabTableTooSmall { variable: variable.to_string(), file: new_vocab.display.clone() });
     }
-    // At most one entry per line of the file already in memory.
+    // At most one line per `\n` (plus one) of the file already in memory.
     let capacity = memchr::memchr_iter(b'\n', &old_vocab.contents).count() + 1;
     let capacity = match old_vocab_size {
         -1 => capacity,
         size => capacity.min(usize::try_from(size).unwrap_or(usize::MAX)),
     };
-    let mut old_ids: HashMap<&[u8], i64, TableHasher> = HashMap::with_capacity_and_hasher(capacity, TableHasher::default());
-    let mut duplicate: Option<(&[u8], i64, i64)> = None;
-    let mut i = 0i64;
-    for_each_table_line(variable, old_vocab, old_vocab_size, |token| {
-        match old_ids.entry(token) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if duplicate.is_none() {
-                    duplicate = Some((token, *e.get(), i));
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(i);
-            }
-        }
-        i += 1;
-    })?;
-    if let Some((token, previous, value)) = duplicate {
+    let mut old_lines: Vec<&[u8]> = Vec::with_capacity(capacity);
+    for_each_table_line(variable, old_vocab, old_vocab_size, |token| old_lines.push(token))?;
+    let table = OldTable::build(&old_lines);
+    if let Some((previous, value)) = table.first_duplicate {
         return Err(PlanError::VocabDuplicateToken {
             variable: variable.to_string(),
             file: old_vocab.display.clone(),
-            key: String::from_utf8_lossy(token).into_owned(),
-            previous,
-            value,
+            key: String::from_utf8_lossy(old_lines[value]).into_owned(),
+            previous: previous as i64,
+            value: value as i64,
         });
     }
     // Checked above: offset + num_new_vocab <= the lines of the file, which is in memory.
     let (skip, take) = (new_vocab_offset as usize, num_new_vocab as usize);
-    let mut remapping: Vec<i64> = Vec::with_capacity(take);
-    let mut num_present = 0u64;
-    let mut seen = 0usize;
-    let data = &new_vocab.contents[..];
-    let mut pos = 0usize;
-    while remapping.len() < take {
+    let mut wanted: Vec<&[u8]> = Vec::with_capacity(take);
+    let (data, mut pos, mut seen) = (&new_vocab.contents[..], 0usize, 0usize);
+    while wanted.len() < take {
         let Some((line, next)) = read_line(data, pos) else { break };
         pos = next;
         if seen >= skip {
-            let id = old_ids.get(line).copied().unwrap_or(-1);
-            num_present += u64::from(id != -1);
-            remapping.push(id);
+            wanted.push(line);
         }
         seen += 1;
     }
+    let remapping: Vec<i64> = wanted.par_iter().map(|token| table.get(&old_lines, token)).collect();
+    let num_present = remapping.iter().filter(|&&id| id != -1).count() as u64;
     Ok(VocabRemapping { remapping, num_present })
+}
+
+/// Shards of the old vocabulary's table.
+const SHARDS: usize = 64;
+
+/// The old vocabulary's table: token -> first line number, as [`SHARDS`] hash tables of line numbers
+/// chosen by middle bits of the token's hash.
+struct OldTable {
+    hasher: TableHasher,
+    shards: Vec<hashbrown::HashTable<usize>>,
+    /// The first line (in file order) whose token an earlier line already had, as `(earlier, line)`.
+    first_duplicate: Option<(usize, usize)>,
+}
+
+impl OldTable {
+    /// Bits 40.. of the hash: hashbrown takes a table's bucket from the low bits and its tag from
+    /// the top seven, which must stay independent of the shard.
+    fn shard_of(hash: u64) -> usize {
+        (hash >> 40) as usize % SHARDS
+    }
+
+    fn build(lines: &[&[u8]]) -> Self {
+        let hasher = TableHasher::default();
+        let hashes: Vec<u64> = lines.par_iter().map(|token| hasher.hash_one(token)).collect();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+        for (i, &h) in hashes.iter().enumerate() {
+            members[Self::shard_of(h)].push(i);
+        }
+        // A token's lines all fall in one shard, in file order there.
+        let built: Vec<(hashbrown::HashTable<usize>, Option<(usize, usize)>)> = members
+            .par_iter()
+            .map(|lines_of_shard| {
+                let mut table = hashbrown::HashTable::with_capacity(lines_of_shard.len());
+                let mut duplicate = None;
+                for &i in lines_of_shard {
+                    let h = hashes[i];
+                    match table.find(h, |&j: &usize| lines[j] == lines[i]) {
+                        Some(&j) => {
+                            duplicate = duplicate.or(Some((j, i)));
+                        }
+                        None => {
+                            table.insert_unique(h, i, |&j: &usize| hashes[j]);
+                        }
+                    }
+                }
+                (table, duplicate)
+            })
+            .collect();
+        let first_duplicate = built.iter().filter_map(|(_, d)| *d).min_by_key(|&(_, i)| i);
+        OldTable { hasher, shards: built.into_iter().map(|(t, _)| t).collect(), first_duplicate }
+    }
+
+    /// The line of `token` in the old vocabulary (`lines`, as built), or -1.
+    fn get(&self, lines: &[&[u8]], token: &[u8]) -> i64 {
+        let h = self.hasher.hash_one(token);
+        self.shards[Self::shard_of(h)].find(h, |&j| lines[j] == token).map_or(-1, |&j| j as i64)
+    }
 }
 
 /// TF's `RemapVectorToMap` check: no old id may be used by two new ids. Ids within a few times the
