@@ -115,6 +115,8 @@ enum Job<'a> {
 /// The producing side of the writer thread's queue.
 struct Writer<'a> {
     queue: mpsc::SyncSender<Job<'a>>,
+    /// Block buffers the writer is done with, for reuse: their pages stay mapped and warm.
+    recycled: mpsc::Receiver<Vec<u8>>,
 }
 
 /// The writer thread has stopped on an error, which `execute` reports instead.
@@ -123,6 +125,13 @@ struct WriterStopped;
 impl<'a> Writer<'a> {
     fn send(&self, job: Job<'a>) -> Result<(), Stop> {
         self.queue.send(job).map_err(|_| Stop::Writer(WriterStopped))
+    }
+
+    /// An empty buffer, reusing one the writer is done with if there is one.
+    fn buffer(&self) -> Vec<u8> {
+        let mut buf = self.recycled.try_recv().unwrap_or_default();
+        buf.clear();
+        buf
     }
 }
 
@@ -141,13 +150,21 @@ impl<E: Into<ExecError>> From<E> for Stop {
 }
 
 /// Applies `jobs` to `sink` in order until the queue closes or a call fails.
-fn write_jobs(jobs: mpsc::Receiver<Job<'_>>, sink: &mut dyn CheckpointSink, progress: Option<&(dyn Fn(u64) + Sync)>) -> Result<(), CoreError> {
+fn write_jobs(
+    jobs: mpsc::Receiver<Job<'_>>,
+    recycle: mpsc::SyncSender<Vec<u8>>,
+    sink: &mut dyn CheckpointSink,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<(), CoreError> {
     for job in jobs {
         match job {
             Job::Begin(tensor) => sink.begin_tensor(tensor)?,
             Job::Data { bytes, done } => {
                 sink.write_data(&bytes)?;
-                drop(bytes);
+                if let Cow::Owned(buf) = bytes {
+                    // A full pool just drops it.
+                    let _ = recycle.try_send(buf);
+                }
                 if let (Some(progress), Some(done)) = (progress, done) {
                     progress(done);
                 }
@@ -184,9 +201,10 @@ pub fn execute(
     report.passthrough = plan.passthrough.len();
     let progress = options.progress;
     let (queue, jobs) = mpsc::sync_channel(QUEUE_BLOCKS);
+    let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
     let (produced, written) = std::thread::scope(|scope| {
-        let writer_thread = scope.spawn(move || write_jobs(jobs, sink, progress));
-        let writer = Writer { queue };
+        let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, sink, progress));
+        let writer = Writer { queue, recycled };
         let produced = produce(plan, old, target, &writer, options, &mut report);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -244,8 +262,9 @@ fn copy_tensor<'a>(
         return Ok(written);
     }
     let too_large = || CoreError::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
-    let row_bytes = info.row_bytes().ok_or_else(too_large)?;
     let rows = info.rows();
+    // A tensor with no rows holds no bytes even when its row size overflows (shape [0, 2^62]).
+    let row_bytes = if rows == 0 { 0 } else { info.row_bytes().ok_or_else(too_large)? };
     // Rows of zero bytes (an inner dimension of 0) are all read at once.
     let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
     writer.send(Job::Begin(tensor))?;
@@ -273,7 +292,8 @@ struct VariableRows<'a> {
 }
 
 impl<'a> VariableRows<'a> {
-    fn rows(&mut self, start: u64, end: u64) -> Result<Cow<'a, [u8]>, ExecError> {
+    /// Rows `start..end`; a block computed here goes into `buf` (empty, possibly with capacity).
+    fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<Cow<'a, [u8]>, ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
         let bytes = match &self.var.action {
             Action::KeepInitial => self.target.read_rows(&self.var.tensor, start..end)?,
@@ -292,7 +312,8 @@ impl<'a> VariableRows<'a> {
             }
             Action::Remap(remap) => {
                 let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap));
-                Cow::Owned(remap::remap_rows(state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?)
+                let out = buf();
+                Cow::Owned(remap::remap_rows(out, state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?)
             }
         };
         check_len(&self.var.name, start, end, bytes.len(), expected)?;
@@ -355,10 +376,11 @@ fn write_variable<'a>(
     let mut start = rows.start;
     while start < rows.end {
         let end = start.saturating_add(rows_per_block.max(1)).min(rows.end);
-        let block = source.rows(start, end)?;
+        let block = source.rows(start, end, || writer.buffer())?;
         match inner {
             Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
-                let mut buf = Vec::with_capacity(checked_len(&var.name, end - start, out_row_bytes)?);
+                let mut buf = writer.buffer();
+                buf.reserve(checked_len(&var.name, end - start, out_row_bytes)?);
                 boxes::extract_box(&block, &var.shape, end - start, &slice.start, &slice.len, elem_size(var.dtype), &mut buf);
                 written += buf.len() as u64;
                 writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written) })?;

@@ -197,9 +197,11 @@ impl RemapState<'_> {
     }
 }
 
-/// Rows `start..end` of a remapped variable's final value, as little-endian float32 bytes.
+/// Rows `start..end` of a remapped variable's final value, as little-endian float32 bytes, in `out`
+/// (an empty buffer, reused for its capacity).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn remap_rows<'a>(
+    mut out: Vec<u8>,
     state: &mut RemapState<'a>,
     var: &VariablePlan,
     remap: &'a RemapPlan,
@@ -209,7 +211,8 @@ pub(crate) fn remap_rows<'a>(
     end: u64,
     row_bytes: usize,
 ) -> Result<Vec<u8>, ExecError> {
-    let mut out = vec![0u8; checked_len(&var.name, end - start, row_bytes)?];
+    // A reused buffer keeps its (already mapped) pages; every byte is overwritten below.
+    out.resize(checked_len(&var.name, end - start, row_bytes)?, 0);
     if row_bytes == 0 {
         return Ok(out);
     }
