@@ -205,8 +205,15 @@ impl CheckpointSource for SafetensorsSource {
         if rows.start > rows.end || rows.end > total_rows {
             return Err(out_of_range());
         }
-        // The header check made sure the whole tensor lies in the map; checked all the same.
-        let row_bytes = info.row_bytes().ok_or_else(out_of_range)?;
+        if rows.start == rows.end {
+            // No rows, including every read of a tensor with no rows, whose row size may overflow
+            // (shape [0, 2^62] is a valid empty tensor).
+            return Ok(Cow::Borrowed(&[]));
+        }
+        // With at least one row, the row size is at most the tensor's size, which the header check
+        // made fit in the map; checked all the same.
+        let too_large = || Error::TooLarge { path: self.path.clone(), name: name.to_string() };
+        let row_bytes = info.row_bytes().ok_or_else(too_large)?;
         let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
         let (start, end) = (offset(rows.start)?, offset(rows.end)?);
         let bytes = &self.maps[location.map][location.bytes.clone()];
@@ -272,6 +279,19 @@ mod tests {
         assert!(matches!(src.read_rows("w", reversed), Err(Error::RowsOutOfRange { .. })));
         assert!(matches!(src.read_rows("x", 0..1), Err(Error::TensorNotFound { .. })));
         assert!(matches!(src.read_strings("w"), Err(Error::WrongDType { .. })));
+    }
+
+    #[test]
+    fn an_empty_tensor_whose_row_size_overflows_reads_as_empty() {
+        // Found by the corruption test: shape [0, 2^62] holds no bytes, so the header is valid, but
+        // its row size overflows; reading its (zero) rows was refused as "rows 0..0 out of range".
+        let header = r#"{"e":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.safetensors", &file(header, &[]));
+        let src = SafetensorsSource::open(&path).unwrap();
+        assert_eq!(src.read("e").unwrap().len(), 0);
+        assert_eq!(src.read_rows("e", 0..0).unwrap().len(), 0);
+        assert!(matches!(src.read_rows("e", 0..1), Err(Error::RowsOutOfRange { rows: 0, .. })));
     }
 
     #[test]
