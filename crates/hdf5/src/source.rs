@@ -322,7 +322,11 @@ impl CheckpointSource for Hdf5Source {
         let dataset = self.open_dataset(i)?;
         let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
         let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
-        let mut out = vec![0u8; len];
+        // The shape comes from the file, and a chunked dataset (or one never written) may declare far
+        // more than it stores: allocate fallibly, so a forged shape is an error, not an abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| too_large())?;
+        out.resize(len, 0u8);
         raw::read_rows(&dataset, &mem, &shape, rows.start as usize, count as usize, &mut out).map_err(read_err)?;
         Ok(Cow::Owned(out))
     }
