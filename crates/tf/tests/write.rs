@@ -288,3 +288,20 @@ fn write_bundles_for_tensorflow() {
         7999i32.to_le_bytes()
     );
 }
+
+#[test]
+fn an_empty_tensor_whose_row_size_overflows_writes_and_reads_as_empty() {
+    // Shape [0, 2^62] holds no bytes, but its row size overflows: reading its (zero) rows was refused
+    // as too large.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m");
+    let t = SinkTensor::whole(TensorInfo::new("e", DType::F32, vec![0, 1 << 62]));
+    let mut sink = TfSink::create(&p, std::slice::from_ref(&t), 1).unwrap();
+    sink.begin_tensor(&t).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let ckpt = TfCheckpoint::open(&p).unwrap();
+    assert_eq!(ckpt.tensor("e").unwrap(), &t.info);
+    assert_eq!(ckpt.read("e").unwrap().len(), 0);
+    assert!(ckpt.read_rows("e", 0..1).is_err());
+}
