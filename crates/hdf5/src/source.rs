@@ -69,9 +69,12 @@ impl Hdf5Source {
 
         // Legacy model weights first, in layer and weight order; then everything else in file order.
         let legacy = legacy.unwrap_or_default();
+        // Looked up by dataset (hashed: `weight_names` come from the file and may be many).
+        let legacy_at: HashMap<&str, usize> =
+            legacy.iter().enumerate().rev().map(|(k, (d, _))| (d.as_str(), k)).collect();
         let mut order: Vec<(usize, String, String)> = Vec::with_capacity(found.len());
         for (i, (dataset, _)) in found.iter().enumerate() {
-            match legacy.iter().position(|(d, _)| d == dataset) {
+            match legacy_at.get(dataset.as_str()).copied() {
                 Some(k) => order.push((k, legacy[k].1.clone(), dataset.clone())),
                 None => order.push((legacy.len() + i, dataset.clone(), dataset.clone())),
             }
@@ -238,6 +241,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
         attribute: attribute.to_string(),
         reason,
     };
+    let datasets: std::collections::HashSet<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
     let mut out = Vec::new();
     for layer in layers {
         let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", "a name is not UTF-8".into()))?;
@@ -249,7 +253,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
         for weight in weight_names {
             let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", "a name is not UTF-8".into()))?;
             let dataset = format!("{group_path}/{weight}");
-            if !found.iter().any(|(d, _)| *d == dataset) {
+            if !datasets.contains(dataset.as_str()) {
                 // Nothing to list (a file written from a template with only some of its weights).
                 continue;
             }
