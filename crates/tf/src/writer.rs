@@ -433,30 +433,43 @@ impl TfSink {
             .as_file()
             .sync_all()
             .map_err(|e| TfError::io(index_tmp.path(), e))?;
-        for (i, tmp) in temps.into_iter().enumerate() {
-            let dest = data_path(&self.prefix, i as u32, num_shards);
-            tmp.persist(&dest)
+        // Every file moved into place is removed again if a later one fails, so that a failed
+        // finish leaves no partial checkpoint behind.
+        let mut placed: Vec<PathBuf> = Vec::with_capacity(num_shards as usize + 2);
+        let result = (|| {
+            for (i, tmp) in temps.into_iter().enumerate() {
+                let dest = data_path(&self.prefix, i as u32, num_shards);
+                tmp.persist(&dest)
+                    .map_err(|e| TfError::io(&dest, e.error))?;
+                placed.push(dest);
+            }
+            let dest = index_path(&self.prefix);
+            index_tmp
+                .persist(&dest)
                 .map_err(|e| TfError::io(&dest, e.error))?;
-        }
-        let dest = index_path(&self.prefix);
-        index_tmp
-            .persist(&dest)
-            .map_err(|e| TfError::io(&dest, e.error))?;
+            placed.push(dest);
 
-        let name = self
-            .prefix
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let state = self.dir.join(STATE_FILE);
-        let mut state_tmp = temp_in(&self.dir)?;
-        state_tmp
-            .write_all(state_text(&name).as_bytes())
-            .map_err(|e| TfError::io(&state, e))?;
-        state_tmp
-            .persist(&state)
-            .map_err(|e| TfError::io(&state, e.error))?;
-        Ok(())
+            let name = self
+                .prefix
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let state = self.dir.join(STATE_FILE);
+            let mut state_tmp = temp_in(&self.dir)?;
+            state_tmp
+                .write_all(state_text(&name).as_bytes())
+                .map_err(|e| TfError::io(&state, e))?;
+            state_tmp
+                .persist(&state)
+                .map_err(|e| TfError::io(&state, e.error))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            for path in &placed {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        result
     }
 }
 

@@ -305,3 +305,26 @@ fn an_empty_tensor_whose_row_size_overflows_writes_and_reads_as_empty() {
     assert_eq!(ckpt.read("e").unwrap().len(), 0);
     assert!(ckpt.read_rows("e", 0..1).is_err());
 }
+
+#[test]
+fn a_failed_finish_leaves_no_partial_checkpoint() {
+    // The data shards were renamed into place before the index; when the index (or the `checkpoint`
+    // state file) then could not be, the shards stayed behind beside an error.
+    for blocker in ["m.index", "checkpoint"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(blocker)).unwrap();
+        std::fs::write(dir.path().join(blocker).join("keep"), b"x").unwrap();
+        let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+        let mut sink = TfSink::create(&dir.path().join("m"), std::slice::from_ref(&t), 2).unwrap();
+        sink.begin_tensor(&t).unwrap();
+        sink.write_data(&[0; 8]).unwrap();
+        sink.end_tensor().unwrap();
+        let err = Box::new(sink).finish().unwrap_err();
+        assert!(err.to_string().contains(blocker), "{err}");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [blocker], "{blocker}");
+    }
+}
