@@ -328,3 +328,34 @@ fn a_failed_finish_leaves_no_partial_checkpoint() {
         assert_eq!(left, [blocker], "{blocker}");
     }
 }
+
+#[test]
+fn folders_made_for_an_unfinished_checkpoint_are_removed() {
+    // As TensorFlow's savers do, the writer makes the destination folder; when the checkpoint is
+    // never finished, the folders it made went on existing, empty.
+    let dir = tempfile::tempdir().unwrap();
+    let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+    let prefix = dir.path().join("a").join("b").join("m");
+    let mut sink = TfSink::create(&prefix, std::slice::from_ref(&t), 2).unwrap();
+    assert!(dir.path().join("a/b").is_dir());
+    sink.begin_tensor(&t).unwrap();
+    drop(sink);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A folder that existed is kept; one made and then finished into is kept.
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    let mut sink = TfSink::create(&prefix, std::slice::from_ref(&t), 1).unwrap();
+    sink.begin_tensor(&t).unwrap();
+    sink.write_data(&[0; 8]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    assert!(TfCheckpoint::open(&prefix).is_ok());
+    let sink = TfSink::create(&dir.path().join("a/c/m"), std::slice::from_ref(&t), 1).unwrap();
+    drop(sink);
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["b"]);
+}
