@@ -13,41 +13,9 @@ mod common;
 
 use std::path::Path;
 
-use warmstart_core::{CheckpointSource, DType};
+use warmstart_core::test_support::{read_everything, Rng};
+use warmstart_core::CheckpointSource;
 use warmstart_hdf5::Hdf5Source;
-
-/// A small deterministic generator (xorshift64*), so the loop is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// Reads every row of every tensor (whole, and rows `1..`) and every string tensor; returns the first
-/// error.
-fn read_everything(src: &Hdf5Source) -> Result<(), warmstart_core::Error> {
-    for t in src.tensors() {
-        if t.dtype == DType::String {
-            src.read_strings(&t.name)?;
-            continue;
-        }
-        let whole = src.read(&t.name)?;
-        assert_eq!(Some(whole.len() as u64), t.byte_len(), "{}", t.name);
-        if t.rows() > 1 {
-            src.read_rows(&t.name, 1..t.rows())?;
-        }
-    }
-    Ok(())
-}
 
 /// Values a forged length, count or dimension would take.
 fn forged_value(rng: &mut Rng) -> u64 {

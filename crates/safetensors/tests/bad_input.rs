@@ -6,44 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use warmstart_core::{CheckpointSource, DType};
+use warmstart_core::test_support::{read_everything, Rng};
 use warmstart_safetensors::SafetensorsSource;
 
 /// `tests/fixtures/safetensors/<case>` of the workspace.
 fn case_dir(case: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/safetensors").join(case)
-}
-
-/// A small deterministic generator (xorshift64*), so the loop is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// Reads every row of every tensor (whole, and rows `1..`), as a caller could; returns the first error.
-fn read_everything(src: &SafetensorsSource) -> Result<(), warmstart_core::Error> {
-    for t in src.tensors() {
-        if t.dtype == DType::String {
-            src.read_strings(&t.name)?;
-            continue;
-        }
-        let whole = src.read(&t.name)?;
-        assert_eq!(Some(whole.len() as u64), t.byte_len(), "{}", t.name);
-        if t.rows() > 1 {
-            src.read_rows(&t.name, 1..t.rows())?;
-        }
-    }
-    Ok(())
 }
 
 /// Numbers an attacker would forge: zero, off by one, the edges of 32 and 64 bits, past 64 bits,
@@ -91,6 +59,18 @@ fn forge_a_number(rng: &mut Rng, bytes: &mut Vec<u8>, range: std::ops::Range<usi
     bytes.splice(start..end, forged.into_bytes());
 }
 
+/// One to three flipped bits, or (as often) a truncation at a random length.
+fn flip_or_truncate(rng: &mut Rng, bytes: &mut Vec<u8>) {
+    if rng.below(2) == 0 {
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(bytes.len());
+            bytes[at] ^= 1 << rng.below(8);
+        }
+    } else {
+        bytes.truncate(rng.below(bytes.len()));
+    }
+}
+
 /// One random corruption of a safetensors file: flipped bits, a truncation, a forged header length, or
 /// a forged number in the header (a shape or a data offset). The header length prefix is kept in step
 /// when a number changes length, so the forged JSON is what gets parsed.
@@ -98,13 +78,7 @@ fn corrupt_safetensors(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
     let mut bytes = original.to_vec();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     match rng.below(4) {
-        0 => {
-            for _ in 0..1 + rng.below(3) {
-                let at = rng.below(bytes.len());
-                bytes[at] ^= 1 << rng.below(8);
-            }
-        }
-        1 => bytes.truncate(rng.below(bytes.len())),
+        0 | 1 => flip_or_truncate(rng, &mut bytes),
         2 => {
             let forged = match rng.below(5) {
                 0 => 0,
@@ -130,13 +104,7 @@ fn corrupt_safetensors(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
 fn corrupt_index(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
     let mut bytes = original.to_vec();
     match rng.below(4) {
-        0 => {
-            for _ in 0..1 + rng.below(3) {
-                let at = rng.below(bytes.len());
-                bytes[at] ^= 1 << rng.below(8);
-            }
-        }
-        1 => bytes.truncate(rng.below(bytes.len())),
+        0 | 1 => flip_or_truncate(rng, &mut bytes),
         2 => {
             let len = bytes.len();
             forge_a_number(rng, &mut bytes, 0..len);
