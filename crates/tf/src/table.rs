@@ -512,30 +512,33 @@ mod tests {
         ));
     }
 
-    /// A table of hand-made raw blocks: `data` blocks, then an empty metaindex, then an index whose
-    /// entries (`keys[i]`) point at `data[targets[i]]`.
-    fn hand_made_table(data: &[Vec<u8>], keys: &[&[u8]], targets: &[usize]) -> Vec<u8> {
+    /// A table of hand-made blocks: `data` blocks (contents and compression type byte), then an empty
+    /// metaindex, then an index whose entries (`keys[i]`) point at `data[targets[i]]`.
+    fn hand_made_table(data: &[(&[u8], u8)], keys: &[&[u8]], targets: &[usize]) -> Vec<u8> {
         let mut out = Vec::new();
-        let put = |contents: &[u8], out: &mut Vec<u8>| {
+        let put = |contents: &[u8], kind: u8, out: &mut Vec<u8>| {
             let h = BlockHandle {
                 offset: out.len() as u64,
                 size: contents.len() as u64,
             };
             out.extend_from_slice(contents);
-            out.push(0);
-            let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[0]);
+            out.push(kind);
+            let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
             out.extend_from_slice(&mask_crc(crc).to_le_bytes());
             h
         };
-        let handles: Vec<BlockHandle> = data.iter().map(|b| put(b, &mut out)).collect();
-        let meta_h = put(&BlockBuilder::new(16).finish(), &mut out);
+        let handles: Vec<BlockHandle> = data
+            .iter()
+            .map(|(b, kind)| put(b, *kind, &mut out))
+            .collect();
+        let meta_h = put(&BlockBuilder::new(16).finish(), 0, &mut out);
         let mut index = BlockBuilder::new(1);
         for (key, &t) in keys.iter().zip(targets) {
             let mut hv = Vec::new();
             handles[t].encode(&mut hv);
             index.add(key, &hv);
         }
-        let index_h = put(&index.finish(), &mut out);
+        let index_h = put(&index.finish(), 0, &mut out);
         let mut footer = Vec::new();
         meta_h.encode(&mut footer);
         index_h.encode(&mut footer);
@@ -558,9 +561,9 @@ mod tests {
         // Each index entry naming the same (large) block made the reader verify and parse it again:
         // a small file could cost entries x block size of work. Blocks must follow one another.
         let block = raw_block(&sample(3));
-        let good = hand_made_table(std::slice::from_ref(&block), &[b"z"], &[0]);
+        let good = hand_made_table(&[(&block, 0)], &[b"z"], &[0]);
         assert_eq!(read_table(p(), &good).unwrap(), sample(3));
-        let twice = hand_made_table(&[block], &[b"x", b"z"], &[0, 0]);
+        let twice = hand_made_table(&[(&block, 0)], &[b"x", b"z"], &[0, 0]);
         let err = read_table(p(), &twice).unwrap_err();
         assert!(
             matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("before the end of the previous one")),
@@ -584,7 +587,7 @@ mod tests {
         }
         data.extend_from_slice(&0u32.to_le_bytes()); // one restart point, at 0
         data.extend_from_slice(&1u32.to_le_bytes());
-        let table = hand_made_table(&[data], &[b"l"], &[0]);
+        let table = hand_made_table(&[(&data, 0)], &[b"l"], &[0]);
         let err = read_table(p(), &table).unwrap_err();
         assert!(
             matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("64 times")),
@@ -596,41 +599,14 @@ mod tests {
     fn snappy_blocks_are_read() {
         // Recompress the data block of a table TensorFlow-style options would not write.
         let entries = sample(20);
-        let mut block = BlockBuilder::new(16);
-        for (k, v) in &entries {
-            block.add(k, v);
-        }
-        let raw = block.finish();
-        let compressed = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-        let mut out = Vec::new();
-        let put = |contents: &[u8], kind: u8, out: &mut Vec<u8>| {
-            let h = BlockHandle {
-                offset: out.len() as u64,
-                size: contents.len() as u64,
-            };
-            out.extend_from_slice(contents);
-            out.push(kind);
-            let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
-            out.extend_from_slice(&mask_crc(crc).to_le_bytes());
-            h
-        };
-        let data_h = put(&compressed, 1, &mut out);
-        let meta_h = put(&BlockBuilder::new(16).finish(), 0, &mut out);
-        let mut index = BlockBuilder::new(1);
-        let mut hv = Vec::new();
-        data_h.encode(&mut hv);
-        index.add(b"z", &hv);
-        let index_h = put(&index.finish(), 0, &mut out);
-        let mut footer = Vec::new();
-        meta_h.encode(&mut footer);
-        index_h.encode(&mut footer);
-        footer.resize(40, 0);
-        footer.extend_from_slice(&MAGIC.to_le_bytes());
-        out.extend_from_slice(&footer);
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&raw_block(&entries))
+            .unwrap();
+        let out = hand_made_table(&[(&compressed, 1)], &[b"z"], &[0]);
         assert_eq!(read_table(p(), &out).unwrap(), entries);
         // An unknown compression type is its own error.
         let mut bad = out.clone();
-        let type_at = data_h.size as usize;
+        let type_at = compressed.len();
         bad[type_at] = 7;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&compressed), &[7]);
         bad[type_at + 1..type_at + 5].copy_from_slice(&mask_crc(crc).to_le_bytes());
