@@ -14,6 +14,14 @@ use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
 use crate::raw::{self, Values};
 use crate::Hdf5Error;
 
+/// How many times its stored (compressed) bytes a chunked dataset may declare: above deflate's
+/// 1032:1, the most any filter h5py and Keras use expands.
+const MAX_CHUNK_EXPANSION: u64 = 1100;
+
+/// The bytes a chunked dataset may declare beyond [`MAX_CHUNK_EXPANSION`] times what it stores (chunks
+/// never written read as the fill value).
+const MAX_UNWRITTEN_BYTES: u64 = 1 << 20;
+
 /// Groups nested deeper than this are refused (h5py and Keras nest a handful of levels).
 const MAX_DEPTH: usize = 256;
 
@@ -216,6 +224,21 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
             let stored = dataset.storage_size();
             if stored != 0 && stored != declared {
                 return Err(Hdf5Error::DeclaredSizeMismatch {
+                    path: path.to_path_buf(),
+                    dataset: full.to_string(),
+                    declared,
+                    stored,
+                });
+            }
+        }
+        if dataset.layout() == Layout::Chunked {
+            // Compression expands at most about a thousand times (deflate's limit is 1032:1), and a
+            // dataset whose chunks were never written may declare a little; anything beyond is a forged
+            // shape, whose reads would walk a forged number of chunks (minutes inside the library).
+            let stored = dataset.storage_size();
+            let plausible = stored.saturating_mul(MAX_CHUNK_EXPANSION).saturating_add(MAX_UNWRITTEN_BYTES);
+            if declared > plausible {
+                return Err(Hdf5Error::ChunkedSizeImplausible {
                     path: path.to_path_buf(),
                     dataset: full.to_string(),
                     declared,

@@ -4,10 +4,15 @@
 //! must never panic, hang or allocate by a forged number: either it succeeds, or the error names the
 //! file.
 //!
-//! Left out, because they crash the system libhdf5 1.10 itself (segfaults inside the library, which
-//! this crate cannot check for beforehand through the library's API): any change inside a global heap
-//! collection (variable-length strings, `H5HG_read`), and forged 4- and 8-byte fields at arbitrary
-//! places (local heap addresses, `H5HL_protect`). See `forged_global_heap_index_in_libhdf5`.
+//! The system libhdf5 1.10 this crate links is itself not safe on damaged files: it segfaults inside
+//! the library on some of them, where this crate has nothing to check first through the library's
+//! API. Left out of the loop for that reason: changes inside a global heap collection
+//! (variable-length strings, `H5HG_read`; see `forged_global_heap_index_in_libhdf5`) and forged 4- and
+//! 8-byte fields at arbitrary places (local heap addresses, `H5HL_protect`). Bit flips elsewhere still
+//! crash the library now and then: of the seeds 1 to 40 (`HDF5_FUZZ_SEED=n` runs the loop with seed
+//! `n`), 5 end in a segfault inside libhdf5 (`H5HG_read` from flipped variable-length references,
+//! `H5T_copy` in `H5Dopen2` from a flipped datatype message, `H5VM_memcpyvv` reading a chunk); the
+//! fixed seed below is one that does not.
 
 mod common;
 
@@ -15,7 +20,7 @@ use std::path::Path;
 
 use warmstart_core::test_support::{read_everything, Rng};
 use warmstart_core::CheckpointSource;
-use warmstart_hdf5::Hdf5Source;
+use warmstart_hdf5::{Hdf5Error, Hdf5Source};
 
 /// Values a forged length, count or dimension would take.
 fn forged_value(rng: &mut Rng) -> u64 {
@@ -102,7 +107,7 @@ fn check_names_the_file(msg: &str, file: &Path) {
 
 #[test]
 fn random_corruption_never_panics() {
-    let mut rng = Rng(0x4df5_c0de_0125_0001);
+    let mut rng = Rng(std::env::var("HDF5_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x4df5_c0de_0125_0001));
     let mut outcomes = [0usize; 3]; // opened and read, refused at open, refused at read
     let dir = tempfile::tempdir().unwrap();
     for case in ["plain", "keras_legacy", "keras3"] {
@@ -171,19 +176,38 @@ fn forged_huge_dimensions_are_refused_not_allocated() {
     }
     assert!(refused_at_read >= 4, "{refused_at_read}");
 
-    // The case found: `chunked/gz` (37 x 5 F32) forged to 2^33 rows.
+    // The case found: `chunked/gz` (37 x 5 F32) forged to 2^33 rows; and `chunked/shuffled` (20 x 3
+    // I64) forged to 20 x 1310723, which opened and then spent minutes inside the library walking
+    // 870 000 unwritten chunks. A chunked dataset may not declare far more than its chunks store.
     let (fixture, _, _) = common::expected("plain");
     let original = std::fs::read(&fixture).unwrap();
-    let at = dims_offsets(&original, &[vec![37, 5]])[0];
-    let mut bytes = original.clone();
-    bytes[at..at + 8].copy_from_slice(&(1u64 << 33).to_le_bytes());
     let file = dir.path().join("data.h5");
-    std::fs::write(&file, &bytes).unwrap();
+    for (shape, dim, forged, name) in [
+        (vec![37, 5], 0, 1u64 << 33, "chunked/gz"),
+        (vec![20, 3], 1, 1_310_723, "chunked/shuffled"),
+    ] {
+        let at = dims_offsets(&original, &[shape])[0] + 8 * dim;
+        let mut bytes = original.clone();
+        bytes[at..at + 8].copy_from_slice(&forged.to_le_bytes());
+        std::fs::write(&file, &bytes).unwrap();
+        let err = Hdf5Source::open(&file).unwrap_err();
+        assert!(matches!(&err, Hdf5Error::ChunkedSizeImplausible { dataset, .. } if dataset == name), "{err}");
+    }
+}
+
+#[test]
+fn a_huge_dataset_never_written_is_too_large_to_read_not_an_abort() {
+    // Contiguous and never written, it stores nothing, so its size cannot be checked against the file:
+    // reading it whole must fail to allocate cleanly.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unwritten.h5");
+    let f = hdf5::File::create(&file).unwrap();
+    f.new_dataset::<f32>().shape([1u64 << 42, 4].map(|d| d as usize)).create("huge").unwrap();
+    drop(f);
     let src = Hdf5Source::open(&file).unwrap();
-    assert_eq!(src.tensor("chunked/gz").unwrap().shape, [1 << 33, 5]);
-    let err = src.read("chunked/gz").unwrap_err();
-    assert!(matches!(err, warmstart_core::Error::TooLarge { ref name, .. } if name == "chunked/gz"), "{err}");
-    assert!(src.read_rows("chunked/gz", 0..37).is_ok(), "a row block still reads");
+    let err = src.read("huge").unwrap_err();
+    assert!(matches!(&err, warmstart_core::Error::TooLarge { name, .. } if name == "huge"), "{err}");
+    assert_eq!(src.read_rows("huge", 0..2).unwrap().as_ref(), [0u8; 32], "rows read as the fill value");
 }
 
 /// libhdf5 1.10 (the system library this crate links) does not check the index of a variable-length
