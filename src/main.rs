@@ -5,6 +5,7 @@
 
 mod failure;
 mod inspect;
+mod warm;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +30,39 @@ enum Command {
     Inspect(InspectArgs),
     /// Convert a checkpoint to another format, keeping every byte of every tensor.
     Convert(ConvertArgs),
+    /// Dry run of a warm-start: what every target variable gets and why, or TF's refusal.
+    Plan(PlanArgs),
+    /// Warm-start: write the target's variables, warm-started from the old checkpoint, to --out.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// The warm-start configuration (TOML); its paths are relative to its folder.
+    #[arg(long)]
+    config: PathBuf,
+    /// Print the plan (or the refusal) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The warm-start configuration (TOML); its paths are relative to its folder.
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to write the warm-started model. Its format comes from --to, else from its name.
+    #[arg(long)]
+    out: PathBuf,
+    /// The output format: safetensors, tf or hdf5.
+    #[arg(long, value_name = "FORMAT")]
+    to: Option<Format>,
+    /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
+    shards: Option<u32>,
+    /// Print the report (or the refusal) as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -49,6 +83,9 @@ struct ConvertArgs {
     /// The destination format: safetensors, tf or hdf5.
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
+    /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
+    shards: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -73,7 +110,48 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
         Command::Convert(args) => convert(args),
+        Command::Plan(args) => plan(args),
+        Command::Run(args) => run(args),
     }
+}
+
+/// A refusal: TF's message on stderr (and as JSON on stdout with --json), exit 1.
+fn refused(error: warmstart::Error, json: bool) -> Failure {
+    if let (true, warmstart::Error::Refused(e)) = (json, &error) {
+        let _ = warm::write_refusal_json(&mut std::io::stdout().lock(), e);
+    }
+    Failure::failed(error)
+}
+
+fn plan(args: PlanArgs) -> Result<(), Failure> {
+    let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
+    let plan = warmstart::plan_files(&settings).map_err(|e| refused(e, args.json))?;
+    let mut out = std::io::stdout().lock();
+    if args.json { warm::write_plan_json(&mut out, &plan) } else { warm::write_plan(&mut out, &plan) }.map_err(Failure::stdout)
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
+    let format = warmstart_formats::destination_format(&args.out, args.to).map_err(Failure::usage)?;
+    let progress = warm::Progress::new();
+    let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
+    let on_progress = |done: u64| progress.set(done);
+    let options = warmstart::RunOptions {
+        progress: Some(&on_progress),
+        on_plan: Some(&on_plan),
+        shards: args.shards.map(|n| n as usize),
+        ..Default::default()
+    };
+    let result = warmstart::run_files(&settings, &args.out, Some(format), &options);
+    progress.finish();
+    let (plan, report) = result.map_err(|e| refused(e, args.json))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        warm::write_report_json(&mut out, &plan, &report, &args.out, format.name())
+    } else {
+        warm::write_report(&mut out, &plan, &report, &args.out, format.name())
+    }
+    .map_err(Failure::stdout)
 }
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
@@ -90,7 +168,8 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let format = warmstart_formats::destination_format(&args.dst, args.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &WriteOptions::default())
+    let options = WriteOptions { shards: args.shards.map(|n| n as usize), ..Default::default() };
+    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options)
         .map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);

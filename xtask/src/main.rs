@@ -1,5 +1,8 @@
-//! Project tasks run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`). Only std: it
-//! compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
+//! Project tasks run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`). Light (std, plus
+//! libc and serde_json for `bench`; the bench worker's checkpoint crates are behind the `bench-worker`
+//! feature): it compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
+
+mod bench;
 
 use std::env;
 use std::ffi::OsString;
@@ -12,7 +15,8 @@ type Task = fn(&[String]) -> Result<(), String>;
 /// Every task: its name, what it does, and the function that does it.
 const TASKS: &[(&str, &str, Task)] = &[
     ("test", "install the HDF5 C library if missing (as root, with apt-get), then run every test of every crate with all features", test),
-    ("example", "run warmstart on the small example checkpoint committed under examples/", example),
+    ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
+    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench::bench),
 ];
 
 fn main() -> ExitCode {
@@ -50,9 +54,18 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(args))
 }
 
-/// `cargo xtask example`: inspects the committed example checkpoint.
+/// `cargo xtask example`: inspects the committed example checkpoint, then plans and runs the
+/// committed warm-start example into `target/example/warm.safetensors`.
 fn example(_: &[String]) -> Result<(), String> {
-    run(cargo().args(["run", "--quiet", "--", "inspect", "examples/small.safetensors"]))
+    run(cargo().args(["run", "--quiet", "--", "inspect", "examples/small.safetensors"]))?;
+    let config = "examples/vocab-embedding/warmstart.toml";
+    run(cargo().args(["run", "--quiet", "--", "plan", "--config", config]))?;
+    let out = "target/example/warm.safetensors";
+    run(cargo().args(["run", "--quiet", "--", "run", "--config", config, "--out", out]))?;
+    run(cargo().args(["run", "--quiet", "--", "inspect", out]))?;
+    println!("xtask: TensorFlow's values are in examples/vocab-embedding/expected.safetensors");
+    println!("xtask: (the integration test warmstart::example_vocab_embedding compares them bit for bit)");
+    Ok(())
 }
 
 /// Makes sure the HDF5 C library the hdf5 crate links against is installed: if `pkg-config` does not

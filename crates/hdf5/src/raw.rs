@@ -372,3 +372,31 @@ mod tests {
         assert_eq!(dtype_of(&TD::Compound(c)), None);
     }
 }
+
+/// Marks the file descriptor behind `file` close-on-exec. The HDF5 C library opens files without
+/// `O_CLOEXEC`, so a process this one spawns would otherwise inherit the descriptor, and with it the
+/// lock HDF5 holds on the file, until that process exits. Best effort: a driver without a plain file
+/// descriptor is left as it is.
+#[cfg(unix)]
+pub(crate) fn close_on_exec(file: &hdf5::File) {
+    let _lock = hdf5_sys::LOCK.lock();
+    let mut handle: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: `file` is an open file id; the call stores a pointer to the driver's handle in `handle`.
+    let status = unsafe { hdf5_sys::h5f::H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &mut handle) };
+    if status < 0 || handle.is_null() {
+        return;
+    }
+    // SAFETY: for the default (sec2) driver, the handle is a pointer to the file's `int` descriptor.
+    let fd = unsafe { *(handle as *const std::os::raw::c_int) };
+    // SAFETY: fcntl on a descriptor we own only changes its flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// On other systems there is no exec to guard against.
+#[cfg(not(unix))]
+pub(crate) fn close_on_exec(_file: &hdf5::File) {}

@@ -75,6 +75,7 @@ impl Hdf5Sink {
             .into_temp_path();
         let write_err = |what: String, source| Hdf5Error::Write { path: path.to_path_buf(), what, source };
         let file = File::create(&temp).map_err(|e| write_err("the file".into(), e))?;
+        raw::close_on_exec(&file);
         if let Some(t) = template {
             layout::copy_layout(t, &file, path)?;
         }

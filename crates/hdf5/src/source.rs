@@ -62,6 +62,7 @@ impl Hdf5Source {
     pub fn open(path: &Path) -> Result<Hdf5Source, Hdf5Error> {
         hdf5::silence_errors(true);
         let file = File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source })?;
+        raw::close_on_exec(&file);
         let mut found = Vec::new();
         let mut seen_groups = Vec::new();
         walk(path, &file, "", 0, &mut seen_groups, &mut found)?;
@@ -381,6 +382,30 @@ impl CheckpointSource for Hdf5Source {
 mod tests {
     use super::*;
     use hdf5::types::VarLenUnicode;
+
+    /// The descriptors HDF5 opened for `path` in this process are all close-on-exec, so a spawned
+    /// process does not inherit them (and HDF5's lock on the file).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn opened_files_are_close_on_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloexec.h5");
+        File::create(&path).unwrap().new_dataset::<f32>().shape(2).create("x").unwrap();
+        let source = Hdf5Source::open(&path).unwrap();
+        let mut seen = 0;
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            if std::fs::read_link(entry.path()).ok().as_deref() != Some(path.as_path()) {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy()));
+            let flags = info.unwrap().lines().find_map(|l| l.strip_prefix("flags:").map(|f| f.trim().to_string()));
+            let flags = u32::from_str_radix(&flags.unwrap(), 8).unwrap();
+            assert_ne!(flags & 0o2000000, 0, "descriptor {:?} lacks O_CLOEXEC", entry.file_name());
+            seen += 1;
+        }
+        assert!(seen > 0, "no descriptor found for {}", path.display());
+        drop(source);
+    }
 
     fn strings_attr(g: &Group, name: &str, values: &[&str]) {
         let v: Vec<VarLenUnicode> = values.iter().map(|s| s.parse().unwrap()).collect();

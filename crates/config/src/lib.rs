@@ -1,0 +1,317 @@
+//! The warmstart configuration: TF's `warm_start` settings as a TOML file (issue 5's format) or built
+//! directly by Rust callers as a [`WarmStartSettings`].
+//!
+//! ```toml
+//! ckpt_to_initialize_from = "old"        # directory (latest checkpoint), prefix or file
+//! target = "newinit/model.ckpt"          # the new model's initial checkpoint
+//! vars_to_warm_start = ".*"              # a string, a list of strings, or false
+//! non_trainable = ["global_step"]        # for targets without a graph
+//! [var_name_to_prev_var_name]
+//! "new_scope/kernel" = "old_scope/kernel"
+//! [var_name_to_vocab_info."input/embedding"]
+//! new_vocab = "new_vocab.txt"
+//! new_vocab_size = 1000
+//! num_oov_buckets = 0
+//! old_vocab = "old_vocab.txt"
+//! old_vocab_size = -1                    # default -1
+//! backup_initializer = "zeros"           # "zeros" | "ones" | "initial" | { constant = 0.25 }
+//! axis = 0                               # 0 or 1
+//! ```
+//! Unknown keys are refused by name. Paths are relative to the configuration file's folder; messages
+//! show them as written, as TF shows the paths it was given.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+pub use warmstart_planner::{BackupInitializer, VarsToWarmStart};
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has unknown keys, or a value of the wrong kind.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (naming the key).
+        message: String,
+    },
+}
+
+/// A path as written in the configuration, and the folder it is relative to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigPath {
+    /// As written (what messages show).
+    pub given: String,
+    /// The folder relative paths start from (the configuration's folder), if any.
+    pub base: Option<PathBuf>,
+}
+
+impl ConfigPath {
+    /// A path used as given (relative to the working directory).
+    pub fn new(path: impl Into<String>) -> Self {
+        ConfigPath { given: path.into(), base: None }
+    }
+
+    /// The path to open.
+    pub fn resolve(&self) -> PathBuf {
+        match &self.base {
+            Some(base) => base.join(&self.given),
+            None => PathBuf::from(&self.given),
+        }
+    }
+}
+
+/// TF's `VocabInfo`, with file paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VocabSettings {
+    /// The new vocabulary file.
+    pub new_vocab: ConfigPath,
+    /// How many leading entries of the new vocabulary are used.
+    pub new_vocab_size: i64,
+    /// OOV buckets after the vocabulary.
+    pub num_oov_buckets: i64,
+    /// The old vocabulary file.
+    pub old_vocab: ConfigPath,
+    /// How many leading lines of the old vocabulary count (-1: all).
+    pub old_vocab_size: i64,
+    /// What fills missing entries.
+    pub backup_initializer: BackupInitializer,
+    /// 0 (rows) or 1 (columns).
+    pub axis: i64,
+}
+
+/// The settings of one warm-start: TF's three settings plus where the checkpoints are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmStartSettings {
+    /// The old checkpoint (folder with a `checkpoint` file, prefix, or a file of any format).
+    pub ckpt_to_initialize_from: ConfigPath,
+    /// The new model's initial checkpoint.
+    pub target: ConfigPath,
+    /// Which variables to warm-start (default `".*"`).
+    pub vars_to_warm_start: VarsToWarmStart,
+    /// New variable name -> old tensor name.
+    pub var_name_to_prev_var_name: BTreeMap<String, String>,
+    /// Variable name -> vocabulary.
+    pub var_name_to_vocab_info: BTreeMap<String, VocabSettings>,
+    /// For targets without a graph: regexes (matched on `name:0`) of variables that are not trainable.
+    pub non_trainable: Vec<String>,
+}
+
+impl WarmStartSettings {
+    /// Settings with TF's defaults: warm-start every trainable variable, no renames, no vocabularies.
+    pub fn new(ckpt_to_initialize_from: impl Into<String>, target: impl Into<String>) -> Self {
+        WarmStartSettings {
+            ckpt_to_initialize_from: ConfigPath::new(ckpt_to_initialize_from),
+            target: ConfigPath::new(target),
+            vars_to_warm_start: VarsToWarmStart::default(),
+            var_name_to_prev_var_name: BTreeMap::new(),
+            var_name_to_vocab_info: BTreeMap::new(),
+            non_trainable: Vec::new(),
+        }
+    }
+
+    /// Reads a configuration file; relative paths are taken from its folder.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &base).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+    }
+
+    /// Parses configuration text, with relative paths taken from `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, &e))?;
+        let at = |given: String| ConfigPath { given, base: Some(base.to_path_buf()) };
+        let vars_to_warm_start = match raw.vars_to_warm_start {
+            None => VarsToWarmStart::default(),
+            Some(toml::Value::String(s)) => VarsToWarmStart::Regex(s),
+            Some(toml::Value::Array(items)) => VarsToWarmStart::List(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => Ok(s),
+                        other => Err(format!("vars_to_warm_start: list items must be strings (regexes), not {other}")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(toml::Value::Boolean(false)) => VarsToWarmStart::Nothing,
+            Some(other) => {
+                return Err(format!(
+                    "vars_to_warm_start = {other} is not a setting: use a regex string (\".*\" for all trainable \
+                     variables), a list of regexes, or false"
+                ))
+            }
+        };
+        let mut vocab = BTreeMap::new();
+        for (name, v) in raw.var_name_to_vocab_info {
+            let bad = |what: String| {
+                format!(
+                    "var_name_to_vocab_info.{name:?}.backup_initializer: {what}, expected \"zeros\", \"ones\", \
+                     \"initial\" or {{ constant = X }}"
+                )
+            };
+            let backup_initializer = match v.backup_initializer {
+                None => BackupInitializer::Zeros,
+                Some(toml::Value::String(n)) => match n.as_str() {
+                    "zeros" => BackupInitializer::Zeros,
+                    "ones" => BackupInitializer::Ones,
+                    "initial" => BackupInitializer::Initial,
+                    other => return Err(bad(format!("unknown value {other:?}"))),
+                },
+                Some(toml::Value::Table(t)) => {
+                    if let Some(key) = t.keys().find(|k| *k != "constant") {
+                        return Err(bad(format!("unknown key {key:?}")));
+                    }
+                    match t.get("constant") {
+                        // Rounded to float32 as TF's constant initializer does.
+                        Some(toml::Value::Float(x)) => BackupInitializer::Constant(*x as f32),
+                        Some(toml::Value::Integer(x)) => BackupInitializer::Constant(*x as f32),
+                        _ => return Err(bad("{ constant = X } needs a number X".to_string())),
+                    }
+                }
+                Some(other) => return Err(bad(format!("unexpected value {other}"))),
+            };
+            vocab.insert(
+                name,
+                VocabSettings {
+                    new_vocab: at(v.new_vocab),
+                    new_vocab_size: v.new_vocab_size,
+                    num_oov_buckets: v.num_oov_buckets,
+                    old_vocab: at(v.old_vocab),
+                    old_vocab_size: v.old_vocab_size,
+                    backup_initializer,
+                    axis: v.axis,
+                },
+            );
+        }
+        Ok(WarmStartSettings {
+            ckpt_to_initialize_from: at(raw.ckpt_to_initialize_from),
+            target: at(raw.target),
+            vars_to_warm_start,
+            var_name_to_prev_var_name: raw.var_name_to_prev_var_name,
+            var_name_to_vocab_info: vocab,
+            non_trainable: raw.non_trainable,
+        })
+    }
+}
+
+fn location(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    ckpt_to_initialize_from: String,
+    target: String,
+    vars_to_warm_start: Option<toml::Value>,
+    #[serde(default)]
+    non_trainable: Vec<String>,
+    #[serde(default)]
+    var_name_to_prev_var_name: BTreeMap<String, String>,
+    #[serde(default)]
+    var_name_to_vocab_info: BTreeMap<String, RawVocab>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVocab {
+    new_vocab: String,
+    new_vocab_size: i64,
+    num_oov_buckets: i64,
+    old_vocab: String,
+    #[serde(default = "minus_one")]
+    old_vocab_size: i64,
+    backup_initializer: Option<toml::Value>,
+    #[serde(default)]
+    axis: i64,
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+ckpt_to_initialize_from = "old"
+target = "new/model.ckpt"
+vars_to_warm_start = ["v1", "v2[^/]"]
+[var_name_to_prev_var_name]
+"new_scope/kernel" = "old_scope/kernel"
+[var_name_to_vocab_info."input/embedding"]
+new_vocab = "new_vocab.txt"
+new_vocab_size = 1000
+num_oov_buckets = 1
+old_vocab = "old_vocab.txt"
+backup_initializer = { constant = 0.25 }
+axis = 1
+"#;
+
+    #[test]
+    fn parses_the_issue_format_with_defaults() {
+        let s = WarmStartSettings::from_toml(FULL, Path::new("/cfg")).unwrap();
+        assert_eq!(s.vars_to_warm_start, VarsToWarmStart::List(vec!["v1".into(), "v2[^/]".into()]));
+        assert_eq!(s.target.resolve(), PathBuf::from("/cfg/new/model.ckpt"));
+        assert_eq!(s.target.given, "new/model.ckpt");
+        let v = &s.var_name_to_vocab_info["input/embedding"];
+        assert_eq!((v.old_vocab_size, v.axis, v.num_oov_buckets), (-1, 1, 1));
+        assert_eq!(v.backup_initializer, BackupInitializer::Constant(0.25));
+        assert_eq!(s.var_name_to_prev_var_name["new_scope/kernel"], "old_scope/kernel");
+        let d = WarmStartSettings::from_toml("ckpt_to_initialize_from = \"a\"\ntarget = \"b\"", Path::new("")).unwrap();
+        assert_eq!(d.vars_to_warm_start, VarsToWarmStart::Regex(".*".into()));
+    }
+
+    #[test]
+    fn false_string_and_backups() {
+        let base = "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n";
+        let s = WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = false"), Path::new("")).unwrap();
+        assert_eq!(s.vars_to_warm_start, VarsToWarmStart::Nothing);
+        assert!(WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = true"), Path::new("")).is_err());
+        let vocab = "[var_name_to_vocab_info.w]\nnew_vocab = \"n\"\nnew_vocab_size = 2\nnum_oov_buckets = 0\nold_vocab = \"o\"\n";
+        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"initial\""), Path::new("")).unwrap();
+        assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Initial);
+        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"twos\""), Path::new("")).unwrap_err();
+        assert!(e.contains("twos"), "{e}");
+        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constnt = 1 }}"), Path::new(""))
+            .unwrap_err();
+        assert!(e.contains("constnt"), "{e}");
+        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constant = 2 }}"), Path::new(""))
+            .unwrap();
+        assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Constant(2.0));
+        let e = WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = 3"), Path::new("")).unwrap_err();
+        assert!(e.contains("vars_to_warm_start"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = WarmStartSettings::from_toml("ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\nvars_to_warmstart = \".*\"", Path::new(""))
+            .unwrap_err();
+        assert!(e.contains("vars_to_warmstart"), "{e}");
+        let e = WarmStartSettings::from_toml(
+            "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n[var_name_to_vocab_info.w]\nnew_vocab = \"n\"\nnew_vocab_size = 2\nnum_oov_buckets = 0\nold_vocab = \"o\"\naxes = 1",
+            Path::new(""),
+        )
+        .unwrap_err();
+        assert!(e.contains("axes"), "{e}");
+    }
+}

@@ -1,0 +1,22 @@
+//! The pure planner of warmstart: given TF's `warm_start` settings (with vocabulary files already read),
+//! the old checkpoint's tensor list and the target model's variables, it decides for every target
+//! variable what it gets (a copy of an old tensor, a vocabulary remap, or its initial value) and why,
+//! or refuses exactly where TensorFlow refuses, with TensorFlow's message.
+//!
+//! No I/O and no file formats: callers (the `warmstart` library) read the checkpoints and the
+//! vocabulary files and hand over plain data; the executor carries out the [`Plan`].
+#![deny(missing_docs)]
+
+mod error;
+mod plan;
+pub mod remap;
+mod settings;
+pub mod vocab;
+
+pub use error::{cpp_dtype, py_dtype, PlanError};
+pub use plan::{
+    compile_match_regex, plan, variables_from_graph, variables_without_graph, Action, OldCheckpoint, OutputTensor,
+    PartInfo, Plan, RemapPlan, Target, TargetVariable, VariablePlan,
+};
+pub use remap::{PartitionGeometry, PartitionRemap, RemapParams};
+pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};

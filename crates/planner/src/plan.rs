@@ -1,0 +1,837 @@
+//! TF's `warm_start` as a pure function: selects and groups the target's variables
+//! (`_get_grouped_variables`), resolves old names (renames, object graph), and decides for every target
+//! variable what it gets, refusing what TF refuses in the order TF would: first the errors Python raises
+//! while building the graph, then those the ops raise when the initialisers run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use fancy_regex::Regex;
+use serde::Serialize;
+use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
+
+use crate::error::py_str;
+use crate::remap::{partition_geometry, remap_partition, PartitionRemap, RemapParams};
+use crate::settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabInfo};
+use crate::PlanError;
+
+/// A variable of the target model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetVariable {
+    /// Full name, without `:0`: what selection, renames, vocabularies and messages use.
+    pub name: String,
+    /// The tensor holding it in the target checkpoint (the name, or a TF2 checkpoint key).
+    pub tensor: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Full shape.
+    pub shape: Vec<u64>,
+    /// In the trainable-variables collection.
+    pub trainable: bool,
+    /// Its partitions (empty if it is not partitioned).
+    pub parts: Vec<VariablePart>,
+}
+
+/// What the planner knows of the old checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct OldCheckpoint<'a> {
+    /// The checkpoint as the user gave it (for TF's messages).
+    pub display: &'a str,
+    /// Its logical tensors.
+    pub tensors: &'a [TensorInfo],
+    /// For an object-based (TF2) checkpoint, variable full name -> checkpoint key.
+    pub object_graph_keys: Option<&'a HashMap<String, String>>,
+}
+
+/// What the planner knows of the target (the new model's initial checkpoint).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Its variables, in the order of the global-variables collection.
+    pub variables: &'a [TargetVariable],
+    /// Its logical tensors, in checkpoint order (variables and others such as `global_step`).
+    pub tensors: &'a [TensorInfo],
+}
+
+/// A partition as the plan reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartInfo {
+    /// The part's name (`x/part_0`).
+    pub name: String,
+    /// Its start in the full variable.
+    pub start: Vec<u64>,
+    /// Its shape.
+    pub shape: Vec<u64>,
+}
+
+/// What a target variable gets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Its initial value from the target.
+    KeepInitial,
+    /// The old tensor's value, whole (`parts` is `None`) or only in the listed partitions.
+    Copy {
+        /// The old tensor.
+        from: String,
+        /// The partitions copied, if not all.
+        parts: Option<Vec<usize>>,
+    },
+    /// A vocabulary remap of the old tensor.
+    Remap(RemapPlan),
+}
+
+/// A vocabulary remap of one variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemapPlan {
+    /// The old tensor.
+    pub from: String,
+    /// 0: rows follow the vocabulary; 1: columns.
+    pub axis: u8,
+    /// What fills missing cells.
+    pub backup: BackupInitializer,
+    /// Vocabulary entries found in the old vocabulary (over all partitions, for axis 0).
+    pub entries_found: u64,
+    /// Vocabulary entries not found.
+    pub entries_missing: u64,
+    /// OOV buckets appended.
+    pub oov_buckets: u64,
+    /// Per partition (one for an unpartitioned variable), in the order of the variable's parts.
+    pub partitions: Vec<PartitionRemap>,
+}
+
+/// The plan for one target variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariablePlan {
+    /// Full name.
+    pub name: String,
+    /// Its tensor in the target (and in the output).
+    pub tensor: String,
+    /// Element type.
+    #[serde(serialize_with = "serialize_dtype")]
+    pub dtype: DType,
+    /// Full shape.
+    pub shape: Vec<u64>,
+    /// Partitions, empty if unpartitioned.
+    pub parts: Vec<PartInfo>,
+    /// What it gets.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+}
+
+/// One tensor of the output, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputTensor {
+    /// The target tensor (a variable's full name, or another tensor copied through).
+    pub name: String,
+    /// The variable plan index, if a variable.
+    pub variable: Option<usize>,
+    /// The partition written, if the output keeps partitions.
+    pub part: Option<usize>,
+    /// What the sink is told.
+    #[serde(skip)]
+    pub sink: SinkTensor,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The old checkpoint as given.
+    pub old_checkpoint: String,
+    /// Every target variable.
+    pub variables: Vec<VariablePlan>,
+    /// Target tensors that are not variables, copied through unchanged.
+    pub passthrough: Vec<String>,
+    /// The output tensors in writing order.
+    pub outputs: Vec<OutputTensor>,
+    /// Target tensors left out of the output (string tensors, for formats that cannot store them).
+    pub skipped: Vec<String>,
+}
+
+impl Plan {
+    /// The list the sink must be created with.
+    pub fn sink_tensors(&self) -> Vec<SinkTensor> {
+        self.outputs.iter().map(|o| o.sink.clone()).collect()
+    }
+
+    /// Leaves string tensors out of the output, listing them in `skipped`.
+    pub fn skip_string_tensors(&mut self) {
+        let (strings, kept): (Vec<OutputTensor>, Vec<OutputTensor>) =
+            std::mem::take(&mut self.outputs).into_iter().partition(|o| o.sink.info.dtype == DType::String);
+        self.outputs = kept;
+        self.skipped.extend(strings.into_iter().map(|o| o.name));
+        self.skipped.dedup();
+    }
+
+    /// How many variables are warm-started (copied or remapped).
+    pub fn warm_started(&self) -> usize {
+        self.variables.iter().filter(|v| !matches!(v.action, Action::KeepInitial)).count()
+    }
+}
+
+fn serialize_dtype<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.name())
+}
+
+/// Compiles a Python regex for `re.match` (anchored at the start only).
+pub fn compile_match_regex(pattern: &str) -> Result<Regex, PlanError> {
+    Regex::new(&format!("\\A(?:{pattern})"))
+        .map_err(|e| PlanError::InvalidRegex { pattern: pattern.to_string(), reason: e.to_string() })
+}
+
+fn is_match(re: &Regex, name: &str) -> bool {
+    // A backtracking limit hit counts as no match (Python would keep going; such patterns are pathological).
+    re.is_match(name).unwrap_or(false)
+}
+
+/// One member of the collections: a variable, or one partition of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Member {
+    var: usize,
+    part: Option<usize>,
+}
+
+/// A grouped variable (`grouped_variables[name]`).
+struct Group {
+    name: String,
+    var: usize,
+    members: Vec<Member>,
+}
+
+/// Everything `_get_grouped_variables` does.
+fn group_variables(settings: &PlanSettings, vars: &[TargetVariable]) -> Result<Vec<Group>, PlanError> {
+    let members = |trainable_only: bool| -> Vec<(Member, String)> {
+        let mut out = Vec::new();
+        for (i, v) in vars.iter().enumerate() {
+            if trainable_only && !v.trainable {
+                continue;
+            }
+            if v.parts.is_empty() {
+                out.push((Member { var: i, part: None }, format!("{}:0", v.name)));
+            } else {
+                for (p, part) in v.parts.iter().enumerate() {
+                    out.push((Member { var: i, part: Some(p) }, format!("{}:0", part.name)));
+                }
+            }
+        }
+        out
+    };
+    let selected: Vec<Member> = match &settings.vars_to_warm_start {
+        VarsToWarmStart::Nothing => members(true).into_iter().map(|(m, _)| m).collect(),
+        VarsToWarmStart::Regex(re) => {
+            let re = compile_match_regex(re)?;
+            members(true).into_iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| m).collect()
+        }
+        VarsToWarmStart::List(list) => {
+            let all = members(false);
+            let mut out = Vec::new();
+            for re in list {
+                let re = compile_match_regex(re)?;
+                out.extend(all.iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| *m));
+            }
+            out
+        }
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    for m in selected {
+        let g = *index.entry(m.var).or_insert_with(|| {
+            groups.push(Group { name: vars[m.var].name.clone(), var: m.var, members: Vec::new() });
+            groups.len() - 1
+        });
+        groups[g].members.push(m);
+    }
+    Ok(groups)
+}
+
+/// A variable restored by `init_from_checkpoint`, waiting for its batch to be flushed.
+struct PendingCopy {
+    group: usize,
+}
+
+/// A decision made at "graph construction" time, checked further at "run time".
+enum Decision {
+    Copy { tensor: String, parts: Option<Vec<usize>>, reason: String },
+    Remap { tensor: String, vocab: VocabInfo, members: Vec<Member>, reason: String },
+}
+
+/// Python's `str(dict)` of the checkpoint's variable-to-shape map.
+fn shape_map_repr(tensors: &[TensorInfo]) -> String {
+    let mut sorted: Vec<&TensorInfo> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let items: Vec<String> = sorted
+        .iter()
+        .map(|t| {
+            let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+            format!("{}: [{}]", py_str(&t.name), dims.join(", "))
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// Plans TF's `warm_start(old, vars_to_warm_start, var_name_to_vocab_info, var_name_to_prev_var_name)`
+/// for the target, or says why TF would refuse.
+pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
+    let vars = target.variables;
+    let target_names: HashSet<&str> = target.tensors.iter().map(|t| t.name.as_str()).collect();
+    for v in vars {
+        if !target_names.contains(v.tensor.as_str()) {
+            return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.tensor.clone() });
+        }
+        for part in &v.parts {
+            let rank = v.shape.len();
+            let inside = part.slice.start.len() == rank
+                && part.slice.len.len() == rank
+                && (0..rank).all(|d| {
+                    part.slice.start[d].checked_add(part.slice.len[d]).is_some_and(|end| end <= v.shape[d])
+                });
+            if !inside {
+                return Err(PlanError::PartitionOutside {
+                    variable: v.name.clone(),
+                    part: part.name.clone(),
+                    start: part.slice.start.clone(),
+                    len: part.slice.len.clone(),
+                    shape: v.shape.clone(),
+                });
+            }
+        }
+    }
+    let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let groups = group_variables(settings, vars)?;
+    let truthy = settings.vars_to_warm_start.is_truthy();
+
+    // var_name_to_prev_var_name, or the object graph's names when it is empty.
+    let mut renames: BTreeMap<String, String> = settings.var_name_to_prev_var_name.clone();
+    let mut renamed_by_object_graph = false;
+    if renames.is_empty() {
+        if let Some(keys) = old.object_graph_keys {
+            let missing: Vec<String> =
+                groups.iter().filter(|g| !keys.contains_key(&g.name)).map(|g| g.name.clone()).collect();
+            if let Some(first) = missing.first() {
+                return Err(PlanError::ObjectCheckpointMissing { variable: first.clone(), missing });
+            }
+            renames = groups.iter().map(|g| (g.name.clone(), keys[&g.name].clone())).collect();
+            renamed_by_object_graph = true;
+        }
+    }
+
+    let mut used_renames: BTreeSet<String> = BTreeSet::new();
+    let mut used_vocab: BTreeSet<String> = BTreeSet::new();
+    let mut decisions: Vec<Option<Decision>> = (0..vars.len()).map(|_| None).collect();
+    let mut pending: BTreeMap<String, PendingCopy> = BTreeMap::new();
+
+    let flush = |pending: &mut BTreeMap<String, PendingCopy>,
+                 decisions: &mut Vec<Option<Decision>>|
+     -> Result<(), PlanError> {
+        for (tensor, p) in std::mem::take(pending) {
+            let g = &groups[p.group];
+            let var = &vars[g.var];
+            let Some(old_tensor) = old_by_name.get(tensor.as_str()) else {
+                return Err(PlanError::TensorNotFound {
+                    variable: g.name.clone(),
+                    tensor,
+                    checkpoint: old.display.to_string(),
+                    available: shape_map_repr(old.tensors),
+                });
+            };
+            let single = g.members.len() == 1;
+            let parts = if var.parts.is_empty() {
+                None
+            } else {
+                let mut ps: Vec<usize> = g.members.iter().filter_map(|m| m.part).collect();
+                ps.sort_unstable();
+                ps.dedup();
+                if ps.len() == var.parts.len() {
+                    None
+                } else {
+                    Some(ps)
+                }
+            };
+            if single {
+                // A plain variable, or one partition alone: TF checks its shape against the tensor's.
+                let (shown, shape) = match g.members[0].part {
+                    None => (var.name.clone(), var.shape.clone()),
+                    Some(p) => (var.parts[p].name.clone(), var.parts[p].slice.len.clone()),
+                };
+                if shape != old_tensor.shape {
+                    return Err(PlanError::ShapeMismatch {
+                        variable: shown,
+                        variable_shape: shape,
+                        tensor,
+                        tensor_shape: old_tensor.shape.clone(),
+                    });
+                }
+                if let Some(p) = g.members[0].part {
+                    if var.parts.len() > 1 {
+                        return Err(PlanError::SinglePartitionSelected {
+                            variable: var.name.clone(),
+                            part: var.parts[p].name.clone(),
+                            tensor,
+                        });
+                    }
+                }
+            }
+            let reason = copy_reason(settings, &g.name, &tensor, renamed_by_object_graph, parts.as_deref(), var);
+            decisions[g.var] = Some(Decision::Copy { tensor, parts, reason });
+        }
+        Ok(())
+    };
+
+    for (gi, g) in groups.iter().enumerate() {
+        let var = &vars[g.var];
+        let prev = renames.get(&g.name).filter(|p| !p.is_empty()).cloned();
+        if prev.is_some() {
+            used_renames.insert(g.name.clone());
+        }
+        let has_duplicates = {
+            let mut seen = BTreeSet::new();
+            !g.members.iter().all(|m| seen.insert((m.var, m.part)))
+        };
+        if let Some(vocab) = settings.var_name_to_vocab_info.get(&g.name) {
+            used_vocab.insert(g.name.clone());
+            if vocab.new_vocab.display.is_empty() || vocab.new_vocab_size == 0 || vocab.old_vocab.display.is_empty() {
+                return Err(PlanError::VocabInvalidArgs { variable: g.name.clone() });
+            }
+            if has_duplicates && prev.is_none() {
+                return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
+            }
+            let tensor = prev.clone().unwrap_or_else(|| g.name.clone());
+            let mut members = g.members.clone();
+            members.sort_by_key(|m| m.part);
+            members.dedup();
+            check_vocab_geometry(var, &members, vocab, &tensor)?;
+            let reason = format!(
+                "has a vocabulary (axis {}){}",
+                vocab.axis,
+                rename_note(&g.name, &tensor, renamed_by_object_graph)
+            );
+            decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), members, reason });
+        } else if truthy {
+            if has_duplicates {
+                return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
+            }
+            let tensor = prev.clone().unwrap_or_else(|| g.name.clone());
+            if pending.contains_key(&tensor) {
+                flush(&mut pending, &mut decisions)?;
+            }
+            pending.insert(tensor, PendingCopy { group: gi });
+        }
+    }
+    flush(&mut pending, &mut decisions)?;
+
+    let viable: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let unused: Vec<String> = renames.keys().filter(|k| !used_renames.contains(*k)).cloned().collect();
+    if let Some(first) = unused.first() {
+        return Err(PlanError::UnusedRenames { variable: first.clone(), unused, viable });
+    }
+    let unused: Vec<String> =
+        settings.var_name_to_vocab_info.keys().filter(|k| !used_vocab.contains(*k)).cloned().collect();
+    if let Some(first) = unused.first() {
+        return Err(PlanError::UnusedVocabInfos { variable: first.clone(), unused, viable });
+    }
+
+    // "Run time": the restore and remap ops' own checks.
+    let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
+    let mut plans = Vec::with_capacity(vars.len());
+    for (i, var) in vars.iter().enumerate() {
+        let (action, reason) = match decisions[i].take() {
+            None => (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))),
+            Some(Decision::Copy { tensor, parts, reason }) => {
+                let old_tensor = old_by_name[tensor.as_str()];
+                if old_tensor.dtype != var.dtype {
+                    return Err(PlanError::DTypeMismatch {
+                        variable: var.name.clone(),
+                        tensor,
+                        expected: var.dtype,
+                        original: old_tensor.dtype,
+                    });
+                }
+                if !var.parts.is_empty() && old_tensor.shape != var.shape {
+                    return Err(PlanError::SliceShapeMismatch {
+                        variable: var.name.clone(),
+                        variable_shape: var.shape.clone(),
+                        tensor,
+                        tensor_shape: old_tensor.shape.clone(),
+                    });
+                }
+                (Action::Copy { from: tensor, parts }, reason)
+            }
+            Some(Decision::Remap { tensor, vocab, members, reason }) => {
+                let remap = plan_remap(var, &members, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
+                let reason = format!(
+                    "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
+                    remap.entries_found,
+                    remap.entries_found + remap.entries_missing,
+                    remap.entries_missing,
+                    remap.oov_buckets
+                );
+                (Action::Remap(remap), reason)
+            }
+        };
+        plans.push(VariablePlan {
+            name: var.name.clone(),
+            tensor: var.tensor.clone(),
+            dtype: var.dtype,
+            shape: var.shape.clone(),
+            parts: var
+                .parts
+                .iter()
+                .map(|p| PartInfo { name: p.name.clone(), start: p.slice.start.clone(), shape: p.slice.len.clone() })
+                .collect(),
+            action,
+            reason,
+        });
+    }
+
+    let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.tensor.as_str(), i)).collect();
+    let mut outputs = Vec::new();
+    let mut passthrough = Vec::new();
+    for t in target.tensors {
+        match var_index.get(t.name.as_str()) {
+            Some(&vi) if settings.keep_partitions && !vars[vi].parts.is_empty() => {
+                for (p, part) in vars[vi].parts.iter().enumerate() {
+                    outputs.push(OutputTensor {
+                        name: t.name.clone(),
+                        variable: Some(vi),
+                        part: Some(p),
+                        sink: SinkTensor { info: t.clone(), slice: Some(part.slice.clone()) },
+                    });
+                }
+            }
+            Some(&vi) => outputs.push(OutputTensor {
+                name: t.name.clone(),
+                variable: Some(vi),
+                part: None,
+                sink: SinkTensor::whole(t.clone()),
+            }),
+            None => {
+                passthrough.push(t.name.clone());
+                outputs.push(OutputTensor { name: t.name.clone(), variable: None, part: None, sink: SinkTensor::whole(t.clone()) });
+            }
+        }
+    }
+    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs, skipped: Vec::new() })
+}
+
+fn rename_note(name: &str, tensor: &str, by_object_graph: bool) -> String {
+    if tensor == name {
+        String::new()
+    } else if by_object_graph {
+        format!(", found as {tensor} through the old checkpoint's object graph")
+    } else {
+        format!(", renamed from {tensor} by var_name_to_prev_var_name")
+    }
+}
+
+fn copy_reason(
+    settings: &PlanSettings,
+    name: &str,
+    tensor: &str,
+    by_object_graph: bool,
+    parts: Option<&[usize]>,
+    var: &TargetVariable,
+) -> String {
+    let selection = match &settings.vars_to_warm_start {
+        VarsToWarmStart::Regex(r) => format!("matches vars_to_warm_start {r:?}"),
+        VarsToWarmStart::List(l) => format!("matches vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Nothing => String::new(),
+    };
+    let parts = match parts {
+        Some(ps) => format!(
+            " (only partitions {})",
+            ps.iter().map(|&p| var.parts[p].name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
+    format!("{selection}{}{parts}", rename_note(name, tensor, by_object_graph))
+}
+
+fn keep_reason(settings: &PlanSettings, var: &TargetVariable, grouped: bool) -> String {
+    match &settings.vars_to_warm_start {
+        _ if grouped => "vars_to_warm_start is false (empty): only variables with a vocabulary are warm-started".into(),
+        VarsToWarmStart::Regex(r) if !var.trainable => {
+            format!("not trainable, and the string vars_to_warm_start {r:?} selects only trainable variables")
+        }
+        VarsToWarmStart::Regex(r) => format!("does not match vars_to_warm_start {r:?}"),
+        VarsToWarmStart::List(l) => format!("matches none of vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Nothing => {
+            "not trainable, and vars_to_warm_start is false: only trainable variables with a vocabulary are warm-started"
+                .into()
+        }
+    }
+}
+
+/// Row offset of a partition (TF's `_PartitionInfo.single_offset`) or an error for column partitions.
+fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanError> {
+    let differing: Vec<usize> =
+        (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
+    match differing.as_slice() {
+        [] => Ok(0),
+        [0] => Ok(part.slice.start[0]),
+        _ => Err(PlanError::RemapColumnPartitioned { variable: var.name.clone() }),
+    }
+}
+
+fn remap_params<'a>(var: &'a TargetVariable, vocab: &'a VocabInfo, tensor: &'a str, members: &[Member]) -> RemapParams<'a> {
+    let total_rows: u64 = members
+        .iter()
+        .map(|m| match m.part {
+            None => var.shape.first().copied().unwrap_or(0),
+            Some(p) => var.parts[p].slice.len.first().copied().unwrap_or(0),
+        })
+        .sum();
+    let files = Some((&vocab.old_vocab, &vocab.new_vocab));
+    if vocab.axis == 0 {
+        RemapParams {
+            variable: &var.name,
+            old_tensor: tensor,
+            new_row_vocab_size: vocab.new_vocab_size,
+            new_col_vocab_size: var.shape.get(1).map(|&c| c as i64).unwrap_or(0),
+            old_row_vocab_size: vocab.old_vocab_size,
+            row_vocab: files,
+            col_vocab: None,
+            num_row_oov_buckets: vocab.num_oov_buckets,
+            num_col_oov_buckets: 0,
+        }
+    } else {
+        RemapParams {
+            variable: &var.name,
+            old_tensor: tensor,
+            new_row_vocab_size: total_rows as i64,
+            new_col_vocab_size: vocab.new_vocab_size,
+            old_row_vocab_size: -1,
+            row_vocab: None,
+            col_vocab: files,
+            num_row_oov_buckets: 0,
+            num_col_oov_buckets: vocab.num_oov_buckets,
+        }
+    }
+}
+
+/// The shape and offset of each member, as `_warm_start_var_with_vocab` hands them to the initializer.
+fn member_geometry(var: &TargetVariable, m: &Member) -> Result<(Vec<u64>, u64), PlanError> {
+    match m.part {
+        None => Ok((var.shape.clone(), 0)),
+        Some(p) => {
+            let part = &var.parts[p];
+            Ok((part.slice.len.clone(), part_offset(var, part)?))
+        }
+    }
+}
+
+/// The Python-time checks of `_warm_start_var_with_vocab` for every partition.
+fn check_vocab_geometry(var: &TargetVariable, members: &[Member], vocab: &VocabInfo, tensor: &str) -> Result<(), PlanError> {
+    for m in members {
+        if vocab.axis != 0 && vocab.axis != 1 {
+            return Err(PlanError::VocabBadAxis { variable: var.name.clone(), axis: vocab.axis });
+        }
+        let params = remap_params(var, vocab, tensor, members);
+        let (shape, offset) = member_geometry(var, m)?;
+        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
+        let geometry = partition_geometry(&params, &shape, offset)?;
+        if !geometry.oov_only && vocab.axis == 0 && vocab.old_vocab_size < -1 {
+            return Err(PlanError::OldVocabSizeBelowMinimum { variable: var.name.clone(), size: vocab.old_vocab_size });
+        }
+        if var.dtype != DType::F32 {
+            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
+        }
+    }
+    Ok(())
+}
+
+/// The run-time part of a vocabulary remap.
+fn plan_remap(
+    var: &TargetVariable,
+    members: &[Member],
+    vocab: &VocabInfo,
+    tensor: &str,
+    old: Option<&TensorInfo>,
+) -> Result<RemapPlan, PlanError> {
+    let mut partitions = Vec::with_capacity(members.len());
+    for m in members {
+        let params = remap_params(var, vocab, tensor, members);
+        let (shape, offset) = member_geometry(var, m)?;
+        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
+        let geometry = partition_geometry(&params, &shape, offset)?;
+        partitions.push(remap_partition(&params, m.part, geometry, old)?);
+    }
+    let (found, total) = if vocab.axis == 0 {
+        let found: u64 = partitions.iter().map(|p| p.rows_present).sum();
+        let total: u64 = partitions.iter().map(|p| p.geometry.rows_to_load).sum();
+        (found, total)
+    } else {
+        partitions
+            .iter()
+            .find(|p| !p.geometry.oov_only)
+            .map(|p| (p.cols_present, p.geometry.new_cols))
+            .unwrap_or((0, 0))
+    };
+    Ok(RemapPlan {
+        from: tensor.to_string(),
+        axis: vocab.axis as u8,
+        backup: vocab.backup_initializer,
+        entries_found: found,
+        entries_missing: total - found,
+        oov_buckets: vocab.num_oov_buckets.max(0) as u64,
+        partitions,
+    })
+}
+
+/// The string tensor holding a TF2 checkpoint's object graph: metadata, not a variable.
+pub const OBJECT_GRAPH_KEY: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
+
+/// Builds the target variables of a checkpoint without a graph: every tensor but the TF2 object graph
+/// is a variable, trainable unless a `non_trainable` regex matches its `name:0`; `slices` says how each
+/// is partitioned. With `object_graph_keys` (a TF2 target: full name -> checkpoint key), a variable is
+/// named by its full name and still read from and written to its checkpoint key.
+pub fn variables_without_graph(
+    tensors: &[TensorInfo],
+    non_trainable: &[String],
+    object_graph_keys: Option<&HashMap<String, String>>,
+    slices: impl Fn(&str) -> Option<Vec<Slice>>,
+) -> Result<Vec<TargetVariable>, PlanError> {
+    let regexes = non_trainable.iter().map(|r| compile_match_regex(r)).collect::<Result<Vec<_>, _>>()?;
+    let full_names: HashMap<&str, &str> = object_graph_keys
+        .map(|keys| keys.iter().map(|(name, key)| (key.as_str(), name.as_str())).collect())
+        .unwrap_or_default();
+    Ok(tensors
+        .iter()
+        .filter(|t| t.name != OBJECT_GRAPH_KEY)
+        .map(|t| {
+            let name = full_names.get(t.name.as_str()).map(|n| n.to_string()).unwrap_or_else(|| t.name.clone());
+            let tensor_name = format!("{name}:0");
+            let parts = slices(&t.name)
+                .filter(|s| s.len() > 1)
+                .map(|s| {
+                    s.into_iter()
+                        .enumerate()
+                        .map(|(i, slice)| VariablePart { name: format!("{name}/part_{i}"), slice })
+                        .collect()
+                })
+                .unwrap_or_default();
+            TargetVariable {
+                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
+                name,
+                tensor: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                parts,
+            }
+        })
+        .collect())
+}
+
+/// Builds the target variables from a graph's variable list and the checkpoint's tensors.
+pub fn variables_from_graph(
+    graph: &warmstart_core::GraphInfo,
+    tensors: &[TensorInfo],
+) -> Result<Vec<TargetVariable>, PlanError> {
+    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    graph
+        .variables
+        .iter()
+        .map(|v| {
+            let t = by_name.get(v.name.as_str()).ok_or_else(|| PlanError::TargetTensorMissing {
+                variable: v.name.clone(),
+                tensor: v.name.clone(),
+            })?;
+            Ok(TargetVariable {
+                name: v.name.clone(),
+                tensor: v.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                trainable: v.trainable,
+                parts: v.parts.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str, trainable: bool) -> TargetVariable {
+        TargetVariable { name: name.into(), tensor: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
+    }
+
+    fn run(settings: &PlanSettings, vars: &[TargetVariable], old: &[&str], keys: Option<&HashMap<String, String>>) -> Result<Plan, PlanError> {
+        let old: Vec<TensorInfo> = old.iter().map(|n| TensorInfo::new(*n, DType::F32, vec![2])).collect();
+        let tensors: Vec<TensorInfo> = vars.iter().map(|v| TensorInfo::new(v.name.clone(), v.dtype, v.shape.clone())).collect();
+        plan(
+            settings,
+            &OldCheckpoint { display: "old", tensors: &old, object_graph_keys: keys },
+            &Target { variables: vars, tensors: &tensors },
+        )
+    }
+
+    fn copied(p: &Plan) -> Vec<&str> {
+        p.variables.iter().filter(|v| matches!(v.action, Action::Copy { .. })).map(|v| v.name.as_str()).collect()
+    }
+
+    fn with(vars: VarsToWarmStart) -> PlanSettings {
+        PlanSettings { vars_to_warm_start: vars, ..Default::default() }
+    }
+
+    #[test]
+    fn string_selects_trainable_by_re_match_on_tensor_names() {
+        let vars = [var("v", true), var("v1", true), var("v1/Momentum", false)];
+        let all = ["v", "v1", "v1/Momentum"];
+        assert_eq!(copied(&run(&with(VarsToWarmStart::default()), &vars, &all, None).unwrap()), ["v", "v1"]);
+        // `$` never matches: the name is `v:0`.
+        assert!(copied(&run(&with(VarsToWarmStart::Regex("v$".into())), &vars, &all, None).unwrap()).is_empty());
+        assert_eq!(copied(&run(&with(VarsToWarmStart::Regex("v:0".into())), &vars, &all, None).unwrap()), ["v"]);
+        let lookahead = VarsToWarmStart::Regex("(?!v1).*".into());
+        assert_eq!(copied(&run(&with(lookahead), &vars, &all, None).unwrap()), ["v"]);
+    }
+
+    #[test]
+    fn lists_select_global_variables_and_refuse_overlaps() {
+        let vars = [var("v1", true), var("v1/Momentum", false), var("v2", true), var("v2/Momentum", false)];
+        let all = ["v1", "v1/Momentum", "v2", "v2/Momentum"];
+        let list = VarsToWarmStart::List(vec!["v1".into(), "v2[^/]".into()]);
+        assert_eq!(copied(&run(&with(list), &vars, &all, None).unwrap()), ["v1", "v1/Momentum", "v2"]);
+        let overlap = VarsToWarmStart::List(vec!["v".into(), "v1".into()]);
+        let e = run(&with(overlap), &vars, &all, None).unwrap_err();
+        assert_eq!(e.to_string(), "At least two variables have the same name: v1");
+    }
+
+    #[test]
+    fn falsy_selection_warm_starts_nothing_but_still_uses_renames() {
+        let vars = [var("v", true)];
+        let mut s = with(VarsToWarmStart::Regex(String::new()));
+        s.var_name_to_prev_var_name.insert("v".into(), "old_v".into());
+        assert!(copied(&run(&s, &vars, &["old_v"], None).unwrap()).is_empty());
+        s.vars_to_warm_start = VarsToWarmStart::List(vec![]);
+        let e = run(&s, &vars, &["old_v"], None).unwrap_err();
+        assert!(matches!(e, PlanError::UnusedRenames { .. }), "{e}");
+        assert_eq!(e.variable(), "v");
+    }
+
+    #[test]
+    fn object_graph_renames_and_missing_values() {
+        let vars = [var("fruit_weights", true), var("extra", true)];
+        let mut keys = HashMap::new();
+        keys.insert("fruit_weights".to_string(), "v/.ATTRIBUTES/VARIABLE_VALUE".to_string());
+        let e = run(&with(VarsToWarmStart::default()), &vars, &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap_err();
+        assert!(e.to_string().ends_with("The following variables were missing: {'extra'}"), "{e}");
+        let p = run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
+        assert!(matches!(&p.variables[0].action, Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
+    }
+
+    #[test]
+    fn partitions_outside_their_variable_are_refused() {
+        let mut v = var("x", true);
+        v.parts = vec![VariablePart { name: "x/part_0".into(), slice: Slice { start: vec![1], len: vec![2] } }];
+        let e = run(&with(VarsToWarmStart::default()), &[v], &["x"], None).unwrap_err();
+        assert!(matches!(e, PlanError::PartitionOutside { .. }), "{e}");
+    }
+
+    #[test]
+    fn one_old_tensor_feeds_two_variables() {
+        let vars = [var("v1", true), var("v2", true)];
+        let mut s = with(VarsToWarmStart::List(vec!["v1".into(), "v2".into()]));
+        s.var_name_to_prev_var_name.insert("v2".into(), "v1".into());
+        let p = run(&s, &vars, &["v1"], None).unwrap();
+        assert_eq!(copied(&p), ["v1", "v2"]);
+    }
+}

@@ -1,0 +1,324 @@
+//! `cargo xtask bench`: the performance benchmark of issue 7. It builds the release `warmstart` binary
+//! and the benchmark worker (this crate in release with the `bench-worker` feature), generates the W1
+//! workload once per size (cached under `target/bench-cache/`), then measures in the same run, each as
+//! a child process timed alone (median of `--runs`):
+//! - `warmstart run` on W1 against `cp` of the old data file into the same output folder (the floor);
+//! - each reader's full read of W1's data (TF bundle, safetensors, HDF5; the latter two converted once
+//!   from the TF checkpoint) against plain sequential reads of the same file;
+//! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`).
+//!
+//! It reports wall time, throughput, the ratio to the floor and peak memory as a table, or as JSON with
+//! `--json`; warm cache, cold cache (page cache dropped before every run) or both.
+
+mod measure;
+mod options;
+mod prng;
+mod report;
+#[cfg(feature = "bench-worker")]
+mod worker;
+mod workload;
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use measure::Sample;
+use options::{CacheMode, Options};
+use report::Measurement;
+use workload::Workload;
+
+/// The TensorFlow side of `--with-tf`, run with the given python.
+const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
+
+/// Entry point of `cargo xtask bench ARGS`; `--worker ...` runs the worker (release build only).
+pub fn bench(args: &[String]) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("--worker") {
+        #[cfg(feature = "bench-worker")]
+        return worker::main(&args[1..]);
+        #[cfg(not(feature = "bench-worker"))]
+        return Err("the bench worker is only in xtask built with --features bench-worker".into());
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", options::USAGE);
+        return Ok(());
+    }
+    let options = Options::parse(args)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
+    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let bench = Bench::new(&root, &target, &options)?;
+    let scales: Vec<f64> = if options.scaling { vec![0.25, 0.5, 1.0] } else { vec![1.0] };
+    let mut results = Vec::new();
+    for s in scales {
+        let w = bench.workload(s);
+        let dir = bench.prepare(&w)?;
+        results.extend(bench.measure_workload(&w, &dir, s * options.scale)?);
+    }
+    let table = report::table(&results);
+    if options.json {
+        eprintln!("{table}");
+        println!("{}", report::json(&results, &bench.environment()));
+    } else {
+        println!("{table}");
+        println!("{}", bench.environment_text());
+    }
+    Ok(())
+}
+
+/// One benchmark session: where things are and what was asked.
+struct Bench<'a> {
+    options: &'a Options,
+    cache: PathBuf,
+    warmstart: PathBuf,
+    worker: PathBuf,
+    modes: Vec<&'static str>,
+}
+
+/// One thing to measure: a name, the case it is compared with, and how to run it.
+struct Case {
+    name: String,
+    floor: Option<String>,
+    bytes: u64,
+    command: Command,
+    /// The child prints `seconds=S`, its own time without start-up (TensorFlow's import): reported as
+    /// a second row with this name.
+    inner: Option<String>,
+}
+
+impl<'a> Bench<'a> {
+    /// Builds the binaries and decides the cache modes.
+    fn new(root: &Path, target: &Path, options: &'a Options) -> Result<Bench<'a>, String> {
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        eprintln!("bench: building the release warmstart binary and the bench worker");
+        let status = Command::new(cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--quiet", "-p", "warmstart", "-p", "xtask", "--features", "xtask/bench-worker"])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build --release failed ({status})"));
+        }
+        let release = target.join("release");
+        let can_drop = measure::drop_page_cache().is_ok();
+        let modes = match (options.cache, can_drop) {
+            (CacheMode::Warm, _) | (CacheMode::Both, false) => vec!["warm"],
+            (CacheMode::Cold, true) => vec!["cold"],
+            (CacheMode::Both, true) => vec!["warm", "cold"],
+            (CacheMode::Cold, false) => return Err(measure::drop_page_cache().unwrap_err()),
+        };
+        if options.cache == CacheMode::Both && !can_drop {
+            eprintln!("bench: the page cache cannot be dropped (not root?): warm cache only");
+        }
+        Ok(Bench {
+            options,
+            cache: target.join("bench-cache"),
+            warmstart: release.join("warmstart"),
+            worker: release.join("xtask"),
+            modes,
+        })
+    }
+
+    /// The workload at `factor` x the asked size.
+    fn workload(&self, factor: f64) -> Workload {
+        let o = self.options;
+        let mut w = Workload::scaled(o.scale * factor, o.seed);
+        let scaled = |n: u64| ((n as f64 * factor).round() as u64).max(1);
+        if let Some(rows) = o.rows {
+            w.rows = scaled(rows).max(20);
+        }
+        if let Some(layers) = o.layers {
+            w.layers = scaled(layers);
+        }
+        w.dim = o.dim.unwrap_or(w.dim);
+        w.width = o.width.unwrap_or(w.width);
+        w
+    }
+
+    fn worker(&self) -> Command {
+        let mut c = Command::new(&self.worker);
+        c.args(["bench", "--worker"]);
+        c
+    }
+
+    /// Generates (once) the workload and its safetensors and HDF5 copies; returns its folder.
+    fn prepare(&self, w: &Workload) -> Result<PathBuf, String> {
+        let dir = w.dir(&self.cache);
+        let logs = self.cache.join("logs");
+        fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+        let generated = dir.join("generated");
+        if !generated.exists() {
+            eprintln!("bench: generating {} ({:.1} MB of tensors per checkpoint)", w.key(), w.data_bytes() as f64 / 1e6);
+            let _ = fs::remove_dir_all(&dir);
+            let mut c = self.worker();
+            c.arg("gen").arg(&dir);
+            c.args([w.rows, w.dim, w.layers, w.width, w.seed].map(|n| n.to_string()));
+            let (s, _) = measure::run(&mut c, &logs.join("gen"))?;
+            eprintln!("bench: generated in {:.1} s", s.seconds);
+            fs::write(&generated, "").map_err(|e| format!("{}: {e}", generated.display()))?;
+        }
+        let converted = dir.join("converted");
+        if !self.options.no_readers && !converted.exists() {
+            eprintln!("bench: converting {} to safetensors and HDF5", w.key());
+            let mut c = self.worker();
+            c.arg("convert").arg(&dir);
+            let (s, _) = measure::run(&mut c, &logs.join("convert"))?;
+            eprintln!("bench: converted in {:.1} s", s.seconds);
+            fs::write(&converted, "").map_err(|e| format!("{}: {e}", converted.display()))?;
+        }
+        Ok(dir)
+    }
+
+    /// The cases of one workload, output going to `out`.
+    fn cases(&self, w: &Workload, dir: &Path, out: &Path) -> Vec<Case> {
+        let bytes = w.data_bytes();
+        let mut cases = Vec::new();
+        let mut cp = Command::new("cp");
+        cp.arg(Workload::old_data(dir)).arg(out.join("model.ckpt.data-00000-of-00001"));
+        cases.push(Case { name: "cp (floor)".into(), floor: None, bytes, command: cp, inner: None });
+        let mut run = Command::new(&self.warmstart);
+        run.arg("run").arg("--config").arg(dir.join("warmstart.toml")).arg("--out").arg(out.join("model.ckpt"));
+        cases.push(Case { name: "warmstart run".into(), floor: Some("cp (floor)".into()), bytes, command: run, inner: None });
+        if let Some(python) = &self.options.with_tf {
+            let mut tf = Command::new(python);
+            tf.arg(self.cache.join("tf_warm_start.py")).arg(dir).arg(out.join("model.ckpt"));
+            tf.env("TF_CPP_MIN_LOG_LEVEL", "2");
+            cases.push(Case {
+                name: "tensorflow warm_start".into(),
+                floor: Some("cp (floor)".into()),
+                bytes,
+                command: tf,
+                inner: Some("tensorflow warm_start (no import)".into()),
+            });
+        }
+        if !self.options.no_readers {
+            for (format, path, file) in [
+                ("tf", Workload::old_prefix(dir), Workload::old_data(dir)),
+                ("safetensors", dir.join("old.safetensors"), dir.join("old.safetensors")),
+                ("hdf5", dir.join("old.h5"), dir.join("old.h5")),
+            ] {
+                let plain_name = format!("plain read ({format} file)");
+                let mut plain = self.worker();
+                plain.arg("plainread").arg(&file);
+                let file_bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(bytes);
+                cases.push(Case { name: plain_name.clone(), floor: None, bytes: file_bytes, command: plain, inner: None });
+                let mut read = self.worker();
+                read.arg("read").arg(format).arg(&path);
+                cases.push(Case { name: format!("read {format}"), floor: Some(plain_name), bytes, command: read, inner: None });
+            }
+        }
+        cases
+    }
+
+    /// Measures every case of one workload in every cache mode.
+    fn measure_workload(&self, w: &Workload, dir: &Path, scale: f64) -> Result<Vec<Measurement>, String> {
+        let out = self.cache.join("out");
+        if self.options.with_tf.is_some() {
+            let script = self.cache.join("tf_warm_start.py");
+            fs::write(&script, TF_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
+        }
+        let mut results = Vec::new();
+        for &mode in &self.modes {
+            for mut case in self.cases(w, dir, &out) {
+                eprintln!("bench: {} {mode}: {}", w.key(), case.name);
+                let log = self.cache.join("logs").join(case.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+                let runs = self.options.runs + usize::from(mode == "warm");
+                let mut samples: Vec<Sample> = Vec::new();
+                let mut inner_samples: Vec<Sample> = Vec::new();
+                let mut error = None;
+                for i in 0..runs {
+                    let _ = fs::remove_dir_all(&out);
+                    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                    // Earlier runs' output is written back first, so that it does not compete with this run.
+                    measure::sync();
+                    if mode == "cold" {
+                        measure::drop_page_cache()?;
+                    }
+                    match measure::run(&mut case.command, &log) {
+                        // The first warm run only fills the page cache.
+                        Ok(_) if mode == "warm" && i == 0 => {}
+                        Ok((sample, stdout)) => {
+                            samples.push(sample);
+                            let inner = stdout.lines().find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok());
+                            if let Some(seconds) = inner {
+                                inner_samples.push(Sample { seconds, ..sample });
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("bench: {e}");
+                            // The child's first stderr line, else the command line.
+                            let line = e.lines().skip(1).find(|l| !l.trim().is_empty()).or_else(|| e.lines().next());
+                            error = Some(line.unwrap_or_default().to_string());
+                            break;
+                        }
+                    }
+                }
+                let (floor, bytes) = (case.floor.clone(), case.bytes);
+                let measurement = |name: String, samples: Vec<Sample>, error: Option<String>| Measurement {
+                    workload: w.key(),
+                    scale,
+                    data_bytes: w.data_bytes(),
+                    cache: mode,
+                    case: name,
+                    floor: floor.clone(),
+                    bytes,
+                    samples,
+                    error,
+                    output_check: None,
+                };
+                results.push(measurement(case.name, samples, error.clone()));
+                if let Some(inner) = case.inner {
+                    results.push(measurement(inner, inner_samples, error));
+                }
+            }
+        }
+        if self.options.with_tf.is_some() {
+            let check = self.check_against_tf(w, dir, &out)?;
+            eprintln!("bench: {}: warmstart run's output against TensorFlow's: {check}", w.key());
+            for m in results.iter_mut().filter(|m| m.case == "tensorflow warm_start") {
+                m.output_check = Some(check.clone());
+            }
+        }
+        let _ = fs::remove_dir_all(&out);
+        Ok(results)
+    }
+
+    /// Runs `warmstart run` and TensorFlow once more into separate folders and compares their outputs.
+    fn check_against_tf(&self, w: &Workload, dir: &Path, out: &Path) -> Result<String, String> {
+        let _ = fs::remove_dir_all(out);
+        let (ours, theirs) = (out.join("warmstart"), out.join("tensorflow"));
+        let find = |out: &Path, name: &str| {
+            self.cases(w, dir, out).into_iter().find(|c| c.name == name).ok_or(format!("no {name} case"))
+        };
+        let mut run = find(&ours, "warmstart run")?;
+        let mut tf = find(&theirs, "tensorflow warm_start")?;
+        let logs = self.cache.join("logs");
+        for (folder, case) in [(&ours, &mut run), (&theirs, &mut tf)] {
+            fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+            measure::run(&mut case.command, &logs.join("check"))?;
+        }
+        let mut compare = self.worker();
+        compare.arg("compare").arg(ours.join("model.ckpt")).arg(theirs.join("model.ckpt"));
+        let (_, stdout) = measure::run(&mut compare, &logs.join("compare"))?;
+        Ok(stdout.trim().to_string())
+    }
+
+    /// The machine and load, for the JSON.
+    fn environment(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "loadavg": fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+            "runs": self.options.runs,
+            "cache_modes": self.modes,
+        })
+    }
+
+    fn environment_text(&self) -> String {
+        format!(
+            "{} CPUs, load average {}; median of {} runs; warm = after one untimed run, cold = page cache dropped before each run",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+            self.options.runs
+        )
+    }
+}
