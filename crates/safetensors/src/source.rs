@@ -5,6 +5,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,9 @@ use crate::SafetensorsError;
 
 /// The index file name Hugging Face writes for a sharded checkpoint.
 pub(crate) const INDEX_FILE_NAME: &str = "model.safetensors.index.json";
+
+/// The largest index file read (the format detection of `warmstart-formats` uses the same limit).
+pub(crate) const MAX_INDEX_LEN: u64 = 64 << 20;
 
 /// A safetensors checkpoint opened for reading.
 #[derive(Debug)]
@@ -74,7 +78,14 @@ impl SafetensorsSource {
     }
 
     fn open_index(index: &Path) -> Result<Self> {
-        let text = std::fs::read(index).map_err(|source| SafetensorsError::Io { path: index.to_path_buf(), source })?;
+        let io = |source| SafetensorsError::Io { path: index.to_path_buf(), source };
+        // Read at most one byte past the limit, so that a huge file is refused without reading it.
+        let mut text = Vec::new();
+        File::open(index).and_then(|f| f.take(MAX_INDEX_LEN + 1).read_to_end(&mut text)).map_err(io)?;
+        if text.len() as u64 > MAX_INDEX_LEN {
+            let len = std::fs::metadata(index).map_err(io)?.len();
+            return Err(SafetensorsError::IndexTooLarge { path: index.to_path_buf(), len, max: MAX_INDEX_LEN }.into());
+        }
         let parsed: IndexFile = serde_json::from_slice(&text)
             .map_err(|source| SafetensorsError::BadIndex { path: index.to_path_buf(), source })?;
         let dir = index.parent().unwrap_or(Path::new("."));
@@ -331,6 +342,17 @@ mod tests {
         let index = sharded(dir.path(), r#"{"metadata":{}}"#);
         let err = format_err(SafetensorsSource::open(&index).unwrap_err());
         assert!(matches!(err, SafetensorsError::BadIndex { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_index_too_large_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join(INDEX_FILE_NAME);
+        // Sparse: 64 MiB + 1 of nothing, refused after reading one byte past the limit.
+        std::fs::File::create(&index).unwrap().set_len(MAX_INDEX_LEN + 1).unwrap();
+        let err = format_err(SafetensorsSource::open(&index).unwrap_err());
+        assert!(matches!(err, SafetensorsError::IndexTooLarge { len, .. } if len == MAX_INDEX_LEN + 1), "{err}");
+        assert!(err.to_string().contains(INDEX_FILE_NAME));
     }
 
     #[test]
