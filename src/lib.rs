@@ -136,6 +136,8 @@ pub struct RunOptions<'a> {
     /// Leave string tensors out of the output (for formats that cannot store them); they are listed in
     /// [`Plan::skipped`].
     pub skip_string_tensors: bool,
+    /// How many data shards to write (TF output only; `None` for one).
+    pub shards: Option<usize>,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -191,6 +193,7 @@ pub fn run_files(
         skip_string_tensors: !format.stores_strings(),
         progress: options.progress,
         on_plan: options.on_plan,
+        shards: options.shards,
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
     let template = (target.format() == format.name()).then(|| target.clone());
@@ -203,7 +206,7 @@ pub fn run_files(
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
                 std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
             }
-            let write = warmstart_formats::WriteOptions { template, ..Default::default() };
+            let write = warmstart_formats::WriteOptions { template, shards: options.shards, ..Default::default() };
             Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,

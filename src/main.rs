@@ -57,6 +57,9 @@ struct RunArgs {
     /// The output format: safetensors, tf or hdf5.
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
+    /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
+    shards: Option<u32>,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
@@ -80,6 +83,9 @@ struct ConvertArgs {
     /// The destination format: safetensors, tf or hdf5.
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
+    /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
+    shards: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -130,8 +136,12 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
-    let options =
-        warmstart::RunOptions { progress: Some(&on_progress), on_plan: Some(&on_plan), ..Default::default() };
+    let options = warmstart::RunOptions {
+        progress: Some(&on_progress),
+        on_plan: Some(&on_plan),
+        shards: args.shards.map(|n| n as usize),
+        ..Default::default()
+    };
     let result = warmstart::run_files(&settings, &args.out, Some(format), &options);
     progress.finish();
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;
@@ -158,7 +168,8 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let format = warmstart_formats::destination_format(&args.dst, args.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &WriteOptions::default())
+    let options = WriteOptions { shards: args.shards.map(|n| n as usize), ..Default::default() };
+    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options)
         .map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);

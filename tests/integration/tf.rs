@@ -129,6 +129,25 @@ fn tf_to_tf_and_back_from_safetensors_keep_every_byte() {
 }
 
 #[test]
+fn convert_writes_the_data_shards_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("three.ckpt");
+    convert(&prefix_of("tf1_partitioned"), &out, &["--shards", "3"]);
+    let data: Vec<String> = files_in(dir.path()).into_iter().filter(|f| f.contains(".data-")).collect();
+    let want = ["three.ckpt.data-00000-of-00003", "three.ckpt.data-00001-of-00003", "three.ckpt.data-00002-of-00003"];
+    assert_eq!(data, want);
+    assert_eq!(our_tensors(&out), tf_tensors("tf1_partitioned"));
+
+    // Formats without shards refuse the flag, writing nothing; 0 shards is a usage error.
+    let st = dir.path().join("x.safetensors");
+    let run = warmstart(["convert".as_ref(), prefix_of("tf1_single").as_os_str(), st.as_os_str(), "--shards".as_ref(), "2".as_ref()]);
+    run.expect_code(1);
+    assert!(!st.exists());
+    let run = warmstart(["convert".as_ref(), prefix_of("tf1_single").as_os_str(), out.as_os_str(), "--shards".as_ref(), "0".as_ref()]);
+    run.expect_code(2);
+}
+
+#[test]
 fn safetensors_fixtures_convert_to_tf() {
     for case in ["dtypes", "shapes"] {
         let e = expected("safetensors", case);

@@ -439,6 +439,24 @@ fn example_vocab_embedding() {
     check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
 }
 
+/// `run --shards N` writes the warm-started TF bundle in N data shards, with TF's values.
+#[test]
+fn run_writes_the_data_shards_asked_for() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
+    let config = example.join("warmstart.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("model.ckpt");
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str(), "--shards".as_ref(), "2".as_ref()])
+        .expect_code(0);
+    let data: Vec<String> = files_in(tmp.path()).into_iter().filter(|f| f.contains(".data-")).collect();
+    assert_eq!(data, ["model.ckpt.data-00000-of-00002", "model.ckpt.data-00001-of-00002"]);
+    let written = warmstart_formats::open(&out).unwrap();
+    let bytes = std::fs::read(example.join("expected.safetensors")).unwrap();
+    for (name, view) in safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors() {
+        assert_eq!(&*written.read(&name).unwrap(), view.data(), "{name}");
+    }
+}
+
 /// Opens a checkpoint, retrying briefly while an HDF5 file is locked. HDF5 holds an `flock` on every
 /// file it opens; our HDF5 crate marks those descriptors close-on-exec, but a `warmstart` process that
 /// another test spawns still holds a copy of them between its fork and its exec, and with it the lock,

@@ -28,8 +28,9 @@ pub fn copy_tensor(
         return sink.write_strings(tensor, &values);
     }
     let too_large = || Error::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
-    let row_bytes = info.row_bytes().ok_or_else(too_large)?;
     let rows = info.rows();
+    // A tensor with no rows holds no bytes even when its row size overflows (shape [0, 2^62]).
+    let row_bytes = if rows == 0 { 0 } else { info.row_bytes().ok_or_else(too_large)? };
     // Rows of zero bytes (an inner dimension of 0) are all read at once.
     let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
     sink.begin_tensor(tensor)?;
@@ -158,6 +159,11 @@ mod tests {
         let mut sink = RecordingSink::default();
         copy_tensor(&src, "e", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["begin e", "end"]);
+
+        let src = source(TensorInfo::new("o", DType::F32, vec![0, 1 << 62]));
+        let mut sink = RecordingSink::default();
+        copy_tensor(&src, "o", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        assert_eq!(sink.events, ["begin o", "end"], "no rows, though a row's size overflows");
 
         let src = source(TensorInfo::new("z", DType::F32, vec![5, 0]));
         let mut sink = RecordingSink::default();

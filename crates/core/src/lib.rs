@@ -13,6 +13,8 @@ mod error;
 mod sink;
 mod source;
 mod tensor;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use copy::copy_tensor;
 pub use dtype::DType;

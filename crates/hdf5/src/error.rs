@@ -56,6 +56,19 @@ pub enum Hdf5Error {
         /// Bytes allocated for it in the file.
         stored: u64,
     },
+    /// A chunked dataset declares far more bytes than its chunks store, more than compression or
+    /// unwritten chunks explain: a forged shape (reading it would walk a forged number of chunks).
+    #[error("{path}: dataset {dataset:?} declares {declared} bytes but its chunks store only {stored}")]
+    ChunkedSizeImplausible {
+        /// The file.
+        path: PathBuf,
+        /// The dataset's path.
+        dataset: String,
+        /// Bytes its shape and type declare.
+        declared: u64,
+        /// Bytes allocated for its chunks in the file.
+        stored: u64,
+    },
     /// A dataset's shape is too large to address.
     #[error("{path}: dataset {dataset:?} is too large to address")]
     TooLarge {

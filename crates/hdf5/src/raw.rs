@@ -101,6 +101,9 @@ fn rows_selection(shape: &[usize], start: usize, count: usize) -> Selection {
     Selection::from(Hyperslab::from(dims))
 }
 
+/// A memory and a file dataspace id, and the dataspaces that keep them alive (none for a scalar).
+type RowSpaces = (hid_t, hid_t, Option<(Dataspace, Dataspace)>);
+
 /// The (memory, file) dataspace ids for rows `start..start + count` of a dataset of `shape`, after
 /// checking that a buffer of `len` bytes holds exactly that many `mem` elements; `H5S_ALL` twice for a
 /// scalar. The dataspaces are returned too, to keep the ids alive while they are used.
@@ -111,7 +114,7 @@ fn row_spaces(
     start: usize,
     count: usize,
     len: usize,
-) -> hdf5::Result<(hid_t, hid_t, Option<(Dataspace, Dataspace)>)> {
+) -> hdf5::Result<RowSpaces> {
     if shape.is_empty() {
         check_len(len, 1, mem)?;
         return Ok((H5S_ALL, H5S_ALL, None));
@@ -343,6 +346,34 @@ fn copy_attribute(from: &Location, to: &Location, name: &str) -> hdf5::Result<()
     written
 }
 
+/// Marks the file descriptor behind `file` close-on-exec. The HDF5 C library opens files without
+/// `O_CLOEXEC`, so a process this one spawns would otherwise inherit the descriptor, and with it the
+/// lock HDF5 holds on the file, until that process exits. Best effort: a driver without a plain file
+/// descriptor is left as it is.
+#[cfg(unix)]
+pub(crate) fn close_on_exec(file: &hdf5::File) {
+    let _lock = hdf5_sys::LOCK.lock();
+    let mut handle: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: `file` is an open file id; the call stores a pointer to the driver's handle in `handle`.
+    let status = unsafe { hdf5_sys::h5f::H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &mut handle) };
+    if status < 0 || handle.is_null() {
+        return;
+    }
+    // SAFETY: for the default (sec2) driver, the handle is a pointer to the file's `int` descriptor.
+    let fd = unsafe { *(handle as *const std::os::raw::c_int) };
+    // SAFETY: fcntl on a descriptor we own only changes its flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// On other systems there is no exec to guard against.
+#[cfg(not(unix))]
+pub(crate) fn close_on_exec(_file: &hdf5::File) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,31 +403,3 @@ mod tests {
         assert_eq!(dtype_of(&TD::Compound(c)), None);
     }
 }
-
-/// Marks the file descriptor behind `file` close-on-exec. The HDF5 C library opens files without
-/// `O_CLOEXEC`, so a process this one spawns would otherwise inherit the descriptor, and with it the
-/// lock HDF5 holds on the file, until that process exits. Best effort: a driver without a plain file
-/// descriptor is left as it is.
-#[cfg(unix)]
-pub(crate) fn close_on_exec(file: &hdf5::File) {
-    let _lock = hdf5_sys::LOCK.lock();
-    let mut handle: *mut std::ffi::c_void = std::ptr::null_mut();
-    // SAFETY: `file` is an open file id; the call stores a pointer to the driver's handle in `handle`.
-    let status = unsafe { hdf5_sys::h5f::H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &mut handle) };
-    if status < 0 || handle.is_null() {
-        return;
-    }
-    // SAFETY: for the default (sec2) driver, the handle is a pointer to the file's `int` descriptor.
-    let fd = unsafe { *(handle as *const std::os::raw::c_int) };
-    // SAFETY: fcntl on a descriptor we own only changes its flags.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
-    }
-}
-
-/// On other systems there is no exec to guard against.
-#[cfg(not(unix))]
-pub(crate) fn close_on_exec(_file: &hdf5::File) {}

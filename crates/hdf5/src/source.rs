@@ -14,6 +14,14 @@ use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
 use crate::raw::{self, Values};
 use crate::Hdf5Error;
 
+/// How many times its stored (compressed) bytes a chunked dataset may declare: above deflate's
+/// 1032:1, the most any filter h5py and Keras use expands.
+const MAX_CHUNK_EXPANSION: u64 = 1100;
+
+/// The bytes a chunked dataset may declare beyond [`MAX_CHUNK_EXPANSION`] times what it stores (chunks
+/// never written read as the fill value).
+const MAX_UNWRITTEN_BYTES: u64 = 1 << 20;
+
 /// Groups nested deeper than this are refused (h5py and Keras nest a handful of levels).
 const MAX_DEPTH: usize = 256;
 
@@ -70,9 +78,12 @@ impl Hdf5Source {
 
         // Legacy model weights first, in layer and weight order; then everything else in file order.
         let legacy = legacy.unwrap_or_default();
+        // Looked up by dataset (hashed: `weight_names` come from the file and may be many).
+        let legacy_at: HashMap<&str, usize> =
+            legacy.iter().enumerate().rev().map(|(k, (d, _))| (d.as_str(), k)).collect();
         let mut order: Vec<(usize, String, String)> = Vec::with_capacity(found.len());
         for (i, (dataset, _)) in found.iter().enumerate() {
-            match legacy.iter().position(|(d, _)| d == dataset) {
+            match legacy_at.get(dataset.as_str()).copied() {
                 Some(k) => order.push((k, legacy[k].1.clone(), dataset.clone())),
                 None => order.push((legacy.len() + i, dataset.clone(), dataset.clone())),
             }
@@ -221,6 +232,21 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
                 });
             }
         }
+        if dataset.layout() == Layout::Chunked {
+            // Compression expands at most about a thousand times (deflate's limit is 1032:1), and a
+            // dataset whose chunks were never written may declare a little; anything beyond is a forged
+            // shape, whose reads would walk a forged number of chunks (minutes inside the library).
+            let stored = dataset.storage_size();
+            let plausible = stored.saturating_mul(MAX_CHUNK_EXPANSION).saturating_add(MAX_UNWRITTEN_BYTES);
+            if declared > plausible {
+                return Err(Hdf5Error::ChunkedSizeImplausible {
+                    path: path.to_path_buf(),
+                    dataset: full.to_string(),
+                    declared,
+                    stored,
+                });
+            }
+        }
     }
     Ok(info)
 }
@@ -239,6 +265,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
         attribute: attribute.to_string(),
         reason,
     };
+    let datasets: std::collections::HashSet<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
     let mut out = Vec::new();
     for layer in layers {
         let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", "a name is not UTF-8".into()))?;
@@ -250,7 +277,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
         for weight in weight_names {
             let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", "a name is not UTF-8".into()))?;
             let dataset = format!("{group_path}/{weight}");
-            if !found.iter().any(|(d, _)| *d == dataset) {
+            if !datasets.contains(dataset.as_str()) {
                 // Nothing to list (a file written from a template with only some of its weights).
                 continue;
             }
@@ -323,7 +350,11 @@ impl CheckpointSource for Hdf5Source {
         let dataset = self.open_dataset(i)?;
         let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
         let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
-        let mut out = vec![0u8; len];
+        // The shape comes from the file, and a chunked dataset (or one never written) may declare far
+        // more than it stores: allocate fallibly, so a forged shape is an error, not an abort.
+        let mut out = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| too_large())?;
+        out.resize(len, 0u8);
         raw::read_rows(&dataset, &mem, &shape, rows.start as usize, count as usize, &mut out).map_err(read_err)?;
         Ok(Cow::Owned(out))
     }

@@ -186,6 +186,16 @@ pub enum SafetensorsError {
         /// What the JSON parser said.
         source: serde_json::Error,
     },
+    /// The index file is larger than any index (Hugging Face's run to a few hundred KB).
+    #[error("{}: {len} bytes is too large for a safetensors index (at most {max})", path.display())]
+    IndexTooLarge {
+        /// The index file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A shard file named by the index cannot be opened.
     #[error("{}: shard {shard:?} (holding tensor {tensor:?}) cannot be opened: {source}", index.display())]
     MissingShard {

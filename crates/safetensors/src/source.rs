@@ -5,6 +5,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,9 @@ use crate::SafetensorsError;
 
 /// The index file name Hugging Face writes for a sharded checkpoint.
 pub(crate) const INDEX_FILE_NAME: &str = "model.safetensors.index.json";
+
+/// The largest index file read (the format detection of `warmstart-formats` uses the same limit).
+pub(crate) const MAX_INDEX_LEN: u64 = 64 << 20;
 
 /// A safetensors checkpoint opened for reading.
 #[derive(Debug)]
@@ -74,7 +78,14 @@ impl SafetensorsSource {
     }
 
     fn open_index(index: &Path) -> Result<Self> {
-        let text = std::fs::read(index).map_err(|source| SafetensorsError::Io { path: index.to_path_buf(), source })?;
+        let io = |source| SafetensorsError::Io { path: index.to_path_buf(), source };
+        // Read at most one byte past the limit, so that a huge file is refused without reading it.
+        let mut text = Vec::new();
+        File::open(index).and_then(|f| f.take(MAX_INDEX_LEN + 1).read_to_end(&mut text)).map_err(io)?;
+        if text.len() as u64 > MAX_INDEX_LEN {
+            let len = std::fs::metadata(index).map_err(io)?.len();
+            return Err(SafetensorsError::IndexTooLarge { path: index.to_path_buf(), len, max: MAX_INDEX_LEN }.into());
+        }
         let parsed: IndexFile = serde_json::from_slice(&text)
             .map_err(|source| SafetensorsError::BadIndex { path: index.to_path_buf(), source })?;
         let dir = index.parent().unwrap_or(Path::new("."));
@@ -205,8 +216,15 @@ impl CheckpointSource for SafetensorsSource {
         if rows.start > rows.end || rows.end > total_rows {
             return Err(out_of_range());
         }
-        // The header check made sure the whole tensor lies in the map; checked all the same.
-        let row_bytes = info.row_bytes().ok_or_else(out_of_range)?;
+        if rows.start == rows.end {
+            // No rows, including every read of a tensor with no rows, whose row size may overflow
+            // (shape [0, 2^62] is a valid empty tensor).
+            return Ok(Cow::Borrowed(&[]));
+        }
+        // With at least one row, the row size is at most the tensor's size, which the header check
+        // made fit in the map; checked all the same.
+        let too_large = || Error::TooLarge { path: self.path.clone(), name: name.to_string() };
+        let row_bytes = info.row_bytes().ok_or_else(too_large)?;
         let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
         let (start, end) = (offset(rows.start)?, offset(rows.end)?);
         let bytes = &self.maps[location.map][location.bytes.clone()];
@@ -275,6 +293,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_tensor_whose_row_size_overflows_reads_as_empty() {
+        // Found by the corruption test: shape [0, 2^62] holds no bytes, so the header is valid, but
+        // its row size overflows; reading its (zero) rows was refused as "rows 0..0 out of range".
+        let header = r#"{"e":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.safetensors", &file(header, &[]));
+        let src = SafetensorsSource::open(&path).unwrap();
+        assert_eq!(src.read("e").unwrap().len(), 0);
+        assert_eq!(src.read_rows("e", 0..0).unwrap().len(), 0);
+        assert!(matches!(src.read_rows("e", 0..1), Err(Error::RowsOutOfRange { rows: 0, .. })));
+    }
+
+    #[test]
     fn missing_file_is_an_io_error_naming_it() {
         let err = SafetensorsSource::open("/nonexistent/m.safetensors").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/m.safetensors"), "{err}");
@@ -311,6 +342,17 @@ mod tests {
         let index = sharded(dir.path(), r#"{"metadata":{}}"#);
         let err = format_err(SafetensorsSource::open(&index).unwrap_err());
         assert!(matches!(err, SafetensorsError::BadIndex { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_index_too_large_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join(INDEX_FILE_NAME);
+        // Sparse: 64 MiB + 1 of nothing, refused after reading one byte past the limit.
+        std::fs::File::create(&index).unwrap().set_len(MAX_INDEX_LEN + 1).unwrap();
+        let err = format_err(SafetensorsSource::open(&index).unwrap_err());
+        assert!(matches!(err, SafetensorsError::IndexTooLarge { len, .. } if len == MAX_INDEX_LEN + 1), "{err}");
+        assert!(err.to_string().contains(INDEX_FILE_NAME));
     }
 
     #[test]

@@ -451,6 +451,11 @@ impl TfCheckpoint {
                 rows: total_rows,
             });
         }
+        if rows.start == rows.end {
+            // No rows, including every read of a tensor with no rows, whose row size may overflow
+            // (shape [0, 2^62] is a valid empty tensor).
+            return Ok(Cow::Borrowed(&[]));
+        }
         let row_bytes = info.row_bytes().ok_or_else(|| self.too_large(name))?;
         match layout {
             Layout::Whole(stored) => {

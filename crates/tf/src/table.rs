@@ -21,6 +21,13 @@ const RESTART_INTERVAL: usize = 16;
 /// Snappy expands at most about 21 times (a 3-byte copy element gives 64 bytes); a larger claimed
 /// length is a forgery, refused before allocating it.
 const MAX_SNAPPY_RATIO: usize = 32;
+/// Prefix compression lets an entry repeat a long key in a few bytes, so the keys and values a table
+/// expands to are bounded by this many times the file (plus [`MIN_EXPANSION_BUDGET`]): TensorFlow's
+/// tables expand a few times at most, a forged block that repeats a long key could expand without
+/// bound.
+const MAX_EXPANSION: u64 = 64;
+/// The expansion allowed whatever the file's size.
+const MIN_EXPANSION_BUDGET: u64 = 1 << 20;
 
 /// LevelDB's CRC mask: stored checksums are masked so that a CRC of data containing CRCs stays strong.
 pub(crate) fn mask_crc(crc: u32) -> u32 {
@@ -58,13 +65,22 @@ pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Reads a whole table from its bytes; `path` only names the file in errors.
 pub(crate) fn read_table(path: &Path, file: &[u8]) -> Result<Entries, TfError> {
-    let reader = TableReader { path, file };
+    let budget = (file.len() as u64)
+        .saturating_mul(MAX_EXPANSION)
+        .saturating_add(MIN_EXPANSION_BUDGET);
+    let reader = TableReader {
+        path,
+        file,
+        budget: std::cell::Cell::new(budget),
+    };
     reader.read_all()
 }
 
 struct TableReader<'a> {
     path: &'a Path,
     file: &'a [u8],
+    /// The bytes of keys and values the blocks may still expand to.
+    budget: std::cell::Cell<u64>,
 }
 
 impl TableReader<'_> {
@@ -104,10 +120,25 @@ impl TableReader<'_> {
         self.read_block(metaindex)?;
         let index_block = self.read_block(index)?;
         let mut entries: Entries = Vec::new();
+        // Data blocks follow one another: each is read once, so the work is bounded by the file.
+        let mut next_block = 0u64;
         for (_, handle_bytes) in self.parse_block(&index_block, index.offset)? {
             let mut pos = 0;
             let handle = BlockHandle::decode(&handle_bytes, &mut pos)
                 .ok_or_else(|| self.corrupt(index.offset, "bad block handle in index block"))?;
+            if handle.offset < next_block {
+                return Err(self.corrupt(
+                    index.offset,
+                    format!(
+                        "the index names a data block at {}, before the end of the previous one",
+                        handle.offset
+                    ),
+                ));
+            }
+            next_block = handle
+                .offset
+                .saturating_add(handle.size)
+                .saturating_add(TRAILER_LEN as u64);
             let block = self.read_block(handle)?;
             for (key, value) in self.parse_block(&block, handle.offset)? {
                 if let Some((last, _)) = entries.last() {
@@ -225,6 +256,16 @@ impl TableReader<'_> {
                 .checked_add(value_len)
                 .filter(|&e| e <= data.len())
                 .ok_or_else(bad)?;
+            let expanded = (shared + non_shared + value_len) as u64;
+            let Some(left) = self.budget.get().checked_sub(expanded) else {
+                return Err(self.corrupt(
+                    at,
+                    format!(
+                        "the entries expand to more than {MAX_EXPANSION} times the file's size (a key repeated by prefix compression)"
+                    ),
+                ));
+            };
+            self.budget.set(left);
             key.truncate(shared);
             key.extend_from_slice(&data[pos..key_end]);
             entries.push((key.clone(), data[key_end..value_end].to_vec()));
@@ -471,16 +512,9 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn snappy_blocks_are_read() {
-        // Recompress the data block of a table TensorFlow-style options would not write.
-        let entries = sample(20);
-        let mut block = BlockBuilder::new(16);
-        for (k, v) in &entries {
-            block.add(k, v);
-        }
-        let raw = block.finish();
-        let compressed = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+    /// A table of hand-made blocks: `data` blocks (contents and compression type byte), then an empty
+    /// metaindex, then an index whose entries (`keys[i]`) point at `data[targets[i]]`.
+    fn hand_made_table(data: &[(&[u8], u8)], keys: &[&[u8]], targets: &[usize]) -> Vec<u8> {
         let mut out = Vec::new();
         let put = |contents: &[u8], kind: u8, out: &mut Vec<u8>| {
             let h = BlockHandle {
@@ -493,12 +527,17 @@ mod tests {
             out.extend_from_slice(&mask_crc(crc).to_le_bytes());
             h
         };
-        let data_h = put(&compressed, 1, &mut out);
+        let handles: Vec<BlockHandle> = data
+            .iter()
+            .map(|(b, kind)| put(b, *kind, &mut out))
+            .collect();
         let meta_h = put(&BlockBuilder::new(16).finish(), 0, &mut out);
         let mut index = BlockBuilder::new(1);
-        let mut hv = Vec::new();
-        data_h.encode(&mut hv);
-        index.add(b"z", &hv);
+        for (key, &t) in keys.iter().zip(targets) {
+            let mut hv = Vec::new();
+            handles[t].encode(&mut hv);
+            index.add(key, &hv);
+        }
         let index_h = put(&index.finish(), 0, &mut out);
         let mut footer = Vec::new();
         meta_h.encode(&mut footer);
@@ -506,10 +545,68 @@ mod tests {
         footer.resize(40, 0);
         footer.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&footer);
+        out
+    }
+
+    fn raw_block(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut block = BlockBuilder::new(16);
+        for (k, v) in entries {
+            block.add(k, v);
+        }
+        block.finish()
+    }
+
+    #[test]
+    fn a_data_block_named_twice_by_the_index_is_refused() {
+        // Each index entry naming the same (large) block made the reader verify and parse it again:
+        // a small file could cost entries x block size of work. Blocks must follow one another.
+        let block = raw_block(&sample(3));
+        let good = hand_made_table(&[(&block, 0)], &[b"z"], &[0]);
+        assert_eq!(read_table(p(), &good).unwrap(), sample(3));
+        let twice = hand_made_table(&[(&block, 0)], &[b"x", b"z"], &[0, 0]);
+        let err = read_table(p(), &twice).unwrap_err();
+        assert!(
+            matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("before the end of the previous one")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_repeated_by_prefix_compression_cannot_expand_without_bound() {
+        // One 64 KiB key, then 200 000 entries of five bytes each repeating all of it (shared = 65536):
+        // a 1 MB block that expanded to 13 GB of keys before any check.
+        let mut data = Vec::new();
+        put_varint(&mut data, 0);
+        put_varint(&mut data, 1 << 16);
+        put_varint(&mut data, 0);
+        data.extend(std::iter::repeat_n(b'k', 1 << 16));
+        for _ in 0..200_000 {
+            put_varint(&mut data, 1 << 16);
+            put_varint(&mut data, 0);
+            put_varint(&mut data, 0);
+        }
+        data.extend_from_slice(&0u32.to_le_bytes()); // one restart point, at 0
+        data.extend_from_slice(&1u32.to_le_bytes());
+        let table = hand_made_table(&[(&data, 0)], &[b"l"], &[0]);
+        let err = read_table(p(), &table).unwrap_err();
+        assert!(
+            matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("64 times")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn snappy_blocks_are_read() {
+        // Recompress the data block of a table TensorFlow-style options would not write.
+        let entries = sample(20);
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&raw_block(&entries))
+            .unwrap();
+        let out = hand_made_table(&[(&compressed, 1)], &[b"z"], &[0]);
         assert_eq!(read_table(p(), &out).unwrap(), entries);
         // An unknown compression type is its own error.
         let mut bad = out.clone();
-        let type_at = data_h.size as usize;
+        let type_at = compressed.len();
         bad[type_at] = 7;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&compressed), &[7]);
         bad[type_at + 1..type_at + 5].copy_from_slice(&mask_crc(crc).to_le_bytes());

@@ -42,6 +42,44 @@ pub struct TfSink {
     by_key: HashMap<Vec<u8>, usize>,
     shards: Vec<ShardWriter>,
     current: Option<Current>,
+    /// Folders `create` made; removed again unless `finish` succeeds. Last, so that it is dropped after
+    /// the temporary shards in them.
+    created: CreatedFolders,
+}
+
+/// The folders made for a destination (from `leaf` up to `top`), removed on drop unless kept, so that
+/// a checkpoint never written leaves no empty folders behind.
+struct CreatedFolders {
+    leaf: PathBuf,
+    top: Option<PathBuf>,
+}
+
+impl CreatedFolders {
+    /// Creates `dir` and its missing parents, remembering the topmost one made.
+    fn create(dir: &Path) -> Result<CreatedFolders, TfError> {
+        let top = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .last();
+        let top = top.map(Path::to_path_buf);
+        std::fs::create_dir_all(dir).map_err(|e| TfError::io(dir, e))?;
+        Ok(CreatedFolders {
+            leaf: dir.to_path_buf(),
+            top,
+        })
+    }
+}
+
+impl Drop for CreatedFolders {
+    fn drop(&mut self) {
+        let Some(top) = self.top.take() else { return };
+        for folder in self.leaf.ancestors() {
+            // Only empty folders go; anything put there meanwhile keeps them.
+            if std::fs::remove_dir(folder).is_err() || folder == top {
+                break;
+            }
+        }
+    }
 }
 
 struct Declared {
@@ -201,7 +239,7 @@ impl TfSink {
             });
         }
         // As TensorFlow's savers do, create the destination folder.
-        std::fs::create_dir_all(&dir).map_err(|e| TfError::io(&dir, e))?;
+        let created = CreatedFolders::create(&dir)?;
         let mut writers = Vec::with_capacity(shards);
         for _ in 0..shards {
             let file = temp_in(&dir)?;
@@ -217,6 +255,7 @@ impl TfSink {
             by_key,
             shards: writers,
             current: None,
+            created,
         })
     }
 
@@ -407,7 +446,7 @@ impl TfSink {
 
     /// Completes the files and moves them into place: data shards, then the index, then the
     /// `checkpoint` state file.
-    pub fn finish_tf(self) -> Result<(), TfError> {
+    pub fn finish_tf(mut self) -> Result<(), TfError> {
         if self.current.is_some() {
             return Err(self.misuse("finish with a tensor still open".into()));
         }
@@ -433,30 +472,45 @@ impl TfSink {
             .as_file()
             .sync_all()
             .map_err(|e| TfError::io(index_tmp.path(), e))?;
-        for (i, tmp) in temps.into_iter().enumerate() {
-            let dest = data_path(&self.prefix, i as u32, num_shards);
-            tmp.persist(&dest)
+        // Every file moved into place is removed again if a later one fails, so that a failed
+        // finish leaves no partial checkpoint behind.
+        let mut placed: Vec<PathBuf> = Vec::with_capacity(num_shards as usize + 2);
+        let result = (|| {
+            for (i, tmp) in temps.into_iter().enumerate() {
+                let dest = data_path(&self.prefix, i as u32, num_shards);
+                tmp.persist(&dest)
+                    .map_err(|e| TfError::io(&dest, e.error))?;
+                placed.push(dest);
+            }
+            let dest = index_path(&self.prefix);
+            index_tmp
+                .persist(&dest)
                 .map_err(|e| TfError::io(&dest, e.error))?;
-        }
-        let dest = index_path(&self.prefix);
-        index_tmp
-            .persist(&dest)
-            .map_err(|e| TfError::io(&dest, e.error))?;
+            placed.push(dest);
 
-        let name = self
-            .prefix
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let state = self.dir.join(STATE_FILE);
-        let mut state_tmp = temp_in(&self.dir)?;
-        state_tmp
-            .write_all(state_text(&name).as_bytes())
-            .map_err(|e| TfError::io(&state, e))?;
-        state_tmp
-            .persist(&state)
-            .map_err(|e| TfError::io(&state, e.error))?;
-        Ok(())
+            let name = self
+                .prefix
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let state = self.dir.join(STATE_FILE);
+            let mut state_tmp = temp_in(&self.dir)?;
+            state_tmp
+                .write_all(state_text(&name).as_bytes())
+                .map_err(|e| TfError::io(&state, e))?;
+            state_tmp
+                .persist(&state)
+                .map_err(|e| TfError::io(&state, e.error))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            for path in &placed {
+                let _ = std::fs::remove_file(path);
+            }
+        } else {
+            self.created.top = None;
+        }
+        result
     }
 }
 

@@ -7,7 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use warmstart_core::{CheckpointSource, DType};
+use warmstart_core::test_support::{read_everything, Rng};
+use warmstart_core::CheckpointSource;
 use warmstart_tf::{TfCheckpoint, TfError};
 
 fn copy_to_temp(case: &str) -> (tempfile::TempDir, PathBuf) {
@@ -19,22 +20,6 @@ fn copy_to_temp(case: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", p.display()))
-}
-
-/// Reads everything a caller could ask of the checkpoint; returns the first error.
-fn read_everything(ckpt: &TfCheckpoint) -> Result<(), warmstart_core::Error> {
-    for t in ckpt.tensors() {
-        if t.dtype == DType::String {
-            ckpt.read_strings(&t.name)?;
-        } else {
-            ckpt.read(&t.name)?;
-            if t.rows() > 1 {
-                ckpt.read_rows(&t.name, 1..t.rows())?;
-            }
-        }
-    }
-    ckpt.object_graph_keys()?;
-    Ok(())
 }
 
 #[test]
@@ -182,22 +167,6 @@ fn corrupt_meta_file() {
     std::fs::write(with_suffix(&p, ".meta"), [0x22, 0xff, 0xff, 0xff, 0x0f]).unwrap();
     let e = TfCheckpoint::open(&p).err().unwrap();
     assert!(e.to_string().contains("model-0.meta"), "{e}");
-}
-
-/// A small deterministic generator (xorshift64*), so the loop is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[test]

@@ -288,3 +288,74 @@ fn write_bundles_for_tensorflow() {
         7999i32.to_le_bytes()
     );
 }
+
+#[test]
+fn an_empty_tensor_whose_row_size_overflows_writes_and_reads_as_empty() {
+    // Shape [0, 2^62] holds no bytes, but its row size overflows: reading its (zero) rows was refused
+    // as too large.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m");
+    let t = SinkTensor::whole(TensorInfo::new("e", DType::F32, vec![0, 1 << 62]));
+    let mut sink = TfSink::create(&p, std::slice::from_ref(&t), 1).unwrap();
+    sink.begin_tensor(&t).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let ckpt = TfCheckpoint::open(&p).unwrap();
+    assert_eq!(ckpt.tensor("e").unwrap(), &t.info);
+    assert_eq!(ckpt.read("e").unwrap().len(), 0);
+    assert!(ckpt.read_rows("e", 0..1).is_err());
+}
+
+#[test]
+fn a_failed_finish_leaves_no_partial_checkpoint() {
+    // The data shards were renamed into place before the index; when the index (or the `checkpoint`
+    // state file) then could not be, the shards stayed behind beside an error.
+    for blocker in ["m.index", "checkpoint"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(blocker)).unwrap();
+        std::fs::write(dir.path().join(blocker).join("keep"), b"x").unwrap();
+        let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+        let mut sink = TfSink::create(&dir.path().join("m"), std::slice::from_ref(&t), 2).unwrap();
+        sink.begin_tensor(&t).unwrap();
+        sink.write_data(&[0; 8]).unwrap();
+        sink.end_tensor().unwrap();
+        let err = Box::new(sink).finish().unwrap_err();
+        assert!(err.to_string().contains(blocker), "{err}");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [blocker], "{blocker}");
+    }
+}
+
+#[test]
+fn folders_made_for_an_unfinished_checkpoint_are_removed() {
+    // As TensorFlow's savers do, the writer makes the destination folder; when the checkpoint is
+    // never finished, the folders it made went on existing, empty.
+    let dir = tempfile::tempdir().unwrap();
+    let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+    let prefix = dir.path().join("a").join("b").join("m");
+    let mut sink = TfSink::create(&prefix, std::slice::from_ref(&t), 2).unwrap();
+    assert!(dir.path().join("a/b").is_dir());
+    sink.begin_tensor(&t).unwrap();
+    drop(sink);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A folder that existed is kept; one made and then finished into is kept.
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    let mut sink = TfSink::create(&prefix, std::slice::from_ref(&t), 1).unwrap();
+    sink.begin_tensor(&t).unwrap();
+    sink.write_data(&[0; 8]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    assert!(TfCheckpoint::open(&prefix).is_ok());
+    let sink = TfSink::create(&dir.path().join("a/c/m"), std::slice::from_ref(&t), 1).unwrap();
+    drop(sink);
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["b"]);
+}
