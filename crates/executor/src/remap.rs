@@ -16,6 +16,12 @@ use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, Pl
 
 use crate::{check_len, checked_len, ExecError};
 
+/// Rows one parallel task gathers in sequence.
+const ROWS_PER_TASK: usize = 64;
+
+/// How many rows ahead the gather prefetches old rows.
+const PREFETCH_ROWS: usize = 8;
+
 /// The most bytes of old rows one block reads at once from a source that does not memory-map them.
 const MAX_RANGE_BYTES: usize = 64 << 20;
 
@@ -88,6 +94,25 @@ enum BlockRows<'a, 'b> {
 }
 
 impl BlockRows<'_, '_> {
+    /// Hints the processor to fetch old row `o` (if it is in memory here and not -1).
+    #[inline]
+    fn prefetch(&self, o: i64) {
+        #[cfg(target_arch = "x86_64")]
+        if let (BlockRows::Range { bytes, first, row_bytes }, Ok(o)) = (self, u64::try_from(o)) {
+            let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
+            if let Some(row) = at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)) {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                for line in row.chunks(64) {
+                    // SAFETY: SSE is part of x86_64; a prefetch only hints the cache and never
+                    // dereferences (the address is within `bytes` anyway).
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = o;
+    }
+
     fn row(&self, o: u64) -> Result<Cow<'_, [u8]>, ExecError> {
         match self {
             BlockRows::Range { bytes, first, row_bytes } => {
@@ -163,9 +188,22 @@ fn fill_partition_block<'a, 'b>(
         Some(acc.map_or((o, o), |(lo, hi)| (lo.min(o), hi.max(o))))
     });
     let mut fill = |rows: &BlockRows<'_, '_>| {
-        dst.par_chunks_mut(row_bytes)
-            .enumerate()
-            .try_for_each(|(k, d)| fill_partition_row(rows, part, local.start + k as u64, backup(k), d))
+        // Runs of rows per task, each row's old row prefetched a few rows ahead: the gather is bound
+        // by the latency of random reads.
+        dst.par_chunks_mut(row_bytes * ROWS_PER_TASK).enumerate().try_for_each(|(c, run)| {
+            let first = c * ROWS_PER_TASK;
+            let n = run.len() / row_bytes;
+            for ahead in 0..PREFETCH_ROWS.min(n) {
+                rows.prefetch(old_row_of(part, local.start + (first + ahead) as u64));
+            }
+            for (i, d) in run.chunks_exact_mut(row_bytes).enumerate() {
+                if i + PREFETCH_ROWS < n {
+                    rows.prefetch(old_row_of(part, local.start + (first + i + PREFETCH_ROWS) as u64));
+                }
+                fill_partition_row(rows, part, local.start + (first + i) as u64, backup(first + i), d)?;
+            }
+            Ok(())
+        })
     };
     let Some((lo, hi)) = needed else {
         // No old row in this block: only backups.
