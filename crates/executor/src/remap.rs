@@ -87,8 +87,8 @@ impl<'a> OldAccess<'a> {
 
 /// The old rows one block of one partition reads from.
 enum BlockRows<'a, 'b> {
-    /// Old rows `first..`, `row_bytes` each, in one slice.
-    Range { bytes: &'b [u8], first: u64, row_bytes: usize },
+    /// Old rows `first..` of `tensor`, `row_bytes` each, in one slice.
+    Range { tensor: &'a str, bytes: &'b [u8], first: u64, row_bytes: usize },
     /// One read per row.
     PerRow(&'a dyn CheckpointSource, &'a str),
 }
@@ -98,7 +98,7 @@ impl BlockRows<'_, '_> {
     #[inline]
     fn prefetch(&self, o: i64) {
         #[cfg(target_arch = "x86_64")]
-        if let (BlockRows::Range { bytes, first, row_bytes }, Ok(o)) = (self, u64::try_from(o)) {
+        if let (BlockRows::Range { bytes, first, row_bytes, .. }, Ok(o)) = (self, u64::try_from(o)) {
             let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
             if let Some(row) = at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)) {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -115,10 +115,10 @@ impl BlockRows<'_, '_> {
 
     fn row(&self, o: u64) -> Result<Cow<'_, [u8]>, ExecError> {
         match self {
-            BlockRows::Range { bytes, first, row_bytes } => {
+            BlockRows::Range { tensor, bytes, first, row_bytes } => {
                 let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
                 at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)).map(Cow::Borrowed).ok_or_else(|| {
-                    ExecError::ShortRead { tensor: "old rows".into(), start: o, end: o + 1, got: bytes.len(), expected: 0 }
+                    ExecError::ShortRead { tensor: tensor.to_string(), start: o, end: o + 1, got: 0, expected: *row_bytes }
                 })
             }
             BlockRows::PerRow(old, from) => Ok(old.read_rows(from, o..o + 1)?),
@@ -214,11 +214,11 @@ fn fill_partition_block<'a, 'b>(
     }
     let (lo, hi) = (lo as u64, hi as u64 + 1);
     match *access {
-        OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { bytes, first: 0, row_bytes }),
+        OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { tensor: from, bytes, first: 0, row_bytes }),
         OldAccess::Blockwise(Some(old_row_bytes)) if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES => {
             let bytes = old.read_rows(from, lo..hi)?;
             check_len(from, lo, hi, bytes.len(), (hi - lo) as usize * old_row_bytes)?;
-            fill(&BlockRows::Range { bytes: &bytes, first: lo, row_bytes: old_row_bytes })
+            fill(&BlockRows::Range { tensor: from, bytes: &bytes, first: lo, row_bytes: old_row_bytes })
         }
         _ => fill(&BlockRows::PerRow(old, from)),
     }
@@ -302,7 +302,7 @@ pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize,
     let g = &part.geometry;
     let expected = checked_len("gather", g.rows, checked_len("gather", g.cols, 4)?)?;
     check_len("gather", 0, g.rows, dst.len(), expected)?;
-    let old_rows = if old_row_bytes == 0 { 0 } else { (old.len() / old_row_bytes) as u64 };
+    let old_rows = old.len().checked_div(old_row_bytes).unwrap_or(0) as u64;
     check_len("gather", 0, old_rows, old.len(), old_rows as usize * old_row_bytes)?;
     if let Some(&max) = part.row_remap.iter().max() {
         if max >= 0 && max as u64 >= old_rows {

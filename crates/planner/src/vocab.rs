@@ -175,6 +175,9 @@ pub fn generate_vocab_remapping(
     Ok(VocabRemapping { remapping, num_present })
 }
 
+/// One shard of the old vocabulary's table: line numbers, hashed by their tokens.
+type ShardTable = hashbrown::HashTable<usize>;
+
 /// Shards of the old vocabulary's table.
 const SHARDS: usize = 64;
 
@@ -182,7 +185,7 @@ const SHARDS: usize = 64;
 /// chosen by middle bits of the token's hash.
 struct OldTable {
     hasher: TableHasher,
-    shards: Vec<hashbrown::HashTable<usize>>,
+    shards: Vec<ShardTable>,
     /// The first line (in file order) whose token an earlier line already had, as `(earlier, line)`.
     first_duplicate: Option<(usize, usize)>,
 }
@@ -202,7 +205,7 @@ impl OldTable {
             members[Self::shard_of(h)].push(i);
         }
         // A token's lines all fall in one shard, in file order there.
-        let built: Vec<(hashbrown::HashTable<usize>, Option<(usize, usize)>)> = members
+        let built: Vec<(ShardTable, Option<(usize, usize)>)> = members
             .par_iter()
             .map(|lines_of_shard| {
                 let mut table = hashbrown::HashTable::with_capacity(lines_of_shard.len());
