@@ -235,9 +235,8 @@ fn has_variable_length(id: hid_t) -> bool {
 ///
 /// # Safety
 /// `buf` must hold values of type `type_id` over `space_id` just read by the library.
-#[allow(deprecated)] // H5Treclaim replaces it from 1.12 on, and 1.10 has only this one
 unsafe fn reclaim(type_id: hid_t, space_id: hid_t, buf: *mut u8) {
-    hdf5_sys::h5d::H5Dvlen_reclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
+    hdf5_sys::h5t::H5Treclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
 }
 
 /// The elements of a string dataset or attribute (fixed or variable length, either charset), in

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hdf5::dataset::Layout;
-use hdf5::{Datatype, File, Group, LocationToken, LocationType};
+use hdf5::{Datatype, File, Group, IndexType, IterationOrder, LocationToken, LocationType};
 use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
 
 use crate::raw::{self, Values};
@@ -76,7 +76,7 @@ impl Hdf5Source {
             None
         };
 
-        // Legacy model weights first, in layer and weight order; then everything else in file order.
+        // Legacy model weights first, in layer and weight order; then everything else by name.
         let legacy = legacy.unwrap_or_default();
         // Looked up by dataset (hashed: `weight_names` come from the file and may be many).
         let legacy_at: HashMap<&str, usize> =
@@ -164,7 +164,9 @@ fn walk(
         return Ok(()); // a second hard link to a group already listed (or a cycle)
     }
     seen_groups.push(token);
-    for member in group.member_names().map_err(group_err)? {
+    // By name: the order old-style groups (h5py's and Keras's) store, and the same for the compact and
+    // dense link storage newer libraries write, whose own order is a hash's.
+    for member in group.member_names_by(IndexType::Name, IterationOrder::Increasing).map_err(group_err)? {
         let full = if prefix.is_empty() { member.clone() } else { format!("{prefix}/{member}") };
         let kind = match group.loc_type_by_name(&member) {
             Ok(kind) => kind,
