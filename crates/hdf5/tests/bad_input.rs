@@ -5,9 +5,11 @@
 //! rows, and strings) must never panic, crash, hang or allocate by a forged number: either it
 //! succeeds, or the error names the file. `HDF5_FUZZ_SEED=n` runs the loop with seed `n`.
 //!
-//! This holds because the crate links the HDF5 C library it builds from source (2.x, through
+//! This holds because the crate links the HDF5 C library it builds from source (2.2, through
 //! hdf5-metno-src): the system libhdf5 1.10 segfaults inside the library on such files (5 of the
-//! seeds 1 to 40 of the earlier, narrower loop; `forged_global_heap_index` is one of its crashes).
+//! seeds 1 to 40 of the earlier, narrower loop; `forged_global_heap_index` is one of its crashes),
+//! and because the crate checks the file's global heaps before reading variable-length strings, on
+//! which 2.2 can loop forever (`a_global_heap_the_library_would_loop_on_is_refused`).
 
 mod common;
 
@@ -213,4 +215,33 @@ fn forged_global_heap_index() {
     let src = Hdf5Source::open(&file).unwrap();
     let err = src.read_strings("strings/vlen").unwrap_err().to_string();
     assert!(err.contains("data.h5") && err.contains("strings/vlen"), "{err}");
+}
+
+#[test]
+fn a_global_heap_the_library_would_loop_on_is_refused() {
+    // Found by the corruption loop (seed 25): HDF5 2.2 decodes a global heap collection object by
+    // object and moves on by each one's size; a free-space object (index 0) of size 0 ahead of the
+    // collection's end kept it in place forever. The file's heaps are checked first.
+    let (fixture, _, _) = common::expected("plain");
+    let mut bytes = std::fs::read(&fixture).unwrap();
+    let heap = global_heaps(&bytes)[0];
+    let heap_end = heap + u64::from_le_bytes(bytes[heap + 8..heap + 16].try_into().unwrap()) as usize;
+    // Walk the objects (index, references, reserved, 8-byte size, then the data padded to 8) to the
+    // free-space object, and empty it.
+    let mut at = heap + 16;
+    while u16::from_le_bytes([bytes[at], bytes[at + 1]]) != 0 {
+        let size = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+        at += 16 + size.next_multiple_of(8);
+    }
+    assert!(at + 16 < heap_end, "the free space is a whole object");
+    bytes[at + 8..at + 16].copy_from_slice(&0u64.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.h5");
+    std::fs::write(&file, &bytes).unwrap();
+    let src = Hdf5Source::open(&file).unwrap();
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(src.read_strings("strings/vlen").map_err(|e| e.to_string())));
+    let outcome = outcome.recv_timeout(std::time::Duration::from_secs(60)).expect("reading the strings hung");
+    let err = outcome.unwrap_err();
+    assert!(err.contains("data.h5") && err.contains("strings/vlen") && err.contains("global heap"), "{err}");
 }
