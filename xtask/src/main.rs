@@ -16,7 +16,7 @@ type Task = fn(&[String]) -> Result<(), String>;
 const TASKS: &[(&str, &str, Task)] = &[
     ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then run every test of every crate with all features", test),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
-    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench::bench),
+    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
 ];
 
 fn main() -> ExitCode {
@@ -48,17 +48,16 @@ fn print_tasks() {
 
 /// `cargo xtask test [ARGS...]`: what CI runs. Extra arguments go to `cargo test`.
 fn test(extra: &[String]) -> Result<(), String> {
-    let cmake = ensure_cmake()?;
+    use_cmake_for_hdf5()?;
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
-    run(cargo_building_hdf5(&cmake).args(args))
+    run(cargo().args(args))
 }
 
 /// `cargo xtask example`: inspects the committed example checkpoint, then plans and runs the
 /// committed warm-start example into `target/example/warm.safetensors`.
 fn example(_: &[String]) -> Result<(), String> {
-    let cmake = ensure_cmake()?;
-    let cargo = || cargo_building_hdf5(&cmake);
+    use_cmake_for_hdf5()?;
     run(cargo().args(["run", "--quiet", "--", "inspect", "examples/small.safetensors"]))?;
     let config = "examples/vocab-embedding/warmstart.toml";
     run(cargo().args(["run", "--quiet", "--", "plan", "--config", config]))?;
@@ -67,6 +66,23 @@ fn example(_: &[String]) -> Result<(), String> {
     run(cargo().args(["run", "--quiet", "--", "inspect", out]))?;
     println!("xtask: TensorFlow's values are in examples/vocab-embedding/expected.safetensors");
     println!("xtask: (the integration test warmstart::example_vocab_embedding compares them bit for bit)");
+    Ok(())
+}
+
+/// `cargo xtask bench`: its worker builds the HDF5 reader, so a cmake for HDF5 is found first.
+fn bench(args: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
+    bench::bench(args)
+}
+
+/// Makes sure the cargo commands this process runs can build the HDF5 C library from source: sets
+/// `CMAKE` (which the cmake crate honors) in our own environment, which they inherit, when the cmake
+/// to use is not the one on the PATH.
+fn use_cmake_for_hdf5() -> Result<(), String> {
+    if let Some(cmake) = ensure_cmake()? {
+        // Single-threaded here: nothing reads the environment concurrently.
+        env::set_var("CMAKE", cmake);
+    }
     Ok(())
 }
 
@@ -83,8 +99,7 @@ fn local_cmake() -> PathBuf {
 /// set, else a `cmake` on the PATH new enough, else the one a previous run installed under `target/`.
 /// Otherwise, as root, apt-get installs cmake; if that is still too old (Debian 12 has 3.25), installs
 /// cmake from PyPI into a virtual environment under `target/` (apt-get installing python3-venv if
-/// needed). Returns the cmake to pass as `CMAKE` to cargo (which the cmake crate honors), if not the
-/// one on the PATH.
+/// needed). Returns the cmake to use, if not the one on the PATH.
 fn ensure_cmake() -> Result<Option<PathBuf>, String> {
     if env::var_os("CMAKE").is_some() {
         return Ok(None);
@@ -171,16 +186,6 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
     command.current_dir(root());
-    command
-}
-
-/// A cargo command (as `cargo()`) that builds the HDF5 C library with `cmake` when `ensure_cmake` found
-/// one off the PATH.
-fn cargo_building_hdf5(cmake: &Option<PathBuf>) -> Command {
-    let mut command = cargo();
-    if let Some(cmake) = cmake {
-        command.env("CMAKE", cmake);
-    }
     command
 }
 
