@@ -131,7 +131,8 @@ fn assert_refused(src: &Path, says: &[&str]) {
 fn damaged_files_are_refused_with_no_output() {
     let bad = fixture("hdf5", "bad");
     assert_refused(&bad.join("truncated.h5"), &["truncated.h5", "cannot open as HDF5", "truncated file"]);
-    assert_refused(&bad.join("size_mismatch.h5"), &["size_mismatch.h5", "dataset \"w\"", "declares 36400 bytes but stores 364"]);
+    // The HDF5 library built from source refuses the size itself when the dataset is opened.
+    assert_refused(&bad.join("size_mismatch.h5"), &["size_mismatch.h5", "dataset \"w\"", "invalid dataset size"]);
 
     // A signature and nothing else.
     let dir = tempfile::tempdir().unwrap();

@@ -14,9 +14,9 @@ type Task = fn(&[String]) -> Result<(), String>;
 
 /// Every task: its name, what it does, and the function that does it.
 const TASKS: &[(&str, &str, Task)] = &[
-    ("test", "install the HDF5 C library if missing (as root, with apt-get), then run every test of every crate with all features", test),
+    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then run every test of every crate with all features", test),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
-    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench::bench),
+    ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
 ];
 
 fn main() -> ExitCode {
@@ -48,7 +48,7 @@ fn print_tasks() {
 
 /// `cargo xtask test [ARGS...]`: what CI runs. Extra arguments go to `cargo test`.
 fn test(extra: &[String]) -> Result<(), String> {
-    ensure_hdf5()?;
+    use_cmake_for_hdf5()?;
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
     run(cargo().args(args))
@@ -57,6 +57,7 @@ fn test(extra: &[String]) -> Result<(), String> {
 /// `cargo xtask example`: inspects the committed example checkpoint, then plans and runs the
 /// committed warm-start example into `target/example/warm.safetensors`.
 fn example(_: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
     run(cargo().args(["run", "--quiet", "--", "inspect", "examples/small.safetensors"]))?;
     let config = "examples/vocab-embedding/warmstart.toml";
     run(cargo().args(["run", "--quiet", "--", "plan", "--config", config]))?;
@@ -68,25 +69,104 @@ fn example(_: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes sure the HDF5 C library the hdf5 crate links against is installed: if `pkg-config` does not
-/// find it and we are root, installs it with apt-get; otherwise says why it is skipped.
-fn ensure_hdf5() -> Result<(), String> {
-    if succeeds(Command::new("pkg-config").args(["--exists", "hdf5"])) {
-        return Ok(());
+/// `cargo xtask bench`: its worker builds the HDF5 reader, so a cmake for HDF5 is found first.
+fn bench(args: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
+    bench::bench(args)
+}
+
+/// Makes sure the cargo commands this process runs can build the HDF5 C library from source: sets
+/// `CMAKE` (which the cmake crate honors) in our own environment, which they inherit, when the cmake
+/// to use is not the one on the PATH.
+fn use_cmake_for_hdf5() -> Result<(), String> {
+    if let Some(cmake) = ensure_cmake()? {
+        // Single-threaded here: nothing reads the environment concurrently.
+        env::set_var("CMAKE", cmake);
     }
-    if !is_root() {
-        println!("xtask: the HDF5 C library was not found and we are not root, so it is not installed;");
-        println!("xtask: if the HDF5 tests fail to build, run: sudo apt-get install libhdf5-dev pkg-config");
-        return Ok(());
+    Ok(())
+}
+
+/// The oldest cmake that configures the HDF5 sources hdf5-metno-src bundles (their
+/// `cmake_minimum_required`).
+const CMAKE_MIN: (u32, u32) = (3, 26);
+
+/// Where `ensure_cmake` installs cmake from PyPI when the system's is missing or too old.
+fn local_cmake() -> PathBuf {
+    root().join("target/xtask-cmake/bin/cmake")
+}
+
+/// Makes sure a cmake can build the HDF5 C library the hdf5 crate compiles from source: `$CMAKE` if
+/// set, else a `cmake` on the PATH new enough, else the one a previous run installed under `target/`.
+/// Otherwise, as root, apt-get installs cmake; if that is still too old (Debian 12 has 3.25), installs
+/// cmake from PyPI into a virtual environment under `target/` (apt-get installing python3-venv if
+/// needed). Returns the cmake to use, if not the one on the PATH.
+fn ensure_cmake() -> Result<Option<PathBuf>, String> {
+    if env::var_os("CMAKE").is_some() {
+        return Ok(None);
     }
-    println!("xtask: installing the HDF5 C library (libhdf5-dev, pkg-config) with apt-get");
+    if cmake_is_new_enough(Path::new("cmake")) {
+        return Ok(None);
+    }
+    let local = local_cmake();
+    if cmake_is_new_enough(&local) {
+        return Ok(Some(local));
+    }
+    let root_user = is_root();
     let apt = |args: &[&str]| {
         let mut command = Command::new("apt-get");
         command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         command
     };
-    run(&mut apt(&["update", "-qq"]))?;
-    run(&mut apt(&["install", "-y", "-qq", "--no-install-recommends", "libhdf5-dev", "pkg-config"]))
+    if root_user && !succeeds(Command::new("cmake").arg("--version")) {
+        println!("xtask: installing cmake and a C compiler with apt-get (the HDF5 C library is built from source)");
+        run(&mut apt(&["update", "-qq"]))?;
+        run(&mut apt(&["install", "-y", "-qq", "--no-install-recommends", "cmake", "make", "gcc", "libc6-dev"]))?;
+        if cmake_is_new_enough(Path::new("cmake")) {
+            return Ok(None);
+        }
+    }
+    let venv = root().join("target/xtask-cmake");
+    println!(
+        "xtask: cmake {}.{} or newer is needed to build HDF5; installing it from PyPI into {}",
+        CMAKE_MIN.0,
+        CMAKE_MIN.1,
+        venv.display()
+    );
+    let make_venv = || succeeds(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    if !make_venv() {
+        if !root_user {
+            return Err(format!(
+                "cannot create a Python virtual environment for cmake; install cmake {}.{} or newer \
+                 (e.g. `pip install cmake`) and set CMAKE to it",
+                CMAKE_MIN.0, CMAKE_MIN.1
+            ));
+        }
+        run(&mut apt(&["update", "-qq"]))?;
+        run(&mut apt(&["install", "-y", "-qq", "--no-install-recommends", "python3-venv"]))?;
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    let requirement = format!("cmake>={}.{}", CMAKE_MIN.0, CMAKE_MIN.1);
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", &requirement]))?;
+    if cmake_is_new_enough(&local) {
+        Ok(Some(local))
+    } else {
+        Err(format!("{} does not run as cmake {}.{} or newer", local.display(), CMAKE_MIN.0, CMAKE_MIN.1))
+    }
+}
+
+/// Whether `cmake --version` runs and says at least `CMAKE_MIN`.
+fn cmake_is_new_enough(cmake: &Path) -> bool {
+    let Ok(out) = Command::new(cmake).arg("--version").output() else {
+        return false;
+    };
+    out.status.success() && cmake_version(&String::from_utf8_lossy(&out.stdout)).is_some_and(|v| v >= CMAKE_MIN)
+}
+
+/// The major and minor version in cmake's `cmake version 3.25.1` line.
+fn cmake_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.lines().next()?.strip_prefix("cmake version ")?;
+    let mut parts = version.split('.');
+    Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
 }
 
 /// Whether we run as root (`id -u` prints 0).
@@ -122,5 +202,19 @@ fn run(command: &mut Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{shown} failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmake_versions_are_read_from_the_first_line() {
+        assert_eq!(cmake_version("cmake version 3.25.1\n\nCMake suite maintained by Kitware"), Some((3, 25)));
+        assert_eq!(cmake_version("cmake version 4.4.5\n"), Some((4, 4)));
+        assert_eq!(cmake_version("cmake3 version 3.26.0"), None);
+        assert!(cmake_version("cmake version 3.25.1").is_some_and(|v| v < CMAKE_MIN));
+        assert!(cmake_version("cmake version 3.26.0-rc1").is_some_and(|v| v >= CMAKE_MIN));
     }
 }

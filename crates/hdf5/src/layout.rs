@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hdf5::{File, Group, LocationToken, LocationType};
 
+use crate::heaps::GlobalHeaps;
 use crate::raw;
 use crate::{Hdf5Error, Hdf5Source};
 
@@ -20,13 +21,14 @@ pub(crate) fn copy_layout(template: &Hdf5Source, dest: &File, path: &Path) -> Re
         what,
         source,
     };
-    raw::copy_attributes(template.file(), dest).map_err(|(what, e)| err(format!("{what} of /"), e))?;
+    raw::copy_attributes(template.file(), dest, template.global_heaps()).map_err(|(what, e)| err(format!("{what} of /"), e))?;
     let mut seen = Vec::new();
-    copy_groups(template.file(), dest, "", 0, &mut seen, &err)
+    copy_groups(template.file(), template.global_heaps(), dest, "", 0, &mut seen, &err)
 }
 
 fn copy_groups(
     from: &Group,
+    heaps: &GlobalHeaps,
     dest: &File,
     prefix: &str,
     depth: usize,
@@ -52,8 +54,8 @@ fn copy_groups(
             Ok(g) => g,
             Err(_) => dest.create_group(&full).map_err(|e| err(format!("group /{full}"), e))?,
         };
-        raw::copy_attributes(&child, &copy).map_err(|(what, e)| err(format!("{what} of /{full}"), e))?;
-        copy_groups(&child, dest, &full, depth + 1, seen, err)?;
+        raw::copy_attributes(&child, &copy, heaps).map_err(|(what, e)| err(format!("{what} of /{full}"), e))?;
+        copy_groups(&child, heaps, dest, &full, depth + 1, seen, err)?;
     }
     Ok(())
 }
@@ -66,7 +68,7 @@ pub(crate) fn copy_dataset_attributes(
     path: &Path,
 ) -> Result<(), Hdf5Error> {
     let Ok(original) = template.file().dataset(dataset) else { return Ok(()) };
-    raw::copy_attributes(&original, onto).map_err(|(what, source)| Hdf5Error::Template {
+    raw::copy_attributes(&original, onto, template.global_heaps()).map_err(|(what, source)| Hdf5Error::Template {
         path: path.to_path_buf(),
         template: warmstart_core::CheckpointSource::path(template).to_path_buf(),
         what: format!("{what} of dataset /{dataset}"),

@@ -33,6 +33,7 @@
 compile_error!("warmstart-hdf5 serves little-endian bytes through native memory types: little-endian hosts only");
 
 mod error;
+mod heaps;
 mod layout;
 mod raw;
 mod sink;

@@ -18,6 +18,8 @@ use hdf5_sys::h5s::{H5Sget_simple_extent_npoints, H5S_ALL};
 use hdf5_sys::h5t::{H5T_class_t, H5Tdetect_class, H5Tget_class, H5Tget_size, H5Tis_variable_str};
 use warmstart_core::DType;
 
+use crate::heaps::GlobalHeaps;
+
 /// Attribute values larger than this are refused rather than allocated (Keras' largest, a model
 /// config, is a few megabytes).
 const MAX_ATTRIBUTE_BYTES: u64 = 1 << 30;
@@ -235,14 +237,14 @@ fn has_variable_length(id: hid_t) -> bool {
 ///
 /// # Safety
 /// `buf` must hold values of type `type_id` over `space_id` just read by the library.
-#[allow(deprecated)] // H5Treclaim replaces it from 1.12 on, and 1.10 has only this one
 unsafe fn reclaim(type_id: hid_t, space_id: hid_t, buf: *mut u8) {
-    hdf5_sys::h5d::H5Dvlen_reclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
+    hdf5_sys::h5t::H5Treclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
 }
 
 /// The elements of a string dataset or attribute (fixed or variable length, either charset), in
 /// row-major order; a fixed-length value loses its trailing NUL padding.
-pub(crate) fn read_strings(obj: Values<'_>) -> hdf5::Result<Vec<Vec<u8>>> {
+/// `heaps` is checked before a variable-length value is read.
+pub(crate) fn read_strings(obj: Values<'_>, heaps: &GlobalHeaps) -> hdf5::Result<Vec<Vec<u8>>> {
     let _lock = hdf5_sys::LOCK.lock();
     let file_type = obj.file_type()?;
     let space = obj.space()?;
@@ -253,6 +255,7 @@ pub(crate) fn read_strings(obj: Values<'_>) -> hdf5::Result<Vec<Vec<u8>>> {
         return Err("not a string type".into());
     }
     if variable {
+        heaps.check()?;
         let len = byte_len(n, std::mem::size_of::<*const c_char>())?;
         let mut buf = aligned_buffer(len)?;
         let ptr = buf.as_mut_ptr().cast::<u8>();
@@ -295,15 +298,15 @@ pub(crate) fn read_strings(obj: Values<'_>) -> hdf5::Result<Vec<Vec<u8>>> {
 
 /// Copies every attribute of `from` to `to`, each with its own datatype and dataspace. Attributes
 /// holding object references (which would point into the other file) are left out.
-pub(crate) fn copy_attributes(from: &Location, to: &Location) -> Result<(), (String, hdf5::Error)> {
+pub(crate) fn copy_attributes(from: &Location, to: &Location, heaps: &GlobalHeaps) -> Result<(), (String, hdf5::Error)> {
     let names = from.attr_names().map_err(|e| ("attribute names".to_string(), e))?;
     for name in names {
-        copy_attribute(from, to, &name).map_err(|e| (format!("attribute {name:?}"), e))?;
+        copy_attribute(from, to, &name, heaps).map_err(|e| (format!("attribute {name:?}"), e))?;
     }
     Ok(())
 }
 
-fn copy_attribute(from: &Location, to: &Location, name: &str) -> hdf5::Result<()> {
+fn copy_attribute(from: &Location, to: &Location, name: &str, heaps: &GlobalHeaps) -> hdf5::Result<()> {
     let _lock = hdf5_sys::LOCK.lock();
     let attr = from.attr(name)?;
     // SAFETY: queries on a valid attribute id; the returned ids are owned by the wrappers.
@@ -318,6 +321,9 @@ fn copy_attribute(from: &Location, to: &Location, name: &str) -> hdf5::Result<()
         return Err("attribute type has no size".into());
     }
     let len = byte_len(u64::try_from(n).map_err(|_| hdf5::Error::from("negative element count"))?, size)?;
+    if has_variable_length(file_type.id()) {
+        heaps.check()?;
+    }
     let mut buf = aligned_buffer(len)?;
     let ptr = buf.as_mut_ptr().cast::<u8>();
     // SAFETY: `buf` holds every element of the attribute in its own type.

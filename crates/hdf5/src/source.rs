@@ -8,9 +8,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hdf5::dataset::Layout;
-use hdf5::{Datatype, File, Group, LocationToken, LocationType};
+use hdf5::{Datatype, File, Group, IndexType, IterationOrder, LocationToken, LocationType};
 use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
 
+use crate::heaps::GlobalHeaps;
 use crate::raw::{self, Values};
 use crate::Hdf5Error;
 
@@ -45,6 +46,8 @@ pub struct Hdf5Source {
     datasets: Vec<String>,
     index: HashMap<String, usize>,
     keras: Option<KerasLayout>,
+    /// Checked before the first variable-length value is read.
+    heaps: GlobalHeaps,
 }
 
 impl std::fmt::Debug for Hdf5Source {
@@ -67,7 +70,8 @@ impl Hdf5Source {
         let mut seen_groups = Vec::new();
         walk(path, &file, "", 0, &mut seen_groups, &mut found)?;
 
-        let legacy = legacy_names(path, &file, &found)?;
+        let heaps = GlobalHeaps::new(path);
+        let legacy = legacy_names(path, &file, &found, &heaps)?;
         let keras = if legacy.is_some() {
             Some(KerasLayout::Legacy)
         } else if file.link_exists("layers") && file.link_exists("vars") {
@@ -76,7 +80,7 @@ impl Hdf5Source {
             None
         };
 
-        // Legacy model weights first, in layer and weight order; then everything else in file order.
+        // Legacy model weights first, in layer and weight order; then everything else by name.
         let legacy = legacy.unwrap_or_default();
         // Looked up by dataset (hashed: `weight_names` come from the file and may be many).
         let legacy_at: HashMap<&str, usize> =
@@ -109,7 +113,7 @@ impl Hdf5Source {
             tensors.push(info);
             datasets.push(dataset);
         }
-        Ok(Hdf5Source { path: path.to_path_buf(), file, tensors, datasets, index, keras })
+        Ok(Hdf5Source { path: path.to_path_buf(), file, tensors, datasets, index, keras, heaps })
     }
 
     /// The Keras layout of the file, if it has one.
@@ -125,6 +129,10 @@ impl Hdf5Source {
     /// The open file, for writers copying its layout.
     pub(crate) fn file(&self) -> &File {
         &self.file
+    }
+
+    pub(crate) fn global_heaps(&self) -> &GlobalHeaps {
+        &self.heaps
     }
 
     fn entry(&self, name: &str) -> Result<(usize, &TensorInfo)> {
@@ -164,7 +172,9 @@ fn walk(
         return Ok(()); // a second hard link to a group already listed (or a cycle)
     }
     seen_groups.push(token);
-    for member in group.member_names().map_err(group_err)? {
+    // By name: the order old-style groups (h5py's and Keras's) store, and the same for the compact and
+    // dense link storage newer libraries write, whose own order is a hash's.
+    for member in group.member_names_by(IndexType::Name, IterationOrder::Increasing).map_err(group_err)? {
         let full = if prefix.is_empty() { member.clone() } else { format!("{prefix}/{member}") };
         let kind = match group.loc_type_by_name(&member) {
             Ok(kind) => kind,
@@ -253,12 +263,12 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
 
 /// For a legacy Keras full-model file, each model weight's dataset path and name, in `layer_names`
 /// and `weight_names` order; `None` for any other file.
-fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Result<Option<Vec<(String, String)>>, Hdf5Error> {
+fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps: &GlobalHeaps) -> Result<Option<Vec<(String, String)>>, Hdf5Error> {
     if !file.link_exists("model_weights") {
         return Ok(None);
     }
     let Ok(weights) = file.group("model_weights") else { return Ok(None) };
-    let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names")? else { return Ok(None) };
+    let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names", heaps)? else { return Ok(None) };
     let attr_err = |group: &str, attribute: &str, reason: String| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group}"),
@@ -273,7 +283,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
         let group = file
             .group(&group_path)
             .map_err(|_| attr_err("model_weights", "layer_names", format!("names layer {layer:?}, which has no group")))?;
-        let Some(weight_names) = string_list_attr(path, &group, &group_path, "weight_names")? else { continue };
+        let Some(weight_names) = string_list_attr(path, &group, &group_path, "weight_names", heaps)? else { continue };
         for weight in weight_names {
             let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", "a name is not UTF-8".into()))?;
             let dataset = format!("{group_path}/{weight}");
@@ -290,7 +300,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)]) -> Res
 
 /// The strings of attribute `name` of `group`: `None` if there is no such attribute, an empty list for
 /// an empty attribute of any type (h5py writes an empty list as an empty float array).
-fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
+fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str, heaps: &GlobalHeaps) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
     let err = |reason: String| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group_path}"),
@@ -305,7 +315,7 @@ fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str) ->
     if attr.space().map_err(|e| err(e.to_string()))?.size() == 0 {
         return Ok(Some(Vec::new()));
     }
-    raw::read_strings(Values::Attribute(&attr)).map(Some).map_err(|e| err(format!("not a list of strings: {e}")))
+    raw::read_strings(Values::Attribute(&attr), heaps).map(Some).map_err(|e| err(format!("not a list of strings: {e}")))
 }
 
 impl CheckpointSource for Hdf5Source {
@@ -365,7 +375,7 @@ impl CheckpointSource for Hdf5Source {
             return Err(Error::WrongDType { path: self.path.clone(), name: name.to_string(), dtype: info.dtype });
         }
         let dataset = self.open_dataset(i)?;
-        let values = raw::read_strings(Values::Dataset(&dataset)).map_err(|source| Hdf5Error::Read {
+        let values = raw::read_strings(Values::Dataset(&dataset), &self.heaps).map_err(|source| Hdf5Error::Read {
             path: self.path.clone(),
             dataset: self.datasets[i].clone(),
             source,

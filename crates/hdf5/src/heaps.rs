@@ -1,0 +1,163 @@
+//! A check of a file's global heap collections, where HDF5 keeps variable-length strings, made before
+//! the HDF5 library reads any variable-length value from the file: the library (2.2) loops forever
+//! decoding a collection in which object 0, the free space, has size 0 ahead of the collection's end
+//! (`H5HG__cache_heap_deserialize` advances by the object's size). Found by the corruption loop (one
+//! flipped bit); nothing this crate can ask the library first, so the file's bytes are looked at.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A collection's signature.
+const SIGNATURE: &[u8; 4] = b"GCOL";
+/// The collection header: signature, version (1), three reserved bytes and the 8-byte size.
+const HEADER_LEN: usize = 16;
+/// An object header: index (2 bytes), reference count (2), reserved (4), size (8).
+const OBJECT_HEADER_LEN: usize = 16;
+
+/// The global heap check of one file, made once, the first time a variable-length value is read.
+#[derive(Debug)]
+pub(crate) struct GlobalHeaps {
+    path: PathBuf,
+    checked: OnceLock<Result<(), String>>,
+}
+
+impl GlobalHeaps {
+    pub(crate) fn new(path: &Path) -> GlobalHeaps {
+        GlobalHeaps { path: path.to_path_buf(), checked: OnceLock::new() }
+    }
+
+    /// Fine if no collection of the file would make the library loop; else why (the error's text).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        self.checked.get_or_init(|| check_file(&self.path)).clone()
+    }
+}
+
+fn check_file(path: &Path) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| format!("cannot read the file to check its global heaps: {e}"))?;
+    // SAFETY: a read-only map, read only inside this call; a file changed meanwhile can only give
+    // a wrong answer about its heaps, which the library then meets as it would without the check.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map the file to check its global heaps: {e}"))?;
+    match looping_collection(&bytes) {
+        Some(at) => Err(format!(
+            "the global heap collection at byte {at} has an empty free-space object before its end \
+             (the HDF5 library would loop forever reading it)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The offset of the first global heap collection in `bytes` that the library would loop on.
+fn looping_collection(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = find(&bytes[from..], SIGNATURE) {
+        let at = from + found;
+        if collection_loops(&bytes[at..]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8; 4]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = haystack.get(from..)?.iter().position(|&b| b == needle[0]) {
+        let at = from + i;
+        if haystack.get(at..at + 4)? == needle {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// Whether the collection at the start of `bytes` (signature found) walks, as the library decodes
+/// it, onto an object that does not move it forward. A collection that ends past the file or whose
+/// objects run past its end is left to the library, which refuses it.
+fn collection_loops(bytes: &[u8]) -> bool {
+    if bytes.get(4) != Some(&1) {
+        return false; // the library refuses other versions
+    }
+    let Some(size) = read_u64(bytes, 8).and_then(|s| usize::try_from(s).ok()) else { return false };
+    let Some(heap) = bytes.get(..size) else { return false };
+    let mut p = HEADER_LEN;
+    while p < heap.len() {
+        if p + OBJECT_HEADER_LEN > heap.len() {
+            return false; // the free space at the end
+        }
+        let index = u16::from_le_bytes([heap[p], heap[p + 1]]);
+        let Some(object_size) = read_u64(heap, p + 8) else { return false };
+        let need = if index == 0 {
+            object_size
+        } else {
+            // The object header plus its data, padded to 8 bytes.
+            object_size.checked_add(7).map_or(u64::MAX, |s| s & !7).saturating_add(OBJECT_HEADER_LEN as u64)
+        };
+        if need == 0 {
+            return true;
+        }
+        match usize::try_from(need).ok().and_then(|n| p.checked_add(n)) {
+            Some(next) if next <= heap.len() => p = next,
+            _ => return false, // runs past the collection: refused by the library
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collection of `size` bytes holding the given (index, data length) objects, then free space.
+    fn collection(size: usize, objects: &[(u16, usize)], free_size: u64) -> Vec<u8> {
+        let mut bytes = Vec::from(*SIGNATURE);
+        bytes.extend([1, 0, 0, 0]);
+        bytes.extend((size as u64).to_le_bytes());
+        for &(index, len) in objects {
+            bytes.extend(index.to_le_bytes());
+            bytes.extend([1, 0, 0, 0, 0, 0]);
+            bytes.extend((len as u64).to_le_bytes());
+            bytes.extend(vec![b'x'; len.next_multiple_of(8)]);
+        }
+        let free_at = bytes.len();
+        bytes.extend([0; 8]);
+        bytes.extend(free_size.to_le_bytes());
+        bytes.resize(size, 0);
+        assert!(free_at + 16 <= size);
+        bytes
+    }
+
+    #[test]
+    fn a_well_formed_collection_does_not_loop() {
+        let heap = collection(4096, &[(1, 5), (2, 11)], 4096 - 16 - 24 - 32);
+        let mut file = vec![7u8; 100];
+        file.extend(&heap);
+        assert_eq!(looping_collection(&file), None);
+    }
+
+    #[test]
+    fn an_empty_free_space_object_before_the_end_loops() {
+        let heap = collection(4096, &[(1, 5)], 0);
+        let mut file = vec![7u8; 100];
+        file.extend(&heap);
+        assert_eq!(looping_collection(&file), Some(100));
+    }
+
+    #[test]
+    fn collections_the_library_refuses_are_left_to_it() {
+        let mut heap = collection(4096, &[(1, 5)], 0);
+        heap[4] = 2; // another version
+        assert_eq!(looping_collection(&heap), None);
+        let heap = collection(4096, &[(1, 5)], 0);
+        assert_eq!(looping_collection(&heap[..2000]), None, "ends past the file");
+        let mut heap = collection(4096, &[(1, 5)], 0);
+        heap[16 + 8..16 + 16].copy_from_slice(&u64::MAX.to_le_bytes()); // an object past the end
+        assert_eq!(looping_collection(&heap), None);
+        assert_eq!(looping_collection(b"GCO"), None);
+    }
+}
