@@ -8,14 +8,11 @@
 //!
 //! The workload-level numbers (whole checkpoints, against `cp`) come from `cargo xtask bench`.
 
-use std::any::Any;
-use std::borrow::Cow;
 use std::hint::black_box;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
+use warmstart_core::test_support::MemorySource;
+use warmstart_core::{CheckpointSource, DType, TensorInfo};
 use warmstart_planner::remap::{partition_geometry, remap_partition};
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::{BackupInitializer, RemapParams, VocabFile};
@@ -53,37 +50,6 @@ fn vocabularies(n: u64) -> (VocabFile, VocabFile) {
     (VocabFile::new("old_vocab.txt", old), VocabFile::new("new_vocab.txt", lines.concat()))
 }
 
-/// One float32 matrix held in memory, served as rows.
-struct MemorySource {
-    tensors: Vec<TensorInfo>,
-    data: Vec<u8>,
-    path: PathBuf,
-}
-
-impl CheckpointSource for MemorySource {
-    fn format(&self) -> &'static str {
-        "memory"
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
-    fn tensors(&self) -> &[TensorInfo] {
-        &self.tensors
-    }
-    fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
-        let info = self.require(name)?;
-        let row_bytes = info.row_bytes().unwrap_or(0) as usize;
-        let (start, end) = (rows.start as usize * row_bytes, rows.end as usize * row_bytes);
-        self.data
-            .get(start..end)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| Error::TensorNotFound { path: self.path.clone(), name: name.to_string() })
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
 fn crc(c: &mut Criterion) {
     let mut rng = SplitMix64(1);
     let block: Vec<u8> = (0..(4 << 20) / 8).flat_map(|_| rng.next().to_le_bytes()).collect();
@@ -115,11 +81,7 @@ fn row_gather(c: &mut Criterion) {
     let (old_vocab, new_vocab) = vocabularies(rows);
     let mut rng = SplitMix64(2);
     let data: Vec<u8> = (0..rows * dim / 2).flat_map(|_| rng.next().to_le_bytes()).collect();
-    let source = MemorySource {
-        tensors: vec![TensorInfo::new("embedding", DType::F32, vec![rows, dim])],
-        data,
-        path: PathBuf::from("memory"),
-    };
+    let source = MemorySource::new().with_bytes(TensorInfo::new("embedding", DType::F32, vec![rows, dim]), data);
     let params = RemapParams {
         variable: "embedding",
         old_tensor: "embedding",
@@ -139,7 +101,7 @@ fn row_gather(c: &mut Criterion) {
     let mut dst = vec![0u8; (rows * dim * 4) as usize];
     group.bench_function("gather_partition/100000x128", |b| {
         b.iter(|| {
-            warmstart_executor::gather_partition(&part, black_box(&source.data), (dim * 4) as usize, 0.0, &mut dst).unwrap();
+            warmstart_executor::gather_partition(&part, black_box(source.bytes("embedding")), (dim * 4) as usize, 0.0, &mut dst).unwrap();
             black_box(&dst);
         })
     });

@@ -47,43 +47,10 @@ pub fn copy_tensor(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::MemorySource;
     use crate::TensorInfo;
-    use std::any::Any;
-    use std::borrow::Cow;
     use std::ops::Range;
     use std::path::Path;
-
-    /// A source holding its tensors in memory, counting the reads it serves.
-    struct MemorySource {
-        tensors: Vec<TensorInfo>,
-        data: Vec<Vec<u8>>,
-        strings: Vec<Vec<u8>>,
-        reads: std::sync::Mutex<Vec<Range<u64>>>,
-    }
-
-    impl CheckpointSource for MemorySource {
-        fn format(&self) -> &'static str {
-            "memory"
-        }
-        fn path(&self) -> &Path {
-            Path::new("memory")
-        }
-        fn tensors(&self) -> &[TensorInfo] {
-            &self.tensors
-        }
-        fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
-            let i = self.tensors.iter().position(|t| t.name == name).unwrap();
-            let row = self.tensors[i].row_bytes().unwrap() as usize;
-            self.reads.lock().unwrap().push(rows.clone());
-            Ok(Cow::Borrowed(&self.data[i][rows.start as usize * row..rows.end as usize * row]))
-        }
-        fn read_strings(&self, _name: &str) -> Result<Vec<Vec<u8>>> {
-            Ok(self.strings.clone())
-        }
-        fn as_any(&self) -> &dyn Any {
-            self
-        }
-    }
 
     /// A sink recording what it was given.
     #[derive(Default)]
@@ -119,55 +86,58 @@ mod tests {
     }
 
     fn source(info: TensorInfo) -> MemorySource {
-        let len = info.byte_len().unwrap_or(0) as usize;
-        MemorySource {
-            tensors: vec![info],
-            data: vec![(0..len).map(|i| i as u8).collect()],
-            strings: vec![b"a".to_vec(), b"bc".to_vec()],
-            reads: Default::default(),
+        if info.dtype == DType::String {
+            return MemorySource::new().with_strings(&info.name, &info.shape, vec![b"a".to_vec(), b"bc".to_vec()]);
         }
+        let len = info.byte_len().unwrap_or(0) as usize;
+        MemorySource::new().with_bytes(info, (0..len).map(|i| i as u8).collect())
+    }
+
+    /// The row ranges `src` served.
+    fn row_reads(src: &MemorySource) -> Vec<Range<u64>> {
+        src.reads().into_iter().map(|(_, rows)| rows).collect()
     }
 
     #[test]
     fn streams_in_row_blocks() {
         let src = source(TensorInfo::new("w", DType::F32, vec![10, 2]));
         let mut sink = RecordingSink::default();
-        let tensor = SinkTensor::whole(src.tensors[0].clone());
+        let tensor = SinkTensor::whole(src.tensors()[0].clone());
         copy_tensor(&src, "w", &mut sink, &tensor, 24).unwrap();
-        assert_eq!(*src.reads.lock().unwrap(), vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(row_reads(&src), vec![0..3, 3..6, 6..9, 9..10]);
         assert_eq!(sink.events, ["begin w", "data 24", "data 24", "data 24", "data 8", "end"]);
-        assert_eq!(sink.data, src.data[0]);
+        assert_eq!(sink.data, src.bytes("w"));
     }
 
     #[test]
     fn block_smaller_than_a_row_still_reads_whole_rows() {
         let src = source(TensorInfo::new("w", DType::F64, vec![2, 3]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "w", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
-        assert_eq!(*src.reads.lock().unwrap(), vec![0..1, 1..2]);
-        assert_eq!(sink.data, src.data[0]);
+        copy_tensor(&src, "w", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
+        assert_eq!(row_reads(&src), vec![0..1, 1..2]);
+        assert_eq!(sink.data, src.bytes("w"));
     }
 
     #[test]
     fn scalar_and_empty_tensors() {
         let src = source(TensorInfo::new("s", DType::I64, vec![]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "s", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        copy_tensor(&src, "s", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["begin s", "data 8", "end"]);
 
         let src = source(TensorInfo::new("e", DType::F32, vec![0, 4]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "e", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        copy_tensor(&src, "e", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["begin e", "end"]);
 
         let src = source(TensorInfo::new("o", DType::F32, vec![0, 1 << 62]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "o", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        copy_tensor(&src, "o", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["begin o", "end"], "no rows, though a row's size overflows");
 
         let src = source(TensorInfo::new("z", DType::F32, vec![5, 0]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "z", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        copy_tensor(&src, "z", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["begin z", "data 0", "end"]);
     }
 
@@ -175,7 +145,7 @@ mod tests {
     fn strings_are_copied_whole() {
         let src = source(TensorInfo::new("vocab", DType::String, vec![2]));
         let mut sink = RecordingSink::default();
-        copy_tensor(&src, "vocab", &mut sink, &SinkTensor::whole(src.tensors[0].clone()), 1).unwrap();
+        copy_tensor(&src, "vocab", &mut sink, &SinkTensor::whole(src.tensors()[0].clone()), 1).unwrap();
         assert_eq!(sink.events, ["strings vocab 2"]);
     }
 

@@ -13,7 +13,7 @@ mod error;
 mod sink;
 mod source;
 mod tensor;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
 pub use copy::copy_tensor;

@@ -1,58 +1,20 @@
 //! Test-only in-memory checkpoint source and sink, and executor tests on them.
 
-use std::any::Any;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor, TensorInfo};
+use warmstart_core::test_support::MemorySource;
+use warmstart_core::{CheckpointSink, CheckpointSource, Result, SinkTensor};
 
 /// A source holding float32 tensors in memory.
-pub(crate) struct MemSource {
-    tensors: Vec<TensorInfo>,
-    data: Vec<Vec<u8>>,
-    /// The largest read served, in bytes.
-    pub(crate) max_read: std::sync::atomic::AtomicUsize,
+pub(crate) fn mem_source(entries: &[(&str, &[u64], &[f32])]) -> MemorySource {
+    entries.iter().fold(MemorySource::new(), |src, (name, shape, values)| src.with_f32(name, shape, values))
 }
 
-impl MemSource {
-    pub(crate) fn new(entries: &[(&str, &[u64], &[f32])]) -> Self {
-        let tensors = entries.iter().map(|(n, s, _)| TensorInfo::new(*n, DType::F32, s.to_vec())).collect();
-        let data = entries.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-        MemSource { tensors, data, max_read: Default::default() }
-    }
-}
-
-impl CheckpointSource for MemSource {
-    fn format(&self) -> &'static str {
-        "memory"
-    }
-    fn path(&self) -> &Path {
-        Path::new("memory")
-    }
-    fn tensors(&self) -> &[TensorInfo] {
-        &self.tensors
-    }
-    fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
-        let i = self.tensors.iter().position(|t| t.name == name).ok_or_else(|| Error::TensorNotFound {
-            path: PathBuf::from("memory"),
-            name: name.to_string(),
-        })?;
-        let row = self.tensors[i].row_bytes().unwrap_or(0) as usize;
-        let (a, b) = (rows.start as usize * row, rows.end as usize * row);
-        self.max_read.fetch_max(b.saturating_sub(a), std::sync::atomic::Ordering::Relaxed);
-        self.data[i].get(a..b).map(Cow::Borrowed).ok_or(Error::RowsOutOfRange {
-            path: PathBuf::from("memory"),
-            name: name.to_string(),
-            start: rows.start,
-            end: rows.end,
-            rows: self.tensors[i].rows(),
-        })
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+/// The largest read `src` served, in bytes.
+pub(crate) fn max_read(src: &MemorySource) -> u64 {
+    let row_bytes = |name: &str| src.tensor(name).and_then(|t| t.row_bytes()).unwrap_or(0);
+    src.reads().iter().map(|(name, rows)| (rows.end - rows.start) * row_bytes(name)).max().unwrap_or(0)
 }
 
 /// A sink collecting what it is given, per (name, slice start).
@@ -96,7 +58,7 @@ impl CheckpointSink for MemSink {
 mod tests {
     use super::*;
     use crate::{execute, load_and_remap, ExecOptions};
-    use warmstart_core::{Slice, VariablePart};
+    use warmstart_core::{DType, Slice, VariablePart};
     use warmstart_planner::*;
 
     fn vocab(name: &str, s: &str) -> VocabFile {
@@ -107,7 +69,7 @@ mod tests {
     #[test]
     fn load_and_remap_applies_rows_and_columns() {
         let w: Vec<f32> = (0..9).map(|x| x as f32).collect();
-        let old = MemSource::new(&[("w", &[3, 3], &w)]);
+        let old = mem_source(&[("w", &[3, 3], &w)]);
         let (old_rows, new_rows) = (vocab("or", "a\nb\nc"), vocab("nr", "b\na\nz"));
         let (old_cols, new_cols) = (vocab("oc", "x\ny\nz"), vocab("nc", "x\nz\nq"));
         let params = RemapParams {
@@ -128,8 +90,8 @@ mod tests {
     /// A partitioned target written in parts or whole; a remap with the target's own initial values.
     #[test]
     fn executes_copies_parts_and_initial_backup() {
-        let old = MemSource::new(&[("w", &[4, 1], &[0.5, 1.0, 1.5, 2.0]), ("e", &[2, 2], &[1.0, 2.0, 3.0, 4.0])]);
-        let target = MemSource::new(&[
+        let old = mem_source(&[("w", &[4, 1], &[0.5, 1.0, 1.5, 2.0]), ("e", &[2, 2], &[1.0, 2.0, 3.0, 4.0])]);
+        let target = mem_source(&[
             ("w", &[4, 1], &[0.0; 4]),
             ("e", &[3, 2], &[9.0, 9.5, 8.0, 8.5, 7.0, 7.5]),
             ("step", &[], &[3.0]),
@@ -174,15 +136,15 @@ mod tests {
 mod streaming {
     use super::*;
     use crate::{execute, ExecOptions};
-    use std::sync::atomic::Ordering;
+    use warmstart_core::DType;
     use warmstart_planner::*;
 
     /// A copy of a 1 MiB tensor with 64 KiB blocks never reads more than a block at once.
     #[test]
     fn copies_stream_in_row_blocks() {
         let values = vec![1.5f32; 1024 * 256];
-        let old = MemSource::new(&[("big", &[1024, 256], &values)]);
-        let target = MemSource::new(&[("big", &[1024, 256], &vec![0.0; 1024 * 256])]);
+        let old = mem_source(&[("big", &[1024, 256], &values)]);
+        let target = mem_source(&[("big", &[1024, 256], &vec![0.0; 1024 * 256])]);
         let vars = [TargetVariable { name: "big".into(), tensor: "big".into(), dtype: DType::F32, shape: vec![1024, 256], trainable: true, parts: vec![] }];
         let settings = PlanSettings::default();
         let p = plan(
@@ -195,8 +157,8 @@ mod streaming {
         let options = ExecOptions { block_bytes: 64 << 10, progress: None };
         let report = execute(&p, &old, &target, &mut sink, &options).unwrap();
         assert_eq!(report.bytes_written, 1 << 20);
-        assert_eq!(old.max_read.load(Ordering::Relaxed), 64 << 10);
-        assert_eq!(target.max_read.load(Ordering::Relaxed), 0);
+        assert_eq!(max_read(&old), 64 << 10);
+        assert_eq!(max_read(&target), 0);
         assert!(sink.written[&("big".to_string(), vec![])].iter().all(|&x| x == 1.5));
     }
 }

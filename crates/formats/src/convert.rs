@@ -65,57 +65,18 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
 #[cfg(all(test, feature = "safetensors"))]
 mod tests {
     use super::*;
-    use std::any::Any;
-    use std::borrow::Cow;
     use std::collections::BTreeMap;
-    use std::ops::Range;
-    use std::path::PathBuf;
-    use warmstart_core::{Error, TensorInfo};
+    use warmstart_core::test_support::MemorySource;
+    use warmstart_core::TensorInfo;
 
     /// A source with a numeric tensor of many rows, a string tensor and metadata.
-    struct MemorySource {
-        path: PathBuf,
-        tensors: Vec<TensorInfo>,
-        data: Vec<u8>,
-        metadata: BTreeMap<String, String>,
-    }
-
-    impl CheckpointSource for MemorySource {
-        fn format(&self) -> &'static str {
-            "memory"
-        }
-        fn path(&self) -> &Path {
-            &self.path
-        }
-        fn tensors(&self) -> &[TensorInfo] {
-            &self.tensors
-        }
-        fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
-            if name != "big" {
-                return Err(Error::WrongDType { path: self.path.clone(), name: name.into(), dtype: DType::String });
-            }
-            Ok(Cow::Borrowed(&self.data[rows.start as usize * 4..rows.end as usize * 4]))
-        }
-        fn read_strings(&self, _name: &str) -> Result<Vec<Vec<u8>>> {
-            Ok(vec![b"a".to_vec()])
-        }
-        fn metadata(&self) -> Option<&BTreeMap<String, String>> {
-            Some(&self.metadata)
-        }
-        fn as_any(&self) -> &dyn Any {
-            self
-        }
-    }
-
     fn source() -> MemorySource {
         // 5 MiB of F32 rows of one element, so the copy takes two row blocks.
         let rows = 5 << 18;
-        MemorySource {
-            path: "memory".into(),
-            tensors: vec![TensorInfo::new("big", DType::F32, vec![rows]), TensorInfo::new("vocab", DType::String, vec![1])],
-            data: (0..rows * 4).map(|i| (i % 251) as u8).collect(),
-            metadata: BTreeMap::from([("k".into(), "v".into())]),
-        }
+        MemorySource::new()
+            .with_bytes(TensorInfo::new("big", DType::F32, vec![rows]), (0..rows * 4).map(|i| (i % 251) as u8).collect())
+            .with_strings("vocab", &[1], vec![b"a".to_vec()])
+            .with_metadata(BTreeMap::from([("k".into(), "v".into())]))
     }
 
     #[test]
@@ -125,11 +86,11 @@ mod tests {
         let src = source();
         let report = convert(&src, &dst, Format::Safetensors, &WriteOptions::default()).unwrap();
         assert_eq!(report.tensors, 1);
-        assert_eq!(report.bytes, src.data.len() as u64);
+        assert_eq!(report.bytes, src.bytes("big").len() as u64);
         assert_eq!(report.skipped, [SkippedTensor { name: "vocab".into(), reason: "safetensors cannot store string tensors".into() }]);
         let out = crate::open(&dst).unwrap();
-        assert_eq!(&*out.read("big").unwrap(), &src.data[..]);
-        assert_eq!(out.metadata(), Some(&src.metadata));
+        assert_eq!(&*out.read("big").unwrap(), src.bytes("big"));
+        assert_eq!(out.metadata(), src.metadata());
     }
 
     #[test]
@@ -146,8 +107,7 @@ mod tests {
     fn a_failed_conversion_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let dst = dir.path().join("o.safetensors");
-        let mut src = source();
-        src.tensors.push(TensorInfo::new("unreadable", DType::F32, vec![1]));
+        let src = source().with_unreadable(TensorInfo::new("unreadable", DType::F32, vec![1]));
         let err = convert(&src, &dst, Format::Safetensors, &WriteOptions::default());
         assert!(err.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
