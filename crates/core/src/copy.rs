@@ -1,7 +1,10 @@
 //! Streaming one tensor from a [`CheckpointSource`] into a [`CheckpointSink`] in row blocks, so that a
 //! tensor larger than memory never has to be held whole. Used by `convert` and by the executor.
 
-use crate::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor};
+use std::ops::Range;
+use std::path::Path;
+
+use crate::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor, TensorInfo};
 
 /// The default size of one row block: a few MiB, large enough to amortise per-call costs, small
 /// enough to keep memory flat.
@@ -19,38 +22,54 @@ pub fn copy_tensor(
     tensor: &SinkTensor,
     block_bytes: u64,
 ) -> Result<()> {
-    let info = src.require(name)?;
-    if info.dtype != tensor.info.dtype {
-        return Err(Error::WrongDType { path: src.path().to_path_buf(), name: name.to_string(), dtype: info.dtype });
-    }
+    let info = copyable_source(src, name, tensor)?;
     if info.dtype == DType::String {
         let values = src.read_strings(name)?;
         return sink.write_strings(tensor, &values);
     }
-    let too_large = || Error::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
-    let rows = info.rows();
-    // A tensor with no rows holds no bytes even when its row size overflows (shape [0, 2^62]).
-    let row_bytes = if rows == 0 { 0 } else { info.row_bytes().ok_or_else(too_large)? };
-    // Rows of zero bytes (an inner dimension of 0) are all read at once.
-    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
     sink.begin_tensor(tensor)?;
-    let mut start = 0;
-    while start < rows {
-        let end = start.saturating_add(rows_per_block).min(rows);
-        let bytes = src.read_rows(name, start..end)?;
-        sink.write_data(&bytes)?;
-        start = end;
+    for rows in row_blocks(src.path(), info, block_bytes)? {
+        sink.write_data(&src.read_rows(name, rows)?)?;
     }
     sink.end_tensor()
+}
+
+/// The source tensor `name`, checked to have the dtype of the declared `tensor` it is copied into.
+pub fn copyable_source<'s>(src: &'s dyn CheckpointSource, name: &str, tensor: &SinkTensor) -> Result<&'s TensorInfo> {
+    let info = src.require(name)?;
+    if info.dtype != tensor.info.dtype {
+        return Err(Error::WrongDType { path: src.path().to_path_buf(), name: name.to_string(), dtype: info.dtype });
+    }
+    Ok(info)
+}
+
+/// The row ranges, in order, in which to stream the numeric tensor `info` (of the checkpoint at `path`):
+/// about `block_bytes` each and always at least one whole row.
+pub fn row_blocks(path: &Path, info: &TensorInfo, block_bytes: u64) -> Result<impl Iterator<Item = Range<u64>>> {
+    let rows = info.rows();
+    // A tensor with no rows holds no bytes even when its row size overflows (shape [0, 2^62]).
+    let row_bytes = if rows == 0 {
+        0
+    } else {
+        info.row_bytes().ok_or_else(|| Error::TooLarge { path: path.to_path_buf(), name: info.name.clone() })?
+    };
+    // Rows of zero bytes (an inner dimension of 0) are all read at once.
+    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
+    let mut start = 0;
+    Ok(std::iter::from_fn(move || {
+        (start < rows).then(|| {
+            let end = start.saturating_add(rows_per_block).min(rows);
+            let block = start..end;
+            start = end;
+            block
+        })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::MemorySource;
-    use crate::TensorInfo;
-    use std::ops::Range;
-    use std::path::Path;
 
     /// A sink recording what it was given.
     #[derive(Default)]

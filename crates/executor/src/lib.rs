@@ -250,10 +250,7 @@ fn copy_tensor<'a>(
     block_bytes: u64,
     done: u64,
 ) -> Result<u64, Stop> {
-    let info = src.require(name)?;
-    if info.dtype != tensor.info.dtype {
-        return Err(CoreError::WrongDType { path: src.path().to_path_buf(), name: name.to_string(), dtype: info.dtype }.into());
-    }
+    let info = warmstart_core::copy::copyable_source(src, name, tensor)?;
     let written = tensor.byte_len().unwrap_or(0);
     if info.dtype == DType::String {
         let values = src.read_strings(name)?;
@@ -261,19 +258,9 @@ fn copy_tensor<'a>(
         writer.send(Job::Progress(done + written))?;
         return Ok(written);
     }
-    let too_large = || CoreError::TooLarge { path: src.path().to_path_buf(), name: name.to_string() };
-    let rows = info.rows();
-    // A tensor with no rows holds no bytes even when its row size overflows (shape [0, 2^62]).
-    let row_bytes = if rows == 0 { 0 } else { info.row_bytes().ok_or_else(too_large)? };
-    // Rows of zero bytes (an inner dimension of 0) are all read at once.
-    let rows_per_block = block_bytes.checked_div(row_bytes).map_or(rows.max(1), |n| n.max(1));
     writer.send(Job::Begin(tensor))?;
-    let mut start = 0;
-    while start < rows {
-        let end = start.saturating_add(rows_per_block).min(rows);
-        let bytes = src.read_rows(name, start..end)?;
-        writer.send(Job::Data { bytes, done: None })?;
-        start = end;
+    for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
+        writer.send(Job::Data { bytes: src.read_rows(name, rows)?, done: None })?;
     }
     writer.send(Job::End)?;
     // Progress is reported once the whole tensor is written.
