@@ -55,12 +55,7 @@ pub enum PlanError {
         missing: Vec<String>,
     },
     /// Renames that no selected variable used.
-    #[error(
-        "You provided the following variables in var_name_to_prev_var_name that were not used: {}.  \
-         Perhaps you misspelled them?  Here is the list of viable variable names: {}",
-        py_set(.unused),
-        py_dict_keys(.viable)
-    )]
+    #[error("{}", unused_message("var_name_to_prev_var_name", .unused, .viable))]
     UnusedRenames {
         /// The first unused name.
         variable: String,
@@ -70,12 +65,7 @@ pub enum PlanError {
         viable: Vec<String>,
     },
     /// Vocabulary infos that no selected variable used.
-    #[error(
-        "You provided the following variables in var_name_to_vocab_info that were not used: {}.  \
-         Perhaps you misspelled them?  Here is the list of viable variable names: {}",
-        py_set(.unused),
-        py_dict_keys(.viable)
-    )]
+    #[error("{}", unused_message("var_name_to_vocab_info", .unused, .viable))]
     UnusedVocabInfos {
         /// The first unused name.
         variable: String,
@@ -562,6 +552,16 @@ pub(crate) fn py_str(s: &str) -> String {
 }
 
 /// A Python set of strings, e.g. `{'a', 'b'}` (sorted: Python's order is arbitrary).
+/// TF's message for entries of `setting` that no grouped variable used.
+fn unused_message(setting: &str, unused: &[String], viable: &[String]) -> String {
+    format!(
+        "You provided the following variables in {setting} that were not used: {}.  \
+         Perhaps you misspelled them?  Here is the list of viable variable names: {}",
+        py_set(unused),
+        py_dict_keys(viable)
+    )
+}
+
 fn py_set(names: &[String]) -> String {
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
