@@ -138,6 +138,9 @@ pub struct RunOptions<'a> {
     pub skip_string_tensors: bool,
     /// How many data shards to write (TF output only; `None` for one).
     pub shards: Option<usize>,
+    /// Flush the output to the disk (fsync) before moving it into place (see
+    /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
+    pub sync: bool,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -194,6 +197,7 @@ pub fn run_files(
         progress: options.progress,
         on_plan: options.on_plan,
         shards: options.shards,
+        sync: options.sync,
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
     let template = (target.format() == format.name()).then(|| target.clone());
@@ -206,7 +210,7 @@ pub fn run_files(
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
                 std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
             }
-            let write = warmstart_formats::WriteOptions { template, shards: options.shards, ..Default::default() };
+            let write = warmstart_formats::WriteOptions { template, shards: options.shards, sync: options.sync, ..Default::default() };
             Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,

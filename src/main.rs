@@ -60,6 +60,10 @@ struct RunArgs {
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
     shards: Option<u32>,
+    /// Flush the written files to the disk (fsync) before moving them into place. TensorFlow and cp
+    /// do not; use it when the checkpoint must survive a crash of the machine.
+    #[arg(long)]
+    sync: bool,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
@@ -86,6 +90,10 @@ struct ConvertArgs {
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
     shards: Option<u32>,
+    /// Flush the written files to the disk (fsync) before moving them into place. TensorFlow and cp
+    /// do not; use it when the checkpoint must survive a crash of the machine.
+    #[arg(long)]
+    sync: bool,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +148,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         progress: Some(&on_progress),
         on_plan: Some(&on_plan),
         shards: args.shards.map(|n| n as usize),
+        sync: args.sync,
         ..Default::default()
     };
     let result = warmstart::run_files(&settings, &args.out, Some(format), &options);
@@ -168,7 +177,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let format = warmstart_formats::destination_format(&args.dst, args.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let options = WriteOptions { shards: args.shards.map(|n| n as usize), ..Default::default() };
+    let options = WriteOptions { shards: args.shards.map(|n| n as usize), sync: args.sync, ..Default::default() };
     let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options)
         .map_err(Failure::failed)?;
     for skipped in &report.skipped {

@@ -33,6 +33,10 @@ pub struct WriteOptions {
     pub template: Option<Arc<dyn CheckpointSource>>,
     /// Free-form string metadata (safetensors `__metadata__`).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Flush the written files to the disk (fsync) before moving them into place. Off by default, as
+    /// in TensorFlow's own writer and `cp`: the files are then as durable as the operating system
+    /// makes any written file.
+    pub sync: bool,
 }
 
 /// Starts writing `tensors` to `path` in `format`.
@@ -61,7 +65,7 @@ pub(crate) fn create_sink_with_template(
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?;
+            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         #[cfg(feature = "hdf5")]
@@ -69,12 +73,12 @@ pub(crate) fn create_sink_with_template(
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?))
+            Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?.sync_on_finish(opts.sync)))
         }
         #[cfg(feature = "tf")]
         Format::Tf => {
             let prefix = tf_prefix(path);
-            let sink = warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?;
+            let sink = warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         #[allow(unreachable_patterns)]
@@ -183,7 +187,9 @@ mod tests {
         let opts = WriteOptions { shards: Some(2), ..Default::default() };
         let err = create_sink(&out, Format::Safetensors, &tensors, &opts).err().unwrap();
         assert!(err.to_string().contains("2 shards"), "{err}");
-        let mut sink = create_sink(&out, Format::Safetensors, &tensors, &WriteOptions::default()).unwrap();
+        // Flushed to the disk before the rename (`--sync`).
+        let synced = WriteOptions { sync: true, ..Default::default() };
+        let mut sink = create_sink(&out, Format::Safetensors, &tensors, &synced).unwrap();
         sink.begin_tensor(&tensors[0]).unwrap();
         sink.write_data(&[9]).unwrap();
         sink.end_tensor().unwrap();
@@ -206,7 +212,8 @@ mod tests {
         let opts = WriteOptions { shards: Some(2), ..Default::default() };
         let err = create_sink(&out, Format::Hdf5, &tensors, &opts).err().unwrap();
         assert!(err.to_string().contains("2 shards"), "{err}");
-        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &WriteOptions::default()).unwrap();
+        let synced = WriteOptions { sync: true, ..Default::default() };
+        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &synced).unwrap();
         sink.begin_tensor(&tensors[0]).unwrap();
         sink.write_data(&[9]).unwrap();
         sink.end_tensor().unwrap();
@@ -240,7 +247,7 @@ mod tests {
             SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![2])),
             SinkTensor::whole(TensorInfo::new("s", DType::String, vec![1])),
         ];
-        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let opts = WriteOptions { shards: Some(2), sync: true, ..Default::default() };
         let mut sink = create_sink(&out, Format::Tf, &tensors, &opts).unwrap();
         assert_eq!(sink.path(), out.join("model.ckpt"));
         sink.begin_tensor(&tensors[0]).unwrap();

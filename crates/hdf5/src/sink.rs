@@ -22,6 +22,8 @@ pub struct Hdf5Sink {
     path: PathBuf,
     planned: Vec<Planned>,
     index: HashMap<String, usize>,
+    /// Whether `finish` flushes the file to the disk (fsync) before moving it into place.
+    sync: bool,
 }
 
 /// A declared tensor and where it goes.
@@ -53,6 +55,13 @@ impl std::fmt::Debug for Hdf5Sink {
 }
 
 impl Hdf5Sink {
+    /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
+    /// that must survive a crash of the machine.
+    pub fn sync_on_finish(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
     /// Starts writing `tensors` to `path`. With a `template` that is an [`Hdf5Source`] of a Keras file,
     /// its groups and attributes are written first and tensors named after a legacy file's weights go
     /// to their original dataset paths.
@@ -121,7 +130,7 @@ impl Hdf5Sink {
             }
             planned.push(Planned { info: info.clone(), dataset, written: false });
         }
-        Ok(Hdf5Sink { current: None, file: Some(file), temp: Some(temp), path: path.to_path_buf(), planned, index })
+        Ok(Hdf5Sink { current: None, file: Some(file), temp: Some(temp), path: path.to_path_buf(), planned, index, sync: false })
     }
 
     fn protocol(&self, reason: String) -> Error {
@@ -274,6 +283,10 @@ impl CheckpointSink for Hdf5Sink {
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
         let temp = self.temp.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
+        if self.sync {
+            let synced = std::fs::File::open(&temp).and_then(|f| f.sync_all());
+            synced.map_err(|e| Error::io(self.path.clone(), e))?;
+        }
         temp.persist(&self.path).map_err(|e| Error::io(self.path.clone(), e.error))?;
         Ok(())
     }

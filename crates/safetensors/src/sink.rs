@@ -25,6 +25,8 @@ pub struct SafetensorsSink {
     by_name: HashMap<String, usize>,
     written: Vec<bool>,
     open: Option<OpenTensor>,
+    /// Whether `finish` flushes the file to the disk (fsync) before moving it into place.
+    sync: bool,
 }
 
 /// The tensor being written: its declared index, its size and the bytes still due.
@@ -35,6 +37,13 @@ struct OpenTensor {
 }
 
 impl SafetensorsSink {
+    /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
+    /// that must survive a crash of the machine.
+    pub fn sync_on_finish(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
     /// Starts writing `tensors` (and `metadata` as `__metadata__`) to `path`.
     ///
     /// Fails with [`Error::Unsupported`] for tensors safetensors cannot store (strings, complex128,
@@ -101,7 +110,7 @@ impl SafetensorsSink {
             *offset += data_start;
         }
         let written = vec![false; declared.len()];
-        Ok(SafetensorsSink { path, writer, declared, by_name, written, open: None })
+        Ok(SafetensorsSink { path, writer, declared, by_name, written, open: None, sync: false })
     }
 
     fn io(&self, e: std::io::Error) -> Error {
@@ -211,7 +220,9 @@ impl CheckpointSink for SafetensorsSink {
             return Err(SafetensorsError::SinkTensorMissing { path, tensor }.into());
         }
         let temp = self.writer.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
-        temp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        if self.sync {
+            temp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

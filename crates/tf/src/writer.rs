@@ -42,6 +42,8 @@ pub struct TfSink {
     by_key: HashMap<Vec<u8>, usize>,
     shards: Vec<ShardWriter>,
     current: Option<Current>,
+    /// Whether `finish` flushes the files to the disk (fsync) before moving them into place.
+    sync: bool,
     /// Folders `create` made; removed again unless `finish` succeeds. Last, so that it is dropped after
     /// the temporary shards in them.
     created: CreatedFolders,
@@ -255,8 +257,16 @@ impl TfSink {
             by_key,
             shards: writers,
             current: None,
+            sync: false,
             created,
         })
+    }
+
+    /// Makes `finish` flush every file to the disk (fsync) before moving it into place, for a
+    /// checkpoint that must survive a crash of the machine. TF's own writer does not.
+    pub fn sync_on_finish(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
     }
 
     fn misuse(&self, reason: String) -> TfError {
@@ -459,19 +469,23 @@ impl TfSink {
                 .file
                 .into_inner()
                 .map_err(|e| TfError::io(&path, e.into_error()))?;
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| TfError::io(&path, e))?;
+            if self.sync {
+                tmp.as_file()
+                    .sync_all()
+                    .map_err(|e| TfError::io(&path, e))?;
+            }
             temps.push(tmp);
         }
         let mut index_tmp = temp_in(&self.dir)?;
         index_tmp
             .write_all(&index)
             .map_err(|e| TfError::io(index_tmp.path(), e))?;
-        index_tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| TfError::io(index_tmp.path(), e))?;
+        if self.sync {
+            index_tmp
+                .as_file()
+                .sync_all()
+                .map_err(|e| TfError::io(index_tmp.path(), e))?;
+        }
         // Every file moved into place is removed again if a later one fails, so that a failed
         // finish leaves no partial checkpoint behind.
         let mut placed: Vec<PathBuf> = Vec::with_capacity(num_shards as usize + 2);
