@@ -10,6 +10,7 @@
 pub mod copy;
 mod dtype;
 mod error;
+pub mod mapped;
 mod sink;
 mod source;
 mod tensor;

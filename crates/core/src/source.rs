@@ -32,6 +32,13 @@ pub trait CheckpointSource: Send + Sync {
     /// Row-major bytes of rows `rows` of a numeric tensor, little-endian.
     fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>>;
 
+    /// Says the caller is done, for now, with rows `rows` of `name`: a source that serves them from a
+    /// memory map may drop their pages from the process's resident memory (they stay in the OS page
+    /// cache, and a later read maps them again). Bytes borrowed from earlier reads stay valid and
+    /// unchanged. Streaming callers release what they have written, so that resident memory stays
+    /// bounded however large the checkpoint. Does nothing by default.
+    fn release(&self, _name: &str, _rows: Range<u64>) {}
+
     /// Row-major bytes of a whole numeric tensor, little-endian.
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let rows = self.require(name)?.rows();

@@ -231,6 +231,18 @@ impl CheckpointSource for SafetensorsSource {
         bytes.get(start..end).map(Cow::Borrowed).ok_or_else(out_of_range)
     }
 
+    fn release(&self, name: &str, rows: Range<u64>) {
+        let (Some(info), Ok(location)) = (self.tensor(name), self.location(name)) else { return };
+        let Some(row_bytes) = info.row_bytes() else { return };
+        let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok());
+        if let (Some(start), Some(end)) = (offset(rows.start), offset(rows.end)) {
+            let tensor = &location.bytes;
+            if start <= end && end <= tensor.len() {
+                warmstart_core::mapped::release(&self.maps[location.map], tensor.start + start..tensor.start + end);
+            }
+        }
+    }
+
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.metadata.as_ref()
     }
@@ -290,6 +302,20 @@ mod tests {
         assert!(matches!(src.read_rows("w", reversed), Err(Error::RowsOutOfRange { .. })));
         assert!(matches!(src.read_rows("x", 0..1), Err(Error::TensorNotFound { .. })));
         assert!(matches!(src.read_strings("w"), Err(Error::WrongDType { .. })));
+    }
+
+    #[test]
+    fn released_rows_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.safetensors", &file(HEADER, &data()));
+        let src = SafetensorsSource::open(&path).unwrap();
+        let before = src.read("w").unwrap().into_owned();
+        src.release("w", 0..3);
+        src.release("w", 1..2);
+        // Out of range or unknown: ignored.
+        src.release("w", 0..9);
+        src.release("x", 0..1);
+        assert_eq!(src.read("w").unwrap().into_owned(), before);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use prost::Message;
+use rayon::prelude::*;
 use warmstart_core::{CheckpointSource, DType, GraphInfo, Slice, TensorInfo};
 
 use crate::dtype::{from_tf, swap_unit, TfDType};
@@ -49,7 +50,46 @@ impl Shard {
     fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+
+    /// Drops bytes `range` of the shard from resident memory (see [`warmstart_core::mapped::release`]).
+    fn release(&self, range: Range<usize>) {
+        if let Some(map) = &self.map {
+            warmstart_core::mapped::release(map, range);
+        }
+    }
+
+    /// The CRC32C of bytes `range` (within the shard). A large run is hashed in parallel chunks, each
+    /// dropped from resident memory once hashed, so that verifying a tensor does not keep it mapped.
+    fn checksum(&self, range: Range<usize>) -> u32 {
+        self.checksum_in_chunks(range, CHECKSUM_CHUNK)
+    }
+
+    fn checksum_in_chunks(&self, range: Range<usize>, chunk_bytes: usize) -> u32 {
+        let bytes = &self.bytes()[range.clone()];
+        if bytes.len() <= chunk_bytes {
+            return crc32c::crc32c(bytes);
+        }
+        let (crc, _) = bytes
+            .par_chunks(chunk_bytes)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let crc = crc32c::crc32c(chunk);
+                let at = range.start + i * chunk_bytes;
+                self.release(at..at + chunk.len());
+                (crc, chunk.len())
+            })
+            .reduce(
+                || (0, 0),
+                |(crc_a, len_a), (crc_b, len_b)| {
+                    (crc32c::crc32c_combine(crc_a, crc_b, len_b), len_a + len_b)
+                },
+            );
+        crc
+    }
 }
+
+/// Bytes one task hashes when a large tensor's checksum is verified in parallel.
+const CHECKSUM_CHUNK: usize = 4 << 20;
 
 /// A run of bytes in a data shard holding one tensor or one slice.
 struct Stored {
@@ -406,13 +446,48 @@ impl TfCheckpoint {
         Ok((&self.tensors[i], &self.layouts[i]))
     }
 
+    /// Drops rows `rows` of `name` from resident memory: their bytes, in the tensor or in those of its
+    /// slices that hold whole rows (partitions along the first axis; other slices are left alone).
+    fn release_rows(&self, name: &str, rows: Range<u64>) {
+        let Ok((info, layout)) = self.layout(name) else { return };
+        let Some(row_bytes) = info.row_bytes() else { return };
+        // Bytes of rows `rows` in a run whose first row is `first`.
+        let run = |stored: &Stored, first: u64, rows: Range<u64>| -> Option<Range<usize>> {
+            let start = usize::try_from(rows.start.checked_sub(first)?.checked_mul(row_bytes)?).ok()?;
+            let end = usize::try_from(rows.end.checked_sub(first)?.checked_mul(row_bytes)?).ok()?;
+            (start <= end && end <= stored.size).then(|| stored.offset + start..stored.offset + end)
+        };
+        match layout {
+            Layout::Whole(stored) => {
+                if let Some(bytes) = run(stored, 0, rows) {
+                    self.shards[stored.shard].release(bytes);
+                }
+            }
+            Layout::Sliced(parts) => {
+                for (slice, stored) in parts {
+                    let whole_rows = !slice.start.is_empty()
+                        && slice.start[1..].iter().all(|&s| s == 0)
+                        && slice.len[1..] == info.shape[1..];
+                    if !whole_rows {
+                        continue;
+                    }
+                    let (first, end) = (slice.start[0], slice.start[0].saturating_add(slice.len[0]));
+                    let (lo, hi) = (rows.start.max(first), rows.end.min(end));
+                    if let Some(bytes) = (lo < hi).then(|| run(stored, first, lo..hi)).flatten() {
+                        self.shards[stored.shard].release(bytes);
+                    }
+                }
+            }
+        }
+    }
+
     /// The bytes of a stored run, after verifying its CRC32C (computed once).
     fn verified(&self, name: &str, stored: &Stored) -> Result<&[u8], TfError> {
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
         let computed = *stored
             .computed
-            .get_or_init(|| mask_crc(crc32c::crc32c(bytes)));
+            .get_or_init(|| mask_crc(shard.checksum(stored.offset..stored.offset + stored.size)));
         if computed != stored.crc {
             return Err(TfError::TensorChecksum {
                 path: shard.path.clone(),
@@ -670,6 +745,10 @@ impl CheckpointSource for TfCheckpoint {
         Ok(self.read_strings_tf(name)?)
     }
 
+    fn release(&self, name: &str, rows: Range<u64>) {
+        self.release_rows(name, rows);
+    }
+
     fn slices(&self, name: &str) -> Option<Vec<Slice>> {
         match self.layout(name).ok()?.1 {
             Layout::Whole(_) => None,
@@ -695,6 +774,23 @@ mod tests {
     use super::*;
     use crate::proto::tensor_shape_proto::Dim;
     use crate::table::{build_table, read_table, Entries};
+
+    #[test]
+    fn checksums_in_parallel_chunks_equal_the_whole_crc() {
+        use std::io::Write;
+        let data: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&data).unwrap();
+        // SAFETY (test): the temporary file is not modified while mapped.
+        let map = unsafe { Mmap::map(file.as_file()) }.unwrap();
+        let shard = Shard { path: file.path().to_path_buf(), map: Some(map) };
+        for (range, chunk) in [(0..data.len(), 4096), (17..99_000, 1000), (5..6, 1), (0..0, 7), (3..50_000, 49_997)] {
+            let expected = crc32c::crc32c(&data[range.clone()]);
+            assert_eq!(shard.checksum_in_chunks(range.clone(), chunk), expected, "{range:?} in chunks of {chunk}");
+        }
+        // And the pages dropped while hashing read back the same.
+        assert_eq!(shard.bytes(), &data[..]);
+    }
 
     fn fixture(case: &str, name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -740,6 +836,26 @@ mod tests {
         match TfCheckpoint::open(&p) {
             Ok(_) => panic!("opened a forged bundle"),
             Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn released_rows_read_back_the_same() {
+        for (case, prefix) in [("tf1_partitioned", "model-0"), ("dtypes", "all")] {
+            let ckpt = TfCheckpoint::open(&fixture(case, prefix)).unwrap();
+            for info in ckpt.tensors.clone() {
+                if info.dtype == DType::String {
+                    continue;
+                }
+                let rows = info.rows();
+                let before = ckpt.read_rows(&info.name, 0..rows).unwrap().into_owned();
+                ckpt.release(&info.name, 0..rows);
+                ckpt.release(&info.name, rows / 2..rows);
+                // Out of range: ignored.
+                ckpt.release(&info.name, 0..rows + 5);
+                ckpt.release("no such tensor", 0..1);
+                assert_eq!(ckpt.read_rows(&info.name, 0..rows).unwrap().into_owned(), before, "{case} {}", info.name);
+            }
         }
     }
 
