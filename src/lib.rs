@@ -138,6 +138,9 @@ pub struct RunOptions<'a> {
     pub skip_string_tensors: bool,
     /// How many data shards to write (TF output only; `None` for one).
     pub shards: Option<usize>,
+    /// The executor's window for remapping large old tensors, if not the default (see
+    /// [`ExecOptions::window_bytes`]).
+    pub window_bytes: Option<u64>,
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
@@ -160,7 +163,10 @@ pub fn run(
         on_plan(&plan, warmstart_executor::total_bytes(&plan));
     }
     let mut sink = create_sink(&plan.sink_tensors())?;
-    let exec = ExecOptions { progress: options.progress, ..ExecOptions::default() };
+    let mut exec = ExecOptions { progress: options.progress, ..ExecOptions::default() };
+    if let Some(window_bytes) = options.window_bytes {
+        exec.window_bytes = window_bytes;
+    }
     let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
     sink.finish()?;
     Ok((plan, report))
@@ -197,6 +203,7 @@ pub fn run_files(
         progress: options.progress,
         on_plan: options.on_plan,
         shards: options.shards,
+        window_bytes: options.window_bytes,
         sync: options.sync,
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.

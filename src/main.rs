@@ -64,10 +64,18 @@ struct RunArgs {
     /// do not; use it when the checkpoint must survive a crash of the machine.
     #[arg(long)]
     sync: bool,
+    /// Memory, in MiB, for remapping an embedding larger than it: the new one is then computed in
+    /// windows of this size (two at a time), each in one pass over the old one, which is never held
+    /// whole. Larger windows take fewer passes.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_WINDOW_MIB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    window: u64,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
 }
+
+/// The default of `run --window`.
+const DEFAULT_WINDOW_MIB: u64 = warmstart_executor::DEFAULT_WINDOW_BYTES >> 20;
 
 #[derive(Args)]
 struct InspectArgs {
@@ -149,6 +157,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         on_plan: Some(&on_plan),
         shards: args.shards.map(|n| n as usize),
         sync: args.sync,
+        window_bytes: Some(args.window << 20),
         ..Default::default()
     };
     let result = warmstart::run_files(&settings, &args.out, Some(format), &options);

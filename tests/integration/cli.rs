@@ -5,13 +5,14 @@ use crate::util::warmstart;
 
 #[test]
 fn usage_errors_exit_2() {
-    let bad: [&[&str]; 6] = [
+    let bad: [&[&str]; 7] = [
         &[],
         &["frobnicate"],
         &["inspect"],
         &["inspect", "--bogus", "x"],
         &["convert", "a.safetensors"],
         &["convert", "a.safetensors", "b.safetensors", "--to", "onnx"],
+        &["run", "--config", "w.toml", "--out", "o.safetensors", "--window", "0"],
     ];
     for args in bad {
         let run = warmstart(args).expect_code(2);

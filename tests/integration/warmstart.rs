@@ -80,10 +80,12 @@ fn load_config(dir: &Path, config: &str) -> Case {
     Case { dir: dir.to_path_buf(), settings, old, target }
 }
 
-/// Runs a case, returning what the sink received.
-fn run_case(case: &Case, keep_partitions: bool) -> Result<Collected, Error> {
+/// Runs a case, returning what the sink received. With a `window` of a few bytes, every remap from a
+/// memory-mapped old tensor takes the streaming path that large embeddings take: windows of new rows,
+/// each filled in one pass over the old tensor in file order, in chunks of a row or two.
+fn run_case(case: &Case, keep_partitions: bool, window: Option<u64>) -> Result<Collected, Error> {
     let store = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let options = RunOptions { keep_partitions, ..Default::default() };
+    let options = RunOptions { keep_partitions, window_bytes: window, ..Default::default() };
     let store2 = store.clone();
     warmstart::run(
         &case.settings,
@@ -124,8 +126,16 @@ impl CheckpointSink for SharedSink {
     }
 }
 
+/// The tiny executor window of the streaming runs (see [`run_case`]).
+const STREAMING_WINDOW: u64 = 24;
+
 fn check_success(case: &Case) -> Result<(), String> {
-    let got = run_case(case, false).map_err(|e| format!("refused: {e}"))?;
+    check_success_with(case, None)?;
+    check_success_with(case, Some(STREAMING_WINDOW)).map_err(|e| format!("streaming in windows of {STREAMING_WINDOW} bytes: {e}"))
+}
+
+fn check_success_with(case: &Case, window: Option<u64>) -> Result<(), String> {
+    let got = run_case(case, false, window).map_err(|e| format!("refused: {e}"))?;
     let bytes = std::fs::read(case.dir.join("expected.safetensors")).unwrap();
     let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut problems = Vec::new();
@@ -150,7 +160,7 @@ fn check_success(case: &Case) -> Result<(), String> {
     }
     let parts_file = case.dir.join("expected_parts.safetensors");
     if parts_file.exists() {
-        let got = run_case(case, true).map_err(|e| format!("refused with partitions kept: {e}"))?;
+        let got = run_case(case, true, window).map_err(|e| format!("refused with partitions kept: {e}"))?;
         let bytes = std::fs::read(parts_file).unwrap();
         let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let graph = case.target.graph().expect("a partitioned target has a graph");
@@ -439,14 +449,16 @@ fn example_vocab_embedding() {
     check_binary_success_with(&case, &dir.join("warmstart.toml")).unwrap();
 }
 
-/// `run --shards N` writes the warm-started TF bundle in N data shards, with TF's values.
+/// `run --shards N` writes the warm-started TF bundle in N data shards, with TF's values (also with
+/// `--sync` and the smallest `--window`).
 #[test]
 fn run_writes_the_data_shards_asked_for() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
     let config = example.join("warmstart.toml");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.ckpt");
-    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str(), "--shards".as_ref(), "2".as_ref()])
+    let (config, out_arg) = (config.as_os_str(), out.as_os_str());
+    warmstart(["run".as_ref(), "--config".as_ref(), config, "--out".as_ref(), out_arg, "--shards".as_ref(), "2".as_ref(), "--sync".as_ref(), "--window".as_ref(), "1".as_ref()])
         .expect_code(0);
     let data: Vec<String> = files_in(tmp.path()).into_iter().filter(|f| f.contains(".data-")).collect();
     assert_eq!(data, ["model.ckpt.data-00000-of-00002", "model.ckpt.data-00001-of-00002"]);

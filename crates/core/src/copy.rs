@@ -29,7 +29,8 @@ pub fn copy_tensor(
     }
     sink.begin_tensor(tensor)?;
     for rows in row_blocks(src.path(), info, block_bytes)? {
-        sink.write_data(&src.read_rows(name, rows)?)?;
+        sink.write_data(&src.read_rows(name, rows.clone())?)?;
+        src.release(name, rows);
     }
     sink.end_tensor()
 }

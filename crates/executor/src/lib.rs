@@ -4,7 +4,10 @@
 //! Copies and initial values are written straight from the sources' (memory-mapped) rows. Vocabulary
 //! remaps gather their rows in parallel (rayon) within each block, then blocks are written in order.
 //! Writing runs on its own thread, fed through a short bounded queue, so that computing (or reading)
-//! the next block overlaps writing the current one while memory stays bounded.
+//! the next block overlaps writing the current one while memory stays bounded. Rows read from a memory
+//! map are released from resident memory once written. A remap whose old tensor is larger than the
+//! window is computed in windows of new rows, each in one pass over the old tensor in file order (see
+//! the `remap` module), at most [`WINDOWS_IN_FLIGHT`] windows at a time.
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
 #![deny(missing_docs)]
 
@@ -12,6 +15,8 @@ mod boxes;
 mod remap;
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::ops::Range;
 use std::sync::mpsc;
 
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error as CoreError, SinkTensor};
@@ -63,13 +68,24 @@ pub enum ExecError {
 pub struct ExecOptions<'a> {
     /// About how many bytes one row block holds (at least one row).
     pub block_bytes: u64,
+    /// An old tensor of a vocabulary remap larger than this many bytes is never resident whole: the
+    /// new variable is computed in windows of about this many bytes, each in one pass over the old
+    /// tensor in file order. Peak memory is about [`WINDOWS_IN_FLIGHT`] windows; a smaller window
+    /// means more passes.
+    pub window_bytes: u64,
     /// Called after each block with the bytes written so far.
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
 }
 
+/// The default [`ExecOptions::window_bytes`].
+pub const DEFAULT_WINDOW_BYTES: u64 = 64 << 20;
+
+/// Remap windows alive at once: one being written while the next is computed.
+pub const WINDOWS_IN_FLIGHT: usize = 2;
+
 impl Default for ExecOptions<'_> {
     fn default() -> Self {
-        ExecOptions { block_bytes: 4 << 20, progress: None }
+        ExecOptions { block_bytes: warmstart_core::copy::DEFAULT_BLOCK_BYTES, window_bytes: DEFAULT_WINDOW_BYTES, progress: None }
     }
 }
 
@@ -102,8 +118,9 @@ const QUEUE_BLOCKS: usize = 2;
 enum Job<'a> {
     /// `begin_tensor`.
     Begin(&'a SinkTensor),
-    /// `write_data`, then the progress callback with `done` bytes, if given.
-    Data { bytes: Cow<'a, [u8]>, done: Option<u64> },
+    /// `write_data`, then releasing the rows the bytes came from, if given, and the progress callback
+    /// with `done` bytes, if given. A `window` buffer goes back to the producer's window pool.
+    Data { bytes: Cow<'a, [u8]>, done: Option<u64>, release: Option<Release<'a>>, window: bool },
     /// The progress callback with this many bytes.
     Progress(u64),
     /// `end_tensor`.
@@ -112,11 +129,34 @@ enum Job<'a> {
     Strings(SinkTensor, Vec<Vec<u8>>),
 }
 
+/// Rows of a source tensor that a block was borrowed from, to release once written.
+struct Release<'a> {
+    source: &'a dyn CheckpointSource,
+    tensor: &'a str,
+    rows: Range<u64>,
+}
+
+impl<'a> Release<'a> {
+    /// The release of `rows` of `tensor` if `bytes` were borrowed from the source (owned bytes are
+    /// copies, whose source rows the reader released itself or never mapped).
+    fn of(bytes: &Cow<'_, [u8]>, source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Option<Self> {
+        matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows })
+    }
+
+    fn run(self) {
+        self.source.release(self.tensor, self.rows);
+    }
+}
+
 /// The producing side of the writer thread's queue.
 struct Writer<'a> {
     queue: mpsc::SyncSender<Job<'a>>,
     /// Block buffers the writer is done with, for reuse: their pages stay mapped and warm.
     recycled: mpsc::Receiver<Vec<u8>>,
+    /// Window buffers the writer is done with.
+    windows_back: mpsc::Receiver<Vec<u8>>,
+    /// Window buffers handed out and not back yet.
+    windows_out: Cell<usize>,
 }
 
 /// The writer thread has stopped on an error, which `execute` reports instead.
@@ -131,6 +171,26 @@ impl<'a> Writer<'a> {
     fn buffer(&self) -> Vec<u8> {
         let mut buf = self.recycled.try_recv().unwrap_or_default();
         buf.clear();
+        buf
+    }
+
+    /// Returns a window buffer that never went to the writer.
+    fn give_back_window(&self, window: Vec<u8>) {
+        drop(window);
+        self.windows_out.set(self.windows_out.get().saturating_sub(1));
+    }
+
+    /// An empty buffer for a remap window: a new one while fewer than [`WINDOWS_IN_FLIGHT`] are out,
+    /// else the next one the writer gives back (waiting for it).
+    fn window_buffer(&self) -> Vec<u8> {
+        let buf = if self.windows_out.get() < WINDOWS_IN_FLIGHT {
+            self.windows_out.set(self.windows_out.get() + 1);
+            Vec::new()
+        } else {
+            // A stopped writer gives nothing back; the next send reports it.
+            self.windows_back.recv().unwrap_or_default()
+        };
+        // Not cleared: a window is overwritten whole, so keeping its length saves zeroing it again.
         buf
     }
 }
@@ -153,17 +213,28 @@ impl<E: Into<ExecError>> From<E> for Stop {
 fn write_jobs(
     jobs: mpsc::Receiver<Job<'_>>,
     recycle: mpsc::SyncSender<Vec<u8>>,
+    windows_back: mpsc::SyncSender<Vec<u8>>,
     sink: &mut dyn CheckpointSink,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<(), CoreError> {
     for job in jobs {
         match job {
             Job::Begin(tensor) => sink.begin_tensor(tensor)?,
-            Job::Data { bytes, done } => {
+            Job::Data { bytes, done, release, window } => {
                 sink.write_data(&bytes)?;
-                if let Cow::Owned(buf) = bytes {
+                if let Some(release) = release {
+                    release.run();
+                }
+                match bytes {
+                    // Never full: at most WINDOWS_IN_FLIGHT windows exist.
+                    Cow::Owned(buf) if window => {
+                        let _ = windows_back.try_send(buf);
+                    }
                     // A full pool just drops it.
-                    let _ = recycle.try_send(buf);
+                    Cow::Owned(buf) => {
+                        let _ = recycle.try_send(buf);
+                    }
+                    Cow::Borrowed(_) => {}
                 }
                 if let (Some(progress), Some(done)) = (progress, done) {
                     progress(done);
@@ -202,9 +273,10 @@ pub fn execute(
     let progress = options.progress;
     let (queue, jobs) = mpsc::sync_channel(QUEUE_BLOCKS);
     let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
+    let (windows_return, windows_back) = mpsc::sync_channel(WINDOWS_IN_FLIGHT);
     let (produced, written) = std::thread::scope(|scope| {
-        let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, sink, progress));
-        let writer = Writer { queue, recycled };
+        let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
+        let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0) };
         let produced = produce(plan, old, target, &writer, options, &mut report);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -244,7 +316,7 @@ fn produce<'a>(
 /// about `block_bytes`; returns the bytes written.
 fn copy_tensor<'a>(
     src: &'a dyn CheckpointSource,
-    name: &str,
+    name: &'a str,
     writer: &Writer<'a>,
     tensor: &'a SinkTensor,
     block_bytes: u64,
@@ -260,7 +332,9 @@ fn copy_tensor<'a>(
     }
     writer.send(Job::Begin(tensor))?;
     for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
-        writer.send(Job::Data { bytes: src.read_rows(name, rows)?, done: None })?;
+        let bytes = src.read_rows(name, rows.clone())?;
+        let release = Release::of(&bytes, src, name, rows);
+        writer.send(Job::Data { bytes, done: None, release, window: false })?;
     }
     writer.send(Job::End)?;
     // Progress is reported once the whole tensor is written.
@@ -274,19 +348,31 @@ struct VariableRows<'a> {
     old: &'a dyn CheckpointSource,
     target: &'a dyn CheckpointSource,
     row_bytes: usize,
+    /// See [`ExecOptions::window_bytes`].
+    window_bytes: u64,
     /// For a remap: how its old tensor is read, kept across blocks.
     remap: Option<remap::RemapState<'a>>,
 }
 
 impl<'a> VariableRows<'a> {
-    /// Rows `start..end`; a block computed here goes into `buf` (empty, possibly with capacity).
-    fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<Cow<'a, [u8]>, ExecError> {
+    /// Rows `start..end`, and the source rows to release once they are written (when borrowed); a
+    /// block computed here goes into `buf` (empty, possibly with capacity).
+    fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<(Cow<'a, [u8]>, Option<Release<'a>>), ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
-        let bytes = match &self.var.action {
-            Action::KeepInitial => self.target.read_rows(&self.var.tensor, start..end)?,
-            Action::Copy { from, parts: None } => self.old.read_rows(from, start..end)?,
+        let (bytes, release) = match &self.var.action {
+            Action::KeepInitial => {
+                let bytes = self.target.read_rows(&self.var.tensor, start..end)?;
+                let release = Release::of(&bytes, self.target, &self.var.tensor, start..end);
+                (bytes, release)
+            }
+            Action::Copy { from, parts: None } => {
+                let bytes = self.old.read_rows(from, start..end)?;
+                let release = Release::of(&bytes, self.old, from, start..end);
+                (bytes, release)
+            }
             Action::Copy { from, parts: Some(parts) } => {
                 let mut buf = self.target.read_rows(&self.var.tensor, start..end)?.into_owned();
+                self.target.release(&self.var.tensor, start..end);
                 check_len(&self.var.name, start, end, buf.len(), expected)?;
                 let old_rows = self.old.read_rows(from, start..end)?;
                 check_len(from, start, end, old_rows.len(), expected)?;
@@ -295,16 +381,24 @@ impl<'a> VariableRows<'a> {
                     let part = &self.var.parts[p];
                     boxes::copy_box(&old_rows, &mut buf, &self.var.shape, start..end, &part.start, &part.shape, elem);
                 }
-                Cow::Owned(buf)
+                self.old.release(from, start..end);
+                (Cow::Owned(buf), None)
             }
             Action::Remap(remap) => {
-                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap));
+                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap, self.window_bytes));
                 let out = buf();
-                Cow::Owned(remap::remap_rows(out, state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?)
+                (Cow::Owned(remap::remap_rows(out, state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?), None)
             }
         };
         check_len(&self.var.name, start, end, bytes.len(), expected)?;
-        Ok(bytes)
+        Ok((bytes, release))
+    }
+
+    /// Whether the variable is computed in windows: a remap from an old tensor larger than the window.
+    fn windowed(&self) -> bool {
+        let Action::Remap(remap) = &self.var.action else { return false };
+        let bytes = self.old.tensor(&remap.from).and_then(|t| t.byte_len());
+        bytes.is_some_and(|b| b > self.window_bytes)
     }
 }
 
@@ -349,7 +443,9 @@ fn write_variable<'a>(
         }
         _ => (0..rows_all, None),
     };
-    let mut source = VariableRows { var, old, target, row_bytes, remap: None };
+    let mut source = VariableRows { var, old, target, row_bytes, window_bytes: options.window_bytes, remap: None };
+    let windowed = source.windowed();
+    let block_bytes = if windowed { options.window_bytes } else { options.block_bytes };
     let out_row_bytes = match inner {
         Some(slice) if !slice.len.is_empty() => {
             let n: u64 = slice.len[1..].iter().product();
@@ -357,24 +453,29 @@ fn write_variable<'a>(
         }
         _ => row_bytes,
     };
-    let rows_per_block = if out_row_bytes == 0 { rows.end - rows.start } else { (options.block_bytes / out_row_bytes as u64).max(1) };
+    let rows_per_block = if out_row_bytes == 0 { rows.end - rows.start } else { (block_bytes / out_row_bytes as u64).max(1) };
     writer.send(Job::Begin(&out.sink))?;
     let mut written = 0u64;
     let mut start = rows.start;
     while start < rows.end {
         let end = start.saturating_add(rows_per_block.max(1)).min(rows.end);
-        let block = source.rows(start, end, || writer.buffer())?;
+        let (block, release) = source.rows(start, end, || if windowed { writer.window_buffer() } else { writer.buffer() })?;
         match inner {
             Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
                 let mut buf = writer.buffer();
                 buf.reserve(checked_len(&var.name, end - start, out_row_bytes)?);
                 boxes::extract_box(&block, &var.shape, end - start, &slice.start, &slice.len, elem_size(var.dtype), &mut buf);
                 written += buf.len() as u64;
-                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written) })?;
+                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written), release, window: false })?;
+                if let (true, Cow::Owned(window)) = (windowed, block) {
+                    // Back to the pool at once: only the extract goes to the writer.
+                    writer.give_back_window(window);
+                }
             }
             _ => {
                 written += block.len() as u64;
-                writer.send(Job::Data { bytes: block, done: Some(done + written) })?;
+                let window = windowed && matches!(block, Cow::Owned(_));
+                writer.send(Job::Data { bytes: block, done: Some(done + written), release, window })?;
             }
         }
         start = end;

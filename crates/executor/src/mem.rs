@@ -122,7 +122,7 @@ mod tests {
         let p = plan(&settings, &old_ck, &tgt).unwrap();
         assert_eq!(p.passthrough, ["step"]);
         let mut sink = MemSink::default();
-        let options = ExecOptions { block_bytes: 4, progress: None };
+        let options = ExecOptions { block_bytes: 4, ..Default::default() };
         let report = execute(&p, &old, &target, &mut sink, &options).unwrap();
         assert_eq!((report.copied, report.remapped, report.passthrough), (1, 1, 1));
         assert_eq!(sink.written[&("w".to_string(), vec![0, 0])], [0.5, 1.0]);
@@ -154,7 +154,7 @@ mod streaming {
         )
         .unwrap();
         let mut sink = MemSink::default();
-        let options = ExecOptions { block_bytes: 64 << 10, progress: None };
+        let options = ExecOptions { block_bytes: 64 << 10, ..Default::default() };
         let report = execute(&p, &old, &target, &mut sink, &options).unwrap();
         assert_eq!(report.bytes_written, 1 << 20);
         assert_eq!(max_read(&old), 64 << 10);

@@ -5,8 +5,13 @@
 //! the whole tensor is borrowed once per variable and rows are copied straight out of it; otherwise
 //! each block reads the range of old rows it needs once (falling back to one read per row only when
 //! that range would be too large to hold). Rows whose columns are not remapped are copied whole.
+//!
+//! A borrowed old tensor larger than the executor's window is not gathered at random (which would
+//! map all of it into resident memory): each window of new rows is filled in one pass over the old
+//! tensor in file order, chunk by chunk, each chunk released from resident memory once copied.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -24,6 +29,9 @@ const PREFETCH_ROWS: usize = 8;
 
 /// The most bytes of old rows one block reads at once from a source that does not memory-map them.
 const MAX_RANGE_BYTES: usize = 64 << 20;
+
+/// About how many bytes of old rows one task of a pass in file order copies from, then releases.
+const OLD_CHUNK_BYTES: usize = 4 << 20;
 
 /// Where missing cells come from for one row.
 #[derive(Clone, Copy)]
@@ -62,13 +70,16 @@ enum OldAccess<'a> {
     Undecided,
     /// The whole old tensor, borrowed from the source, with its row size.
     Whole(&'a [u8], usize),
+    /// The same, for a tensor too large to be resident whole: walked in file order and released.
+    Streamed(&'a [u8], usize),
     /// Read per block; the old row size if the source lists the tensor.
     Blockwise(Option<usize>),
 }
 
 impl<'a> OldAccess<'a> {
-    /// Decides how to read `from`: probes one row, and borrows the whole tensor if the source lends it.
-    fn decide(old: &'a dyn CheckpointSource, from: &str) -> Result<Self, ExecError> {
+    /// Decides how to read `from`: probes one row, and borrows the whole tensor if the source lends it,
+    /// to be streamed if it holds more than `stream_above` bytes.
+    fn decide(old: &'a dyn CheckpointSource, from: &str, stream_above: u64) -> Result<Self, ExecError> {
         let Some(info) = old.tensor(from) else { return Ok(OldAccess::Blockwise(None)) };
         let row_bytes = info.row_bytes().and_then(|b| usize::try_from(b).ok());
         let (Some(row_bytes), rows) = (row_bytes, info.rows()) else { return Ok(OldAccess::Blockwise(None)) };
@@ -78,6 +89,9 @@ impl<'a> OldAccess<'a> {
         if let Cow::Borrowed(_) = old.read_rows(from, 0..1)? {
             if let Cow::Borrowed(all) = old.read_rows(from, 0..rows)? {
                 check_len(from, 0, rows, all.len(), checked_len(from, rows, row_bytes)?)?;
+                if all.len() as u64 > stream_above && row_bytes > 0 {
+                    return Ok(OldAccess::Streamed(all, row_bytes));
+                }
                 return Ok(OldAccess::Whole(all, row_bytes));
             }
         }
@@ -167,12 +181,15 @@ fn fill_partition_row(rows: &BlockRows<'_, '_>, part: &PartitionRemap, local: u6
 }
 
 /// Fills `dst` with local rows `local` of the partition, in parallel, reading old rows as `access`
-/// says (deciding it first if needed); `backup(k)` gives the backup of the block's row `k`.
+/// says (deciding it first if needed, streaming old tensors of more than `stream_above` bytes);
+/// `backup(k)` gives the backup of the block's row `k`.
+#[allow(clippy::too_many_arguments)]
 fn fill_partition_block<'a, 'b>(
     old: &'a dyn CheckpointSource,
     from: &'a str,
     part: &PartitionRemap,
     access: &mut OldAccess<'a>,
+    stream_above: u64,
     local: Range<u64>,
     backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
     dst: &mut [u8],
@@ -210,11 +227,17 @@ fn fill_partition_block<'a, 'b>(
         return fill(&BlockRows::PerRow(old, from));
     };
     if let OldAccess::Undecided = access {
-        *access = OldAccess::decide(old, from)?;
+        *access = OldAccess::decide(old, from, stream_above)?;
     }
     let (lo, hi) = (lo as u64, hi as u64 + 1);
     match *access {
         OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { tensor: from, bytes, first: 0, row_bytes }),
+        OldAccess::Streamed(bytes, old_row_bytes) => {
+            let rows = BlockRows::Range { tensor: from, bytes, first: 0, row_bytes: old_row_bytes };
+            // Chunks no larger than the window, so that small windows (in tests) walk many chunks.
+            let chunk_bytes = OLD_CHUNK_BYTES.min(usize::try_from(stream_above).unwrap_or(usize::MAX));
+            fill_in_old_order(old, from, &rows, part, local, backup, dst, row_bytes, chunk_bytes)
+        }
         OldAccess::Blockwise(Some(old_row_bytes)) if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES => {
             let bytes = old.read_rows(from, lo..hi)?;
             check_len(from, lo, hi, bytes.len(), (hi - lo) as usize * old_row_bytes)?;
@@ -224,14 +247,119 @@ fn fill_partition_block<'a, 'b>(
     }
 }
 
+/// Fills `dst` (local rows `local` of the partition, `row_bytes` each) in one pass over the old tensor
+/// `rows` in file order: the rows without an old row get their backup, the others are grouped by
+/// chunk of about `chunk_bytes` of old rows, and tasks (in parallel) copy each chunk's rows, then
+/// release the chunk.
+#[allow(clippy::too_many_arguments)]
+fn fill_in_old_order<'b>(
+    old: &dyn CheckpointSource,
+    from: &str,
+    rows: &BlockRows<'_, '_>,
+    part: &PartitionRemap,
+    local: Range<u64>,
+    backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
+    dst: &mut [u8],
+    row_bytes: usize,
+    chunk_bytes: usize,
+) -> Result<(), ExecError> {
+    let BlockRows::Range { bytes, row_bytes: old_row_bytes, .. } = *rows else { return Ok(()) };
+    let old_rows = bytes.len() / old_row_bytes;
+    let chunk_rows = (chunk_bytes / old_row_bytes).max(1);
+    let chunks = old_rows.div_ceil(chunk_rows);
+    let new_rows = dst.len() / row_bytes;
+    let old_row = |k: usize| old_row_of(part, local.start + k as u64);
+    // Counting sort of the rows that have an old row by its chunk: `order[starts[c]..starts[c + 1]]`.
+    let mut starts = vec![0usize; chunks + 1];
+    for k in 0..new_rows {
+        if let Ok(o) = usize::try_from(old_row(k)) {
+            let c = o / chunk_rows;
+            if c >= chunks {
+                let got = bytes.len();
+                return Err(ExecError::ShortRead { tensor: from.to_string(), start: o as u64, end: o as u64 + 1, got, expected: (o + 1) * old_row_bytes });
+            }
+            starts[c + 1] += 1;
+        }
+    }
+    for c in 0..chunks {
+        starts[c + 1] += starts[c];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0usize; starts[chunks]];
+    for k in 0..new_rows {
+        if let Ok(o) = usize::try_from(old_row(k)) {
+            let slot = &mut next[o / chunk_rows];
+            order[*slot] = k;
+            *slot += 1;
+        }
+    }
+    dst.par_chunks_mut(row_bytes).enumerate().for_each(|(k, d)| {
+        if old_row(k) < 0 {
+            backup(k).fill(d, 0);
+        }
+    });
+    let out = DisjointRows::new(dst, row_bytes);
+    (0..chunks).into_par_iter().try_for_each(|c| {
+        let first = (c * chunk_rows) as u64;
+        let chunk = first..(first + chunk_rows as u64).min(old_rows as u64);
+        if starts[c] == starts[c + 1] {
+            return Ok(());
+        }
+        for &k in &order[starts[c]..starts[c + 1]] {
+            // SAFETY: `order` lists every row `k` at most once (each row of 0..new_rows is placed in
+            // one slot), so no two tasks, nor two iterations, hold the same row at once.
+            let d = unsafe { out.row(k) };
+            fill_partition_row(rows, part, local.start + k as u64, backup(k), d)?;
+        }
+        old.release(from, chunk);
+        Ok(())
+    })
+}
+
+/// Rows of a buffer that parallel tasks fill, each row by one task.
+struct DisjointRows<'a> {
+    ptr: *mut u8,
+    row_bytes: usize,
+    rows: usize,
+    _buffer: PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: a `DisjointRows` is the exclusive borrow of its buffer, handed out row by row; `row`'s
+// contract keeps the rows handed out at once disjoint, so sharing it between threads is sharing
+// disjoint `&mut [u8]`, which are `Send`.
+unsafe impl Send for DisjointRows<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for DisjointRows<'_> {}
+
+impl<'a> DisjointRows<'a> {
+    fn new(buffer: &'a mut [u8], row_bytes: usize) -> Self {
+        let rows = buffer.len().checked_div(row_bytes).unwrap_or(0);
+        DisjointRows { ptr: buffer.as_mut_ptr(), row_bytes, rows, _buffer: PhantomData }
+    }
+
+    /// Row `k` of the buffer.
+    ///
+    /// # Safety
+    /// No two borrows of the same row may be alive at the same time.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, k: usize) -> &mut [u8] {
+        assert!(k < self.rows, "row {k} of {}", self.rows);
+        // SAFETY: row `k` lies within the buffer (checked above), which this borrows exclusively for
+        // 'a; the caller guarantees no other borrow of the row is alive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(k * self.row_bytes), self.row_bytes) }
+    }
+}
+
 /// Per variable: how each partition reads its old tensor, kept across the variable's blocks.
 pub(crate) struct RemapState<'a> {
     access: Vec<OldAccess<'a>>,
+    /// Old tensors of more bytes than this are streamed in file order (see the module's doc).
+    stream_above: u64,
 }
 
 impl RemapState<'_> {
-    pub(crate) fn new(remap: &RemapPlan) -> Self {
-        RemapState { access: remap.partitions.iter().map(|_| OldAccess::Undecided).collect() }
+    pub(crate) fn new(remap: &RemapPlan, stream_above: u64) -> Self {
+        RemapState { access: remap.partitions.iter().map(|_| OldAccess::Undecided).collect(), stream_above }
     }
 }
 
@@ -289,7 +417,10 @@ pub(crate) fn remap_rows<'a>(
         };
         let dst = &mut out[(rows.start - start) as usize * row_bytes..(rows.end - start) as usize * row_bytes];
         let local = rows.start - part.geometry.offset..rows.end - part.geometry.offset;
-        fill_partition_block(old, &remap.from, part, &mut state.access[p], local, &backup, dst)?;
+        fill_partition_block(old, &remap.from, part, &mut state.access[p], state.stream_above, local, &backup, dst)?;
+    }
+    if initial.is_some() {
+        target.release(&var.tensor, start..end);
     }
     Ok(out)
 }
@@ -317,7 +448,7 @@ pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize,
     let backup = move |_k: usize| backup;
     // `old` outlives the call; the source is never consulted for an already decided access.
     let none: &dyn CheckpointSource = &NoSource;
-    fill_partition_block(none, "gather", part, &mut access, 0..g.rows, &backup, dst)
+    fill_partition_block(none, "gather", part, &mut access, u64::MAX, 0..g.rows, &backup, dst)
 }
 
 /// A source with no tensors, for [`gather_partition`], whose old rows are given in memory.
@@ -397,7 +528,7 @@ fn remap_values(
     if row_bytes > 0 {
         let mut access = OldAccess::Undecided;
         let backup = move |_k: usize| constant;
-        fill_partition_block(old, params.old_tensor, &part, &mut access, 0..g.rows, &backup, &mut bytes)?;
+        fill_partition_block(old, params.old_tensor, &part, &mut access, u64::MAX, 0..g.rows, &backup, &mut bytes)?;
     }
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }

@@ -150,6 +150,18 @@ fn is_index_name(path: &Path) -> bool {
 }
 
 /// Memory-maps a whole file.
+impl SafetensorsSource {
+    /// The map and byte range holding rows `rows` of `name`, if it has them.
+    fn mapped_rows(&self, name: &str, rows: Range<u64>) -> Option<(&Mmap, Range<usize>)> {
+        let (info, location) = (self.tensor(name)?, self.location(name).ok()?);
+        let row_bytes = info.row_bytes()?;
+        let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok());
+        let (start, end) = (offset(rows.start)?, offset(rows.end)?);
+        let tensor = &location.bytes;
+        (start <= end && end <= tensor.len()).then(|| (&self.maps[location.map], tensor.start + start..tensor.start + end))
+    }
+}
+
 fn map_file(path: &Path) -> std::io::Result<Mmap> {
     let file = File::open(path)?;
     // SAFETY: the map is only read. Like every memory-mapped reader, we rely on the file not being
@@ -232,14 +244,8 @@ impl CheckpointSource for SafetensorsSource {
     }
 
     fn release(&self, name: &str, rows: Range<u64>) {
-        let (Some(info), Ok(location)) = (self.tensor(name), self.location(name)) else { return };
-        let Some(row_bytes) = info.row_bytes() else { return };
-        let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok());
-        if let (Some(start), Some(end)) = (offset(rows.start), offset(rows.end)) {
-            let tensor = &location.bytes;
-            if start <= end && end <= tensor.len() {
-                warmstart_core::mapped::release(&self.maps[location.map], tensor.start + start..tensor.start + end);
-            }
+        if let Some((map, bytes)) = self.mapped_rows(name, rows) {
+            warmstart_core::mapped::release(map, bytes);
         }
     }
 

@@ -446,9 +446,9 @@ impl TfCheckpoint {
         Ok((&self.tensors[i], &self.layouts[i]))
     }
 
-    /// Drops rows `rows` of `name` from resident memory: their bytes, in the tensor or in those of its
-    /// slices that hold whole rows (partitions along the first axis; other slices are left alone).
-    fn release_rows(&self, name: &str, rows: Range<u64>) {
+    /// Calls `visit` with the shard and byte range of rows `rows` of `name`: in the tensor, or in each
+    /// of its slices that hold whole rows (partitions along the first axis; other slices are skipped).
+    fn for_each_run_of_rows(&self, name: &str, rows: Range<u64>, visit: impl Fn(&Shard, Range<usize>)) {
         let Ok((info, layout)) = self.layout(name) else { return };
         let Some(row_bytes) = info.row_bytes() else { return };
         // Bytes of rows `rows` in a run whose first row is `first`.
@@ -460,7 +460,7 @@ impl TfCheckpoint {
         match layout {
             Layout::Whole(stored) => {
                 if let Some(bytes) = run(stored, 0, rows) {
-                    self.shards[stored.shard].release(bytes);
+                    visit(&self.shards[stored.shard], bytes);
                 }
             }
             Layout::Sliced(parts) => {
@@ -474,7 +474,7 @@ impl TfCheckpoint {
                     let (first, end) = (slice.start[0], slice.start[0].saturating_add(slice.len[0]));
                     let (lo, hi) = (rows.start.max(first), rows.end.min(end));
                     if let Some(bytes) = (lo < hi).then(|| run(stored, first, lo..hi)).flatten() {
-                        self.shards[stored.shard].release(bytes);
+                        visit(&self.shards[stored.shard], bytes);
                     }
                 }
             }
@@ -746,7 +746,7 @@ impl CheckpointSource for TfCheckpoint {
     }
 
     fn release(&self, name: &str, rows: Range<u64>) {
-        self.release_rows(name, rows);
+        self.for_each_run_of_rows(name, rows, |shard, bytes| shard.release(bytes));
     }
 
     fn slices(&self, name: &str) -> Option<Vec<Slice>> {
