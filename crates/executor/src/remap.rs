@@ -6,9 +6,9 @@
 //! each block reads the range of old rows it needs once (falling back to one read per row only when
 //! that range would be too large to hold). Rows whose columns are not remapped are copied whole.
 //!
-//! A borrowed old tensor larger than the executor's window is not gathered at random (which would
-//! map all of it into resident memory): each window of new rows is filled in one pass over the old
-//! tensor in file order, chunk by chunk, each chunk released from resident memory once copied.
+//! An old tensor larger than the executor's window is never gathered at random (which would map, or
+//! read, all of it at once): each window of new rows is filled in one pass over the old tensor in file
+//! order, chunk by chunk, each chunk read once and released from resident memory once copied.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -70,15 +70,16 @@ enum OldAccess<'a> {
     Undecided,
     /// The whole old tensor, borrowed from the source, with its row size.
     Whole(&'a [u8], usize),
-    /// The same, for a tensor too large to be resident whole: walked in file order and released.
-    Streamed(&'a [u8], usize),
+    /// Too large to be resident whole: read in file order, chunk by chunk, each released after; with
+    /// its row count and row size.
+    Streamed(usize, usize),
     /// Read per block; the old row size if the source lists the tensor.
     Blockwise(Option<usize>),
 }
 
 impl<'a> OldAccess<'a> {
-    /// Decides how to read `from`: probes one row, and borrows the whole tensor if the source lends it,
-    /// to be streamed if it holds more than `stream_above` bytes.
+    /// Decides how to read `from`: streamed if it holds more than `stream_above` bytes; else probes one
+    /// row, and borrows the whole tensor if the source lends it.
     fn decide(old: &'a dyn CheckpointSource, from: &str, stream_above: u64) -> Result<Self, ExecError> {
         let Some(info) = old.tensor(from) else { return Ok(OldAccess::Blockwise(None)) };
         let row_bytes = info.row_bytes().and_then(|b| usize::try_from(b).ok());
@@ -86,12 +87,13 @@ impl<'a> OldAccess<'a> {
         if rows == 0 {
             return Ok(OldAccess::Blockwise(Some(row_bytes)));
         }
+        let bytes = checked_len(from, rows, row_bytes)?;
+        if bytes as u64 > stream_above && row_bytes > 0 {
+            return Ok(OldAccess::Streamed(bytes / row_bytes, row_bytes));
+        }
         if let Cow::Borrowed(_) = old.read_rows(from, 0..1)? {
             if let Cow::Borrowed(all) = old.read_rows(from, 0..rows)? {
-                check_len(from, 0, rows, all.len(), checked_len(from, rows, row_bytes)?)?;
-                if all.len() as u64 > stream_above && row_bytes > 0 {
-                    return Ok(OldAccess::Streamed(all, row_bytes));
-                }
+                check_len(from, 0, rows, all.len(), bytes)?;
                 return Ok(OldAccess::Whole(all, row_bytes));
             }
         }
@@ -232,11 +234,11 @@ fn fill_partition_block<'a, 'b>(
     let (lo, hi) = (lo as u64, hi as u64 + 1);
     match *access {
         OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { tensor: from, bytes, first: 0, row_bytes }),
-        OldAccess::Streamed(bytes, old_row_bytes) => {
-            let rows = BlockRows::Range { tensor: from, bytes, first: 0, row_bytes: old_row_bytes };
+        OldAccess::Streamed(old_rows, old_row_bytes) => {
             // Chunks no larger than the window, so that small windows (in tests) walk many chunks.
             let chunk_bytes = OLD_CHUNK_BYTES.min(usize::try_from(stream_above).unwrap_or(usize::MAX));
-            fill_in_old_order(old, from, &rows, part, local, backup, dst, row_bytes, chunk_bytes)
+            let old_tensor = OldTensor { source: old, name: from, rows: old_rows, row_bytes: old_row_bytes };
+            fill_in_old_order(&old_tensor, part, local, backup, dst, row_bytes, chunk_bytes)
         }
         OldAccess::Blockwise(Some(old_row_bytes)) if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES => {
             let bytes = old.read_rows(from, lo..hi)?;
@@ -247,15 +249,20 @@ fn fill_partition_block<'a, 'b>(
     }
 }
 
+/// An old tensor read in chunks: its source, name, row count and row size (not zero).
+struct OldTensor<'a> {
+    source: &'a dyn CheckpointSource,
+    name: &'a str,
+    rows: usize,
+    row_bytes: usize,
+}
+
 /// Fills `dst` (local rows `local` of the partition, `row_bytes` each) in one pass over the old tensor
-/// `rows` in file order: the rows without an old row get their backup, the others are grouped by
-/// chunk of about `chunk_bytes` of old rows, and tasks (in parallel) copy each chunk's rows, then
-/// release the chunk.
-#[allow(clippy::too_many_arguments)]
+/// in file order: the rows without an old row get their backup, the others are grouped by chunk of
+/// about `chunk_bytes` of old rows, and tasks (in parallel) read each chunk once, copy its rows, then
+/// release it.
 fn fill_in_old_order<'b>(
-    old: &dyn CheckpointSource,
-    from: &str,
-    rows: &BlockRows<'_, '_>,
+    old: &OldTensor<'_>,
     part: &PartitionRemap,
     local: Range<u64>,
     backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
@@ -263,8 +270,7 @@ fn fill_in_old_order<'b>(
     row_bytes: usize,
     chunk_bytes: usize,
 ) -> Result<(), ExecError> {
-    let BlockRows::Range { bytes, row_bytes: old_row_bytes, .. } = *rows else { return Ok(()) };
-    let old_rows = bytes.len() / old_row_bytes;
+    let (from, old_rows, old_row_bytes) = (old.name, old.rows, old.row_bytes);
     let chunk_rows = (chunk_bytes / old_row_bytes).max(1);
     let chunks = old_rows.div_ceil(chunk_rows);
     let new_rows = dst.len() / row_bytes;
@@ -275,7 +281,7 @@ fn fill_in_old_order<'b>(
         if let Ok(o) = usize::try_from(old_row(k)) {
             let c = o / chunk_rows;
             if c >= chunks {
-                let got = bytes.len();
+                let got = old_rows * old_row_bytes;
                 return Err(ExecError::ShortRead { tensor: from.to_string(), start: o as u64, end: o as u64 + 1, got, expected: (o + 1) * old_row_bytes });
             }
             starts[c + 1] += 1;
@@ -305,13 +311,16 @@ fn fill_in_old_order<'b>(
         if starts[c] == starts[c + 1] {
             return Ok(());
         }
+        let bytes = old.source.read_rows(from, chunk.clone())?;
+        check_len(from, chunk.start, chunk.end, bytes.len(), (chunk.end - chunk.start) as usize * old_row_bytes)?;
+        let rows = BlockRows::Range { tensor: from, bytes: &bytes, first: chunk.start, row_bytes: old_row_bytes };
         for &k in &order[starts[c]..starts[c + 1]] {
             // SAFETY: `order` lists every row `k` at most once (each row of 0..new_rows is placed in
             // one slot), so no two tasks, nor two iterations, hold the same row at once.
             let d = unsafe { out.row(k) };
-            fill_partition_row(rows, part, local.start + k as u64, backup(k), d)?;
+            fill_partition_row(&rows, part, local.start + k as u64, backup(k), d)?;
         }
-        old.release(from, chunk);
+        old.source.release(from, chunk);
         Ok(())
     })
 }
