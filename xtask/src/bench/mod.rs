@@ -32,6 +32,10 @@ use workload::Workload;
 /// The TensorFlow side of `--with-tf`, run with the given python.
 const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
 
+/// The `--window` (MiB) of the unbounded-memory `warmstart run` case: above any embedding the bench makes
+/// at scale 4 or less.
+const BIG_WINDOW_MIB: u64 = 4096;
+
 /// Entry point of `cargo xtask bench ARGS`; `--worker ...` runs the worker (release build only).
 pub fn bench(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("--worker") {
@@ -179,6 +183,13 @@ impl<'a> Bench<'a> {
         let mut run = Command::new(&self.warmstart);
         run.arg("run").arg("--config").arg(dir.join("warmstart.toml")).arg("--out").arg(out.join("model.ckpt"));
         cases.push(Case { name: "warmstart run".into(), floor: Some("cp (floor)".into()), bytes, command: run, inner: None });
+        // The same with a window larger than the embedding: gathered at random from the whole mapped old
+        // tensor, faster, in memory that grows with the embedding.
+        let mut run = Command::new(&self.warmstart);
+        run.arg("run").arg("--config").arg(dir.join("warmstart.toml")).arg("--out").arg(out.join("model.ckpt"));
+        run.arg("--window").arg(BIG_WINDOW_MIB.to_string());
+        let name = format!("warmstart run --window {BIG_WINDOW_MIB}");
+        cases.push(Case { name, floor: Some("cp (floor)".into()), bytes, command: run, inner: None });
         if let Some(python) = &self.options.with_tf {
             let mut tf = Command::new(python);
             tf.arg(self.cache.join("tf_warm_start.py")).arg(dir).arg(out.join("model.ckpt"));
