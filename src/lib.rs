@@ -155,7 +155,9 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
+    let t0=std::time::Instant::now();
     let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
+    eprintln!("TIMING plan {:?}", t0.elapsed());
     if options.skip_string_tensors {
         plan.skip_string_tensors();
     }
@@ -168,6 +170,7 @@ pub fn run(
         exec.window_bytes = window_bytes;
     }
     let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
+    eprintln!("TIMING exec {:?}", t0.elapsed());
     sink.finish()?;
     Ok((plan, report))
 }
