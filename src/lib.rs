@@ -141,6 +141,8 @@ pub struct RunOptions<'a> {
     /// The executor's window for remapping large old tensors, if not the default (see
     /// [`ExecOptions::window_bytes`]).
     pub window_bytes: Option<u64>,
+    /// The executor's row block size, if not the default (see [`ExecOptions::block_bytes`]).
+    pub block_bytes: Option<u64>,
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
@@ -155,9 +157,7 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let t0=std::time::Instant::now();
     let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
-    eprintln!("TIMING plan {:?}", t0.elapsed());
     if options.skip_string_tensors {
         plan.skip_string_tensors();
     }
@@ -169,8 +169,10 @@ pub fn run(
     if let Some(window_bytes) = options.window_bytes {
         exec.window_bytes = window_bytes;
     }
+    if let Some(block_bytes) = options.block_bytes {
+        exec.block_bytes = block_bytes;
+    }
     let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
-    eprintln!("TIMING exec {:?}", t0.elapsed());
     sink.finish()?;
     Ok((plan, report))
 }
@@ -207,6 +209,7 @@ pub fn run_files(
         on_plan: options.on_plan,
         shards: options.shards,
         window_bytes: options.window_bytes,
+        block_bytes: options.block_bytes,
         sync: options.sync,
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.

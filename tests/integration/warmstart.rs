@@ -80,12 +80,13 @@ fn load_config(dir: &Path, config: &str) -> Case {
     Case { dir: dir.to_path_buf(), settings, old, target }
 }
 
-/// Runs a case, returning what the sink received. With a `window` of a few bytes, every remap from a
-/// memory-mapped old tensor takes the streaming path that large embeddings take: windows of new rows,
-/// each filled in one pass over the old tensor in file order, in chunks of a row or two.
+/// Runs a case, returning what the sink received. With a `window` of a few bytes, every remap takes the
+/// streaming path that large embeddings take (windows of new rows, each filled in one pass over the
+/// old tensor in file order, in chunks of a row or two), and every other tensor is read and written in
+/// blocks of about one row.
 fn run_case(case: &Case, keep_partitions: bool, window: Option<u64>) -> Result<Collected, Error> {
     let store = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let options = RunOptions { keep_partitions, window_bytes: window, ..Default::default() };
+    let options = RunOptions { keep_partitions, window_bytes: window, block_bytes: window, ..Default::default() };
     let store2 = store.clone();
     warmstart::run(
         &case.settings,

@@ -301,16 +301,13 @@ fn produce<'a>(
     options: &ExecOptions<'_>,
     report: &mut Report,
 ) -> Result<(), Stop> {
-    let t0 = std::time::Instant::now();
     for out in &plan.outputs {
-        if out.name == "embedding" { eprintln!("TIMING emb start {:?}", t0.elapsed()); }
         let written = match out.variable {
             None => copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
             Some(vi) => write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
         };
         report.bytes_written += written;
         report.tensors_written += 1;
-        if out.name == "embedding" { eprintln!("TIMING emb produced {:?}", t0.elapsed()); }
     }
     Ok(())
 }
