@@ -307,6 +307,23 @@ fn an_empty_tensor_whose_row_size_overflows_writes_and_reads_as_empty() {
 }
 
 #[test]
+fn blocks_of_several_mib_are_hashed_piece_by_piece_and_read_back() {
+    // 5 MiB + 12 bytes in one write: several 1 MiB pieces and a short one; the reader checks the CRC.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m");
+    let t = SinkTensor::whole(TensorInfo::new("big", DType::U8, vec![(5 << 20) + 12]));
+    let data: Vec<u8> = (0..(5u32 << 20) + 12).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut sink = TfSink::create(&p, std::slice::from_ref(&t), 1).unwrap();
+    sink.begin_tensor(&t).unwrap();
+    sink.write_data(&data[..7]).unwrap();
+    sink.write_data(&data[7..]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let ckpt = TfCheckpoint::open(&p).unwrap();
+    assert!(ckpt.read("big").unwrap() == data);
+}
+
+#[test]
 fn a_failed_finish_leaves_no_partial_checkpoint() {
     // The data shards were renamed into place before the index; when the index (or the `checkpoint`
     // state file) then could not be, the shards stayed behind beside an error.
