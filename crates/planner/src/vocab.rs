@@ -3,45 +3,21 @@
 //! position, `vocab_size` cuts), the old table's duplicate refusal, and the new-id -> old-id remapping.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-
-use rayon::prelude::*;
 
 use crate::settings::VocabFile;
 use crate::PlanError;
 
-/// The hasher of the vocabulary tables: foldhash's fast hash, seeded per process, several times faster
-/// than SipHash on short tokens.
-type TableHasher = foldhash::fast::RandomState;
+mod lines;
+mod table;
 
-/// `line` without one trailing `\r`.
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
+use lines::Layout;
+use table::{OldTable, TableHasher};
 
-/// One line as TF's `InputBuffer::ReadLine` returns it, and the byte offset after its terminator; `None`
-/// at the end of the file.
-fn read_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let rest = data.get(pos..)?;
-    match memchr::memchr(b'\n', rest) {
-        Some(i) => Some((strip_cr(&rest[..i]), pos + i + 1)),
-        None => {
-            // At the end of the file, an empty remainder (nothing, or a lone `\r`) is the end, not a line.
-            let line = strip_cr(rest);
-            (!line.is_empty()).then_some((line, data.len()))
-        }
-    }
-}
-
-/// Calls `visit` with each line TF's `TextFileLineIterator` hands to a table built from `file` with
-/// `vocab_size` (-1 for all), in order, with its refusals; returns how many lines there were. The
-/// lines are not stored.
-fn for_each_table_line<'a>(
-    variable: &str,
-    file: &'a VocabFile,
-    vocab_size: i64,
-    mut visit: impl FnMut(&'a [u8]),
-) -> Result<u64, PlanError> {
+/// How many lines TF's `TextFileLineIterator` hands to a table built from `file` (whose lines are
+/// `layout`) with `vocab_size` (-1 for all), or its refusal. Equivalent to reading the lines one by
+/// one: the lines before the first empty line are not empty, and the first empty line is refused only
+/// if it is read.
+fn table_line_count(variable: &str, file: &VocabFile, layout: &Layout, vocab_size: i64) -> Result<usize, PlanError> {
     if let Some(reason) = &file.unreadable {
         return Err(PlanError::VocabFileUnreadable {
             variable: variable.to_string(),
@@ -49,52 +25,36 @@ fn for_each_table_line<'a>(
             reason: reason.clone(),
         });
     }
-    let data = &file.contents[..];
-    let mut n = 0i64;
-    let mut pos = 0usize;
-    loop {
-        let first = n == 0;
-        match read_line(data, pos) {
-            None => {
-                if vocab_size != -1 && n != vocab_size {
-                    return Err(PlanError::VocabSizeInvalid {
-                        variable: variable.to_string(),
-                        file: file.display.clone(),
-                        expected: vocab_size,
-                        got: n,
-                    });
-                }
-                if first {
-                    return Err(PlanError::VocabFileEmpty {
-                        variable: variable.to_string(),
-                        file: file.display.clone(),
-                    });
-                }
-                return Ok(n as u64);
-            }
-            Some((line, next)) => {
-                pos = next;
-                if vocab_size != -1 && n >= vocab_size {
-                    if first {
-                        return Err(PlanError::VocabFinishedReading {
-                            variable: variable.to_string(),
-                            file: file.display.clone(),
-                            size: vocab_size,
-                        });
-                    }
-                    return Ok(n as u64);
-                }
-                if line.is_empty() {
-                    return Err(PlanError::VocabEmptyLine {
-                        variable: variable.to_string(),
-                        file: file.display.clone(),
-                        position: pos as u64,
-                    });
-                }
-                visit(line);
-                n += 1;
-            }
+    // The lines read: all of them (up to an empty one), or `vocab_size`; -1 and below take all.
+    let limit = usize::try_from(vocab_size).ok().filter(|_| vocab_size != -1);
+    if let Some(empty) = layout.first_empty {
+        if limit.is_none_or(|limit| empty.index < limit) {
+            return Err(PlanError::VocabEmptyLine {
+                variable: variable.to_string(),
+                file: file.display.clone(),
+                position: empty.position as u64,
+            });
         }
+    }
+    match limit {
+        // A line beyond the limit is read and stops the iterator.
+        Some(0) if layout.lines > 0 => Err(PlanError::VocabFinishedReading {
+            variable: variable.to_string(),
+            file: file.display.clone(),
+            size: vocab_size,
+        }),
+        Some(limit) if layout.lines > limit => Ok(limit),
+        _ if vocab_size != -1 && layout.lines as u64 != vocab_size as u64 => Err(PlanError::VocabSizeInvalid {
+            variable: variable.to_string(),
+            file: file.display.clone(),
+            expected: vocab_size,
+            got: layout.lines as i64,
+        }),
+        _ if layout.lines == 0 => Err(PlanError::VocabFileEmpty {
+            variable: variable.to_string(),
+            file: file.display.clone(),
+        }),
+        _ => Ok(layout.lines),
     }
 }
 
@@ -102,9 +62,17 @@ fn for_each_table_line<'a>(
 /// all), with its refusals.
 #[cfg(test)]
 pub(crate) fn table_lines<'a>(variable: &str, file: &'a VocabFile, vocab_size: i64) -> Result<Vec<&'a [u8]>, PlanError> {
-    let mut lines = Vec::new();
-    for_each_table_line(variable, file, vocab_size, |line| lines.push(line))?;
-    Ok(lines)
+    let layout = Layout::with_pieces(&file.contents, 3);
+    let count = table_line_count(variable, file, &layout, vocab_size)?;
+    let mut out = Vec::new();
+    for piece in &layout.pieces {
+        lines::for_each_line(&file.contents, piece, |_, _, line| {
+            out.push(line);
+            std::ops::ControlFlow::Continue(())
+        });
+    }
+    out.truncate(count);
+    Ok(out)
 }
 
 /// The result of `GenerateVocabRemapping`: for each new id, its old id or -1, and how many were found.
@@ -119,11 +87,10 @@ pub struct VocabRemapping {
 /// TF's `GenerateVocabRemapping(new_vocab_file, old_vocab_file, new_vocab_offset, num_new_vocab,
 /// old_vocab_size)`.
 ///
-/// The old vocabulary's table is built in parallel (rayon) as [`SHARDS`] hash tables of line numbers,
-/// each small enough to stay in cache, split by the tokens' hashes; the old table's first duplicate
-/// (in line order) is reported only once the whole file has been accepted, as TF's table
-/// initialisation does. The new vocabulary is validated and counted as TF's table does, then its wanted
-/// range is looked up in parallel.
+/// Both files are read in parallel pieces (rayon; see `lines`), checked as TF's table iterator checks
+/// them, the old vocabulary's table built and its first duplicate (in line order) reported as TF's
+/// table initialisation does, then the wanted range of the new vocabulary looked up in parallel
+/// batches (see `table`).
 pub fn generate_vocab_remapping(
     variable: &str,
     new_vocab: &VocabFile,
@@ -135,104 +102,30 @@ pub fn generate_vocab_remapping(
     if old_vocab_size < -1 {
         return Err(PlanError::OldVocabSizeBelowMinimum { variable: variable.to_string(), size: old_vocab_size });
     }
-    let new_count = for_each_table_line(variable, new_vocab, -1, |_| {})?;
+    let (new_layout, old_layout) = rayon::join(|| Layout::new(&new_vocab.contents), || Layout::new(&old_vocab.contents));
+    let new_count = table_line_count(variable, new_vocab, &new_layout, -1)?;
     let end = new_vocab_offset.checked_add(num_new_vocab);
-    if end.is_none_or(|e| e > new_count) {
+    if end.is_none_or(|e| e > new_count as u64) {
         return Err(PlanError::VocabTableTooSmall { variable: variable.to_string(), file: new_vocab.display.clone() });
-    }
-    // At most one line per `\n` (plus one) of the file already in memory.
-    let capacity = memchr::memchr_iter(b'\n', &old_vocab.contents).count() + 1;
-    let capacity = match old_vocab_size {
-        -1 => capacity,
-        size => capacity.min(usize::try_from(size).unwrap_or(usize::MAX)),
-    };
-    let mut old_lines: Vec<&[u8]> = Vec::with_capacity(capacity);
-    for_each_table_line(variable, old_vocab, old_vocab_size, |token| old_lines.push(token))?;
-    let table = OldTable::build(&old_lines);
-    if let Some((previous, value)) = table.first_duplicate {
-        return Err(PlanError::VocabDuplicateToken {
-            variable: variable.to_string(),
-            file: old_vocab.display.clone(),
-            key: String::from_utf8_lossy(old_lines[value]).into_owned(),
-            previous: previous as i64,
-            value: value as i64,
-        });
     }
     // Checked above: offset + num_new_vocab <= the lines of the file, which is in memory.
     let (skip, take) = (new_vocab_offset as usize, num_new_vocab as usize);
-    let mut wanted: Vec<&[u8]> = Vec::with_capacity(take);
-    let (data, mut pos, mut seen) = (&new_vocab.contents[..], 0usize, 0usize);
-    while wanted.len() < take {
-        let Some((line, next)) = read_line(data, pos) else { break };
-        pos = next;
-        if seen >= skip {
-            wanted.push(line);
-        }
-        seen += 1;
-    }
-    let remapping: Vec<i64> = wanted.par_iter().map(|token| table.get(&old_lines, token)).collect();
-    let num_present = remapping.iter().filter(|&&id| id != -1).count() as u64;
-    Ok(VocabRemapping { remapping, num_present })
-}
-
-/// One shard of the old vocabulary's table: line numbers, hashed by their tokens.
-type ShardTable = hashbrown::HashTable<usize>;
-
-/// Shards of the old vocabulary's table.
-const SHARDS: usize = 64;
-
-/// The old vocabulary's table: token -> first line number, as [`SHARDS`] hash tables of line numbers
-/// chosen by middle bits of the token's hash.
-struct OldTable {
-    hasher: TableHasher,
-    shards: Vec<ShardTable>,
-    /// The first line (in file order) whose token an earlier line already had, as `(earlier, line)`.
-    first_duplicate: Option<(usize, usize)>,
-}
-
-impl OldTable {
-    /// Bits 40.. of the hash: hashbrown takes a table's bucket from the low bits and its tag from
-    /// the top seven, which must stay independent of the shard.
-    fn shard_of(hash: u64) -> usize {
-        (hash >> 40) as usize % SHARDS
-    }
-
-    fn build(lines: &[&[u8]]) -> Self {
-        let hasher = TableHasher::default();
-        let hashes: Vec<u64> = lines.par_iter().map(|token| hasher.hash_one(token)).collect();
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-        for (i, &h) in hashes.iter().enumerate() {
-            members[Self::shard_of(h)].push(i);
-        }
-        // A token's lines all fall in one shard, in file order there.
-        let built: Vec<(ShardTable, Option<(usize, usize)>)> = members
-            .par_iter()
-            .map(|lines_of_shard| {
-                let mut table = hashbrown::HashTable::with_capacity(lines_of_shard.len());
-                let mut duplicate = None;
-                for &i in lines_of_shard {
-                    let h = hashes[i];
-                    match table.find(h, |&j: &usize| lines[j] == lines[i]) {
-                        Some(&j) => {
-                            duplicate = duplicate.or(Some((j, i)));
-                        }
-                        None => {
-                            table.insert_unique(h, i, |&j: &usize| hashes[j]);
-                        }
-                    }
-                }
-                (table, duplicate)
-            })
-            .collect();
-        let first_duplicate = built.iter().filter_map(|(_, d)| *d).min_by_key(|&(_, i)| i);
-        OldTable { hasher, shards: built.into_iter().map(|(t, _)| t).collect(), first_duplicate }
-    }
-
-    /// The line of `token` in the old vocabulary (`lines`, as built), or -1.
-    fn get(&self, lines: &[&[u8]], token: &[u8]) -> i64 {
-        let h = self.hasher.hash_one(token);
-        self.shards[Self::shard_of(h)].find(h, |&j| lines[j] == token).map_or(-1, |&j| j as i64)
-    }
+    let old_count = table_line_count(variable, old_vocab, &old_layout, old_vocab_size)?;
+    let old = &old_vocab.contents[..];
+    let mut remapping = vec![0i64; take];
+    let new = &new_vocab.contents[..];
+    let found = match OldTable::<u32>::build(old, &old_layout.pieces, old_count) {
+        Some(table) => table.remap(new, &new_layout.pieces, skip, &mut remapping),
+        None => OldTable::build_wide(old, &old_layout.pieces, old_count).remap(new, &new_layout.pieces, skip, &mut remapping),
+    };
+    let found = found.map_err(|duplicate| PlanError::VocabDuplicateToken {
+        variable: variable.to_string(),
+        file: old_vocab.display.clone(),
+        key: String::from_utf8_lossy(duplicate.token).into_owned(),
+        previous: duplicate.previous as i64,
+        value: duplicate.line as i64,
+    })?;
+    Ok(VocabRemapping { remapping, num_present: found as u64 })
 }
 
 /// TF's `RemapVectorToMap` check: no old id may be used by two new ids. Ids within a few times the
@@ -280,6 +173,78 @@ mod tests {
 
     fn file(s: &str) -> VocabFile {
         VocabFile::new("f.txt", s.as_bytes())
+    }
+
+    /// TF's `TextFileLineIterator` read one line at a time, as `ReadLine` and the iterator do: the
+    /// reference the parallel reading is checked against.
+    fn sequential_table_lines<'a>(variable: &str, file: &'a VocabFile, vocab_size: i64) -> Result<Vec<&'a [u8]>, PlanError> {
+        let data = &file.contents[..];
+        let mut out: Vec<&[u8]> = Vec::new();
+        let mut pos = 0usize;
+        loop {
+            let n = out.len() as i64;
+            let line = data.get(pos..).and_then(|rest| match memchr::memchr(b'\n', rest) {
+                Some(i) => Some((lines::strip_cr(&rest[..i]), pos + i + 1)),
+                None => Some((lines::strip_cr(rest), data.len())).filter(|(l, _)| !l.is_empty()),
+            });
+            let Some((line, next)) = line else {
+                if vocab_size != -1 && n != vocab_size {
+                    let (file, expected, got) = (file.display.clone(), vocab_size, n);
+                    return Err(PlanError::VocabSizeInvalid { variable: variable.to_string(), file, expected, got });
+                }
+                if n == 0 {
+                    return Err(PlanError::VocabFileEmpty { variable: variable.to_string(), file: file.display.clone() });
+                }
+                return Ok(out);
+            };
+            pos = next;
+            if vocab_size != -1 && n >= vocab_size {
+                if n == 0 {
+                    let (file, size) = (file.display.clone(), vocab_size);
+                    return Err(PlanError::VocabFinishedReading { variable: variable.to_string(), file, size });
+                }
+                return Ok(out);
+            }
+            if line.is_empty() {
+                let (file, position) = (file.display.clone(), pos as u64);
+                return Err(PlanError::VocabEmptyLine { variable: variable.to_string(), file, position });
+            }
+            out.push(line);
+        }
+    }
+
+    #[test]
+    fn parallel_reading_matches_sequential() {
+        let mut all = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 0..7 {
+            last = last.iter().flat_map(|s: &Vec<u8>| b"ab\r\n".iter().map(move |&c| [&s[..], &[c]].concat())).collect();
+            all.extend(last.iter().cloned());
+        }
+        for data in all {
+            let f = VocabFile::new("f.txt", data.clone());
+            for size in -1..6 {
+                let expected = sequential_table_lines("v", &f, size).map_err(|e| e.to_string());
+                assert_eq!(table_lines("v", &f, size).map_err(|e| e.to_string()), expected, "{data:?} {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn remapping_matches_tf_on_duplicates_and_cuts() {
+        // The first repeat in file order (line 4 repeats line 2), not the first repeated token.
+        let e = generate_vocab_remapping("v", &file("a"), &file("x\ny\nz\nw\nz\nx"), 0, 1, -1).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::VocabDuplicateToken { key, previous: 2, value: 4, .. } if key == "z"),
+            "{e:?}"
+        );
+        // A cut before the duplicate: no refusal, and the lines after the cut are not in the table.
+        let r = generate_vocab_remapping("v", &file("w\nz\nq\nx"), &file("x\ny\nz\nw\nz\nx"), 1, 3, 4).unwrap();
+        assert_eq!(r.remapping, [2, -1, 0]);
+        assert_eq!(r.num_present, 2);
+        // `\r\n` lines match plain ones.
+        let r = generate_vocab_remapping("v", &file("b\r\na\r\n"), &file("a\nb"), 0, 2, -1).unwrap();
+        assert_eq!(r.remapping, [1, 0]);
     }
 
     fn lines(s: &str, size: i64) -> Result<Vec<String>, PlanError> {
