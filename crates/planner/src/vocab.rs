@@ -11,7 +11,7 @@ mod lines;
 mod table;
 
 use lines::Layout;
-use table::{OldTable, TableHasher};
+use table::TableHasher;
 
 /// How many lines TF's `TextFileLineIterator` hands to a table built from `file` (whose lines are
 /// `layout`) with `vocab_size` (-1 for all), or its refusal. Equivalent to reading the lines one by
@@ -50,10 +50,9 @@ fn table_line_count(variable: &str, file: &VocabFile, layout: &Layout, vocab_siz
             expected: vocab_size,
             got: layout.lines as i64,
         }),
-        _ if layout.lines == 0 => Err(PlanError::VocabFileEmpty {
-            variable: variable.to_string(),
-            file: file.display.clone(),
-        }),
+        _ if layout.lines == 0 => {
+            Err(PlanError::VocabFileEmpty { variable: variable.to_string(), file: file.display.clone() })
+        }
         _ => Ok(layout.lines),
     }
 }
@@ -61,7 +60,11 @@ fn table_line_count(variable: &str, file: &VocabFile, layout: &Layout, vocab_siz
 /// The lines TF's `TextFileLineIterator` hands to a table built from `file` with `vocab_size` (-1 for
 /// all), with its refusals.
 #[cfg(test)]
-pub(crate) fn table_lines<'a>(variable: &str, file: &'a VocabFile, vocab_size: i64) -> Result<Vec<&'a [u8]>, PlanError> {
+pub(crate) fn table_lines<'a>(
+    variable: &str,
+    file: &'a VocabFile,
+    vocab_size: i64,
+) -> Result<Vec<&'a [u8]>, PlanError> {
     let layout = Layout::with_pieces(&file.contents, 3);
     let count = table_line_count(variable, file, &layout, vocab_size)?;
     let mut out = Vec::new();
@@ -102,7 +105,8 @@ pub fn generate_vocab_remapping(
     if old_vocab_size < -1 {
         return Err(PlanError::OldVocabSizeBelowMinimum { variable: variable.to_string(), size: old_vocab_size });
     }
-    let (new_layout, old_layout) = rayon::join(|| Layout::new(&new_vocab.contents), || Layout::new(&old_vocab.contents));
+    let (new_layout, old_layout) =
+        rayon::join(|| Layout::new(&new_vocab.contents), || Layout::new(&old_vocab.contents));
     let new_count = table_line_count(variable, new_vocab, &new_layout, -1)?;
     let end = new_vocab_offset.checked_add(num_new_vocab);
     if end.is_none_or(|e| e > new_count as u64) {
@@ -111,20 +115,17 @@ pub fn generate_vocab_remapping(
     // Checked above: offset + num_new_vocab <= the lines of the file, which is in memory.
     let (skip, take) = (new_vocab_offset as usize, num_new_vocab as usize);
     let old_count = table_line_count(variable, old_vocab, &old_layout, old_vocab_size)?;
-    let old = &old_vocab.contents[..];
-    let mut remapping = vec![0i64; take];
-    let new = &new_vocab.contents[..];
-    let found = match OldTable::<u32>::build(old, &old_layout.pieces, old_count) {
-        Some(table) => table.remap(new, &new_layout.pieces, skip, &mut remapping),
-        None => OldTable::build_wide(old, &old_layout.pieces, old_count).remap(new, &new_layout.pieces, skip, &mut remapping),
-    };
-    let found = found.map_err(|duplicate| PlanError::VocabDuplicateToken {
-        variable: variable.to_string(),
-        file: old_vocab.display.clone(),
-        key: String::from_utf8_lossy(duplicate.token).into_owned(),
-        previous: duplicate.previous as i64,
-        value: duplicate.line as i64,
-    })?;
+    let wanted = skip..skip + take;
+    let (remapping, found) =
+        table::remap(&old_vocab.contents, &old_layout, old_count, &new_vocab.contents, &new_layout, wanted).map_err(
+            |duplicate| PlanError::VocabDuplicateToken {
+                variable: variable.to_string(),
+                file: old_vocab.display.clone(),
+                key: String::from_utf8_lossy(duplicate.token).into_owned(),
+                previous: duplicate.previous as i64,
+                value: duplicate.line as i64,
+            },
+        )?;
     Ok(VocabRemapping { remapping, num_present: found as u64 })
 }
 
@@ -177,7 +178,11 @@ mod tests {
 
     /// TF's `TextFileLineIterator` read one line at a time, as `ReadLine` and the iterator do: the
     /// reference the parallel reading is checked against.
-    fn sequential_table_lines<'a>(variable: &str, file: &'a VocabFile, vocab_size: i64) -> Result<Vec<&'a [u8]>, PlanError> {
+    fn sequential_table_lines<'a>(
+        variable: &str,
+        file: &'a VocabFile,
+        vocab_size: i64,
+    ) -> Result<Vec<&'a [u8]>, PlanError> {
         let data = &file.contents[..];
         let mut out: Vec<&[u8]> = Vec::new();
         let mut pos = 0usize;
@@ -193,7 +198,10 @@ mod tests {
                     return Err(PlanError::VocabSizeInvalid { variable: variable.to_string(), file, expected, got });
                 }
                 if n == 0 {
-                    return Err(PlanError::VocabFileEmpty { variable: variable.to_string(), file: file.display.clone() });
+                    return Err(PlanError::VocabFileEmpty {
+                        variable: variable.to_string(),
+                        file: file.display.clone(),
+                    });
                 }
                 return Ok(out);
             };
@@ -218,7 +226,8 @@ mod tests {
         let mut all = vec![Vec::new()];
         let mut last = vec![Vec::new()];
         for _ in 0..7 {
-            last = last.iter().flat_map(|s: &Vec<u8>| b"ab\r\n".iter().map(move |&c| [&s[..], &[c]].concat())).collect();
+            last =
+                last.iter().flat_map(|s: &Vec<u8>| b"ab\r\n".iter().map(move |&c| [&s[..], &[c]].concat())).collect();
             all.extend(last.iter().cloned());
         }
         for data in all {
@@ -234,10 +243,7 @@ mod tests {
     fn remapping_matches_tf_on_duplicates_and_cuts() {
         // The first repeat in file order (line 4 repeats line 2), not the first repeated token.
         let e = generate_vocab_remapping("v", &file("a"), &file("x\ny\nz\nw\nz\nx"), 0, 1, -1).unwrap_err();
-        assert!(
-            matches!(&e, PlanError::VocabDuplicateToken { key, previous: 2, value: 4, .. } if key == "z"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, PlanError::VocabDuplicateToken { key, previous: 2, value: 4, .. } if key == "z"), "{e:?}");
         // A cut before the duplicate: no refusal, and the lines after the cut are not in the table.
         let r = generate_vocab_remapping("v", &file("w\nz\nq\nx"), &file("x\ny\nz\nw\nz\nx"), 1, 3, 4).unwrap();
         assert_eq!(r.remapping, [2, -1, 0]);

@@ -8,18 +8,20 @@
 //! and, only when hash and length agree, the token bytes to compare. Lookups go in batches: all slots
 //! of a batch are prefetched, then all candidate tokens, then compared, so the misses of a batch
 //! overlap instead of following one another. hashbrown's tables keep their slot addresses private,
-//! so they cannot be prefetched this way.
+//! so they cannot be prefetched this way. (A partitioned join, new tokens split by shard with their
+//! bytes copied so that each shard's lookups stay in cache, measured slower: copying both files
+//! costs more than the overlapped misses.)
 //!
 //! The table is [`SHARDS`] such tables chosen by the top bits of the hash: each is built by one rayon
 //! task in file order, small enough to stay in cache while it is built, and keeps the first line of
 //! each token, so the first duplicate (in file order) is known as TF's table initialisation finds it.
 
 use std::hash::BuildHasher;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use rayon::prelude::*;
 
-use super::lines::{for_each_line, Piece};
+use super::lines::{for_each_line, Layout, Piece};
 
 /// The hasher of the vocabulary tables: foldhash's fast hash, seeded per process, several times faster
 /// than SipHash on short tokens.
@@ -155,10 +157,35 @@ pub(super) struct OldTable<'a, I> {
     first_duplicate: Option<Duplicate<'a>>,
 }
 
+/// `GenerateVocabRemapping`'s table and lookups: the old line of each line `wanted.start + k` of
+/// `new` (its lines: `new_layout`) at `k`, -1 for those the first `old_lines` lines of `old` (its
+/// lines: `old_layout`; none of them empty) do not have, and how many were found. The wanted lines
+/// must exist. Refuses, as TF does before any lookup, an old vocabulary with a duplicate.
+pub(super) fn remap<'a>(
+    old: &'a [u8],
+    old_layout: &Layout,
+    old_lines: usize,
+    new: &[u8],
+    new_layout: &Layout,
+    wanted: Range<usize>,
+) -> Result<(Vec<i64>, usize), Duplicate<'a>> {
+    let mut out = vec![0i64; wanted.len()];
+    let found = match OldTable::<u32>::build(old, &old_layout.pieces, old_lines) {
+        Some(table) => table.remap(new, &new_layout.pieces, wanted.start, &mut out),
+        None => OldTable::build_wide(old, &old_layout.pieces, old_lines).remap(
+            new,
+            &new_layout.pieces,
+            wanted.start,
+            &mut out,
+        ),
+    }?;
+    Ok((out, found))
+}
+
 impl<'a, I: LineIndex> OldTable<'a, I> {
     /// The table of the first `lines` lines of `contents` (cut into `pieces`), which must not be
     /// empty; `None` if `contents` is too big for `I`.
-    pub fn build(contents: &'a [u8], pieces: &[Piece], lines: usize) -> Option<Self> {
+    fn build(contents: &'a [u8], pieces: &[Piece], lines: usize) -> Option<Self> {
         I::fits(contents.len()).then(|| Self::build_in(contents, pieces, lines))
     }
 
@@ -285,7 +312,8 @@ impl<'a, I: LineIndex> OldTable<'a, I> {
             }
         }
         let mut found = 0;
-        for (((slot, &candidate), &(shard, _, hash)), token) in out.iter_mut().zip(&candidates).zip(&probes).zip(tokens) {
+        for (((slot, &candidate), &(shard, _, hash)), token) in out.iter_mut().zip(&candidates).zip(&probes).zip(tokens)
+        {
             let line = (candidate != usize::MAX)
                 .then(|| {
                     let shard = &self.shards[shard];
@@ -308,7 +336,7 @@ impl<'a, I: LineIndex> OldTable<'a, I> {
     /// Writes the old line of each line `first + k` of `data` (cut into `pieces`) to `out[k]`, -1 for
     /// those the old vocabulary does not have, in parallel; returns how many were found. The lines must
     /// exist. Refuses, as TF does before any lookup, an old vocabulary with a duplicate.
-    pub fn remap(&self, data: &[u8], pieces: &[Piece], first: usize, out: &mut [i64]) -> Result<usize, Duplicate<'a>> {
+    fn remap(&self, data: &[u8], pieces: &[Piece], first: usize, out: &mut [i64]) -> Result<usize, Duplicate<'a>> {
         if let Some(duplicate) = self.first_duplicate {
             return Err(duplicate);
         }
@@ -354,7 +382,7 @@ impl<'a, I: LineIndex> OldTable<'a, I> {
 
 impl<'a> OldTable<'a, usize> {
     /// [`OldTable::build`] with `usize` entries, which hold any file in memory.
-    pub fn build_wide(contents: &'a [u8], pieces: &[Piece], lines: usize) -> Self {
+    fn build_wide(contents: &'a [u8], pieces: &[Piece], lines: usize) -> Self {
         Self::build_in(contents, pieces, lines)
     }
 }
@@ -368,7 +396,11 @@ mod tests {
         (0..n).flat_map(|i| format!("tok{i}\n").into_bytes()).collect()
     }
 
-    fn check_both<R: PartialEq + std::fmt::Debug>(data: &[u8], pieces: usize, f: impl Fn(&dyn Fn(&[u8]) -> Option<usize>, Option<(usize, usize)>) -> R) -> R {
+    fn check_both<R: PartialEq + std::fmt::Debug>(
+        data: &[u8],
+        pieces: usize,
+        f: impl Fn(&dyn Fn(&[u8]) -> Option<usize>, Option<(usize, usize)>) -> R,
+    ) -> R {
         let layout = Layout::with_pieces(data, pieces);
         let narrow = OldTable::<u32>::build(data, &layout.pieces, layout.lines).unwrap();
         let wide = OldTable::build_wide(data, &layout.pieces, layout.lines);
@@ -409,6 +441,13 @@ mod tests {
         assert_eq!(table.first_duplicate, None);
         assert_eq!(table.get(b"d"), None);
         assert_eq!(table.get(b"c"), Some(2));
+        // Among many shards and pieces too.
+        let mut data = tokens(100_000);
+        data.extend_from_slice(b"tok77777\ntok5\n");
+        let layout = Layout::with_pieces(&data, 9);
+        let table = OldTable::<u32>::build(&data, &layout.pieces, layout.lines).unwrap();
+        let duplicate = Duplicate { previous: 77_777, line: 100_000, token: b"tok77777" };
+        assert_eq!(table.first_duplicate, Some(duplicate));
     }
 
     #[test]
@@ -427,10 +466,9 @@ mod tests {
         let new: Vec<u8> = (0..3_000).rev().flat_map(|i| format!("tok{}\r\n", i * 3).into_bytes()).collect();
         let old_layout = Layout::with_pieces(&old, 5);
         let new_layout = Layout::with_pieces(&new, 6);
-        let table = OldTable::<u32>::build(&old, &old_layout.pieces, old_layout.lines).unwrap();
+        let wide = OldTable::build_wide(&old, &old_layout.pieces, old_layout.lines);
         for (first, n) in [(0, 3_000), (17, 1_000), (2_999, 1), (5, 0)] {
-            let mut out = vec![0i64; n];
-            let found = table.remap(&new, &new_layout.pieces, first, &mut out).unwrap();
+            let (out, found) = remap(&old, &old_layout, old_layout.lines, &new, &new_layout, first..first + n).unwrap();
             let expected: Vec<i64> = (first..first + n)
                 .map(|k| {
                     let id = (2_999 - k) * 3;
@@ -443,6 +481,9 @@ mod tests {
                 .collect();
             assert!(out == expected, "lines {first}..{}", first + n);
             assert_eq!(found, expected.iter().filter(|&&o| o >= 0).count());
+            let mut out = vec![0i64; n];
+            assert_eq!(wide.remap(&new, &new_layout.pieces, first, &mut out), Ok(found));
+            assert!(out == expected, "lines {first}..{} (usize entries)", first + n);
         }
     }
 }
