@@ -139,19 +139,22 @@ pub(crate) fn check_unique_old_ids(variable: &str, remapping: &[i64]) -> Result<
         first,
         second: second as i64,
     };
-    let dense_limit = (remapping.len() as u64).saturating_mul(4).saturating_add(1024);
-    if (max as u64) < dense_limit && remapping.len() < u32::MAX as usize {
-        // first[old] = 1 + the first new index using `old`, 0 if none yet.
-        let mut first = vec![0u32; max as usize + 1];
+    // Ids below this are checked in a bitset (at most 8 bytes per entry, as the remapping itself):
+    // 125 KB for W1's million ids, which stays in cache, where a table of first users took 4 MB.
+    let dense_limit = (remapping.len() as u64).saturating_mul(64).saturating_add(1 << 16);
+    if (max as u64) < dense_limit {
+        let mut used = vec![0u64; max as usize / 64 + 1];
         for (i, &old) in remapping.iter().enumerate() {
             if old < 0 {
                 continue;
             }
-            let slot = &mut first[old as usize];
-            if *slot != 0 {
-                return Err(twice(old, i64::from(*slot - 1), i));
+            let (word, bit) = (&mut used[old as usize / 64], 1u64 << (old % 64));
+            if *word & bit != 0 {
+                // The error path only: the first user is found again.
+                let first = remapping[..i].iter().position(|&o| o == old).unwrap_or(i);
+                return Err(twice(old, first as i64, i));
             }
-            *slot = i as u32 + 1;
+            *word |= bit;
         }
         return Ok(());
     }
@@ -284,6 +287,14 @@ mod tests {
         assert_eq!(r.num_present, 2);
         let e = generate_vocab_remapping("v", &file("a\nb"), &file("a\nb\na"), 0, 2, -1).unwrap_err();
         assert!(e.to_string().starts_with("HashTable has different value for same key. Key a has 0"));
-        assert!(check_unique_old_ids("v", &[3, 1, 3]).is_err());
+        let e = check_unique_old_ids("v", &[3, -1, 1, 3]).unwrap_err();
+        assert_eq!(e.to_string(), "Old ID 3 is mapped to both new ID 0 and 3, which is not supported.");
+        // Far ids go through the hash map, with the same answers.
+        let far = 1i64 << 40;
+        let e = check_unique_old_ids("v", &[far, -1, 1, far]).unwrap_err();
+        assert_eq!(e.to_string(), format!("Old ID {far} is mapped to both new ID 0 and 3, which is not supported."));
+        assert!(check_unique_old_ids("v", &[far, 63, 64, 0, -1, -1]).is_ok());
+        let e = check_unique_old_ids("v", &[5, 63, 64, 0, 127, 64]).unwrap_err();
+        assert_eq!(e.to_string(), "Old ID 64 is mapped to both new ID 2 and 5, which is not supported.");
     }
 }
