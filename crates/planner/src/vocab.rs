@@ -102,11 +102,22 @@ pub fn generate_vocab_remapping(
     num_new_vocab: u64,
     old_vocab_size: i64,
 ) -> Result<VocabRemapping, PlanError> {
+    let args = (new_vocab_offset, num_new_vocab, old_vocab_size);
+    generate_vocab_remapping_in(variable, new_vocab, old_vocab, args, Layout::new)
+}
+
+/// [`generate_vocab_remapping`] with the files cut into pieces by `layout`.
+fn generate_vocab_remapping_in(
+    variable: &str,
+    new_vocab: &VocabFile,
+    old_vocab: &VocabFile,
+    (new_vocab_offset, num_new_vocab, old_vocab_size): (u64, u64, i64),
+    layout: impl Fn(&[u8]) -> Layout + Sync,
+) -> Result<VocabRemapping, PlanError> {
     if old_vocab_size < -1 {
         return Err(PlanError::OldVocabSizeBelowMinimum { variable: variable.to_string(), size: old_vocab_size });
     }
-    let (new_layout, old_layout) =
-        rayon::join(|| Layout::new(&new_vocab.contents), || Layout::new(&old_vocab.contents));
+    let (new_layout, old_layout) = rayon::join(|| layout(&new_vocab.contents), || layout(&old_vocab.contents));
     let new_count = table_line_count(variable, new_vocab, &new_layout, -1)?;
     let end = new_vocab_offset.checked_add(num_new_vocab);
     if end.is_none_or(|e| e > new_count as u64) {
@@ -240,6 +251,91 @@ mod tests {
                 assert_eq!(table_lines("v", &f, size).map_err(|e| e.to_string()), expected, "{data:?} {size}");
             }
         }
+    }
+
+    /// `GenerateVocabRemapping` done the plain way: lines read one by one, a `HashMap` of the old ones.
+    fn reference_remapping(
+        new: &VocabFile,
+        old: &VocabFile,
+        args: (u64, u64, i64),
+    ) -> Result<VocabRemapping, PlanError> {
+        let (offset, num, old_size) = args;
+        if old_size < -1 {
+            return Err(PlanError::OldVocabSizeBelowMinimum { variable: "v".into(), size: old_size });
+        }
+        let new_lines = sequential_table_lines("v", new, -1)?;
+        let wanted = new_lines.get(offset as usize..(offset + num) as usize);
+        let wanted = wanted.ok_or(PlanError::VocabTableTooSmall { variable: "v".into(), file: new.display.clone() })?;
+        let mut table = HashMap::new();
+        for (value, token) in sequential_table_lines("v", old, old_size)?.into_iter().enumerate() {
+            if let Some(&previous) = table.get(token) {
+                let (file, key) = (old.display.clone(), String::from_utf8_lossy(token).into_owned());
+                return Err(PlanError::VocabDuplicateToken {
+                    variable: "v".into(),
+                    file,
+                    key,
+                    previous,
+                    value: value as i64,
+                });
+            }
+            table.insert(token, value as i64);
+        }
+        let remapping: Vec<i64> = wanted.iter().map(|t| table.get(t).copied().unwrap_or(-1)).collect();
+        let num_present = remapping.iter().filter(|&&id| id >= 0).count() as u64;
+        Ok(VocabRemapping { remapping, num_present })
+    }
+
+    #[test]
+    fn remapping_matches_reading_line_by_line() {
+        // Random small vocabularies over {a, b, c, \r}, with empty lines, duplicates, CRLF, and cuts,
+        // read in 1 to 6 pieces.
+        struct Lcg(u64);
+        impl Lcg {
+            fn below(&mut self, n: u64) -> u64 {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (self.0 >> 33) % n
+            }
+            fn file(&mut self) -> VocabFile {
+                let mut s = Vec::new();
+                for _ in 0..2 + self.below(14) {
+                    let len = if self.below(60) == 0 { 0 } else { 1 + self.below(3) };
+                    for _ in 0..len {
+                        s.push(if self.below(30) == 0 { b'\r' } else { b"abc"[self.below(3) as usize] });
+                    }
+                    s.extend_from_slice(if self.below(6) == 0 { b"\r\n" } else { b"\n" });
+                }
+                if self.below(3) == 0 {
+                    s.pop();
+                }
+                VocabFile::new(format!("f{}.txt", self.below(2)), s)
+            }
+        }
+        let mut rng = Lcg(0x9E37_79B9_7F4A_7C15);
+        // How many cases ended in each outcome: found some tokens, duplicate, other refusals.
+        let mut outcomes = [0usize; 3];
+        for case in 0..6000 {
+            let (old, new) = (rng.file(), rng.file());
+            let old_size = if rng.below(2) == 0 { -1 } else { rng.below(14) as i64 - 2 };
+            let args = (rng.below(3), rng.below(8), old_size);
+            let expected = reference_remapping(&new, &old, args);
+            outcomes[match &expected {
+                Ok(r) if r.num_present > 0 => 0,
+                Err(PlanError::VocabDuplicateToken { .. }) => 1,
+                _ => 2,
+            }] += 1;
+            // Debug: every field of a refusal, not only those its message shows.
+            let expected = expected.map_err(|e| format!("{e:?}"));
+            let pieces = 1 + case % 6;
+            let got = generate_vocab_remapping_in("v", &new, &old, args, |d| Layout::with_pieces(d, pieces));
+            assert_eq!(
+                got.map_err(|e| format!("{e:?}")),
+                expected,
+                "old {:?} new {:?} {args:?}",
+                old.contents,
+                new.contents
+            );
+        }
+        assert!(outcomes.iter().all(|&n| n > 300), "{outcomes:?}");
     }
 
     #[test]
