@@ -238,15 +238,12 @@ fn read_checkpoint(format: &str, path: &Path) -> Result<(u64, u64), String> {
         if info.dtype == DType::String {
             continue;
         }
-        let row_bytes = info.row_bytes().ok_or("tensor too large")?;
-        let rows_per_block = BLOCK_BYTES.checked_div(row_bytes).map_or(info.rows().max(1), |n| n.max(1));
-        let mut start = 0;
-        while start < info.rows() {
-            let end = start.saturating_add(rows_per_block).min(info.rows());
-            let block = source.read_rows(&info.name, start..end).map_err(describe)?;
+        // Streamed as the executor streams: a block at a time, released once read.
+        for rows in warmstart_core::copy::row_blocks(source.path(), info, BLOCK_BYTES).map_err(describe)? {
+            let block = source.read_rows(&info.name, rows.clone()).map_err(describe)?;
             bytes += block.len() as u64;
             sum = sum.wrapping_add(checksum(&block));
-            start = end;
+            source.release(&info.name, rows);
         }
     }
     Ok((bytes, sum))
