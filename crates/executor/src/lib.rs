@@ -139,6 +139,7 @@ struct Release<'a> {
 impl<'a> Release<'a> {
     /// The release of `rows` of `tensor` if `bytes` were borrowed from the source (owned bytes are
     /// copies, whose source rows the reader released itself or never mapped).
+    #[allow(clippy::ptr_arg, reason = "which variant the bytes are is the question")]
     fn of(bytes: &Cow<'_, [u8]>, source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Option<Self> {
         matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows })
     }
