@@ -156,8 +156,10 @@ struct Writer<'a> {
     recycled: mpsc::Receiver<Vec<u8>>,
     /// Window buffers the writer is done with.
     windows_back: mpsc::Receiver<Vec<u8>>,
-    /// Window buffers handed out and not back yet.
+    /// Window buffers made and not given back by the writer (including `spare_window`).
     windows_out: Cell<usize>,
+    /// A window buffer that never went to the writer, for the next window.
+    spare_window: Cell<Option<Vec<u8>>>,
 }
 
 /// The writer thread has stopped on an error, which `execute` reports instead.
@@ -175,16 +177,17 @@ impl<'a> Writer<'a> {
         buf
     }
 
-    /// Returns a window buffer that never went to the writer.
+    /// Keeps a window buffer that never went to the writer for the next window.
     fn give_back_window(&self, window: Vec<u8>) {
-        drop(window);
-        self.windows_out.set(self.windows_out.get().saturating_sub(1));
+        self.spare_window.set(Some(window));
     }
 
-    /// An empty buffer for a remap window: a new one while fewer than [`WINDOWS_IN_FLIGHT`] are out,
-    /// else the next one the writer gives back (waiting for it).
+    /// A buffer for a remap window: the spare one, else a new one while fewer than
+    /// [`WINDOWS_IN_FLIGHT`] exist, else the next one the writer gives back (waiting for it).
     fn window_buffer(&self) -> Vec<u8> {
-        let buf = if self.windows_out.get() < WINDOWS_IN_FLIGHT {
+        let buf = if let Some(spare) = self.spare_window.take() {
+            spare
+        } else if self.windows_out.get() < WINDOWS_IN_FLIGHT {
             self.windows_out.set(self.windows_out.get() + 1);
             Vec::new()
         } else {
@@ -277,7 +280,7 @@ pub fn execute(
     let (windows_return, windows_back) = mpsc::sync_channel(WINDOWS_IN_FLIGHT);
     let (produced, written) = std::thread::scope(|scope| {
         let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
-        let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0) };
+        let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) };
         let produced = produce(plan, old, target, &writer, options, &mut report);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));

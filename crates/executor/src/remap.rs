@@ -386,8 +386,14 @@ pub(crate) fn remap_rows<'a>(
     end: u64,
     row_bytes: usize,
 ) -> Result<Vec<u8>, ExecError> {
-    // A reused buffer keeps its (already mapped) pages; every byte is overwritten below.
-    out.resize(checked_len(&var.name, end - start, row_bytes)?, 0);
+    // A reused buffer keeps its (already mapped) pages; every byte is overwritten below. A new one comes
+    // zeroed from the allocator, which need not write the zeros itself.
+    let len = checked_len(&var.name, end - start, row_bytes)?;
+    if out.capacity() < len {
+        out = vec![0; len];
+    } else {
+        out.resize(len, 0);
+    }
     if row_bytes == 0 {
         return Ok(out);
     }
