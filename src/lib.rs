@@ -214,18 +214,31 @@ pub fn run_files(
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
     let template = (target.format() == format.name()).then(|| target.clone());
-    run(
+    // The folders made for the output, from its parent up: removed again if the run fails.
+    let created: std::cell::RefCell<Vec<std::path::PathBuf>> = Default::default();
+    let result = run(
         settings,
         old.as_ref(),
         target.as_ref(),
         |tensors| {
             // Only now, with the warm-start accepted, may anything be created.
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+                let missing = parent.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists());
+                *created.borrow_mut() = missing.map(std::path::Path::to_path_buf).collect();
                 std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
             }
             let write = warmstart_formats::WriteOptions { template, shards: options.shards, sync: options.sync, ..Default::default() };
             Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,
-    )
+    );
+    if result.is_err() {
+        // Only folders left empty go (the sink has removed its files); the first that is not ends it.
+        for folder in created.borrow().iter() {
+            if std::fs::remove_dir(folder).is_err() {
+                break;
+            }
+        }
+    }
+    result
 }

@@ -470,6 +470,40 @@ fn run_writes_the_data_shards_asked_for() {
     }
 }
 
+/// A damaged old embedding (its last byte flipped: the last tensor of the data file) is refused, naming
+/// the tensor and the checksum, and nothing is written, not even the output's folders, whether it is
+/// gathered whole or streamed in windows, in every output format.
+#[test]
+fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("example");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&example).unwrap().map(|e| e.unwrap().path()) {
+        let to = copy.join(entry.file_name().unwrap());
+        if entry.is_dir() {
+            crate::util::copy_folder(&entry, &to);
+        } else {
+            std::fs::copy(&entry, &to).unwrap();
+        }
+    }
+    let data = copy.join("old/model-0.data-00000-of-00001");
+    let mut bytes = std::fs::read(&data).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x40;
+    std::fs::write(&data, bytes).unwrap();
+    let settings = WarmStartSettings::from_file(&copy.join("warmstart.toml")).unwrap();
+    for window in [None, Some(STREAMING_WINDOW)] {
+        for name in ["warm.safetensors", "warm.h5", "ckpt/model.ckpt"] {
+            // Into folders that do not exist yet: they are not left behind either.
+            let out = tmp.path().join("out/made").join(name);
+            let options = RunOptions { window_bytes: window, block_bytes: window, ..Default::default() };
+            let err = warmstart::run_files(&settings, &out, None, &options).unwrap_err().to_string();
+            assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, window {window:?}: {err}");
+            assert_eq!(files_in(tmp.path()), ["example"], "{name}, window {window:?}");
+        }
+    }
+}
+
 /// Opens a checkpoint, retrying briefly while an HDF5 file is locked. HDF5 holds an `flock` on every
 /// file it opens; our HDF5 crate marks those descriptors close-on-exec, but a `warmstart` process that
 /// another test spawns still holds a copy of them between its fork and its exec, and with it the lock,
