@@ -54,16 +54,8 @@ struct RunArgs {
     /// Where to write the warm-started model. Its format comes from --to, else from its name.
     #[arg(long)]
     out: PathBuf,
-    /// The output format: safetensors, tf or hdf5.
-    #[arg(long, value_name = "FORMAT")]
-    to: Option<Format>,
-    /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
-    shards: Option<u32>,
-    /// Flush the written files to the disk (fsync) before moving them into place. TensorFlow and cp
-    /// do not; use it when the checkpoint must survive a crash of the machine.
-    #[arg(long)]
-    sync: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Memory, in MiB, for remapping an embedding larger than it: the new one is then computed in
     /// windows of this size (two at a time), each in one pass over the old one, which is never held
     /// whole. Larger windows take fewer passes.
@@ -92,7 +84,14 @@ struct ConvertArgs {
     src: PathBuf,
     /// Where to write. Its format comes from --to, else from its name (.safetensors, ...).
     dst: PathBuf,
-    /// The destination format: safetensors, tf or hdf5.
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// How `run` and `convert` write their output.
+#[derive(Args)]
+struct OutputArgs {
+    /// The output format: safetensors, tf or hdf5 (else told from the destination's name).
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
@@ -148,15 +147,15 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
 
 fn run(args: RunArgs) -> Result<(), Failure> {
     let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
-    let format = warmstart_formats::destination_format(&args.out, args.to).map_err(Failure::usage)?;
+    let format = warmstart_formats::destination_format(&args.out, args.output.to).map_err(Failure::usage)?;
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
     let options = warmstart::RunOptions {
         progress: Some(&on_progress),
         on_plan: Some(&on_plan),
-        shards: args.shards.map(|n| n as usize),
-        sync: args.sync,
+        shards: args.output.shards.map(|n| n as usize),
+        sync: args.output.sync,
         window_bytes: Some(args.window << 20),
         ..Default::default()
     };
@@ -184,9 +183,9 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 }
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
-    let format = warmstart_formats::destination_format(&args.dst, args.to).map_err(Failure::usage)?;
+    let format = warmstart_formats::destination_format(&args.dst, args.output.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let options = WriteOptions { shards: args.shards.map(|n| n as usize), sync: args.sync, ..Default::default() };
+    let options = WriteOptions { shards: args.output.shards.map(|n| n as usize), sync: args.output.sync, ..Default::default() };
     let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options)
         .map_err(Failure::failed)?;
     for skipped in &report.skipped {
