@@ -281,8 +281,8 @@ fn fill_in_old_order<'b>(
         if let Ok(o) = usize::try_from(old_row(k)) {
             let c = o / chunk_rows;
             if c >= chunks {
-                let got = old_rows * old_row_bytes;
-                return Err(ExecError::ShortRead { tensor: from.to_string(), start: o as u64, end: o as u64 + 1, got, expected: (o + 1) * old_row_bytes });
+                let (got, expected) = (old_rows * old_row_bytes, o.saturating_add(1).saturating_mul(old_row_bytes));
+                return Err(ExecError::ShortRead { tensor: from.to_string(), start: o as u64, end: o as u64 + 1, got, expected });
             }
             starts[c + 1] += 1;
         }
