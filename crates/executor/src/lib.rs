@@ -279,6 +279,7 @@ pub fn execute(
     let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
     let (windows_return, windows_back) = mpsc::sync_channel(WINDOWS_IN_FLIGHT);
     let (produced, written) = std::thread::scope(|scope| {
+        scope.spawn(|| read_remap_sources_ahead(plan, old));
         let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
         let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) };
         let produced = produce(plan, old, target, &writer, options, &mut report);
@@ -293,6 +294,19 @@ pub fn execute(
         Err(Stop::Failed(e)) => Err(e),
         // Unreachable: the writer stops early only on an error, returned above.
         Err(Stop::Writer(WriterStopped)) => Ok(report),
+    }
+}
+
+/// Reads the first row of every remap's old tensor, so that what a source does once, on a tensor's
+/// first read (a TF bundle verifies the whole tensor's checksum), runs in the background while the
+/// tensors before it are copied. Errors are left for the real reads to report.
+fn read_remap_sources_ahead(plan: &Plan, old: &dyn CheckpointSource) {
+    for v in &plan.variables {
+        if let Action::Remap(remap) = &v.action {
+            if old.tensor(&remap.from).is_some_and(|t| t.rows() > 0) {
+                let _ = old.read_rows(&remap.from, 0..1);
+            }
+        }
     }
 }
 
