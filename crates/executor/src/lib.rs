@@ -438,6 +438,9 @@ fn check_len(tensor: &str, start: u64, end: u64, got: usize, expected: usize) ->
     Ok(())
 }
 
+/// Writes one output tensor of a variable (the whole variable, or one partition of it) in row blocks,
+/// or in windows when it is remapped from an old tensor larger than the window; returns the bytes
+/// written.
 fn write_variable<'a>(
     var: &'a VariablePlan,
     out: &'a OutputTensor,
