@@ -245,8 +245,20 @@ fn fill_partition_block<'a, 'b>(
             check_len(from, lo, hi, bytes.len(), (hi - lo) as usize * old_row_bytes)?;
             fill(&BlockRows::Range { tensor: from, bytes: &bytes, first: lo, row_bytes: old_row_bytes })
         }
-        _ => fill(&BlockRows::PerRow(old, from)),
+        _ => {
+            // The tensor's first read happens here, not in a task (see `first_read_here`).
+            first_read_here(old, from, lo)?;
+            fill(&BlockRows::PerRow(old, from))
+        }
     }
+}
+
+/// Reads one row of `from` on the calling thread before parallel tasks read it. What a source does once
+/// per tensor, on its first read (a TF bundle verifies the tensor's checksum, itself in parallel), must
+/// not run inside a rayon task while other tasks wait for it: they would hold the threads it needs.
+fn first_read_here(old: &dyn CheckpointSource, from: &str, row: u64) -> Result<(), ExecError> {
+    old.read_rows(from, row..row + 1)?;
+    Ok(())
 }
 
 /// An old tensor read in chunks: its source, name, row count and row size (not zero).
@@ -304,6 +316,9 @@ fn fill_in_old_order<'b>(
             backup(k).fill(d, 0);
         }
     });
+    if let Some(&k) = order.first() {
+        first_read_here(old.source, from, old_row(k) as u64)?;
+    }
     let out = DisjointRows::new(dst, row_bytes);
     (0..chunks).into_par_iter().try_for_each(|c| {
         let first = (c * chunk_rows) as u64;

@@ -69,21 +69,23 @@ impl Shard {
         if bytes.len() <= chunk_bytes {
             return crc32c::crc32c(bytes);
         }
-        let (crc, _) = bytes
-            .par_chunks(chunk_bytes)
-            .enumerate()
-            .map(|(i, chunk)| {
-                let crc = crc32c::crc32c(chunk);
-                let at = range.start + i * chunk_bytes;
-                self.release(at..at + chunk.len());
-                (crc, chunk.len())
-            })
-            .reduce(
-                || (0, 0),
-                |(crc_a, len_a), (crc_b, len_b)| {
-                    (crc32c::crc32c_combine(crc_a, crc_b, len_b), len_a + len_b)
-                },
-            );
+        let hash = |(i, chunk): (usize, &[u8])| {
+            let crc = crc32c::crc32c(chunk);
+            let at = range.start + i * chunk_bytes;
+            self.release(at..at + chunk.len());
+            (crc, chunk.len())
+        };
+        let combine = |(crc_a, len_a): (u32, usize), (crc_b, len_b): (u32, usize)| {
+            (crc32c::crc32c_combine(crc_a, crc_b, len_b), len_a + len_b)
+        };
+        // Inside a rayon task the chunks are hashed in turn, not as more tasks: the task holds the
+        // tensor's one-time check, which other tasks may be waiting for, and waiting in a join could
+        // run one of them here.
+        let (crc, _) = if rayon::current_thread_index().is_some() {
+            bytes.chunks(chunk_bytes).enumerate().map(hash).fold((0, 0), combine)
+        } else {
+            bytes.par_chunks(chunk_bytes).enumerate().map(hash).reduce(|| (0, 0), combine)
+        };
         crc
     }
 }
@@ -787,6 +789,9 @@ mod tests {
         for (range, chunk) in [(0..data.len(), 4096), (17..99_000, 1000), (5..6, 1), (0..0, 7), (3..50_000, 49_997)] {
             let expected = crc32c::crc32c(&data[range.clone()]);
             assert_eq!(shard.checksum_in_chunks(range.clone(), chunk), expected, "{range:?} in chunks of {chunk}");
+            // Within a rayon task, the chunks are hashed in turn.
+            let in_task = rayon::scope(|_| shard.checksum_in_chunks(range.clone(), chunk));
+            assert_eq!(in_task, expected, "{range:?} in chunks of {chunk}, in a task");
         }
         // And the pages dropped while hashing read back the same.
         assert_eq!(shard.bytes(), &data[..]);
