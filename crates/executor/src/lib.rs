@@ -279,10 +279,10 @@ pub fn execute(
     let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
     let (windows_return, windows_back) = mpsc::sync_channel(WINDOWS_IN_FLIGHT);
     let (produced, written) = std::thread::scope(|scope| {
-        scope.spawn(|| read_remap_sources_ahead(plan, old));
+        let mut ahead = Some(scope.spawn(|| read_remap_sources_ahead(plan, old)));
         let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
         let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) };
-        let produced = produce(plan, old, target, &writer, options, &mut report);
+        let produced = produce(plan, old, target, &writer, options, &mut report, &mut ahead);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (produced, written)
@@ -299,7 +299,8 @@ pub fn execute(
 
 /// Reads the first row of every remap's old tensor, so that what a source does once, on a tensor's
 /// first read (a TF bundle verifies the whole tensor's checksum), runs in the background while the
-/// tensors before it are copied. Errors are left for the real reads to report.
+/// tensors before it are copied. Errors are left for the real reads to report. It is waited for before
+/// the first remap: its checks run rayon tasks, which parallel tasks of a remap must not wait on.
 fn read_remap_sources_ahead(plan: &Plan, old: &dyn CheckpointSource) {
     for v in &plan.variables {
         if let Action::Remap(remap) = &v.action {
@@ -310,7 +311,8 @@ fn read_remap_sources_ahead(plan: &Plan, old: &dyn CheckpointSource) {
     }
 }
 
-/// Reads and computes every output tensor in order, queueing its blocks for the writer.
+/// Reads and computes every output tensor in order, queueing its blocks for the writer; waits for the
+/// read-ahead (`ahead`) before the first remap.
 fn produce<'a>(
     plan: &'a Plan,
     old: &'a dyn CheckpointSource,
@@ -318,8 +320,13 @@ fn produce<'a>(
     writer: &Writer<'a>,
     options: &ExecOptions<'_>,
     report: &mut Report,
+    ahead: &mut Option<std::thread::ScopedJoinHandle<'_, ()>>,
 ) -> Result<(), Stop> {
     for out in &plan.outputs {
+        let remap = out.variable.is_some_and(|vi| matches!(plan.variables[vi].action, Action::Remap(_)));
+        if let (true, Some(read_ahead)) = (remap, ahead.take()) {
+            read_ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
         let written = match out.variable {
             None => copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
             Some(vi) => write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
