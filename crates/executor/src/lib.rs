@@ -137,11 +137,12 @@ struct Release<'a> {
 }
 
 impl<'a> Release<'a> {
-    /// The release of `rows` of `tensor` if `bytes` were borrowed from the source (owned bytes are
-    /// copies, whose source rows the reader released itself or never mapped).
-    #[allow(clippy::ptr_arg, reason = "which variant the bytes are is the question")]
-    fn of(bytes: &Cow<'_, [u8]>, source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Option<Self> {
-        matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows })
+    /// Rows `rows` of `tensor`, and their release if they were borrowed from the source (owned bytes
+    /// are copies, whose source rows the reader released itself or never mapped).
+    fn read(source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Result<(Cow<'a, [u8]>, Option<Self>), CoreError> {
+        let bytes = source.read_rows(tensor, rows.clone())?;
+        let release = matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows });
+        Ok((bytes, release))
     }
 
     fn run(self) {
@@ -357,8 +358,7 @@ fn copy_tensor<'a>(
     }
     writer.send(Job::Begin(tensor))?;
     for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
-        let bytes = src.read_rows(name, rows.clone())?;
-        let release = Release::of(&bytes, src, name, rows);
+        let (bytes, release) = Release::read(src, name, rows)?;
         writer.send(Job::Data { bytes, done: None, release, window: false })?;
     }
     writer.send(Job::End)?;
@@ -385,16 +385,8 @@ impl<'a> VariableRows<'a> {
     fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<(Cow<'a, [u8]>, Option<Release<'a>>), ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
         let (bytes, release) = match &self.var.action {
-            Action::KeepInitial => {
-                let bytes = self.target.read_rows(&self.var.tensor, start..end)?;
-                let release = Release::of(&bytes, self.target, &self.var.tensor, start..end);
-                (bytes, release)
-            }
-            Action::Copy { from, parts: None } => {
-                let bytes = self.old.read_rows(from, start..end)?;
-                let release = Release::of(&bytes, self.old, from, start..end);
-                (bytes, release)
-            }
+            Action::KeepInitial => Release::read(self.target, &self.var.tensor, start..end)?,
+            Action::Copy { from, parts: None } => Release::read(self.old, from, start..end)?,
             Action::Copy { from, parts: Some(parts) } => {
                 let mut buf = self.target.read_rows(&self.var.tensor, start..end)?.into_owned();
                 self.target.release(&self.var.tensor, start..end);
@@ -419,11 +411,10 @@ impl<'a> VariableRows<'a> {
         Ok((bytes, release))
     }
 
-    /// Whether the variable is computed in windows: a remap from an old tensor larger than the window.
+    /// Whether the variable is computed in windows: a remap whose old tensor is streamed.
     fn windowed(&self) -> bool {
         let Action::Remap(remap) = &self.var.action else { return false };
-        let bytes = self.old.tensor(&remap.from).and_then(|t| t.byte_len());
-        bytes.is_some_and(|b| b > self.window_bytes)
+        remap::streams(self.old, &remap.from, self.window_bytes)
     }
 }
 

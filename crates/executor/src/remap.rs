@@ -77,6 +77,14 @@ enum OldAccess<'a> {
     Blockwise(Option<usize>),
 }
 
+/// Whether the old tensor `from` is streamed (read in file order, chunk by chunk) rather than held: it
+/// has rows of some bytes and more than `stream_above` bytes in all.
+pub(crate) fn streams(old: &dyn CheckpointSource, from: &str, stream_above: u64) -> bool {
+    let info = old.tensor(from);
+    let bytes = info.filter(|t| t.row_bytes().is_some_and(|b| b > 0)).and_then(|t| t.byte_len());
+    bytes.is_some_and(|b| b > stream_above)
+}
+
 impl<'a> OldAccess<'a> {
     /// Decides how to read `from`: streamed if it holds more than `stream_above` bytes; else probes one
     /// row, and borrows the whole tensor if the source lends it.
@@ -88,7 +96,7 @@ impl<'a> OldAccess<'a> {
             return Ok(OldAccess::Blockwise(Some(row_bytes)));
         }
         let bytes = checked_len(from, rows, row_bytes)?;
-        if bytes as u64 > stream_above && row_bytes > 0 {
+        if streams(old, from, stream_above) {
             return Ok(OldAccess::Streamed(bytes / row_bytes, row_bytes));
         }
         if let Cow::Borrowed(_) = old.read_rows(from, 0..1)? {

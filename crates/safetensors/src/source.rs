@@ -149,7 +149,6 @@ fn is_index_name(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")
 }
 
-/// Memory-maps a whole file.
 impl SafetensorsSource {
     /// The map and byte range holding rows `rows` of `name`, if it has them.
     fn mapped_rows(&self, name: &str, rows: Range<u64>) -> Option<(&Mmap, Range<usize>)> {
@@ -162,6 +161,7 @@ impl SafetensorsSource {
     }
 }
 
+/// Memory-maps a whole file.
 fn map_file(path: &Path) -> std::io::Result<Mmap> {
     let file = File::open(path)?;
     // SAFETY: the map is only read. Like every memory-mapped reader, we rely on the file not being

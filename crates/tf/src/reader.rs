@@ -467,13 +467,16 @@ impl TfCheckpoint {
             }
             Layout::Sliced(parts) => {
                 for (slice, stored) in parts {
-                    let whole_rows = !slice.start.is_empty()
-                        && slice.start[1..].iter().all(|&s| s == 0)
-                        && slice.len[1..] == info.shape[1..];
+                    let (Some((&first, inner_start)), Some((&len, inner_len))) =
+                        (slice.start.split_first(), slice.len.split_first())
+                    else {
+                        continue;
+                    };
+                    let whole_rows = inner_start.iter().all(|&s| s == 0) && Some(inner_len) == info.shape.get(1..);
                     if !whole_rows {
                         continue;
                     }
-                    let (first, end) = (slice.start[0], slice.start[0].saturating_add(slice.len[0]));
+                    let end = first.saturating_add(len);
                     let (lo, hi) = (rows.start.max(first), rows.end.min(end));
                     if let Some(bytes) = (lo < hi).then(|| run(stored, first, lo..hi)).flatten() {
                         visit(&self.shards[stored.shard], bytes);
