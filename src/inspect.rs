@@ -24,7 +24,7 @@ struct ListedTensor<'a> {
 /// Writes the JSON listing of `src`.
 pub fn write_json(out: &mut impl Write, src: &dyn CheckpointSource) -> io::Result<()> {
     let listing = Listing {
-        format: src.format(),
+        format: src.format().name(),
         tensors: src
             .tensors()
             .iter()

@@ -8,8 +8,11 @@
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use warmstart_core::output::CreatedFolders;
 use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
+use warmstart_formats::{LayoutTemplate, WriteOptions};
 use warmstart_planner::{OldCheckpoint, PlanSettings, Target, VocabFile, VocabInfo};
 
 pub use warmstart_config::{BackupInitializer, ConfigError, ConfigPath, VarsToWarmStart, VocabSettings, WarmStartSettings};
@@ -116,16 +119,16 @@ pub fn plan_with(
     Ok(warmstart_planner::plan(&plan_settings, &old_checkpoint, &target)?)
 }
 
-/// Plans the warm-start (the dry run), keeping partitions when the target is a TF checkpoint.
+/// Plans the warm-start (the dry run), keeping partitions when the target's format stores them (TF).
 pub fn plan(settings: &WarmStartSettings, old: &dyn CheckpointSource, target: &dyn CheckpointSource) -> Result<Plan> {
-    plan_with(settings, old, target, target.format() == "tf")
+    plan_with(settings, old, target, target.format().stores_partitions())
 }
 
 /// Called with the plan and the bytes it will write.
 pub type OnPlan<'a> = dyn Fn(&Plan, u64) + 'a;
 
 /// Options of [`run`].
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 pub struct RunOptions<'a> {
     /// Keep partitioned variables partitioned in the output (for TF output).
     pub keep_partitions: bool,
@@ -136,16 +139,11 @@ pub struct RunOptions<'a> {
     /// Leave string tensors out of the output (for formats that cannot store them); they are listed in
     /// [`Plan::skipped`].
     pub skip_string_tensors: bool,
-    /// How many data shards to write (TF output only; `None` for one).
-    pub shards: Option<usize>,
     /// The executor's window for remapping large old tensors, if not the default (see
     /// [`ExecOptions::window_bytes`]).
     pub window_bytes: Option<u64>,
     /// The executor's row block size, if not the default (see [`ExecOptions::block_bytes`]).
     pub block_bytes: Option<u64>,
-    /// Flush the output to the disk (fsync) before moving it into place (see
-    /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
-    pub sync: bool,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -190,55 +188,59 @@ pub fn plan_files(settings: &WarmStartSettings) -> Result<Plan> {
     plan(settings, old.as_ref(), target.as_ref())
 }
 
-/// [`run`] on the checkpoints the settings name, writing `out` in `format` (or the format its name
-/// says). Partitioned variables stay partitioned in TF output and are written whole otherwise. A
-/// refused warm-start creates no file.
+/// Where and how [`run_files`] writes its output.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    /// The output's format, or `None` for the one its name says (see
+    /// [`destination_format`](warmstart_formats::destination_format)).
+    pub format: Option<Format>,
+    /// How many data shards to write (TF output only; `None` for one).
+    pub shards: Option<usize>,
+    /// Flush the output to the disk (fsync) before moving it into place (see
+    /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
+    pub sync: bool,
+}
+
+/// [`run`] on the checkpoints the settings name, writing `out` as `output` says. Partitioned variables
+/// stay partitioned in TF output and are written whole otherwise; string tensors are left out of formats
+/// that cannot store them. A refused or failed warm-start leaves no file and no folder it made.
 pub fn run_files(
     settings: &WarmStartSettings,
-    out: &std::path::Path,
-    format: Option<Format>,
+    out: &Path,
+    output: &OutputOptions,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let format = warmstart_formats::destination_format(out, format)?;
+    let format = warmstart_formats::destination_format(out, output.format)?;
     let (old, target) = open_checkpoints(settings)?;
-    let target: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(target);
     let options = RunOptions {
-        keep_partitions: format == Format::Tf,
+        keep_partitions: format.stores_partitions(),
         skip_string_tensors: !format.stores_strings(),
-        progress: options.progress,
-        on_plan: options.on_plan,
-        shards: options.shards,
-        window_bytes: options.window_bytes,
-        block_bytes: options.block_bytes,
-        sync: options.sync,
+        ..*options
     };
     // A target in the output's own format lends its layout (Keras HDF5 weight paths) to the output.
-    let template = (target.format() == format.name()).then(|| target.clone());
-    // The folders made for the output, from its parent up: removed again if the run fails.
-    let created: std::cell::RefCell<Vec<std::path::PathBuf>> = Default::default();
+    let write = WriteOptions {
+        template: Some(LayoutTemplate::of(target.as_ref())),
+        shards: output.shards,
+        sync: output.sync,
+        ..Default::default()
+    };
+    // The folders made for the output: removed again unless the run succeeds.
+    let mut folders = None;
     let result = run(
         settings,
         old.as_ref(),
         target.as_ref(),
         |tensors| {
             // Only now, with the warm-start accepted, may anything be created.
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
-                let missing = parent.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists());
-                *created.borrow_mut() = missing.map(std::path::Path::to_path_buf).collect();
-                std::fs::create_dir_all(parent).map_err(|e| warmstart_core::Error::io(parent, e))?;
+            if let Some(parent) = out.parent() {
+                folders = Some(CreatedFolders::create(parent)?);
             }
-            let write = warmstart_formats::WriteOptions { template, shards: options.shards, sync: options.sync, ..Default::default() };
             Ok(warmstart_formats::create_sink(out, format, tensors, &write)?)
         },
         &options,
     );
-    if result.is_err() {
-        // Only folders left empty go (the sink has removed its files); the first that is not ends it.
-        for folder in created.borrow().iter() {
-            if std::fs::remove_dir(folder).is_err() {
-                break;
-            }
-        }
+    if result.is_ok() {
+        folders.map(CreatedFolders::keep);
     }
     result
 }

@@ -154,12 +154,15 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let options = warmstart::RunOptions {
         progress: Some(&on_progress),
         on_plan: Some(&on_plan),
-        shards: args.output.shards.map(|n| n as usize),
-        sync: args.output.sync,
         window_bytes: Some(args.window << 20),
         ..Default::default()
     };
-    let result = warmstart::run_files(&settings, &args.out, Some(format), &options);
+    let output = warmstart::OutputOptions {
+        format: Some(format),
+        shards: args.output.shards.map(|n| n as usize),
+        sync: args.output.sync,
+    };
+    let result = warmstart::run_files(&settings, &args.out, &output, &options);
     progress.finish();
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;
     let mut out = std::io::stdout().lock();

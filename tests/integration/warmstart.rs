@@ -497,7 +497,7 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
             // Into folders that do not exist yet: they are not left behind either.
             let out = tmp.path().join("out/made").join(name);
             let options = RunOptions { window_bytes: window, block_bytes: window, ..Default::default() };
-            let err = warmstart::run_files(&settings, &out, None, &options).unwrap_err().to_string();
+            let err = warmstart::run_files(&settings, &out, &Default::default(), &options).unwrap_err().to_string();
             assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, window {window:?}: {err}");
             assert_eq!(files_in(tmp.path()), ["example"], "{name}, window {window:?}");
         }
@@ -573,7 +573,7 @@ fn converted_checkpoints_give_tf_values(ext: &str) {
         drop(converted);
         let out = tmp.path().join(format!("out.{ext}"));
         let mut attempts = 0;
-        while let Err(e) = warmstart::run_files(&settings, &out, None, &RunOptions::default()) {
+        while let Err(e) = warmstart::run_files(&settings, &out, &Default::default(), &RunOptions::default()) {
             attempts += 1;
             assert!(e.to_string().contains("unable to lock file") && attempts < 100, "{e}");
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -607,12 +607,12 @@ fn string_tensors_pass_through_or_are_skipped() {
     let mut settings = WarmStartSettings::new(old.to_string_lossy(), old.to_string_lossy());
     settings.vars_to_warm_start = warmstart::VarsToWarmStart::List(vec![]);
     let tmp = tempfile::tempdir().unwrap();
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), None, &RunOptions::default()).unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), &Default::default(), &RunOptions::default()).unwrap();
     assert_eq!(plan.skipped, ["_CHECKPOINTABLE_OBJECT_GRAPH"]);
     let written = warmstart_formats::open(&tmp.path().join("o.safetensors")).unwrap();
     assert!(written.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_none());
     let source = open_checkpoint(&old);
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), None, &RunOptions::default()).unwrap();
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), &Default::default(), &RunOptions::default()).unwrap();
     assert!(plan.skipped.is_empty());
     let written = open_checkpoint(&tmp.path().join("tf/model.ckpt"));
     for t in source.tensors() {
@@ -631,7 +631,8 @@ fn object_based_target_uses_full_names() {
     let ckpt = fixtures().join("warm_start_from_object_based_checkpoint/old");
     let settings = WarmStartSettings::new(ckpt.to_string_lossy(), ckpt.to_string_lossy());
     let tmp = tempfile::tempdir().unwrap();
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), Some(warmstart::Format::Tf), &RunOptions::default()).unwrap();
+    let tf_output = warmstart::OutputOptions { format: Some(warmstart::Format::Tf), ..Default::default() };
+    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), &tf_output, &RunOptions::default()).unwrap();
     let fruit = plan.variables.iter().find(|v| v.name == "fruit_weights").expect("named by its full name");
     assert_eq!(fruit.tensor, "v/.ATTRIBUTES/VARIABLE_VALUE");
     assert!(matches!(&fruit.action, warmstart::Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));

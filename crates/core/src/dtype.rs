@@ -125,15 +125,20 @@ impl fmt::Display for DType {
     }
 }
 
-impl FromStr for DType {
-    type Err = String;
+/// A dtype name that is not one of [`DType::ALL`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dtype {name:?}")]
+pub struct UnknownDType {
+    /// The name given.
+    pub name: String,
+}
 
+impl FromStr for DType {
+    type Err = UnknownDType;
+
+    /// Parses a dtype as safetensors spells it (`F32`, `BF16`, ...; `STRING`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DType::ALL
-            .iter()
-            .copied()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| format!("unknown dtype {s:?}"))
+        DType::ALL.iter().copied().find(|d| d.name() == s).ok_or_else(|| UnknownDType { name: s.to_string() })
     }
 }
 
@@ -146,7 +151,8 @@ mod tests {
         for d in DType::ALL {
             assert_eq!(d.name().parse::<DType>(), Ok(d));
         }
-        assert!("F33".parse::<DType>().is_err());
+        assert_eq!("F33".parse::<DType>(), Err(UnknownDType { name: "F33".into() }));
+        assert_eq!(UnknownDType { name: "F33".into() }.to_string(), "unknown dtype \"F33\"");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub enum Error {
         /// The destination.
         path: PathBuf,
         /// The destination format.
-        format: &'static str,
+        format: crate::Format,
         /// The tensor.
         name: String,
         /// Why not.

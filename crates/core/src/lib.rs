@@ -10,7 +10,9 @@
 pub mod copy;
 mod dtype;
 mod error;
+mod format;
 pub mod mapped;
+pub mod output;
 mod sink;
 mod source;
 mod tensor;
@@ -18,8 +20,9 @@ mod tensor;
 pub mod test_support;
 
 pub use copy::copy_tensor;
-pub use dtype::DType;
+pub use dtype::{DType, UnknownDType};
 pub use error::{Error, Result};
+pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor};
 pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};
 pub use tensor::{Slice, TensorInfo};

@@ -1,12 +1,11 @@
 //! The [`CheckpointSource`] trait: what every format reader offers the planner and the executor.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 
-use crate::{Error, Result, Slice, TensorInfo};
+use crate::{Error, Format, Result, Slice, TensorInfo};
 
 /// A checkpoint opened for reading, in any format.
 ///
@@ -15,8 +14,8 @@ use crate::{Error, Result, Slice, TensorInfo};
 /// (everything under the first dimension), borrowed from a memory map where the format allows, so a
 /// caller can stream a large tensor in row blocks. A scalar has one row.
 pub trait CheckpointSource: Send + Sync {
-    /// The format's short name: `"safetensors"`, `"tf"` or `"hdf5"`.
-    fn format(&self) -> &'static str;
+    /// The format this source reads.
+    fn format(&self) -> Format;
 
     /// The path the checkpoint was opened from (a file, a prefix or a folder).
     fn path(&self) -> &Path;
@@ -52,19 +51,22 @@ pub trait CheckpointSource: Send + Sync {
     }
 
     /// How the tensor is stored in parts (TensorFlow partitioned variables), or `None` if it is stored
-    /// whole.
+    /// whole. Optional: formats without partitions (safetensors, HDF5) keep the default, `None` for
+    /// every tensor.
     fn slices(&self, _name: &str) -> Option<Vec<Slice>> {
         None
     }
 
-    /// The model's variables as a graph describes them (TF1 `.meta`), or `None` if the format has no
-    /// graph.
+    /// The model's variables as a graph describes them (TF1 `.meta`). Optional: formats without a
+    /// graph (safetensors, HDF5), and TF checkpoints saved without a `.meta`, return `None` (the
+    /// default), and the planner then tells variables from the tensors themselves.
     fn graph(&self) -> Option<&GraphInfo> {
         None
     }
 
     /// For object-based checkpoints (TF2), the map from each variable's original full name to its
-    /// checkpoint key; `None` for name-based checkpoints.
+    /// checkpoint key. Optional: name-based checkpoints, and formats without an object graph
+    /// (safetensors, HDF5), return `Ok(None)` (the default).
     fn object_graph_keys(&self) -> Result<Option<HashMap<String, String>>> {
         Ok(None)
     }
@@ -73,9 +75,6 @@ pub trait CheckpointSource: Send + Sync {
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         None
     }
-
-    /// For writers that copy a source's layout (HDF5 Keras files): the concrete reader.
-    fn as_any(&self) -> &dyn Any;
 
     /// The tensor called `name`, or [`Error::TensorNotFound`].
     fn require(&self, name: &str) -> Result<&TensorInfo> {

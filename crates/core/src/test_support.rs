@@ -2,14 +2,13 @@
 //! dev-dependencies only): a small deterministic random generator for bounded corruption loops, reading
 //! everything a caller could ask of a checkpoint, and a checkpoint held in memory.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::{CheckpointSource, DType, Error, Result, TensorInfo};
+use crate::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
 
 /// A small deterministic generator (xorshift64*), so that a corruption loop is the same on every run.
 #[derive(Debug, Clone)]
@@ -121,8 +120,9 @@ impl MemorySource {
 }
 
 impl CheckpointSource for MemorySource {
-    fn format(&self) -> &'static str {
-        "memory"
+    /// A memory source stores what safetensors stores: whole numeric tensors, no graph.
+    fn format(&self) -> Format {
+        Format::Safetensors
     }
 
     fn path(&self) -> &Path {
@@ -165,10 +165,6 @@ impl CheckpointSource for MemorySource {
 
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.metadata.as_ref()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -493,8 +493,8 @@ pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize,
 struct NoSource;
 
 impl CheckpointSource for NoSource {
-    fn format(&self) -> &'static str {
-        "memory"
+    fn format(&self) -> warmstart_core::Format {
+        warmstart_core::Format::Safetensors
     }
     fn path(&self) -> &std::path::Path {
         std::path::Path::new("memory")
@@ -504,9 +504,6 @@ impl CheckpointSource for NoSource {
     }
     fn read_rows(&self, name: &str, _rows: Range<u64>) -> warmstart_core::Result<Cow<'_, [u8]>> {
         Err(warmstart_core::Error::TensorNotFound { path: "memory".into(), name: name.to_string() })
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

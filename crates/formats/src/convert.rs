@@ -5,8 +5,8 @@ use std::path::Path;
 use warmstart_core::copy::{copy_tensor, DEFAULT_BLOCK_BYTES};
 use warmstart_core::{CheckpointSource, DType, Result, SinkTensor};
 
-use crate::dispatch::create_sink_with_template;
-use crate::{Format, WriteOptions};
+use crate::dispatch::LayoutTemplate;
+use crate::{create_sink, Format, WriteOptions};
 
 /// What [`convert`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,8 +51,10 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
     if opts.metadata.is_none() {
         opts.metadata = src.metadata().cloned();
     }
-    let template = opts.template.as_deref().or(Some(src));
-    let mut sink = create_sink_with_template(dst, format, &tensors, &opts, template)?;
+    if opts.template.is_none() {
+        opts.template = Some(LayoutTemplate::of(src));
+    }
+    let mut sink = create_sink(dst, format, &tensors, &opts)?;
     for tensor in &tensors {
         copy_tensor(src, &tensor.info.name, sink.as_mut(), tensor, DEFAULT_BLOCK_BYTES)?;
         report.tensors += 1;

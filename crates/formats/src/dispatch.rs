@@ -2,8 +2,7 @@
 //! compiled in, and choosing a destination's format from `--to` or its name.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use warmstart_core::{CheckpointSink, CheckpointSource, Result, SinkTensor};
 
@@ -24,13 +23,37 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
     }
 }
 
+/// An existing checkpoint whose layout a new one copies, where the destination format has such a
+/// notion: a Keras HDF5 file's groups, attributes and weight paths. It is used only when it is in the
+/// destination's own format; other formats, and templates of another format, are ignored. The sink
+/// reads it from its path itself, so no sink learns a source's concrete type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutTemplate {
+    /// The template's format.
+    pub format: Format,
+    /// Where it is (a file, a prefix or a folder, as it was opened).
+    pub path: PathBuf,
+}
+
+impl LayoutTemplate {
+    /// The layout of the opened checkpoint `source`.
+    pub fn of(source: &dyn CheckpointSource) -> LayoutTemplate {
+        LayoutTemplate { format: source.format(), path: source.path().to_path_buf() }
+    }
+
+    /// The template's path if it is a `format` checkpoint.
+    fn path_for(&self, format: Format) -> Option<&Path> {
+        (self.format == format).then_some(self.path.as_path())
+    }
+}
+
 /// How to write a checkpoint, beyond its tensors.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// For formats that shard their data (TF bundles): how many data files. `None` for the default.
     pub shards: Option<usize>,
     /// For formats whose layout comes from an existing file (Keras HDF5): the checkpoint to copy it from.
-    pub template: Option<Arc<dyn CheckpointSource>>,
+    pub template: Option<LayoutTemplate>,
     /// Free-form string metadata (safetensors `__metadata__`).
     pub metadata: Option<BTreeMap<String, String>>,
     /// Flush the written files to the disk (fsync) before moving them into place. Off by default, as
@@ -46,18 +69,7 @@ pub fn create_sink(
     tensors: &[SinkTensor],
     opts: &WriteOptions,
 ) -> Result<Box<dyn CheckpointSink>> {
-    create_sink_with_template(path, format, tensors, opts, opts.template.as_deref())
-}
-
-/// [`create_sink`] with the layout template given apart from `opts` (so that [`convert`](crate::convert)
-/// can offer its source without owning it).
-pub(crate) fn create_sink_with_template(
-    path: &Path,
-    format: Format,
-    tensors: &[SinkTensor],
-    opts: &WriteOptions,
-    template: Option<&dyn CheckpointSource>,
-) -> Result<Box<dyn CheckpointSink>> {
+    let template = opts.template.as_ref().and_then(|t| t.path_for(format));
     let _ = template;
     match format {
         #[cfg(feature = "safetensors")]
@@ -156,17 +168,17 @@ mod tests {
     #[test]
     fn formats_detected_but_not_compiled_in_say_so() {
         let dir = tempfile::tempdir().unwrap();
-        if !Format::Hdf5.compiled_in() {
+        if !crate::compiled_in(Format::Hdf5) {
             let h5 = write(dir.path(), "m.weights.h5", &hdf5_bytes(0));
             let err = open(&h5).err().unwrap().to_string();
             assert!(err.contains("m.weights.h5") && err.contains("this build has no hdf5 support"), "{err}");
         }
-        if !Format::Tf.compiled_in() {
+        if !crate::compiled_in(Format::Tf) {
             write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
             let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
             assert!(err.contains("this build has no tf support"), "{err}");
         }
-        for format in Format::ALL.into_iter().filter(|f| !f.compiled_in()) {
+        for format in Format::ALL.into_iter().filter(|&f| !crate::compiled_in(f)) {
             let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
             assert!(err.to_string().contains(&format!("this build has no {format} support")));
         }
@@ -179,7 +191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "m.safetensors", &crate::detect::tests::safetensors_bytes());
         let src = open(&path).unwrap();
-        assert_eq!(src.format(), Format::Safetensors.name());
+        assert_eq!(src.format(), Format::Safetensors);
         assert_eq!(&*src.read("w").unwrap(), &[7]);
 
         let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
@@ -204,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hdf5/keras_legacy/model.h5");
         let src = open(&fixture).unwrap();
-        assert_eq!(src.format(), Format::Hdf5.name());
+        assert_eq!(src.format(), Format::Hdf5);
         assert_eq!(src.tensors()[0].name, "d1/kernel");
 
         let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
@@ -221,19 +233,29 @@ mod tests {
         assert_eq!(&*open(&out).unwrap().read("w").unwrap(), &[9]);
 
         // With the legacy file as template, its weights go back to their dataset paths.
-        let template: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::from(src);
+        let template = src;
         let kernel = template.tensor("d1/kernel").unwrap().clone();
         let tensors = [SinkTensor::whole(kernel.clone())];
-        let opts = WriteOptions { template: Some(template.clone()), ..Default::default() };
+        let opts = WriteOptions { template: Some(LayoutTemplate::of(template.as_ref())), ..Default::default() };
         let out = dir.path().join("t.h5");
         let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
         sink.begin_tensor(&tensors[0]).unwrap();
         sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
         sink.end_tensor().unwrap();
         sink.finish().unwrap();
-        let back = open(&out).unwrap();
-        let back = back.as_any().downcast_ref::<warmstart_hdf5::Hdf5Source>().unwrap();
+        let back = warmstart_hdf5::Hdf5Source::open(&out).unwrap();
         assert_eq!(back.dataset_path("d1/kernel"), Some("model_weights/d1/d1/kernel"));
+        // A template of another format is not one: the tensor goes to its own name.
+        let elsewhere = LayoutTemplate { format: Format::Tf, path: template.path().to_path_buf() };
+        let opts = WriteOptions { template: Some(elsewhere), ..Default::default() };
+        let out = dir.path().join("u.h5");
+        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        let back = warmstart_hdf5::Hdf5Source::open(&out).unwrap();
+        assert_eq!(back.dataset_path("d1/kernel"), Some("d1/kernel"));
     }
 
     #[cfg(feature = "tf")]
@@ -256,7 +278,7 @@ mod tests {
         sink.write_strings(&tensors[1], &[b"x".to_vec()]).unwrap();
         sink.finish().unwrap();
         let src = open(&out).unwrap();
-        assert_eq!(src.format(), Format::Tf.name());
+        assert_eq!(src.format(), Format::Tf);
         assert_eq!(&*src.read("w").unwrap(), &[4, 5]);
         assert_eq!(src.read_strings("s").unwrap(), [b"x".to_vec()]);
         assert!(out.join("model.ckpt.data-00001-of-00002").is_file());

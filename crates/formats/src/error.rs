@@ -8,12 +8,6 @@ use crate::Format;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatsError {
-    /// `--to` or a format name that is not one of ours.
-    #[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5)")]
-    UnknownFormat {
-        /// The name given.
-        name: String,
-    },
     /// The content matches no format warmstart knows.
     #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, or HDF5 signature)", path.display())]
     Undetected {

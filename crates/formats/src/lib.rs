@@ -15,6 +15,6 @@ mod format;
 
 pub use convert::{convert, ConvertReport, SkippedTensor};
 pub use detect::detect;
-pub use dispatch::{create_sink, destination_format, open, WriteOptions};
+pub use dispatch::{create_sink, destination_format, open, LayoutTemplate, WriteOptions};
 pub use error::FormatsError;
-pub use format::Format;
+pub use format::{compiled_in, Format};

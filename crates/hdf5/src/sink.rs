@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, Datatype, Extents, File};
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, Result, SinkTensor, TensorInfo};
+use warmstart_core::{CheckpointSink, DType, Error, Result, SinkTensor, TensorInfo};
 
 use crate::layout;
 use crate::raw;
@@ -62,14 +62,13 @@ impl Hdf5Sink {
         self
     }
 
-    /// Starts writing `tensors` to `path`. With a `template` that is an [`Hdf5Source`] of a Keras file,
-    /// its groups and attributes are written first and tensors named after a legacy file's weights go
-    /// to their original dataset paths.
-    pub fn create(path: &Path, tensors: &[SinkTensor], template: Option<&dyn CheckpointSource>) -> Result<Hdf5Sink, Hdf5Error> {
+    /// Starts writing `tensors` to `path`. With a `layout_from` HDF5 file written by Keras, its groups
+    /// and attributes are written first and tensors named after a legacy file's weights go to their
+    /// original dataset paths; a template that is not a Keras file lends nothing.
+    pub fn create(path: &Path, tensors: &[SinkTensor], layout_from: Option<&Path>) -> Result<Hdf5Sink, Hdf5Error> {
         hdf5::silence_errors(true);
-        let template = template
-            .and_then(|t| t.as_any().downcast_ref::<Hdf5Source>())
-            .filter(|t| t.keras_layout().is_some());
+        let template = layout_from.map(Hdf5Source::open).transpose()?;
+        let template = template.as_ref().filter(|t| t.keras_layout().is_some());
         let io = |source| Hdf5Error::Io { path: path.to_path_buf(), source };
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -253,7 +252,7 @@ impl CheckpointSink for Hdf5Sink {
         }
         let unsupported = |reason: &str| Error::Unsupported {
             path: self.path.clone(),
-            format: "hdf5",
+            format: warmstart_core::Format::Hdf5,
             name: info.name.clone(),
             reason: reason.to_string(),
         };

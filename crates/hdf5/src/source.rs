@@ -1,7 +1,6 @@
 //! [`Hdf5Source`]: an HDF5 file opened for reading, its datasets listed as tensors under the naming
 //! rules of the crate documentation.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -9,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use hdf5::dataset::Layout;
 use hdf5::{Datatype, File, Group, IndexType, IterationOrder, LocationToken, LocationType};
-use warmstart_core::{CheckpointSource, DType, Error, Result, TensorInfo};
+use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
 
 use crate::heaps::GlobalHeaps;
 use crate::raw::{self, Values};
@@ -319,8 +318,8 @@ fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str, he
 }
 
 impl CheckpointSource for Hdf5Source {
-    fn format(&self) -> &'static str {
-        "hdf5"
+    fn format(&self) -> Format {
+        Format::Hdf5
     }
 
     fn path(&self) -> &Path {
@@ -383,9 +382,6 @@ impl CheckpointSource for Hdf5Source {
         Ok(values)
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 #[cfg(test)]

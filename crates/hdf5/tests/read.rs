@@ -11,7 +11,7 @@ fn every_fixture_lists_and_reads_what_h5py_read() {
     for case in common::CASES {
         let (file, layout, expected) = common::expected(case);
         let src = Hdf5Source::open(&file).unwrap();
-        assert_eq!(src.format(), "hdf5");
+        assert_eq!(src.format(), warmstart_core::Format::Hdf5);
         let want_layout = match layout.as_str() {
             "keras3" => Some(KerasLayout::Keras3),
             "keras_legacy" => Some(KerasLayout::Legacy),

@@ -11,7 +11,7 @@ use warmstart_hdf5::{Hdf5Sink, Hdf5Source};
 
 /// Copies every tensor of `src` into a new file at `out`, numeric data in `chunk`-byte pieces that cut
 /// rows anywhere.
-fn copy(src: &Hdf5Source, out: &Path, template: Option<&dyn CheckpointSource>, chunk: usize) {
+fn copy(src: &Hdf5Source, out: &Path, template: Option<&Path>, chunk: usize) {
     let tensors: Vec<SinkTensor> = src.tensors().iter().cloned().map(SinkTensor::whole).collect();
     let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(out, &tensors, template).unwrap());
     for t in &tensors {
@@ -75,7 +75,7 @@ fn copies_keep_every_tensor_and_byte() {
         let src = Hdf5Source::open(&file).unwrap();
         for (chunk, template) in [(7, true), (1 << 20, true), (3, false)] {
             let out = dir.path().join(format!("{case}-{chunk}-{template}.h5"));
-            copy(&src, &out, template.then_some(&src as &dyn CheckpointSource), chunk);
+            copy(&src, &out, template.then_some(src.path()), chunk);
             let back = Hdf5Source::open(&out).unwrap();
             if template || src.keras_layout().is_none() {
                 assert_same_tensors(&src, &back);
@@ -105,7 +105,7 @@ fn keras_templates_write_their_layout_back() {
         let (file, _, _) = common::expected(case);
         let src = Hdf5Source::open(&file).unwrap();
         let out = dir.path().join(format!("{case}.h5"));
-        copy(&src, &out, Some(&src), 64);
+        copy(&src, &out, Some(src.path()), 64);
         assert_eq!(layout_of(&out), layout_of(&file), "{case}");
     }
     // The values too (as Keras wrote them: UTF-8 in Keras 3 files, ASCII in legacy ones).
@@ -125,7 +125,7 @@ fn plain_template_is_ignored_and_names_become_paths() {
     let (file, _, _) = common::expected("plain");
     let src = Hdf5Source::open(&file).unwrap();
     let out = dir.path().join("x.h5");
-    copy(&src, &out, Some(&src), 5);
+    copy(&src, &out, Some(src.path()), 5);
     let f = hdf5::File::open(&out).unwrap();
     assert!(f.group("enc/empty").is_err(), "no layout copied from a plain file");
     assert_eq!(f.dataset("dec/deep/deeper/v").unwrap().shape(), [2, 3, 4]);
@@ -210,7 +210,7 @@ fn write_outputs_for_python_check() {
         let (file, _, _) = common::expected(case);
         let src = Hdf5Source::open(&file).unwrap();
         let ext = if case == "keras3" { "weights.h5" } else { "h5" };
-        copy(&src, &out.join(format!("{case}.{ext}")), Some(&src), 13);
+        copy(&src, &out.join(format!("{case}.{ext}")), Some(src.path()), 13);
         if src.keras_layout().is_some() {
             copy(&src, &out.join(format!("{case}.no_template.{ext}")), None, 13);
         }

@@ -22,6 +22,3 @@ mod source;
 pub use error::SafetensorsError;
 pub use sink::SafetensorsSink;
 pub use source::SafetensorsSource;
-
-/// The format's short name, as [`warmstart_core::CheckpointSource::format`] returns it.
-pub const FORMAT_NAME: &str = "safetensors";

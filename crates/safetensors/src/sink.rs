@@ -8,10 +8,10 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
-use warmstart_core::{CheckpointSink, Error, Result, SinkTensor};
+use warmstart_core::{CheckpointSink, Error, Format, Result, SinkTensor};
 
 use crate::header::{LEN_PREFIX, MAX_HEADER_LEN};
-use crate::{dtype, SafetensorsError, FORMAT_NAME};
+use crate::{dtype, SafetensorsError};
 
 /// A safetensors file being written.
 ///
@@ -56,7 +56,7 @@ impl SafetensorsSink {
         let path = path.as_ref().to_path_buf();
         let unsupported = |t: &SinkTensor, reason: &str| Error::Unsupported {
             path: path.clone(),
-            format: FORMAT_NAME,
+            format: Format::Safetensors,
             name: t.info.name.clone(),
             reason: reason.to_string(),
         };
@@ -203,7 +203,7 @@ impl CheckpointSink for SafetensorsSink {
     fn write_strings(&mut self, tensor: &SinkTensor, _values: &[Vec<u8>]) -> Result<()> {
         Err(Error::Unsupported {
             path: self.path.clone(),
-            format: FORMAT_NAME,
+            format: Format::Safetensors,
             name: tensor.info.name.clone(),
             reason: "safetensors has no string type".to_string(),
         })
@@ -299,7 +299,7 @@ mod tests {
         let path = dir.path().join("out.safetensors");
         for tensor in [t("vocab", DType::String, &[2]), t("z", DType::C128, &[1])] {
             let err = SafetensorsSink::create(&path, &[tensor], None).err().unwrap();
-            assert!(matches!(err, Error::Unsupported { format: "safetensors", .. }), "{err}");
+            assert!(matches!(err, Error::Unsupported { format: Format::Safetensors, .. }), "{err}");
         }
         let mut part = t("p", DType::F32, &[4]);
         part.slice = Some(Slice { start: vec![2], len: vec![2] });

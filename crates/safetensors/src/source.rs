@@ -1,7 +1,6 @@
 //! [`SafetensorsSource`]: a single safetensors file, a sharded checkpoint named by its index, or a
 //! folder holding either, memory-mapped and served as zero-copy row ranges.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -10,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
-use warmstart_core::{CheckpointSource, Error, Result, TensorInfo};
+use warmstart_core::{CheckpointSource, Error, Format, Result, TensorInfo};
 
 use crate::header;
 use crate::SafetensorsError;
@@ -202,8 +201,8 @@ pub(crate) fn find_in_folder(dir: &Path) -> Result<PathBuf> {
 }
 
 impl CheckpointSource for SafetensorsSource {
-    fn format(&self) -> &'static str {
-        crate::FORMAT_NAME
+    fn format(&self) -> Format {
+        Format::Safetensors
     }
 
     fn path(&self) -> &Path {
@@ -253,9 +252,6 @@ impl CheckpointSource for SafetensorsSource {
         self.metadata.as_ref()
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 #[cfg(test)]
@@ -287,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "m.safetensors", &file(HEADER, &data()));
         let src = SafetensorsSource::open(&path).unwrap();
-        assert_eq!(src.format(), "safetensors");
+        assert_eq!(src.format(), Format::Safetensors);
         assert_eq!(src.tensors().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["w", "s"]);
         let rows = src.read_rows("w", 1..3).unwrap();
         assert!(matches!(rows, Cow::Borrowed(_)));

@@ -2,7 +2,6 @@
 //! validated at open (dtype, shape, shard, byte range, size, slices); the data shards are memory-mapped,
 //! and each stored tensor's CRC32C is verified on its first read, before any of its bytes are handed out.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,7 +12,7 @@ use std::sync::OnceLock;
 use memmap2::Mmap;
 use prost::Message;
 use rayon::prelude::*;
-use warmstart_core::{CheckpointSource, DType, GraphInfo, Slice, TensorInfo};
+use warmstart_core::{CheckpointSource, DType, Format, GraphInfo, Slice, TensorInfo};
 
 use crate::dtype::{from_tf, swap_unit, TfDType};
 use crate::proto::{BundleEntryProto, BundleHeaderProto, TensorShapeProto};
@@ -726,8 +725,8 @@ fn swap_bytes(bytes: &mut [u8], unit: usize) {
 }
 
 impl CheckpointSource for TfCheckpoint {
-    fn format(&self) -> &'static str {
-        "tf"
+    fn format(&self) -> Format {
+        Format::Tf
     }
 
     fn path(&self) -> &Path {
@@ -769,9 +768,6 @@ impl CheckpointSource for TfCheckpoint {
         Ok(self.object_graph_keys_tf()?)
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 #[cfg(test)]

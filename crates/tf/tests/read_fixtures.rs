@@ -16,7 +16,7 @@ fn every_tensor_matches_tensorflow() {
     for case in CASES {
         let exp = expected(case);
         let ckpt = TfCheckpoint::open(&prefix(case)).unwrap();
-        assert_eq!(ckpt.format(), "tf");
+        assert_eq!(ckpt.format(), warmstart_core::Format::Tf);
         let want: &serde_json::Map<String, Value> = exp["tensors"].as_object().unwrap();
         let names: Vec<&str> = ckpt.tensors().iter().map(|t| t.name.as_str()).collect();
         let want_names: Vec<&str> = want.keys().map(|s| s.as_str()).collect();

@@ -188,6 +188,7 @@ fn convert(dir: &Path) -> Result<(), String> {
 /// Opens a checkpoint as the `warmstart` binary does (`warmstart_formats::open`, format told from the
 /// content), checking that it is in `format` (`tf`, `safetensors` or `hdf5`).
 fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> {
+    let format: warmstart_formats::Format = format.parse().map_err(describe)?;
     let source = warmstart_formats::open(path).map_err(describe)?;
     if source.format() != format {
         return Err(format!("{}: opened as {}, expected {format}", path.display(), source.format()));

@@ -1,0 +1,351 @@
+//! One atomic-output path for every writer: an output of one or more files (a safetensors file, an HDF5
+//! file, a TF bundle's data shards, index and `checkpoint` state file) is written to temporary files
+//! beside their destinations, and only [`AtomicOutput::commit`] moves them into place, in the order they
+//! were staged. Until then nothing at the destinations changes; dropping an uncommitted output removes
+//! its temporary files and the folders it made.
+//!
+//! Every sink and the library's `run_files` go through this module, so that the rules live in one
+//! place:
+//! - temporary files are named `.<destination name>.<random>.tmp` in the destination's folder (so the
+//!   rename never crosses file systems) and get the permissions an ordinary new file gets (0666 less
+//!   the umask), since they become the output;
+//! - bytes written through a [`StagedFile`] are counted;
+//! - with `sync`, every file is flushed to the disk (fsync) before the first rename, and each folder
+//!   renamed into is flushed after the renames, as `--sync` promises; without it, as with TensorFlow's
+//!   own writer and `cp`, the files are as durable as the operating system makes any written file;
+//! - folders made for the output ([`CreatedFolders`]) are removed again, if still empty, unless the
+//!   output is committed.
+//!
+//! Crash consistency builds on [`AtomicOutput::commit`]: it is the one place where files of an output
+//! become visible, so a different commit protocol (for instance a fresh folder renamed as a whole, or
+//! keeping what a rename replaces until the last rename is done) changes only this module.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The buffer of a [`StagedFile`]'s writer.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Folders made for an output, from the deepest up to the topmost that did not exist. Dropped without
+/// [`keep`](CreatedFolders::keep), it removes them again as long as they are empty, deepest first, so
+/// that an output never written leaves no empty folders behind.
+#[derive(Debug, Default)]
+pub struct CreatedFolders {
+    /// Deepest first; empty when nothing had to be made.
+    made: Vec<PathBuf>,
+}
+
+impl CreatedFolders {
+    /// Creates `dir` and its missing parents, remembering the ones it made.
+    pub fn create(dir: &Path) -> Result<CreatedFolders> {
+        if dir.as_os_str().is_empty() {
+            return Ok(CreatedFolders::default());
+        }
+        let made = dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(CreatedFolders { made })
+    }
+
+    /// The folders made, deepest first.
+    pub fn made(&self) -> &[PathBuf] {
+        &self.made
+    }
+
+    /// Keeps the folders: the output they were made for is in place.
+    pub fn keep(mut self) {
+        self.made.clear();
+    }
+
+    /// Adds folders made by another guard (made later, so deeper or beside), to be removed first.
+    fn absorb(&mut self, mut other: CreatedFolders) {
+        let mut made = std::mem::take(&mut other.made);
+        made.append(&mut self.made);
+        self.made = made;
+    }
+}
+
+impl Drop for CreatedFolders {
+    fn drop(&mut self) {
+        for folder in &self.made {
+            // Only empty folders go; the first that is not (something was put there meanwhile) ends it.
+            if std::fs::remove_dir(folder).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// One file of an output: a temporary file beside its destination, written through a buffer that counts
+/// the bytes. Libraries that write by path (HDF5) write to [`temp_path`](StagedFile::temp_path) instead.
+pub struct StagedFile {
+    writer: BufWriter<File>,
+    temp: tempfile::TempPath,
+    dest: PathBuf,
+    written: u64,
+}
+
+impl std::fmt::Debug for StagedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedFile").field("dest", &self.dest).field("written", &self.written).finish()
+    }
+}
+
+impl StagedFile {
+    /// Creates the temporary file for `dest` in `dest`'s folder.
+    fn create(dest: &Path) -> Result<StagedFile> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let (file, temp) = builder.tempfile_in(dir).map_err(|e| Error::io(dest, e))?.into_parts();
+        Ok(StagedFile { writer: BufWriter::with_capacity(WRITE_BUFFER, file), temp, dest: dest.to_path_buf(), written: 0 })
+    }
+
+    /// Where the file goes when the output is committed.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The temporary file being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The bytes written through this file's writer so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends `bytes`; an error names the destination.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.write_all(bytes).map_err(|e| Error::io(&self.dest, e))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Moves the write position to byte `offset` of the file (for formats that lay out their data
+    /// before it arrives and take tensors in any order).
+    pub fn seek(&mut self, offset: u64) -> Result<()> {
+        self.writer.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&self.dest, e))?;
+        Ok(())
+    }
+
+    /// Sets the file's length (reserving its size up front, for formats that know it).
+    pub fn set_len(&mut self, len: u64) -> Result<()> {
+        self.writer.get_ref().set_len(len).map_err(|e| Error::io(&self.dest, e))
+    }
+
+    /// Flushes the buffer and, with `sync`, the file's data to the disk. A file written by path by
+    /// another library is flushed to the disk through this handle as well (fsync acts on the file).
+    fn flush(&mut self, sync: bool) -> Result<()> {
+        self.writer.flush().map_err(|e| Error::io(&self.dest, e))?;
+        if sync {
+            self.writer.get_ref().sync_all().map_err(|e| Error::io(&self.dest, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An output of one or more files, put in place together by [`commit`](AtomicOutput::commit).
+#[derive(Debug, Default)]
+pub struct AtomicOutput {
+    // Field order is drop order: temporary files go before the folders that hold them.
+    files: Vec<StagedFile>,
+    sync: bool,
+    folders: CreatedFolders,
+}
+
+impl AtomicOutput {
+    /// An empty output; with `sync`, [`commit`](AtomicOutput::commit) flushes every file to the disk
+    /// before moving it into place.
+    pub fn new(sync: bool) -> AtomicOutput {
+        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default() }
+    }
+
+    /// Makes sure the folder `dir` exists, creating it and its parents if needed; folders made are
+    /// removed again unless the output is committed.
+    pub fn create_folder(&mut self, dir: &Path) -> Result<()> {
+        let made = CreatedFolders::create(dir)?;
+        self.folders.absorb(made);
+        Ok(())
+    }
+
+    /// Starts the file that will be at `dest`, returning its index among the staged files. Files are
+    /// moved into place in the order they are staged.
+    pub fn stage(&mut self, dest: &Path) -> Result<usize> {
+        self.files.push(StagedFile::create(dest)?);
+        Ok(self.files.len() - 1)
+    }
+
+    /// The staged file `index` (as [`stage`](AtomicOutput::stage) returned it).
+    ///
+    /// # Panics
+    /// If `index` was not returned by `stage` on this output (a bug in the caller, not bad input).
+    pub fn file(&mut self, index: usize) -> &mut StagedFile {
+        &mut self.files[index]
+    }
+
+    /// Every staged file, in staging order.
+    pub fn files(&self) -> &[StagedFile] {
+        &self.files
+    }
+
+    /// Moves every staged file into place, in the order staged (flushing each to the disk first with
+    /// `sync`), and keeps the folders made for them. If a rename fails, the files already moved are
+    /// removed again and the rest are dropped, so that a failed commit leaves no partial output behind.
+    pub fn commit(mut self) -> Result<()> {
+        let sync = self.sync;
+        for file in &mut self.files {
+            file.flush(sync)?;
+        }
+        let mut placed: Vec<PathBuf> = Vec::with_capacity(self.files.len());
+        for file in std::mem::take(&mut self.files) {
+            let StagedFile { writer, temp, dest, .. } = file;
+            drop(writer);
+            if let Err(e) = temp.persist(&dest) {
+                for path in &placed {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::io(dest, e.error));
+            }
+            placed.push(dest);
+        }
+        if sync {
+            sync_folders(&placed)?;
+        }
+        std::mem::take(&mut self.folders).keep();
+        Ok(())
+    }
+}
+
+/// Flushes to the disk each distinct folder that `files` were renamed into, so that the renames
+/// themselves survive a crash of the machine.
+fn sync_folders(files: &[PathBuf]) -> Result<()> {
+    let mut done: Vec<&Path> = Vec::new();
+    for file in files {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if done.contains(&dir) {
+            continue;
+        }
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+        done.push(dir);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn nothing_is_visible_until_commit_then_everything_is() {
+        for sync in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut out = AtomicOutput::new(sync);
+            let a = out.stage(&dir.path().join("a.data")).unwrap();
+            let b = out.stage(&dir.path().join("b.index")).unwrap();
+            out.file(a).write_all(b"abc").unwrap();
+            out.file(b).write_all(b"de").unwrap();
+            out.file(a).write_all(b"f").unwrap();
+            assert_eq!(out.files()[a].written(), 4);
+            assert_eq!(out.files()[b].dest(), dir.path().join("b.index"));
+            let staged = names(dir.path());
+            assert_eq!(staged.len(), 2);
+            assert!(staged.iter().all(|n| n.starts_with(".a.data.") || n.starts_with(".b.index.")), "{staged:?}");
+            assert!(staged.iter().all(|n| n.ends_with(".tmp")), "{staged:?}");
+            out.commit().unwrap();
+            assert_eq!(names(dir.path()), ["a.data", "b.index"]);
+            assert_eq!(std::fs::read(dir.path().join("a.data")).unwrap(), b"abcf");
+            assert_eq!(std::fs::read(dir.path().join("b.index")).unwrap(), b"de");
+        }
+    }
+
+    #[test]
+    fn a_dropped_output_leaves_nothing_and_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old"), b"old").unwrap();
+        let mut out = AtomicOutput::new(false);
+        out.create_folder(&dir.path().join("x/y")).unwrap();
+        let i = out.stage(&dir.path().join("x/y/new")).unwrap();
+        out.file(i).write_all(b"new").unwrap();
+        let j = out.stage(&dir.path().join("old")).unwrap();
+        out.file(j).write_all(b"replacement").unwrap();
+        drop(out);
+        assert_eq!(names(dir.path()), ["old"]);
+        assert_eq!(std::fs::read(dir.path().join("old")).unwrap(), b"old");
+    }
+
+    #[test]
+    fn committed_folders_stay_and_existing_ones_are_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = AtomicOutput::new(false);
+        out.create_folder(&dir.path().join("p/q")).unwrap();
+        out.create_folder(dir.path()).unwrap();
+        let i = out.stage(&dir.path().join("p/q/f")).unwrap();
+        out.file(i).write_all(b"1").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("p/q/f")).unwrap(), b"1");
+
+        let made = CreatedFolders::create(&dir.path().join("r/s")).unwrap();
+        assert_eq!(made.made(), [dir.path().join("r/s"), dir.path().join("r")]);
+        drop(made);
+        assert_eq!(names(dir.path()), ["p"]);
+        // A folder that is not empty any more stays, and so do its parents.
+        let made = CreatedFolders::create(&dir.path().join("t/u")).unwrap();
+        std::fs::write(dir.path().join("t/keep"), b"").unwrap();
+        drop(made);
+        assert_eq!(names(&dir.path().join("t")), ["keep"]);
+    }
+
+    #[test]
+    fn a_failed_rename_takes_back_the_files_already_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = AtomicOutput::new(false);
+        let a = out.stage(&dir.path().join("a")).unwrap();
+        out.file(a).write_all(b"a").unwrap();
+        // The second destination becomes a non-empty folder, which a rename cannot replace.
+        let b = out.stage(&dir.path().join("b")).unwrap();
+        out.file(b).write_all(b"b").unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b/inside"), b"").unwrap();
+        let err = out.commit().unwrap_err();
+        assert!(err.to_string().contains(&dir.path().join("b").display().to_string()), "{err}");
+        assert_eq!(names(dir.path()), ["b"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_get_the_permissions_of_an_ordinary_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let mut out = AtomicOutput::new(false);
+        out.stage(&dir.path().join("f")).unwrap();
+        out.commit().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("f")), mode(&plain));
+    }
+}
