@@ -10,11 +10,10 @@
 mod convert;
 mod detect;
 mod dispatch;
-mod error;
 mod format;
 
 pub use convert::{convert, ConvertReport, SkippedTensor};
 pub use detect::detect;
 pub use dispatch::{create_sink, destination_format, open, LayoutTemplate, WriteOptions};
-pub use error::FormatsError;
+pub use warmstart_core::FormatsError;
 pub use format::{compiled_in, Format};

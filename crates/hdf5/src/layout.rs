@@ -19,7 +19,7 @@ pub(crate) fn copy_layout(template: &Hdf5Source, dest: &File, path: &Path) -> Re
         path: path.to_path_buf(),
         template: warmstart_core::CheckpointSource::path(template).to_path_buf(),
         what,
-        source,
+        source: source.into(),
     };
     raw::copy_attributes(template.file(), dest, template.global_heaps()).map_err(|(what, e)| err(format!("{what} of /"), e))?;
     let mut seen = Vec::new();
@@ -72,6 +72,6 @@ pub(crate) fn copy_dataset_attributes(
         path: path.to_path_buf(),
         template: warmstart_core::CheckpointSource::path(template).to_path_buf(),
         what: format!("{what} of dataset /{dataset}"),
-        source,
+        source: source.into(),
     })
 }

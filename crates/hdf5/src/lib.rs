@@ -32,13 +32,12 @@
 #[cfg(target_endian = "big")]
 compile_error!("warmstart-hdf5 serves little-endian bytes through native memory types: little-endian hosts only");
 
-mod error;
 mod heaps;
 mod layout;
 mod raw;
 mod sink;
 mod source;
 
-pub use error::Hdf5Error;
+pub use warmstart_core::Hdf5Error;
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};

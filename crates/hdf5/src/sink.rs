@@ -81,7 +81,7 @@ impl Hdf5Sink {
             .tempfile_in(dir)
             .map_err(io)?
             .into_temp_path();
-        let write_err = |what: String, source| Hdf5Error::Write { path: path.to_path_buf(), what, source };
+        let write_err = |what: String, source: hdf5::Error| Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() };
         let file = File::create(&temp).map_err(|e| write_err("the file".into(), e))?;
         raw::close_on_exec(&file);
         if let Some(t) = template {
@@ -161,7 +161,7 @@ impl Hdf5Sink {
 
     fn write_err(&self, planned: usize, source: hdf5::Error) -> Error {
         let p = &self.planned[planned];
-        Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source }.into()
+        Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source: source.into() }.into()
     }
 }
 
@@ -278,7 +278,7 @@ impl CheckpointSink for Hdf5Sink {
             return Err(self.protocol(format!("tensor {:?} was declared but never written", p.info.name)));
         }
         let file = self.file.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
-        let close_err = |source| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source };
+        let close_err = |source: hdf5::Error| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source: source.into() };
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
         let temp = self.temp.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
@@ -309,7 +309,7 @@ mod tests {
         let e: Error = Hdf5Error::Io { path: "x.h5".into(), source: std::io::Error::other("disk full") }.into();
         assert!(matches!(e, Error::Io { .. }));
         let e: Error = Hdf5Error::InvalidName { path: "x.h5".into(), name: "a//b".into() }.into();
-        assert!(matches!(e, Error::Format(_)));
+        assert!(matches!(e, Error::Hdf5(Hdf5Error::InvalidName { .. })));
         assert_eq!(e.to_string(), "x.h5: tensor name \"a//b\" is not a valid HDF5 dataset path");
     }
 }

@@ -63,7 +63,7 @@ impl Hdf5Source {
     /// Opens `path` and lists its datasets; fails on anything the file's headers get wrong.
     pub fn open(path: &Path) -> Result<Hdf5Source, Hdf5Error> {
         hdf5::silence_errors(true);
-        let file = File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() })?;
         raw::close_on_exec(&file);
         let mut found = Vec::new();
         let mut seen_groups = Vec::new();
@@ -147,7 +147,7 @@ impl Hdf5Source {
         self.file.dataset(dataset).map_err(|source| Hdf5Error::Read {
             path: self.path.clone(),
             dataset: dataset.clone(),
-            source,
+            source: source.into(),
         })
     }
 }
@@ -162,7 +162,7 @@ fn walk(
     seen_groups: &mut Vec<LocationToken>,
     found: &mut Vec<(String, TensorInfo)>,
 ) -> Result<(), Hdf5Error> {
-    let group_err = |source| Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{prefix}"), source };
+    let group_err = |source: hdf5::Error| Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{prefix}"), source: source.into() };
     if depth > MAX_DEPTH {
         return Err(group_err(format!("groups nested more than {MAX_DEPTH} deep").into()));
     }
@@ -179,14 +179,14 @@ fn walk(
             Ok(kind) => kind,
             // A dangling soft or external link is no dataset.
             Err(_) if !is_hard_link(group, &member) => continue,
-            Err(source) => return Err(Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{full}"), source }),
+            Err(source) => return Err(Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{full}"), source: source.into() }),
         };
         match kind {
             LocationType::Group => {
                 let child = group.group(&member).map_err(|source| Hdf5Error::Group {
                     path: path.to_path_buf(),
                     group: format!("/{full}"),
-                    source,
+                    source: source.into(),
                 })?;
                 walk(path, &child, &full, depth + 1, seen_groups, found)?;
             }
@@ -215,7 +215,7 @@ fn is_hard_link(group: &Group, name: &str) -> bool {
 /// The dtype and shape of dataset `name` of `group` (whose full path is `full`), after checking that a
 /// contiguous dataset stores as many bytes as it declares.
 fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<TensorInfo, Hdf5Error> {
-    let header_err = |source| Hdf5Error::Dataset { path: path.to_path_buf(), dataset: full.to_string(), source };
+    let header_err = |source: hdf5::Error| Hdf5Error::Dataset { path: path.to_path_buf(), dataset: full.to_string(), source: source.into() };
     let dataset = group.dataset(name).map_err(header_err)?;
     let file_type = dataset.dtype().map_err(header_err)?;
     let unsupported = |found: String| Hdf5Error::UnsupportedType { path: path.to_path_buf(), dataset: full.to_string(), found };
@@ -355,7 +355,7 @@ impl CheckpointSource for Hdf5Source {
         if len == 0 {
             return Ok(Cow::Owned(Vec::new()));
         }
-        let read_err = |source| Hdf5Error::Read { path: self.path.clone(), dataset: self.datasets[i].clone(), source };
+        let read_err = |source: hdf5::Error| Hdf5Error::Read { path: self.path.clone(), dataset: self.datasets[i].clone(), source: source.into() };
         let dataset = self.open_dataset(i)?;
         let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
         let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
@@ -377,7 +377,7 @@ impl CheckpointSource for Hdf5Source {
         let values = raw::read_strings(Values::Dataset(&dataset), &self.heaps).map_err(|source| Hdf5Error::Read {
             path: self.path.clone(),
             dataset: self.datasets[i].clone(),
-            source,
+            source: source.into(),
         })?;
         Ok(values)
     }

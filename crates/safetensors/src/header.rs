@@ -72,7 +72,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
     let text = std::str::from_utf8(header_bytes)
         .map_err(|source| SafetensorsError::HeaderNotUtf8 { path: path_buf(), source })?;
     let Entries(entries) =
-        serde_json::from_str(text).map_err(|source| SafetensorsError::HeaderNotJson { path: path_buf(), source })?;
+        serde_json::from_str(text).map_err(|source| SafetensorsError::HeaderNotJson { path: path_buf(), source: source.into() })?;
 
     let mut seen = HashSet::new();
     let mut metadata = None;
@@ -84,12 +84,12 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
         if name == METADATA_KEY {
             metadata = Some(
                 serde_json::from_value::<BTreeMap<String, String>>(value)
-                    .map_err(|source| SafetensorsError::BadMetadata { path: path_buf(), source })?,
+                    .map_err(|source| SafetensorsError::BadMetadata { path: path_buf(), source: source.into() })?,
             );
             continue;
         }
         let info = serde_json::from_value::<safetensors::tensor::TensorInfo>(value)
-            .map_err(|source| SafetensorsError::BadTensorEntry { path: path_buf(), tensor: name.clone(), source })?;
+            .map_err(|source| SafetensorsError::BadTensorEntry { path: path_buf(), tensor: name.clone(), source: source.into() })?;
         let Some(core_dtype) = dtype::to_core(info.dtype) else {
             return Err(SafetensorsError::UnsupportedDtype {
                 path: path_buf(),
@@ -150,7 +150,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
 
     // The official reader must agree.
     safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|source| SafetensorsError::Rejected { path: path_buf(), source })?;
+        .map_err(|source| SafetensorsError::Rejected { path: path_buf(), source: source.into() })?;
     Ok(Header { tensors, metadata })
 }
 
@@ -304,7 +304,7 @@ pub(crate) mod tests {
         // Our checks are at least as strict as the library's for every input we know of, so this
         // variant is a safety net; check that it names the file and keeps the library's reason.
         let source = safetensors::SafeTensors::read_metadata(&[0u8; 3]).unwrap_err();
-        let err = SafetensorsError::Rejected { path: "m.safetensors".into(), source };
+        let err = SafetensorsError::Rejected { path: "m.safetensors".into(), source: source.into() };
         assert_eq!(err.to_string(), "m.safetensors: the safetensors library refuses the file: header too small");
     }
 }

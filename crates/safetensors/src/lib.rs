@@ -14,11 +14,10 @@
 #![deny(missing_docs)]
 
 mod dtype;
-mod error;
 mod header;
 mod sink;
 mod source;
 
-pub use error::SafetensorsError;
+pub use warmstart_core::SafetensorsError;
 pub use sink::SafetensorsSink;
 pub use source::SafetensorsSource;

@@ -124,7 +124,7 @@ fn build_header(
     entries: Vec<(String, safetensors::tensor::TensorInfo)>,
     metadata: Option<BTreeMap<String, String>>,
 ) -> Result<Vec<u8>> {
-    let header_err = |source| SafetensorsError::SinkHeader { path: path.to_path_buf(), source };
+    let header_err = |source: safetensors::SafeTensorError| SafetensorsError::SinkHeader { path: path.to_path_buf(), source: source.into() };
     let metadata = safetensors::tensor::Metadata::new(metadata.map(|m| m.into_iter().collect()), entries)
         .map_err(header_err)?;
     let mut header = serde_json::to_vec(&metadata).map_err(|e| header_err(e.into()))?;
@@ -245,7 +245,7 @@ mod tests {
 
     fn format_err(err: Error) -> SafetensorsError {
         match err {
-            Error::Format(e) => *e.downcast::<SafetensorsError>().unwrap(),
+            Error::Safetensors(e) => e,
             other => panic!("not a format error: {other}"),
         }
     }

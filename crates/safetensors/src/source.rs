@@ -86,7 +86,7 @@ impl SafetensorsSource {
             return Err(SafetensorsError::IndexTooLarge { path: index.to_path_buf(), len, max: MAX_INDEX_LEN }.into());
         }
         let parsed: IndexFile = serde_json::from_slice(&text)
-            .map_err(|source| SafetensorsError::BadIndex { path: index.to_path_buf(), source })?;
+            .map_err(|source| SafetensorsError::BadIndex { path: index.to_path_buf(), source: source.into() })?;
         let dir = index.parent().unwrap_or(Path::new("."));
         let shards: BTreeSet<&String> = parsed.weight_map.values().collect();
         let mut source = SafetensorsSource {
@@ -273,7 +273,7 @@ mod tests {
 
     fn format_err(err: Error) -> SafetensorsError {
         match err {
-            Error::Format(e) => *e.downcast::<SafetensorsError>().unwrap(),
+            Error::Safetensors(e) => e,
             other => panic!("not a format error: {other}"),
         }
     }

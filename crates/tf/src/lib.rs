@@ -23,7 +23,6 @@
 #![deny(missing_docs)]
 
 mod dtype;
-mod error;
 mod meta;
 mod reader;
 mod slice_key;
@@ -39,6 +38,6 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
 }
 
-pub use error::TfError;
+pub use warmstart_core::TfError;
 pub use reader::{TfCheckpoint, OBJECT_GRAPH_KEY};
 pub use writer::TfSink;

@@ -33,7 +33,7 @@ pub(crate) fn read_graph(
     let meta = MetaGraphDef::decode(bytes).map_err(|source| TfError::BadProto {
         path: path.to_path_buf(),
         what: "MetaGraphDef".into(),
-        source,
+        source: source.into(),
     })?;
     let collection = |key: &str| -> Result<Vec<VariableDef>, TfError> {
         let Some(values) = meta
@@ -50,7 +50,7 @@ pub(crate) fn read_graph(
                 VariableDef::decode(raw.as_slice()).map_err(|source| TfError::BadProto {
                     path: path.to_path_buf(),
                     what: format!("VariableDef in collection {key:?}"),
-                    source,
+                    source: source.into(),
                 })
             })
             .collect()
@@ -163,7 +163,7 @@ pub(crate) fn object_graph_keys(
     let graph = TrackableObjectGraph::decode(bytes).map_err(|source| TfError::BadProto {
         path: path.to_path_buf(),
         what: "TrackableObjectGraph in _CHECKPOINTABLE_OBJECT_GRAPH".into(),
-        source,
+        source: source.into(),
     })?;
     Ok(graph
         .nodes

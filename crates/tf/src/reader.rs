@@ -121,7 +121,7 @@ impl TfCheckpoint {
                 .map_err(|source| TfError::BadProto {
                     path: index_path.clone(),
                     what: "bundle header".into(),
-                    source,
+                    source: source.into(),
                 })?,
             _ => return Err(TfError::MissingHeader { path: index_path }),
         };
@@ -234,7 +234,7 @@ impl TfCheckpoint {
         BundleEntryProto::decode(value).map_err(|source| TfError::BadProto {
             path: self.index_path.clone(),
             what: format!("entry of tensor {what:?}"),
-            source,
+            source: source.into(),
         })
     }
 

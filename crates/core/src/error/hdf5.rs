@@ -12,7 +12,7 @@ pub enum Hdf5Error {
         /// The file.
         path: PathBuf,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// A group could not be listed or opened.
     #[error("{path}: cannot read group {group:?}: {source}")]
@@ -22,7 +22,7 @@ pub enum Hdf5Error {
         /// The group's path.
         group: String,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// A dataset's header (type, shape, storage) could not be read.
     #[error("{path}: cannot read the header of dataset {dataset:?}: {source}")]
@@ -32,7 +32,7 @@ pub enum Hdf5Error {
         /// The dataset's path.
         dataset: String,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// A dataset's element type has no warmstart dtype.
     #[error("{path}: dataset {dataset:?} has element type {found}, which warmstart does not read")]
@@ -85,7 +85,7 @@ pub enum Hdf5Error {
         /// The dataset's path.
         dataset: String,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// A Keras attribute (`layer_names`, `weight_names`) is not a list of UTF-8 strings, or
     /// `layer_names` names a layer group that is not there.
@@ -128,7 +128,7 @@ pub enum Hdf5Error {
         /// The tensor.
         name: String,
         /// Its dtype.
-        dtype: warmstart_core::DType,
+        dtype: crate::DType,
     },
     /// The writer received a part of a tensor; HDF5 files hold whole tensors.
     #[error("{path}: tensor {name:?} was given as a slice; HDF5 output takes whole tensors only")]
@@ -146,7 +146,7 @@ pub enum Hdf5Error {
         /// The dataset, group or attribute being written.
         what: String,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// Copying the template's layout (groups and attributes) failed.
     #[error("{path}: cannot copy {what} from template {template}: {source}")]
@@ -158,7 +158,7 @@ pub enum Hdf5Error {
         /// The group or attribute being copied.
         what: String,
         /// What the HDF5 library said.
-        source: hdf5::Error,
+        source: crate::LibraryError,
     },
     /// The writer was used out of order (data without `begin_tensor`, a tensor not declared, ...).
     #[error("{path}: {reason}")]
@@ -178,11 +178,12 @@ pub enum Hdf5Error {
     },
 }
 
-impl From<Hdf5Error> for warmstart_core::Error {
+
+impl From<Hdf5Error> for crate::Error {
     fn from(e: Hdf5Error) -> Self {
         match e {
-            Hdf5Error::Io { path, source } => warmstart_core::Error::Io { path, source },
-            other => warmstart_core::Error::format(other),
+            Hdf5Error::Io { path, source } => crate::Error::Io { path, source },
+            other => crate::Error::Hdf5(other),
         }
     }
 }

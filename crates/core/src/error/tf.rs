@@ -122,7 +122,7 @@ pub enum TfError {
         /// Which message (`bundle header`, `entry of tensor "w"`, ...).
         what: String,
         /// What prost said.
-        source: prost::DecodeError,
+        source: crate::LibraryError,
     },
     /// The header's version says this reader is too old, or its counts are invalid.
     #[error("{path}: unsupported bundle header: {reason}")]
@@ -282,7 +282,7 @@ pub enum TfError {
         /// The tensor.
         tensor: String,
         /// Its dtype.
-        dtype: warmstart_core::DType,
+        dtype: crate::DType,
     },
     /// The tensor is larger than this machine can address.
     #[error("{path}: tensor {tensor:?} is too large to address")]
@@ -338,7 +338,7 @@ pub enum TfError {
 
 impl TfError {
     /// Wraps an I/O error with the path it happened on.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TfError::Io {
             path: path.into(),
             source,
@@ -346,9 +346,10 @@ impl TfError {
     }
 }
 
-impl From<TfError> for warmstart_core::Error {
+
+impl From<TfError> for crate::Error {
     fn from(e: TfError) -> Self {
-        use warmstart_core::Error as E;
+        use crate::Error as E;
         match e {
             TfError::Io { path, source } => E::Io { path, source },
             TfError::NotFound { path, tensor } => E::TensorNotFound { path, name: tensor },
@@ -386,7 +387,7 @@ impl From<TfError> for warmstart_core::Error {
                 given,
                 expected,
             },
-            other => E::format(other),
+            other => E::Tf(other),
         }
     }
 }

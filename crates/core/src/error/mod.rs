@@ -1,5 +1,19 @@
-//! The error type that crosses crate boundaries: what the traits return. Format crates keep their own
-//! detailed enums and convert into [`Error::Format`].
+//! The error type that crosses crate boundaries: what the traits return. Each format's detailed enum
+//! ([`TfError`], [`SafetensorsError`], [`Hdf5Error`], and [`FormatsError`] for telling and choosing
+//! formats) is defined here, beside [`Error`], so that it reaches every caller with its type intact:
+//! a caller matches `Error::Tf(TfError::TensorChecksum { .. })` without downcasting. The format crates
+//! build and re-export them; core itself reads no format. Failures every format shares (I/O, a missing
+//! tensor, rows out of range, ...) are [`Error`]'s own variants.
+
+mod formats;
+mod hdf5;
+mod safetensors;
+mod tf;
+
+pub use formats::FormatsError;
+pub use hdf5::Hdf5Error;
+pub use safetensors::SafetensorsError;
+pub use tf::TfError;
 
 use std::path::PathBuf;
 
@@ -82,10 +96,25 @@ pub enum Error {
         /// Bytes expected.
         expected: u64,
     },
-    /// A format-specific failure (corrupt file, bad header, ...), already naming file and tensor.
+    /// A TensorFlow checkpoint cannot be read or written.
     #[error(transparent)]
-    Format(Box<dyn std::error::Error + Send + Sync + 'static>),
+    Tf(TfError),
+    /// A safetensors file, index or folder cannot be read or written.
+    #[error(transparent)]
+    Safetensors(SafetensorsError),
+    /// An HDF5 file cannot be read or written.
+    #[error(transparent)]
+    Hdf5(Hdf5Error),
+    /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
+    #[error(transparent)]
+    Formats(FormatsError),
 }
+
+/// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
+/// said, as the `source` of one of the format enums' variants; core does not depend on those
+/// libraries. Only the message and the source chain matter to callers; the variant it sits in says
+/// what failed.
+pub type LibraryError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.
@@ -93,8 +122,4 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// Wraps a format crate's own error.
-    pub fn format(err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Error::Format(Box::new(err))
-    }
 }

@@ -48,8 +48,9 @@ pub enum FormatsError {
     },
 }
 
-impl From<FormatsError> for warmstart_core::Error {
+
+impl From<FormatsError> for crate::Error {
     fn from(e: FormatsError) -> Self {
-        warmstart_core::Error::format(e)
+        crate::Error::Formats(e)
     }
 }

@@ -58,7 +58,7 @@ pub enum SafetensorsError {
         /// The file.
         path: PathBuf,
         /// What the JSON parser said.
-        source: serde_json::Error,
+        source: crate::LibraryError,
     },
     /// The header names the same key twice.
     #[error("{}: the header lists {name:?} twice", path.display())]
@@ -74,7 +74,7 @@ pub enum SafetensorsError {
         /// The file.
         path: PathBuf,
         /// What the JSON parser said.
-        source: serde_json::Error,
+        source: crate::LibraryError,
     },
     /// A tensor's header entry is malformed (unknown dtype, missing field, negative number, ...).
     #[error("{}: tensor {tensor:?}: bad header entry: {source}", path.display())]
@@ -84,7 +84,7 @@ pub enum SafetensorsError {
         /// The tensor.
         tensor: String,
         /// What the JSON parser said.
-        source: serde_json::Error,
+        source: crate::LibraryError,
     },
     /// A dtype that safetensors knows but whole-byte row reads cannot address (F4, F6).
     #[error("{}: tensor {tensor:?} has dtype {dtype}, which warmstart does not support (elements smaller than a byte)", path.display())]
@@ -174,7 +174,7 @@ pub enum SafetensorsError {
         /// The file.
         path: PathBuf,
         /// What the library said.
-        source: safetensors::SafeTensorError,
+        source: crate::LibraryError,
     },
 
     // ----- sharded checkpoints and folders -----
@@ -184,7 +184,7 @@ pub enum SafetensorsError {
         /// The index file.
         path: PathBuf,
         /// What the JSON parser said.
-        source: serde_json::Error,
+        source: crate::LibraryError,
     },
     /// The index file is larger than any index (Hugging Face's run to a few hundred KB).
     #[error("{}: {len} bytes is too large for a safetensors index (at most {max})", path.display())]
@@ -296,12 +296,13 @@ pub enum SafetensorsError {
         /// The destination.
         path: PathBuf,
         /// What the library said.
-        source: safetensors::SafeTensorError,
+        source: crate::LibraryError,
     },
 }
 
-impl From<SafetensorsError> for warmstart_core::Error {
+
+impl From<SafetensorsError> for crate::Error {
     fn from(e: SafetensorsError) -> Self {
-        warmstart_core::Error::format(e)
+        crate::Error::Safetensors(e)
     }
 }
