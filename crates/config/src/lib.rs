@@ -39,14 +39,77 @@ pub enum ConfigError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The TOML is malformed, has unknown keys, or a value of the wrong kind.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
+    /// The configuration's text is not a valid configuration.
+    #[error("{}{problem}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when the text came from one.
+        path: Option<PathBuf>,
+        /// What is wrong with it.
+        problem: ConfigProblem,
+    },
+}
+
+/// What is wrong with a configuration's text, each naming the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// Malformed TOML, an unknown key, or a value of the wrong kind.
+    #[error("{message}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Toml {
         /// The TOML parser's message (naming the key).
         message: String,
+        /// The line it points at, if it points.
+        line: Option<usize>,
     },
+    /// A `vars_to_warm_start` list holds something other than a string.
+    #[error("vars_to_warm_start: list items must be strings (regexes), not {value}")]
+    VarsListItem {
+        /// The item, as TOML.
+        value: String,
+    },
+    /// `vars_to_warm_start` is neither a string, a list nor `false`.
+    #[error(
+        "vars_to_warm_start = {value} is not a setting: use a regex string (\".*\" for all trainable \
+         variables), a list of regexes, or false"
+    )]
+    VarsToWarmStart {
+        /// The value, as TOML.
+        value: String,
+    },
+    /// A vocabulary's `backup_initializer` is not one of the settings.
+    #[error(
+        "var_name_to_vocab_info.{variable:?}.backup_initializer: {problem}, expected \"zeros\", \"ones\", \
+         \"initial\" or {{ constant = X }}"
+    )]
+    BackupInitializer {
+        /// The variable whose vocabulary it is.
+        variable: String,
+        /// What is wrong with it.
+        problem: BackupProblem,
+    },
+}
+
+/// What is wrong with a `backup_initializer`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackupProblem {
+    /// A string that names no initializer.
+    #[error("unknown value {0:?}")]
+    UnknownValue(String),
+    /// A table with a key other than `constant`.
+    #[error("unknown key {0:?}")]
+    UnknownKey(String),
+    /// `{ constant = X }` where X is not a number.
+    #[error("{{ constant = X }} needs a number X")]
+    ConstantNotANumber,
+    /// Neither a string nor a table.
+    #[error("unexpected value {0}")]
+    Unexpected(String),
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(problem: ConfigProblem) -> Self {
+        ConfigError::Invalid { path: None, problem }
+    }
 }
 
 /// A path as written in the configuration, and the folder it is relative to.
@@ -126,12 +189,15 @@ impl WarmStartSettings {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_toml(&text, &base).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+        Self::from_toml(&text, &base).map_err(|e| match e {
+            ConfigError::Invalid { problem, .. } => ConfigError::Invalid { path: Some(path.to_path_buf()), problem },
+            other => other,
+        })
     }
 
     /// Parses configuration text, with relative paths taken from `base`.
-    pub fn from_toml(text: &str, base: &Path) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, &e))?;
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_problem(text, &e))?;
         let at = |given: String| ConfigPath { given, base: Some(base.to_path_buf()) };
         let vars_to_warm_start = match raw.vars_to_warm_start {
             None => VarsToWarmStart::default(),
@@ -141,46 +207,36 @@ impl WarmStartSettings {
                     .into_iter()
                     .map(|v| match v {
                         toml::Value::String(s) => Ok(s),
-                        other => Err(format!("vars_to_warm_start: list items must be strings (regexes), not {other}")),
+                        other => Err(ConfigProblem::VarsListItem { value: other.to_string() }),
                     })
                     .collect::<Result<_, _>>()?,
             ),
             Some(toml::Value::Boolean(false)) => VarsToWarmStart::Nothing,
-            Some(other) => {
-                return Err(format!(
-                    "vars_to_warm_start = {other} is not a setting: use a regex string (\".*\" for all trainable \
-                     variables), a list of regexes, or false"
-                ))
-            }
+            Some(other) => return Err(ConfigProblem::VarsToWarmStart { value: other.to_string() }.into()),
         };
         let mut vocab = BTreeMap::new();
         for (name, v) in raw.var_name_to_vocab_info {
-            let bad = |what: String| {
-                format!(
-                    "var_name_to_vocab_info.{name:?}.backup_initializer: {what}, expected \"zeros\", \"ones\", \
-                     \"initial\" or {{ constant = X }}"
-                )
-            };
+            let bad = |problem| ConfigProblem::BackupInitializer { variable: name.clone(), problem };
             let backup_initializer = match v.backup_initializer {
                 None => BackupInitializer::Zeros,
                 Some(toml::Value::String(n)) => match n.as_str() {
                     "zeros" => BackupInitializer::Zeros,
                     "ones" => BackupInitializer::Ones,
                     "initial" => BackupInitializer::Initial,
-                    other => return Err(bad(format!("unknown value {other:?}"))),
+                    other => return Err(bad(BackupProblem::UnknownValue(other.to_string())).into()),
                 },
                 Some(toml::Value::Table(t)) => {
                     if let Some(key) = t.keys().find(|k| *k != "constant") {
-                        return Err(bad(format!("unknown key {key:?}")));
+                        return Err(bad(BackupProblem::UnknownKey(key.clone())).into());
                     }
                     match t.get("constant") {
                         // Rounded to float32 as TF's constant initializer does.
                         Some(toml::Value::Float(x)) => BackupInitializer::Constant(*x as f32),
                         Some(toml::Value::Integer(x)) => BackupInitializer::Constant(*x as f32),
-                        _ => return Err(bad("{ constant = X } needs a number X".to_string())),
+                        _ => return Err(bad(BackupProblem::ConstantNotANumber).into()),
                     }
                 }
-                Some(other) => return Err(bad(format!("unexpected value {other}"))),
+                Some(other) => return Err(bad(BackupProblem::Unexpected(other.to_string())).into()),
             };
             vocab.insert(
                 name,
@@ -206,14 +262,10 @@ impl WarmStartSettings {
     }
 }
 
-fn location(text: &str, e: &toml::de::Error) -> String {
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
-        }
-        None => String::new(),
-    }
+/// The TOML parser's error as a [`ConfigProblem`], with the line it points at.
+fn toml_problem(text: &str, e: &toml::de::Error) -> ConfigProblem {
+    let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    ConfigProblem::Toml { message: e.message().to_string(), line }
 }
 
 #[derive(Deserialize)]
@@ -291,27 +343,31 @@ axis = 1
         let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"initial\""), Path::new("")).unwrap();
         assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Initial);
         let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"twos\""), Path::new("")).unwrap_err();
-        assert!(e.contains("twos"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "var_name_to_vocab_info.\"w\".backup_initializer: unknown value \"twos\", expected \"zeros\", \"ones\", \
+             \"initial\" or { constant = X }"
+        );
         let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constnt = 1 }}"), Path::new(""))
             .unwrap_err();
-        assert!(e.contains("constnt"), "{e}");
+        assert!(e.to_string().contains("constnt"), "{e}");
         let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constant = 2 }}"), Path::new(""))
             .unwrap();
         assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Constant(2.0));
         let e = WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = 3"), Path::new("")).unwrap_err();
-        assert!(e.contains("vars_to_warm_start"), "{e}");
+        assert!(matches!(e, ConfigError::Invalid { path: None, problem: ConfigProblem::VarsToWarmStart { .. } }), "{e}");
     }
 
     #[test]
     fn unknown_keys_are_named() {
         let e = WarmStartSettings::from_toml("ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\nvars_to_warmstart = \".*\"", Path::new(""))
             .unwrap_err();
-        assert!(e.contains("vars_to_warmstart"), "{e}");
+        assert!(e.to_string().contains("vars_to_warmstart") && e.to_string().ends_with("(line 3)"), "{e}");
         let e = WarmStartSettings::from_toml(
             "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n[var_name_to_vocab_info.w]\nnew_vocab = \"n\"\nnew_vocab_size = 2\nnum_oov_buckets = 0\nold_vocab = \"o\"\naxes = 1",
             Path::new(""),
         )
         .unwrap_err();
-        assert!(e.contains("axes"), "{e}");
+        assert!(e.to_string().contains("axes"), "{e}");
     }
 }
