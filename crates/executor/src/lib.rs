@@ -13,16 +13,17 @@
 
 mod boxes;
 mod remap;
+mod rows;
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::ops::Range;
 use std::sync::mpsc;
 
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error as CoreError, SinkTensor};
 use warmstart_planner::{Action, OutputTensor, Plan, PlanError, VariablePlan};
 
 pub use remap::{gather_partition, load_and_remap, load_and_remap_matrix};
+use rows::{check_len, checked_len, elem_size, Release};
 
 /// Why executing a plan failed.
 #[derive(Debug, thiserror::Error)]
@@ -127,27 +128,6 @@ enum Job<'a> {
     End,
     /// `write_strings`.
     Strings(SinkTensor, Vec<Vec<u8>>),
-}
-
-/// Rows of a source tensor that a block was borrowed from, to release once written.
-struct Release<'a> {
-    source: &'a dyn CheckpointSource,
-    tensor: &'a str,
-    rows: Range<u64>,
-}
-
-impl<'a> Release<'a> {
-    /// Rows `rows` of `tensor`, and their release if they were borrowed from the source (owned bytes
-    /// are copies, whose source rows the reader released itself or never mapped).
-    fn read(source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Result<(Cow<'a, [u8]>, Option<Self>), CoreError> {
-        let bytes = source.read_rows(tensor, rows.clone())?;
-        let release = matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows });
-        Ok((bytes, release))
-    }
-
-    fn run(self) {
-        self.source.release(self.tensor, self.rows);
-    }
 }
 
 /// The producing side of the writer thread's queue.
@@ -416,24 +396,6 @@ impl<'a> VariableRows<'a> {
         let Action::Remap(remap) = &self.var.action else { return false };
         remap::streams(self.old, &remap.from, self.window_bytes)
     }
-}
-
-fn elem_size(d: DType) -> usize {
-    d.size().unwrap_or(1)
-}
-
-fn checked_len(tensor: &str, rows: u64, row_bytes: usize) -> Result<usize, ExecError> {
-    usize::try_from(rows)
-        .ok()
-        .and_then(|r| r.checked_mul(row_bytes))
-        .ok_or_else(|| ExecError::TooLarge { tensor: tensor.to_string() })
-}
-
-fn check_len(tensor: &str, start: u64, end: u64, got: usize, expected: usize) -> Result<(), ExecError> {
-    if got != expected {
-        return Err(ExecError::ShortRead { tensor: tensor.to_string(), start, end, got, expected });
-    }
-    Ok(())
 }
 
 /// Writes one output tensor of a variable (the whole variable, or one partition of it) in row blocks,

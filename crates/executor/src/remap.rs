@@ -19,7 +19,8 @@ use warmstart_core::CheckpointSource;
 use warmstart_planner::remap::{partition_geometry, remap_partition};
 use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, PlanError, RemapParams, RemapPlan, VariablePlan};
 
-use crate::{check_len, checked_len, ExecError};
+use crate::rows::{check_len, checked_len};
+use crate::ExecError;
 
 /// Rows one parallel task gathers in sequence.
 const ROWS_PER_TASK: usize = 64;
