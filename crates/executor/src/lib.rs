@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod boxes;
+mod copy;
 mod remap;
 mod rows;
 mod writer;
@@ -203,42 +204,13 @@ fn produce<'a>(
             read_ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         }
         let written = match out.variable {
-            None => copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
+            None => copy::copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
             Some(vi) => write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
         };
         report.bytes_written += written;
         report.tensors_written += 1;
     }
     Ok(())
-}
-
-/// `warmstart_core::copy::copy_tensor` through the writer: the source tensor `name` in row blocks of
-/// about `block_bytes`; returns the bytes written.
-fn copy_tensor<'a>(
-    src: &'a dyn CheckpointSource,
-    name: &'a str,
-    writer: &Writer<'a>,
-    tensor: &'a SinkTensor,
-    block_bytes: u64,
-    done: u64,
-) -> Result<u64, Stop> {
-    let info = warmstart_core::copy::copyable_source(src, name, tensor)?;
-    let written = tensor.byte_len().unwrap_or(0);
-    if info.dtype == DType::String {
-        let values = src.read_strings(name)?;
-        writer.send(Job::Strings(tensor.clone(), values))?;
-        writer.send(Job::Progress(done + written))?;
-        return Ok(written);
-    }
-    writer.send(Job::Begin(tensor))?;
-    for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
-        let (bytes, release) = Release::read(src, name, rows)?;
-        writer.send(Job::Data { bytes, done: None, release, window: false })?;
-    }
-    writer.send(Job::End)?;
-    // Progress is reported once the whole tensor is written.
-    writer.send(Job::Progress(done + written))?;
-    Ok(written)
 }
 
 /// Produces rows of a variable's final (full) value.
@@ -262,18 +234,7 @@ impl<'a> VariableRows<'a> {
             Action::KeepInitial => Release::read(self.target, &self.var.tensor, start..end)?,
             Action::Copy { from, parts: None } => Release::read(self.old, from, start..end)?,
             Action::Copy { from, parts: Some(parts) } => {
-                let mut buf = self.target.read_rows(&self.var.tensor, start..end)?.into_owned();
-                self.target.release(&self.var.tensor, start..end);
-                check_len(&self.var.name, start, end, buf.len(), expected)?;
-                let old_rows = self.old.read_rows(from, start..end)?;
-                check_len(from, start, end, old_rows.len(), expected)?;
-                let elem = elem_size(self.var.dtype);
-                for &p in parts {
-                    let part = &self.var.parts[p];
-                    boxes::copy_box(&old_rows, &mut buf, &self.var.shape, start..end, &part.start, &part.shape, elem);
-                }
-                self.old.release(from, start..end);
-                (Cow::Owned(buf), None)
+                (Cow::Owned(copy::copy_parts_rows(self.var, from, parts, self.old, self.target, start..end, expected)?), None)
             }
             Action::Remap(remap) => {
                 let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap, self.window_bytes));
