@@ -21,6 +21,7 @@
 
 mod boxes;
 mod copy;
+mod error;
 mod remap;
 mod rows;
 mod variable;
@@ -29,52 +30,13 @@ mod writer;
 use std::borrow::Cow;
 use std::sync::mpsc;
 
-use warmstart_core::{CheckpointSink, CheckpointSource, Error as CoreError, SinkTensor};
-use warmstart_planner::{Action, Plan, PlanError};
+use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
+use warmstart_planner::{Action, Plan};
 
+pub use error::ExecError;
 pub use remap::{gather_partition, load_and_remap, load_and_remap_matrix};
 use rows::Release;
 use writer::{write_jobs, Stop, Writer, WriterStopped};
-
-/// Why executing a plan failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExecError {
-    /// Reading a source or writing the sink failed.
-    #[error(transparent)]
-    Checkpoint(#[from] CoreError),
-    /// A planning refusal (from [`load_and_remap`]).
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// A source returned a number of bytes that does not match the tensor.
-    #[error("tensor {tensor:?}: the source returned {got} bytes for rows {start}..{end}, expected {expected}")]
-    ShortRead {
-        /// The tensor.
-        tensor: String,
-        /// First row.
-        start: u64,
-        /// One past the last row.
-        end: u64,
-        /// Bytes returned.
-        got: usize,
-        /// Bytes expected.
-        expected: usize,
-    },
-    /// A string variable whose partitions would have to be split or merged.
-    #[error("variable {variable:?}: partitioned string variables cannot be {what}")]
-    PartitionedStrings {
-        /// The variable.
-        variable: String,
-        /// What was asked.
-        what: &'static str,
-    },
-    /// A size that does not fit this machine.
-    #[error("tensor {tensor:?} is too large to address")]
-    TooLarge {
-        /// The tensor.
-        tensor: String,
-    },
-}
 
 /// How to execute.
 pub struct ExecOptions<'a> {
