@@ -9,7 +9,7 @@
 
 mod error;
 mod plan;
-pub mod remap;
+pub mod remap_plan;
 mod settings;
 pub mod vocab;
 
@@ -18,5 +18,8 @@ pub use plan::{
     compile_match_regex, plan, variables_from_graph, variables_without_graph, Action, OldCheckpoint, OutputTensor,
     PartInfo, Plan, RemapPlan, Target, TargetVariable, VariablePlan,
 };
-pub use remap::{PartitionGeometry, PartitionRemap, RemapParams};
+pub use remap_plan::{PartitionGeometry, PartitionRemap, RemapParams};
+
+/// The old name of [`remap_plan`], kept for its users.
+pub use remap_plan as remap;
 pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};

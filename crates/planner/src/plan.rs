@@ -10,7 +10,7 @@ use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 
 use crate::error::py_str;
-use crate::remap::{partition_geometry, remap_partition, PartitionRemap, RemapParams};
+use crate::remap_plan::{partition_geometry, remap_partition, PartitionRemap, RemapParams};
 use crate::settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabInfo};
 use crate::PlanError;
 

@@ -1,6 +1,11 @@
-//! TF's `_load_and_remap_matrix_initializer` for one partition: the Python checks on its shape and
-//! offset ([`partition_geometry`]), then, at "run time", the vocabulary remappings and
-//! `LoadAndRemapMatrix`'s checks against the old tensor ([`remap_partition`]).
+//! The plan of a vocabulary remap, TF's `_load_and_remap_matrix_initializer` for one partition: the
+//! Python checks on its shape and offset ([`partition_geometry`]: where the partition lies, which of
+//! its rows are loaded and which are OOV), then, at "run time", the vocabulary remappings (which old
+//! row and column feed each new one) and `LoadAndRemapMatrix`'s checks against the old tensor
+//! ([`remap_partition`]); the backup initializer that fills what is missing is recorded in the plan.
+//!
+//! Nothing here reads a tensor: the executor's `remap` module (`warmstart_executor`) executes these
+//! plans, gathering the rows.
 
 use serde::Serialize;
 use warmstart_core::{DType, TensorInfo};
