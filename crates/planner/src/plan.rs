@@ -10,8 +10,8 @@ use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 
 use crate::error::py_str;
-use crate::remap_plan::{partition_geometry, remap_partition, PartitionRemap, RemapParams};
-use crate::settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabInfo};
+use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};
+use crate::settings::{PlanSettings, VarsToWarmStart, VocabInfo};
 use crate::PlanError;
 
 /// A variable of the target model.
@@ -77,25 +77,6 @@ pub enum Action {
     },
     /// A vocabulary remap of the old tensor.
     Remap(RemapPlan),
-}
-
-/// A vocabulary remap of one variable.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RemapPlan {
-    /// The old tensor.
-    pub from: String,
-    /// 0: rows follow the vocabulary; 1: columns.
-    pub axis: u8,
-    /// What fills missing cells.
-    pub backup: BackupInitializer,
-    /// Vocabulary entries found in the old vocabulary (over all partitions, for axis 0).
-    pub entries_found: u64,
-    /// Vocabulary entries not found.
-    pub entries_missing: u64,
-    /// OOV buckets appended.
-    pub oov_buckets: u64,
-    /// Per partition (one for an unpartitioned variable), in the order of the variable's parts.
-    pub partitions: Vec<PartitionRemap>,
 }
 
 /// The plan for one target variable.
@@ -251,7 +232,7 @@ struct PendingCopy {
 /// A decision made at "graph construction" time, checked further at "run time".
 enum Decision {
     Copy { tensor: String, parts: Option<Vec<usize>>, reason: String },
-    Remap { tensor: String, vocab: VocabInfo, members: Vec<Member>, reason: String },
+    Remap { tensor: String, vocab: VocabInfo, parts: Vec<Option<usize>>, reason: String },
 }
 
 /// Python's `str(dict)` of the checkpoint's variable-to-shape map.
@@ -398,13 +379,14 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
             let mut members = g.members.clone();
             members.sort_by_key(|m| m.part);
             members.dedup();
-            check_vocab_geometry(var, &members, vocab, &tensor)?;
+            let parts: Vec<Option<usize>> = members.iter().map(|m| m.part).collect();
+            check_vocab_partitions(var, &parts, vocab, &tensor)?;
             let reason = format!(
                 "has a vocabulary (axis {}){}",
                 vocab.axis,
                 rename_note(&g.name, &tensor, renamed_by_object_graph)
             );
-            decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), members, reason });
+            decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), parts, reason });
         } else if truthy {
             if has_duplicates {
                 return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
@@ -455,8 +437,8 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
                 }
                 (Action::Copy { from: tensor, parts }, reason)
             }
-            Some(Decision::Remap { tensor, vocab, members, reason }) => {
-                let remap = plan_remap(var, &members, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
+            Some(Decision::Remap { tensor, vocab, parts, reason }) => {
+                let remap = plan_variable_remap(var, &parts, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
                 let reason = format!(
                     "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
                     remap.entries_found,
@@ -558,122 +540,6 @@ fn keep_reason(settings: &PlanSettings, var: &TargetVariable, grouped: bool) -> 
                 .into()
         }
     }
-}
-
-/// Row offset of a partition (TF's `_PartitionInfo.single_offset`) or an error for column partitions.
-fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanError> {
-    let differing: Vec<usize> =
-        (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
-    match differing.as_slice() {
-        [] => Ok(0),
-        [0] => Ok(part.slice.start[0]),
-        _ => Err(PlanError::RemapColumnPartitioned { variable: var.name.clone() }),
-    }
-}
-
-fn remap_params<'a>(var: &'a TargetVariable, vocab: &'a VocabInfo, tensor: &'a str, members: &[Member]) -> RemapParams<'a> {
-    let total_rows: u64 = members
-        .iter()
-        .map(|m| match m.part {
-            None => var.shape.first().copied().unwrap_or(0),
-            Some(p) => var.parts[p].slice.len.first().copied().unwrap_or(0),
-        })
-        .sum();
-    let files = Some((&vocab.old_vocab, &vocab.new_vocab));
-    if vocab.axis == 0 {
-        RemapParams {
-            variable: &var.name,
-            old_tensor: tensor,
-            new_row_vocab_size: vocab.new_vocab_size,
-            new_col_vocab_size: var.shape.get(1).map(|&c| c as i64).unwrap_or(0),
-            old_row_vocab_size: vocab.old_vocab_size,
-            row_vocab: files,
-            col_vocab: None,
-            num_row_oov_buckets: vocab.num_oov_buckets,
-            num_col_oov_buckets: 0,
-        }
-    } else {
-        RemapParams {
-            variable: &var.name,
-            old_tensor: tensor,
-            new_row_vocab_size: total_rows as i64,
-            new_col_vocab_size: vocab.new_vocab_size,
-            old_row_vocab_size: -1,
-            row_vocab: None,
-            col_vocab: files,
-            num_row_oov_buckets: 0,
-            num_col_oov_buckets: vocab.num_oov_buckets,
-        }
-    }
-}
-
-/// The shape and offset of each member, as `_warm_start_var_with_vocab` hands them to the initializer.
-fn member_geometry(var: &TargetVariable, m: &Member) -> Result<(Vec<u64>, u64), PlanError> {
-    match m.part {
-        None => Ok((var.shape.clone(), 0)),
-        Some(p) => {
-            let part = &var.parts[p];
-            Ok((part.slice.len.clone(), part_offset(var, part)?))
-        }
-    }
-}
-
-/// The Python-time checks of `_warm_start_var_with_vocab` for every partition.
-fn check_vocab_geometry(var: &TargetVariable, members: &[Member], vocab: &VocabInfo, tensor: &str) -> Result<(), PlanError> {
-    for m in members {
-        if vocab.axis != 0 && vocab.axis != 1 {
-            return Err(PlanError::VocabBadAxis { variable: var.name.clone(), axis: vocab.axis });
-        }
-        let params = remap_params(var, vocab, tensor, members);
-        let (shape, offset) = member_geometry(var, m)?;
-        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
-        let geometry = partition_geometry(&params, &shape, offset)?;
-        if !geometry.oov_only && vocab.axis == 0 && vocab.old_vocab_size < -1 {
-            return Err(PlanError::OldVocabSizeBelowMinimum { variable: var.name.clone(), size: vocab.old_vocab_size });
-        }
-        if var.dtype != DType::F32 {
-            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
-        }
-    }
-    Ok(())
-}
-
-/// The run-time part of a vocabulary remap.
-fn plan_remap(
-    var: &TargetVariable,
-    members: &[Member],
-    vocab: &VocabInfo,
-    tensor: &str,
-    old: Option<&TensorInfo>,
-) -> Result<RemapPlan, PlanError> {
-    let mut partitions = Vec::with_capacity(members.len());
-    for m in members {
-        let params = remap_params(var, vocab, tensor, members);
-        let (shape, offset) = member_geometry(var, m)?;
-        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
-        let geometry = partition_geometry(&params, &shape, offset)?;
-        partitions.push(remap_partition(&params, m.part, geometry, old)?);
-    }
-    let (found, total) = if vocab.axis == 0 {
-        let found: u64 = partitions.iter().map(|p| p.rows_present).sum();
-        let total: u64 = partitions.iter().map(|p| p.geometry.rows_to_load).sum();
-        (found, total)
-    } else {
-        partitions
-            .iter()
-            .find(|p| !p.geometry.oov_only)
-            .map(|p| (p.cols_present, p.geometry.new_cols))
-            .unwrap_or((0, 0))
-    };
-    Ok(RemapPlan {
-        from: tensor.to_string(),
-        axis: vocab.axis as u8,
-        backup: vocab.backup_initializer,
-        entries_found: found,
-        entries_missing: total - found,
-        oov_buckets: vocab.num_oov_buckets.max(0) as u64,
-        partitions,
-    })
 }
 
 /// The string tensor holding a TF2 checkpoint's object graph: metadata, not a variable.
