@@ -11,7 +11,7 @@
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
 //!
 //! A run goes one way through the modules. [`execute`] (here) starts the writer thread (`writer`) and
-//! walks the plan's output tensors, queueing [`Job`]s: a tensor that is not a variable is copied
+//! walks the plan's output tensors, queueing `Job`s: a tensor that is not a variable is copied
 //! through whole (`copy`); a variable's output tensor is written block by block (`variable`), its rows
 //! taken from the target (initial value), from the old tensor (a copy; `copy` when only some
 //! partitions are copied) or computed by a vocabulary remap (`remap`, executing the planner's

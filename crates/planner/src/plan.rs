@@ -253,13 +253,13 @@ fn shape_map_repr(tensors: &[TensorInfo]) -> String {
 /// for the target, or says why TF would refuse.
 ///
 /// The stages follow TF's order of work (`python/training/warm_starting_util.py`), each refusing what
-/// TF refuses at that point: the target's own consistency ([`check_target`]); the selection and
-/// grouping of variables ([`group_variables`], `_get_grouped_variables`); the previous names
-/// ([`prev_var_names`]); per grouped variable, its previous name and the vocabulary or copy path
-/// ([`GraphConstruction::warm_start_var`]), copies checked in `init_from_checkpoint`'s batches
-/// ([`GraphConstruction::flush_restores`]); the checks that every rename and vocabulary info was used
-/// ([`GraphConstruction::check_all_used`]); then, at "run time", the ops' own checks ([`run_time`]).
-/// The output tensors follow ([`output_tensors`]).
+/// TF refuses at that point: the target's own consistency (`check_target`); the selection and
+/// grouping of variables (`group_variables`, `_get_grouped_variables`); the previous names
+/// (`prev_var_names`); per grouped variable, its previous name and the vocabulary or copy path
+/// (`GraphConstruction::warm_start_var`), copies checked in `init_from_checkpoint`'s batches
+/// (`GraphConstruction::flush_restores`); the checks that every rename and vocabulary info was used
+/// (`GraphConstruction::check_all_used`); then, at "run time", the ops' own checks (`run_time`).
+/// The output tensors follow (`output_tensors`).
 pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
     check_target(target)?;
     let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
