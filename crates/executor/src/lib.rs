@@ -9,60 +9,34 @@
 //! window is computed in windows of new rows, each in one pass over the old tensor in file order (see
 //! the `remap` module), at most [`WINDOWS_IN_FLIGHT`] windows at a time.
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
+//!
+//! A run goes one way through the modules. [`execute`] (here) starts the writer thread (`writer`) and
+//! walks the plan's output tensors, queueing `Job`s: a tensor that is not a variable is copied
+//! through whole (`copy`); a variable's output tensor is written block by block (`variable`), its rows
+//! taken from the target (initial value), from the old tensor (a copy; `copy` when only some
+//! partitions are copied) or computed by a vocabulary remap (`remap`, executing the planner's
+//! `remap_plan`). Every path reads source rows through `rows`, which uses none of them; `boxes` does
+//! the row-major arithmetic of partition boxes.
 #![deny(missing_docs)]
 
 mod boxes;
+mod copy;
+mod error;
 mod remap;
+mod rows;
+mod variable;
+mod writer;
 
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::ops::Range;
 use std::sync::mpsc;
 
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error as CoreError, SinkTensor};
-use warmstart_planner::{Action, OutputTensor, Plan, PlanError, VariablePlan};
+use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
+use warmstart_planner::{Action, Plan};
 
+pub use error::ExecError;
 pub use remap::{gather_partition, load_and_remap, load_and_remap_matrix};
-
-/// Why executing a plan failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExecError {
-    /// Reading a source or writing the sink failed.
-    #[error(transparent)]
-    Checkpoint(#[from] CoreError),
-    /// A planning refusal (from [`load_and_remap`]).
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// A source returned a number of bytes that does not match the tensor.
-    #[error("tensor {tensor:?}: the source returned {got} bytes for rows {start}..{end}, expected {expected}")]
-    ShortRead {
-        /// The tensor.
-        tensor: String,
-        /// First row.
-        start: u64,
-        /// One past the last row.
-        end: u64,
-        /// Bytes returned.
-        got: usize,
-        /// Bytes expected.
-        expected: usize,
-    },
-    /// A string variable whose partitions would have to be split or merged.
-    #[error("variable {variable:?}: partitioned string variables cannot be {what}")]
-    PartitionedStrings {
-        /// The variable.
-        variable: String,
-        /// What was asked.
-        what: &'static str,
-    },
-    /// A size that does not fit this machine.
-    #[error("tensor {tensor:?} is too large to address")]
-    TooLarge {
-        /// The tensor.
-        tensor: String,
-    },
-}
+use rows::Release;
+use writer::{write_jobs, Stop, Writer, WriterStopped};
 
 /// How to execute.
 pub struct ExecOptions<'a> {
@@ -129,134 +103,6 @@ enum Job<'a> {
     Strings(SinkTensor, Vec<Vec<u8>>),
 }
 
-/// Rows of a source tensor that a block was borrowed from, to release once written.
-struct Release<'a> {
-    source: &'a dyn CheckpointSource,
-    tensor: &'a str,
-    rows: Range<u64>,
-}
-
-impl<'a> Release<'a> {
-    /// Rows `rows` of `tensor`, and their release if they were borrowed from the source (owned bytes
-    /// are copies, whose source rows the reader released itself or never mapped).
-    fn read(source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Result<(Cow<'a, [u8]>, Option<Self>), CoreError> {
-        let bytes = source.read_rows(tensor, rows.clone())?;
-        let release = matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows });
-        Ok((bytes, release))
-    }
-
-    fn run(self) {
-        self.source.release(self.tensor, self.rows);
-    }
-}
-
-/// The producing side of the writer thread's queue.
-struct Writer<'a> {
-    queue: mpsc::SyncSender<Job<'a>>,
-    /// Block buffers the writer is done with, for reuse: their pages stay mapped and warm.
-    recycled: mpsc::Receiver<Vec<u8>>,
-    /// Window buffers the writer is done with.
-    windows_back: mpsc::Receiver<Vec<u8>>,
-    /// Window buffers made and not given back by the writer (including `spare_window`).
-    windows_out: Cell<usize>,
-    /// A window buffer that never went to the writer, for the next window.
-    spare_window: Cell<Option<Vec<u8>>>,
-}
-
-/// The writer thread has stopped on an error, which `execute` reports instead.
-struct WriterStopped;
-
-impl<'a> Writer<'a> {
-    fn send(&self, job: Job<'a>) -> Result<(), Stop> {
-        self.queue.send(job).map_err(|_| Stop::Writer(WriterStopped))
-    }
-
-    /// An empty buffer, reusing one the writer is done with if there is one.
-    fn buffer(&self) -> Vec<u8> {
-        let mut buf = self.recycled.try_recv().unwrap_or_default();
-        buf.clear();
-        buf
-    }
-
-    /// Keeps a window buffer that never went to the writer for the next window.
-    fn give_back_window(&self, window: Vec<u8>) {
-        self.spare_window.set(Some(window));
-    }
-
-    /// A buffer for a remap window: the spare one, else a new one while fewer than
-    /// [`WINDOWS_IN_FLIGHT`] exist, else the next one the writer gives back (waiting for it).
-    fn window_buffer(&self) -> Vec<u8> {
-        let buf = if let Some(spare) = self.spare_window.take() {
-            spare
-        } else if self.windows_out.get() < WINDOWS_IN_FLIGHT {
-            self.windows_out.set(self.windows_out.get() + 1);
-            Vec::new()
-        } else {
-            // A stopped writer gives nothing back; the next send reports it.
-            self.windows_back.recv().unwrap_or_default()
-        };
-        // Not cleared: a window is overwritten whole, so keeping its length saves zeroing it again.
-        buf
-    }
-}
-
-/// Why producing stopped early.
-enum Stop {
-    /// Producing failed.
-    Failed(ExecError),
-    /// The writer failed (its error is reported).
-    Writer(WriterStopped),
-}
-
-impl<E: Into<ExecError>> From<E> for Stop {
-    fn from(e: E) -> Self {
-        Stop::Failed(e.into())
-    }
-}
-
-/// Applies `jobs` to `sink` in order until the queue closes or a call fails.
-fn write_jobs(
-    jobs: mpsc::Receiver<Job<'_>>,
-    recycle: mpsc::SyncSender<Vec<u8>>,
-    windows_back: mpsc::SyncSender<Vec<u8>>,
-    sink: &mut dyn CheckpointSink,
-    progress: Option<&(dyn Fn(u64) + Sync)>,
-) -> Result<(), CoreError> {
-    for job in jobs {
-        match job {
-            Job::Begin(tensor) => sink.begin_tensor(tensor)?,
-            Job::Data { bytes, done, release, window } => {
-                sink.write_data(&bytes)?;
-                if let Some(release) = release {
-                    release.run();
-                }
-                match bytes {
-                    // Never full: at most WINDOWS_IN_FLIGHT windows exist.
-                    Cow::Owned(buf) if window => {
-                        let _ = windows_back.try_send(buf);
-                    }
-                    // A full pool just drops it.
-                    Cow::Owned(buf) => {
-                        let _ = recycle.try_send(buf);
-                    }
-                    Cow::Borrowed(_) => {}
-                }
-                if let (Some(progress), Some(done)) = (progress, done) {
-                    progress(done);
-                }
-            }
-            Job::Progress(done) => {
-                if let Some(progress) = progress {
-                    progress(done);
-                }
-            }
-            Job::End => sink.end_tensor()?,
-            Job::Strings(tensor, values) => sink.write_strings(&tensor, &values)?,
-        }
-    }
-    Ok(())
-}
-
 /// Executes `plan`: writes every output tensor into `sink` (created with [`Plan::sink_tensors`]). The
 /// caller calls `finish` on the sink; on error, dropping it leaves nothing behind.
 pub fn execute(
@@ -282,7 +128,7 @@ pub fn execute(
     let (produced, written) = std::thread::scope(|scope| {
         let mut ahead = Some(scope.spawn(|| read_remap_sources_ahead(plan, old)));
         let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
-        let writer = Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) };
+        let writer = Writer::new(queue, recycled, windows_back);
         let produced = produce(plan, old, target, &writer, options, &mut report, &mut ahead);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -329,8 +175,8 @@ fn produce<'a>(
             read_ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         }
         let written = match out.variable {
-            None => copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
-            Some(vi) => write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
+            None => copy::copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
+            Some(vi) => variable::write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
         };
         report.bytes_written += written;
         report.tensors_written += 1;
@@ -338,191 +184,6 @@ fn produce<'a>(
     Ok(())
 }
 
-/// `warmstart_core::copy::copy_tensor` through the writer: the source tensor `name` in row blocks of
-/// about `block_bytes`; returns the bytes written.
-fn copy_tensor<'a>(
-    src: &'a dyn CheckpointSource,
-    name: &'a str,
-    writer: &Writer<'a>,
-    tensor: &'a SinkTensor,
-    block_bytes: u64,
-    done: u64,
-) -> Result<u64, Stop> {
-    let info = warmstart_core::copy::copyable_source(src, name, tensor)?;
-    let written = tensor.byte_len().unwrap_or(0);
-    if info.dtype == DType::String {
-        let values = src.read_strings(name)?;
-        writer.send(Job::Strings(tensor.clone(), values))?;
-        writer.send(Job::Progress(done + written))?;
-        return Ok(written);
-    }
-    writer.send(Job::Begin(tensor))?;
-    for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
-        let (bytes, release) = Release::read(src, name, rows)?;
-        writer.send(Job::Data { bytes, done: None, release, window: false })?;
-    }
-    writer.send(Job::End)?;
-    // Progress is reported once the whole tensor is written.
-    writer.send(Job::Progress(done + written))?;
-    Ok(written)
-}
-
-/// Produces rows of a variable's final (full) value.
-struct VariableRows<'a> {
-    var: &'a VariablePlan,
-    old: &'a dyn CheckpointSource,
-    target: &'a dyn CheckpointSource,
-    row_bytes: usize,
-    /// See [`ExecOptions::window_bytes`].
-    window_bytes: u64,
-    /// For a remap: how its old tensor is read, kept across blocks.
-    remap: Option<remap::RemapState<'a>>,
-}
-
-impl<'a> VariableRows<'a> {
-    /// Rows `start..end`, and the source rows to release once they are written (when borrowed); a
-    /// block computed here goes into `buf` (empty, possibly with capacity).
-    fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<(Cow<'a, [u8]>, Option<Release<'a>>), ExecError> {
-        let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
-        let (bytes, release) = match &self.var.action {
-            Action::KeepInitial => Release::read(self.target, &self.var.tensor, start..end)?,
-            Action::Copy { from, parts: None } => Release::read(self.old, from, start..end)?,
-            Action::Copy { from, parts: Some(parts) } => {
-                let mut buf = self.target.read_rows(&self.var.tensor, start..end)?.into_owned();
-                self.target.release(&self.var.tensor, start..end);
-                check_len(&self.var.name, start, end, buf.len(), expected)?;
-                let old_rows = self.old.read_rows(from, start..end)?;
-                check_len(from, start, end, old_rows.len(), expected)?;
-                let elem = elem_size(self.var.dtype);
-                for &p in parts {
-                    let part = &self.var.parts[p];
-                    boxes::copy_box(&old_rows, &mut buf, &self.var.shape, start..end, &part.start, &part.shape, elem);
-                }
-                self.old.release(from, start..end);
-                (Cow::Owned(buf), None)
-            }
-            Action::Remap(remap) => {
-                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap, self.window_bytes));
-                let out = buf();
-                (Cow::Owned(remap::remap_rows(out, state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?), None)
-            }
-        };
-        check_len(&self.var.name, start, end, bytes.len(), expected)?;
-        Ok((bytes, release))
-    }
-
-    /// Whether the variable is computed in windows: a remap whose old tensor is streamed.
-    fn windowed(&self) -> bool {
-        let Action::Remap(remap) = &self.var.action else { return false };
-        remap::streams(self.old, &remap.from, self.window_bytes)
-    }
-}
-
-fn elem_size(d: DType) -> usize {
-    d.size().unwrap_or(1)
-}
-
-fn checked_len(tensor: &str, rows: u64, row_bytes: usize) -> Result<usize, ExecError> {
-    usize::try_from(rows)
-        .ok()
-        .and_then(|r| r.checked_mul(row_bytes))
-        .ok_or_else(|| ExecError::TooLarge { tensor: tensor.to_string() })
-}
-
-fn check_len(tensor: &str, start: u64, end: u64, got: usize, expected: usize) -> Result<(), ExecError> {
-    if got != expected {
-        return Err(ExecError::ShortRead { tensor: tensor.to_string(), start, end, got, expected });
-    }
-    Ok(())
-}
-
-/// Writes one output tensor of a variable (the whole variable, or one partition of it) in row blocks,
-/// or in windows when it is remapped from an old tensor larger than the window; returns the bytes
-/// written.
-fn write_variable<'a>(
-    var: &'a VariablePlan,
-    out: &'a OutputTensor,
-    old: &'a dyn CheckpointSource,
-    target: &'a dyn CheckpointSource,
-    writer: &Writer<'a>,
-    options: &ExecOptions<'_>,
-    done: u64,
-) -> Result<u64, Stop> {
-    if var.dtype == DType::String {
-        return write_strings(var, out, old, target, writer);
-    }
-    let too_large = || ExecError::TooLarge { tensor: var.name.clone() };
-    let info = &out.sink.info;
-    let row_bytes = usize::try_from(info.row_bytes().ok_or_else(too_large)?).map_err(|_| too_large())?;
-    let rows_all = info.rows();
-    let (rows, inner) = match (&out.sink.slice, out.part) {
-        (Some(slice), Some(_)) => {
-            let rows = if slice.start.is_empty() { 0..1 } else { slice.start[0]..slice.start[0] + slice.len[0] };
-            (rows, Some(slice))
-        }
-        _ => (0..rows_all, None),
-    };
-    let mut source = VariableRows { var, old, target, row_bytes, window_bytes: options.window_bytes, remap: None };
-    let windowed = source.windowed();
-    let block_bytes = if windowed { options.window_bytes } else { options.block_bytes };
-    let out_row_bytes = match inner {
-        Some(slice) if !slice.len.is_empty() => {
-            let n: u64 = slice.len[1..].iter().product();
-            usize::try_from(n).ok().and_then(|n| n.checked_mul(elem_size(var.dtype))).ok_or_else(too_large)?
-        }
-        _ => row_bytes,
-    };
-    let rows_per_block = if out_row_bytes == 0 { rows.end - rows.start } else { (block_bytes / out_row_bytes as u64).max(1) };
-    writer.send(Job::Begin(&out.sink))?;
-    let mut written = 0u64;
-    let mut start = rows.start;
-    while start < rows.end {
-        let end = start.saturating_add(rows_per_block.max(1)).min(rows.end);
-        let (block, release) = source.rows(start, end, || if windowed { writer.window_buffer() } else { writer.buffer() })?;
-        match inner {
-            Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
-                let mut buf = writer.buffer();
-                buf.reserve(checked_len(&var.name, end - start, out_row_bytes)?);
-                boxes::extract_box(&block, &var.shape, end - start, &slice.start, &slice.len, elem_size(var.dtype), &mut buf);
-                written += buf.len() as u64;
-                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written), release, window: false })?;
-                if let (true, Cow::Owned(window)) = (windowed, block) {
-                    // Back to the pool at once: only the extract goes to the writer.
-                    writer.give_back_window(window);
-                }
-            }
-            _ => {
-                written += block.len() as u64;
-                let window = windowed && matches!(block, Cow::Owned(_));
-                writer.send(Job::Data { bytes: block, done: Some(done + written), release, window })?;
-            }
-        }
-        start = end;
-    }
-    writer.send(Job::End)?;
-    Ok(written)
-}
-
-fn write_strings<'a>(
-    var: &VariablePlan,
-    out: &OutputTensor,
-    old: &dyn CheckpointSource,
-    target: &dyn CheckpointSource,
-    writer: &Writer<'a>,
-) -> Result<u64, Stop> {
-    if out.part.is_some() {
-        return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "written in parts" }.into());
-    }
-    let values = match &var.action {
-        Action::Copy { from, parts: None } => old.read_strings(from)?,
-        Action::Copy { parts: Some(_), .. } => {
-            return Err(ExecError::PartitionedStrings { variable: var.name.clone(), what: "copied in parts" }.into())
-        }
-        _ => target.read_strings(&var.tensor)?,
-    };
-    writer.send(Job::Strings(SinkTensor { info: out.sink.info.clone(), slice: None }, values))?;
-    Ok(0)
-}
 
 #[cfg(test)]
 mod mem;

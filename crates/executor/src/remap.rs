@@ -1,5 +1,8 @@
-//! Vocabulary remapping at execution time: each new row is gathered from its old row (columns
-//! remapped), missing cells taken from the backup initializer, rows computed in parallel with rayon.
+//! The execution of a vocabulary remap: carries out a [`RemapPlan`] made by the planner (its module
+//! `warmstart_planner::remap_plan` decides the geometry, which old row and column feed each new one,
+//! and the backup initializer; nothing here decides). Each new row is gathered from its old row
+//! (columns remapped), missing cells taken from the backup initializer, rows computed in parallel
+//! with rayon.
 //!
 //! The old tensor is read as few times as possible: when its source serves it borrowed (a memory map),
 //! the whole tensor is borrowed once per variable and rows are copied straight out of it; otherwise
@@ -16,10 +19,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 use warmstart_core::CheckpointSource;
-use warmstart_planner::remap::{partition_geometry, remap_partition};
+use warmstart_planner::remap_plan::{partition_geometry, remap_partition};
 use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, PlanError, RemapParams, RemapPlan, VariablePlan};
 
-use crate::{check_len, checked_len, ExecError};
+use crate::rows::{check_len, checked_len};
+use crate::ExecError;
 
 /// Rows one parallel task gathers in sequence.
 const ROWS_PER_TASK: usize = 64;

@@ -9,14 +9,17 @@
 
 mod error;
 mod plan;
-pub mod remap;
+pub mod remap_plan;
 mod settings;
 pub mod vocab;
 
 pub use error::{cpp_dtype, py_dtype, PlanError};
 pub use plan::{
     compile_match_regex, plan, variables_from_graph, variables_without_graph, Action, OldCheckpoint, OutputTensor,
-    PartInfo, Plan, RemapPlan, Target, TargetVariable, VariablePlan,
+    PartInfo, Plan, Target, TargetVariable, VariablePlan,
 };
-pub use remap::{PartitionGeometry, PartitionRemap, RemapParams};
+pub use remap_plan::{PartitionGeometry, PartitionRemap, RemapParams, RemapPlan};
+
+/// The old name of [`remap_plan`], kept for its users.
+pub use remap_plan as remap;
 pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};

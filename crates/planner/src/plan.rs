@@ -10,8 +10,8 @@ use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 
 use crate::error::py_str;
-use crate::remap::{partition_geometry, remap_partition, PartitionRemap, RemapParams};
-use crate::settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabInfo};
+use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};
+use crate::settings::{PlanSettings, VarsToWarmStart, VocabInfo};
 use crate::PlanError;
 
 /// A variable of the target model.
@@ -77,25 +77,6 @@ pub enum Action {
     },
     /// A vocabulary remap of the old tensor.
     Remap(RemapPlan),
-}
-
-/// A vocabulary remap of one variable.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RemapPlan {
-    /// The old tensor.
-    pub from: String,
-    /// 0: rows follow the vocabulary; 1: columns.
-    pub axis: u8,
-    /// What fills missing cells.
-    pub backup: BackupInitializer,
-    /// Vocabulary entries found in the old vocabulary (over all partitions, for axis 0).
-    pub entries_found: u64,
-    /// Vocabulary entries not found.
-    pub entries_missing: u64,
-    /// OOV buckets appended.
-    pub oov_buckets: u64,
-    /// Per partition (one for an unpartitioned variable), in the order of the variable's parts.
-    pub partitions: Vec<PartitionRemap>,
 }
 
 /// The plan for one target variable.
@@ -251,7 +232,7 @@ struct PendingCopy {
 /// A decision made at "graph construction" time, checked further at "run time".
 enum Decision {
     Copy { tensor: String, parts: Option<Vec<usize>>, reason: String },
-    Remap { tensor: String, vocab: VocabInfo, members: Vec<Member>, reason: String },
+    Remap { tensor: String, vocab: VocabInfo, parts: Vec<Option<usize>>, reason: String },
 }
 
 /// Python's `str(dict)` of the checkpoint's variable-to-shape map.
@@ -270,193 +251,312 @@ fn shape_map_repr(tensors: &[TensorInfo]) -> String {
 
 /// Plans TF's `warm_start(old, vars_to_warm_start, var_name_to_vocab_info, var_name_to_prev_var_name)`
 /// for the target, or says why TF would refuse.
+///
+/// The stages follow TF's order of work (`python/training/warm_starting_util.py`), each refusing what
+/// TF refuses at that point: the target's own consistency (`check_target`); the selection and
+/// grouping of variables (`group_variables`, `_get_grouped_variables`); the previous names
+/// (`prev_var_names`); per grouped variable, its previous name and the vocabulary or copy path
+/// (`GraphConstruction::warm_start_var`), copies checked in `init_from_checkpoint`'s batches
+/// (`GraphConstruction::flush_restores`); the checks that every rename and vocabulary info was used
+/// (`GraphConstruction::check_all_used`); then, at "run time", the ops' own checks (`run_time`).
+/// The output tensors follow (`output_tensors`).
 pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
-    let vars = target.variables;
+    check_target(target)?;
+    let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let groups = group_variables(settings, target.variables)?;
+    let prev_names = prev_var_names(settings, old, &groups)?;
+    let mut graph = GraphConstruction::new(settings, old, &old_by_name, target.variables, &groups, &prev_names);
+    for gi in 0..groups.len() {
+        graph.warm_start_var(gi)?;
+    }
+    graph.flush_restores()?;
+    graph.check_all_used()?;
+    let variables = run_time(settings, target.variables, &groups, &old_by_name, graph.decisions)?;
+    let (outputs, passthrough) = output_tensors(settings, target);
+    Ok(Plan { old_checkpoint: old.display.to_string(), variables, passthrough, outputs, skipped: Vec::new() })
+}
+
+/// Before TF's work: every variable of the target has its tensor, and its partitions lie inside it
+/// (what a real graph guarantees, and a target given as plain data might not).
+fn check_target(target: &Target<'_>) -> Result<(), PlanError> {
     let target_names: HashSet<&str> = target.tensors.iter().map(|t| t.name.as_str()).collect();
-    for v in vars {
+    for v in target.variables {
         if !target_names.contains(v.tensor.as_str()) {
             return Err(PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.tensor.clone() });
         }
-        for part in &v.parts {
-            let rank = v.shape.len();
-            let inside = part.slice.start.len() == rank
-                && part.slice.len.len() == rank
-                && (0..rank).all(|d| {
-                    part.slice.start[d].checked_add(part.slice.len[d]).is_some_and(|end| end <= v.shape[d])
-                });
-            if !inside {
-                return Err(PlanError::PartitionOutside {
-                    variable: v.name.clone(),
-                    part: part.name.clone(),
-                    start: part.slice.start.clone(),
-                    len: part.slice.len.clone(),
-                    shape: v.shape.clone(),
-                });
-            }
+        check_partitions_inside(v)?;
+    }
+    Ok(())
+}
+
+/// Every partition of `v` lies inside its shape.
+fn check_partitions_inside(v: &TargetVariable) -> Result<(), PlanError> {
+    for part in &v.parts {
+        let rank = v.shape.len();
+        let inside = part.slice.start.len() == rank
+            && part.slice.len.len() == rank
+            && (0..rank)
+                .all(|d| part.slice.start[d].checked_add(part.slice.len[d]).is_some_and(|end| end <= v.shape[d]));
+        if !inside {
+            return Err(PlanError::PartitionOutside {
+                variable: v.name.clone(),
+                part: part.name.clone(),
+                start: part.slice.start.clone(),
+                len: part.slice.len.clone(),
+                shape: v.shape.clone(),
+            });
         }
     }
-    let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let groups = group_variables(settings, vars)?;
-    let truthy = settings.vars_to_warm_start.is_truthy();
+    Ok(())
+}
 
-    // var_name_to_prev_var_name, or the object graph's names when it is empty.
-    let mut renames: BTreeMap<String, String> = settings.var_name_to_prev_var_name.clone();
-    let mut renamed_by_object_graph = false;
-    if renames.is_empty() {
-        if let Some(keys) = old.object_graph_keys {
-            let missing: Vec<String> =
-                groups.iter().filter(|g| !keys.contains_key(&g.name)).map(|g| g.name.clone()).collect();
-            if let Some(first) = missing.first() {
-                return Err(PlanError::ObjectCheckpointMissing { variable: first.clone(), missing });
-            }
-            renames = groups.iter().map(|g| (g.name.clone(), keys[&g.name].clone())).collect();
-            renamed_by_object_graph = true;
-        }
-    }
+/// The previous names of the grouped variables.
+struct PrevNames {
+    /// Variable name -> old tensor name.
+    names: BTreeMap<String, String>,
+    /// Whether they come from the old checkpoint's object graph rather than `var_name_to_prev_var_name`.
+    by_object_graph: bool,
+}
 
-    let mut used_renames: BTreeSet<String> = BTreeSet::new();
-    let mut used_vocab: BTreeSet<String> = BTreeSet::new();
-    let mut decisions: Vec<Option<Decision>> = (0..vars.len()).map(|_| None).collect();
-    let mut pending: BTreeMap<String, PendingCopy> = BTreeMap::new();
-
-    let flush = |pending: &mut BTreeMap<String, PendingCopy>,
-                 decisions: &mut Vec<Option<Decision>>|
-     -> Result<(), PlanError> {
-        for (tensor, p) in std::mem::take(pending) {
-            let g = &groups[p.group];
-            let var = &vars[g.var];
-            let Some(old_tensor) = old_by_name.get(tensor.as_str()) else {
-                return Err(PlanError::TensorNotFound {
-                    variable: g.name.clone(),
-                    tensor,
-                    checkpoint: old.display.to_string(),
-                    available: shape_map_repr(old.tensors),
-                });
-            };
-            let single = g.members.len() == 1;
-            let parts = if var.parts.is_empty() {
-                None
-            } else {
-                let mut ps: Vec<usize> = g.members.iter().filter_map(|m| m.part).collect();
-                ps.sort_unstable();
-                ps.dedup();
-                if ps.len() == var.parts.len() {
-                    None
-                } else {
-                    Some(ps)
-                }
-            };
-            if single {
-                // A plain variable, or one partition alone: TF checks its shape against the tensor's.
-                let (shown, shape) = match g.members[0].part {
-                    None => (var.name.clone(), var.shape.clone()),
-                    Some(p) => (var.parts[p].name.clone(), var.parts[p].slice.len.clone()),
-                };
-                if shape != old_tensor.shape {
-                    return Err(PlanError::ShapeMismatch {
-                        variable: shown,
-                        variable_shape: shape,
-                        tensor,
-                        tensor_shape: old_tensor.shape.clone(),
-                    });
-                }
-                if let Some(p) = g.members[0].part {
-                    if var.parts.len() > 1 {
-                        return Err(PlanError::SinglePartitionSelected {
-                            variable: var.name.clone(),
-                            part: var.parts[p].name.clone(),
-                            tensor,
-                        });
-                    }
-                }
-            }
-            let reason = copy_reason(settings, &g.name, &tensor, renamed_by_object_graph, parts.as_deref(), var);
-            decisions[g.var] = Some(Decision::Copy { tensor, parts, reason });
-        }
-        Ok(())
+/// TF's `var_name_to_prev_var_name`, or, when it is empty and the old checkpoint is object-based, the
+/// names its object graph gives every grouped variable (refusing if one has none).
+fn prev_var_names(settings: &PlanSettings, old: &OldCheckpoint<'_>, groups: &[Group]) -> Result<PrevNames, PlanError> {
+    let names = &settings.var_name_to_prev_var_name;
+    let keys = match old.object_graph_keys {
+        Some(keys) if names.is_empty() => keys,
+        _ => return Ok(PrevNames { names: names.clone(), by_object_graph: false }),
     };
+    let missing: Vec<String> = groups.iter().filter(|g| !keys.contains_key(&g.name)).map(|g| g.name.clone()).collect();
+    if let Some(first) = missing.first() {
+        return Err(PlanError::ObjectCheckpointMissing { variable: first.clone(), missing });
+    }
+    let names = groups.iter().map(|g| (g.name.clone(), keys[&g.name].clone())).collect();
+    Ok(PrevNames { names, by_object_graph: true })
+}
 
-    for (gi, g) in groups.iter().enumerate() {
-        let var = &vars[g.var];
-        let prev = renames.get(&g.name).filter(|p| !p.is_empty()).cloned();
-        if prev.is_some() {
-            used_renames.insert(g.name.clone());
+/// TF's loop over the grouped variables while it builds the graph: what each variable gets, and the
+/// refusals Python raises on the way.
+struct GraphConstruction<'a> {
+    settings: &'a PlanSettings,
+    old: &'a OldCheckpoint<'a>,
+    old_by_name: &'a HashMap<&'a str, &'a TensorInfo>,
+    vars: &'a [TargetVariable],
+    groups: &'a [Group],
+    prev_names: &'a PrevNames,
+    /// Variables whose previous name was looked up.
+    used_renames: BTreeSet<String>,
+    /// Variables whose vocabulary info was used.
+    used_vocab: BTreeSet<String>,
+    /// Per target variable, what it gets (`None`: its initial value).
+    decisions: Vec<Option<Decision>>,
+    /// `init_from_checkpoint`'s current batch, by old tensor.
+    pending: BTreeMap<String, PendingCopy>,
+}
+
+impl<'a> GraphConstruction<'a> {
+    fn new(
+        settings: &'a PlanSettings,
+        old: &'a OldCheckpoint<'a>,
+        old_by_name: &'a HashMap<&'a str, &'a TensorInfo>,
+        vars: &'a [TargetVariable],
+        groups: &'a [Group],
+        prev_names: &'a PrevNames,
+    ) -> Self {
+        GraphConstruction {
+            settings,
+            old,
+            old_by_name,
+            vars,
+            groups,
+            prev_names,
+            used_renames: BTreeSet::new(),
+            used_vocab: BTreeSet::new(),
+            decisions: (0..vars.len()).map(|_| None).collect(),
+            pending: BTreeMap::new(),
         }
+    }
+
+    /// TF's step for grouped variable `gi`: its previous name, then `_warm_start_var_with_vocab` if it
+    /// has a vocabulary info, else (when `vars_to_warm_start` is truthy) `_warm_start_var`.
+    fn warm_start_var(&mut self, gi: usize) -> Result<(), PlanError> {
+        let g = &self.groups[gi];
+        let prev = self.prev_var_name(g);
         let has_duplicates = {
             let mut seen = BTreeSet::new();
             !g.members.iter().all(|m| seen.insert((m.var, m.part)))
         };
-        if let Some(vocab) = settings.var_name_to_vocab_info.get(&g.name) {
-            used_vocab.insert(g.name.clone());
-            if vocab.new_vocab.display.is_empty() || vocab.new_vocab_size == 0 || vocab.old_vocab.display.is_empty() {
-                return Err(PlanError::VocabInvalidArgs { variable: g.name.clone() });
-            }
-            if has_duplicates && prev.is_none() {
-                return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
-            }
-            let tensor = prev.clone().unwrap_or_else(|| g.name.clone());
-            let mut members = g.members.clone();
-            members.sort_by_key(|m| m.part);
-            members.dedup();
-            check_vocab_geometry(var, &members, vocab, &tensor)?;
-            let reason = format!(
-                "has a vocabulary (axis {}){}",
-                vocab.axis,
-                rename_note(&g.name, &tensor, renamed_by_object_graph)
-            );
-            decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), members, reason });
-        } else if truthy {
-            if has_duplicates {
-                return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
-            }
-            let tensor = prev.clone().unwrap_or_else(|| g.name.clone());
-            if pending.contains_key(&tensor) {
-                flush(&mut pending, &mut decisions)?;
-            }
-            pending.insert(tensor, PendingCopy { group: gi });
+        if let Some(vocab) = self.settings.var_name_to_vocab_info.get(&g.name) {
+            self.used_vocab.insert(g.name.clone());
+            self.warm_start_var_with_vocab(g, vocab, prev, has_duplicates)
+        } else if self.settings.vars_to_warm_start.is_truthy() {
+            self.warm_start_var_copy(gi, prev, has_duplicates)
+        } else {
+            Ok(())
         }
     }
-    flush(&mut pending, &mut decisions)?;
 
-    let viable: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    let unused: Vec<String> = renames.keys().filter(|k| !used_renames.contains(*k)).cloned().collect();
-    if let Some(first) = unused.first() {
-        return Err(PlanError::UnusedRenames { variable: first.clone(), unused, viable });
-    }
-    let unused: Vec<String> =
-        settings.var_name_to_vocab_info.keys().filter(|k| !used_vocab.contains(*k)).cloned().collect();
-    if let Some(first) = unused.first() {
-        return Err(PlanError::UnusedVocabInfos { variable: first.clone(), unused, viable });
+    /// The lookup in the previous names (an empty name counts as none), marking it used.
+    fn prev_var_name(&mut self, g: &Group) -> Option<String> {
+        let prev = self.prev_names.names.get(&g.name).filter(|p| !p.is_empty()).cloned();
+        if prev.is_some() {
+            self.used_renames.insert(g.name.clone());
+        }
+        prev
     }
 
-    // "Run time": the restore and remap ops' own checks.
+    /// `_warm_start_var_with_vocab`'s Python checks (its arguments, duplicates, every partition's
+    /// geometry); the remap itself is planned at run time.
+    fn warm_start_var_with_vocab(
+        &mut self,
+        g: &Group,
+        vocab: &VocabInfo,
+        prev: Option<String>,
+        has_duplicates: bool,
+    ) -> Result<(), PlanError> {
+        if vocab.new_vocab.display.is_empty() || vocab.new_vocab_size == 0 || vocab.old_vocab.display.is_empty() {
+            return Err(PlanError::VocabInvalidArgs { variable: g.name.clone() });
+        }
+        if has_duplicates && prev.is_none() {
+            return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
+        }
+        let tensor = prev.unwrap_or_else(|| g.name.clone());
+        let mut members = g.members.clone();
+        members.sort_by_key(|m| m.part);
+        members.dedup();
+        let parts: Vec<Option<usize>> = members.iter().map(|m| m.part).collect();
+        check_vocab_partitions(&self.vars[g.var], &parts, vocab, &tensor)?;
+        let note = rename_note(&g.name, &tensor, self.prev_names.by_object_graph);
+        let reason = format!("has a vocabulary (axis {}){note}", vocab.axis);
+        self.decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), parts, reason });
+        Ok(())
+    }
+
+    /// `_warm_start_var`: the variable joins `init_from_checkpoint`'s batch, which is checked (flushed)
+    /// first if it already restores the same old tensor.
+    fn warm_start_var_copy(&mut self, gi: usize, prev: Option<String>, has_duplicates: bool) -> Result<(), PlanError> {
+        let g = &self.groups[gi];
+        if has_duplicates {
+            return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
+        }
+        let tensor = prev.unwrap_or_else(|| g.name.clone());
+        if self.pending.contains_key(&tensor) {
+            self.flush_restores()?;
+        }
+        self.pending.insert(tensor, PendingCopy { group: gi });
+        Ok(())
+    }
+
+    /// `init_from_checkpoint`'s checks for the batch of pending copies, in old-tensor order.
+    fn flush_restores(&mut self) -> Result<(), PlanError> {
+        for (tensor, p) in std::mem::take(&mut self.pending) {
+            let g = &self.groups[p.group];
+            let decision = self.init_from_checkpoint(g, tensor)?;
+            self.decisions[g.var] = Some(decision);
+        }
+        Ok(())
+    }
+
+    /// `init_from_checkpoint` for grouped variable `g` from old tensor `tensor`: the tensor exists and,
+    /// for a single variable or partition, has its shape.
+    fn init_from_checkpoint(&self, g: &Group, tensor: String) -> Result<Decision, PlanError> {
+        let var = &self.vars[g.var];
+        let Some(old_tensor) = self.old_by_name.get(tensor.as_str()) else {
+            return Err(PlanError::TensorNotFound {
+                variable: g.name.clone(),
+                tensor,
+                checkpoint: self.old.display.to_string(),
+                available: shape_map_repr(self.old.tensors),
+            });
+        };
+        let parts = copied_parts(var, g);
+        if let [member] = g.members.as_slice() {
+            check_single_restore(var, member, &tensor, old_tensor)?;
+        }
+        let reason =
+            copy_reason(self.settings, &g.name, &tensor, self.prev_names.by_object_graph, parts.as_deref(), var);
+        Ok(Decision::Copy { tensor, parts, reason })
+    }
+
+    /// TF's refusals of renames and vocabulary infos that no grouped variable used.
+    fn check_all_used(&self) -> Result<(), PlanError> {
+        let viable: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+        let unused: Vec<String> =
+            self.prev_names.names.keys().filter(|k| !self.used_renames.contains(*k)).cloned().collect();
+        if let Some(first) = unused.first() {
+            return Err(PlanError::UnusedRenames { variable: first.clone(), unused, viable });
+        }
+        let unused: Vec<String> =
+            self.settings.var_name_to_vocab_info.keys().filter(|k| !self.used_vocab.contains(*k)).cloned().collect();
+        if let Some(first) = unused.first() {
+            return Err(PlanError::UnusedVocabInfos { variable: first.clone(), unused, viable });
+        }
+        Ok(())
+    }
+}
+
+/// The partitions of `var` that group `g` copies, sorted, or `None` for all of them (or an
+/// unpartitioned variable).
+fn copied_parts(var: &TargetVariable, g: &Group) -> Option<Vec<usize>> {
+    if var.parts.is_empty() {
+        return None;
+    }
+    let mut ps: Vec<usize> = g.members.iter().filter_map(|m| m.part).collect();
+    ps.sort_unstable();
+    ps.dedup();
+    if ps.len() == var.parts.len() {
+        None
+    } else {
+        Some(ps)
+    }
+}
+
+/// A plain variable, or one partition alone: TF checks its shape against the old tensor's, and
+/// refuses a single partition of a variable that has several.
+fn check_single_restore(var: &TargetVariable, member: &Member, tensor: &str, old_tensor: &TensorInfo) -> Result<(), PlanError> {
+    let (shown, shape) = match member.part {
+        None => (var.name.clone(), var.shape.clone()),
+        Some(p) => (var.parts[p].name.clone(), var.parts[p].slice.len.clone()),
+    };
+    if shape != old_tensor.shape {
+        return Err(PlanError::ShapeMismatch {
+            variable: shown,
+            variable_shape: shape,
+            tensor: tensor.to_string(),
+            tensor_shape: old_tensor.shape.clone(),
+        });
+    }
+    if let Some(p) = member.part {
+        if var.parts.len() > 1 {
+            return Err(PlanError::SinglePartitionSelected {
+                variable: var.name.clone(),
+                part: var.parts[p].name.clone(),
+                tensor: tensor.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// "Run time": the restore and remap ops' own checks, variable by variable in the target's order, and
+/// the plan of each variable.
+fn run_time(
+    settings: &PlanSettings,
+    vars: &[TargetVariable],
+    groups: &[Group],
+    old_by_name: &HashMap<&str, &TensorInfo>,
+    decisions: Vec<Option<Decision>>,
+) -> Result<Vec<VariablePlan>, PlanError> {
     let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
     let mut plans = Vec::with_capacity(vars.len());
-    for (i, var) in vars.iter().enumerate() {
-        let (action, reason) = match decisions[i].take() {
+    for ((i, var), decision) in vars.iter().enumerate().zip(decisions) {
+        let (action, reason) = match decision {
             None => (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))),
             Some(Decision::Copy { tensor, parts, reason }) => {
-                let old_tensor = old_by_name[tensor.as_str()];
-                if old_tensor.dtype != var.dtype {
-                    return Err(PlanError::DTypeMismatch {
-                        variable: var.name.clone(),
-                        tensor,
-                        expected: var.dtype,
-                        original: old_tensor.dtype,
-                    });
-                }
-                if !var.parts.is_empty() && old_tensor.shape != var.shape {
-                    return Err(PlanError::SliceShapeMismatch {
-                        variable: var.name.clone(),
-                        variable_shape: var.shape.clone(),
-                        tensor,
-                        tensor_shape: old_tensor.shape.clone(),
-                    });
-                }
+                check_restore_op(var, &tensor, old_by_name[tensor.as_str()])?;
                 (Action::Copy { from: tensor, parts }, reason)
             }
-            Some(Decision::Remap { tensor, vocab, members, reason }) => {
-                let remap = plan_remap(var, &members, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
+            Some(Decision::Remap { tensor, vocab, parts, reason }) => {
+                let remap = plan_variable_remap(var, &parts, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
                 let reason = format!(
                     "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
                     remap.entries_found,
@@ -467,21 +567,54 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
                 (Action::Remap(remap), reason)
             }
         };
-        plans.push(VariablePlan {
-            name: var.name.clone(),
-            tensor: var.tensor.clone(),
-            dtype: var.dtype,
-            shape: var.shape.clone(),
-            parts: var
-                .parts
-                .iter()
-                .map(|p| PartInfo { name: p.name.clone(), start: p.slice.start.clone(), shape: p.slice.len.clone() })
-                .collect(),
-            action,
-            reason,
+        plans.push(variable_plan(var, action, reason));
+    }
+    Ok(plans)
+}
+
+/// The restore op's checks of the old tensor `tensor` against `var`: same dtype, and for a partitioned
+/// variable (restored slice by slice) the same full shape.
+fn check_restore_op(var: &TargetVariable, tensor: &str, old_tensor: &TensorInfo) -> Result<(), PlanError> {
+    if old_tensor.dtype != var.dtype {
+        return Err(PlanError::DTypeMismatch {
+            variable: var.name.clone(),
+            tensor: tensor.to_string(),
+            expected: var.dtype,
+            original: old_tensor.dtype,
         });
     }
+    if !var.parts.is_empty() && old_tensor.shape != var.shape {
+        return Err(PlanError::SliceShapeMismatch {
+            variable: var.name.clone(),
+            variable_shape: var.shape.clone(),
+            tensor: tensor.to_string(),
+            tensor_shape: old_tensor.shape.clone(),
+        });
+    }
+    Ok(())
+}
 
+/// The plan of `var`: what it gets and why.
+fn variable_plan(var: &TargetVariable, action: Action, reason: String) -> VariablePlan {
+    VariablePlan {
+        name: var.name.clone(),
+        tensor: var.tensor.clone(),
+        dtype: var.dtype,
+        shape: var.shape.clone(),
+        parts: var
+            .parts
+            .iter()
+            .map(|p| PartInfo { name: p.name.clone(), start: p.slice.start.clone(), shape: p.slice.len.clone() })
+            .collect(),
+        action,
+        reason,
+    }
+}
+
+/// The output tensors in the target's order (a partitioned variable once per partition if the output
+/// keeps partitions), and the target tensors that are not variables (copied through).
+fn output_tensors(settings: &PlanSettings, target: &Target<'_>) -> (Vec<OutputTensor>, Vec<String>) {
+    let vars = target.variables;
     let var_index: HashMap<&str, usize> = vars.iter().enumerate().map(|(i, v)| (v.tensor.as_str(), i)).collect();
     let mut outputs = Vec::new();
     let mut passthrough = Vec::new();
@@ -509,7 +642,7 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
             }
         }
     }
-    Ok(Plan { old_checkpoint: old.display.to_string(), variables: plans, passthrough, outputs, skipped: Vec::new() })
+    (outputs, passthrough)
 }
 
 fn rename_note(name: &str, tensor: &str, by_object_graph: bool) -> String {
@@ -558,122 +691,6 @@ fn keep_reason(settings: &PlanSettings, var: &TargetVariable, grouped: bool) -> 
                 .into()
         }
     }
-}
-
-/// Row offset of a partition (TF's `_PartitionInfo.single_offset`) or an error for column partitions.
-fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanError> {
-    let differing: Vec<usize> =
-        (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
-    match differing.as_slice() {
-        [] => Ok(0),
-        [0] => Ok(part.slice.start[0]),
-        _ => Err(PlanError::RemapColumnPartitioned { variable: var.name.clone() }),
-    }
-}
-
-fn remap_params<'a>(var: &'a TargetVariable, vocab: &'a VocabInfo, tensor: &'a str, members: &[Member]) -> RemapParams<'a> {
-    let total_rows: u64 = members
-        .iter()
-        .map(|m| match m.part {
-            None => var.shape.first().copied().unwrap_or(0),
-            Some(p) => var.parts[p].slice.len.first().copied().unwrap_or(0),
-        })
-        .sum();
-    let files = Some((&vocab.old_vocab, &vocab.new_vocab));
-    if vocab.axis == 0 {
-        RemapParams {
-            variable: &var.name,
-            old_tensor: tensor,
-            new_row_vocab_size: vocab.new_vocab_size,
-            new_col_vocab_size: var.shape.get(1).map(|&c| c as i64).unwrap_or(0),
-            old_row_vocab_size: vocab.old_vocab_size,
-            row_vocab: files,
-            col_vocab: None,
-            num_row_oov_buckets: vocab.num_oov_buckets,
-            num_col_oov_buckets: 0,
-        }
-    } else {
-        RemapParams {
-            variable: &var.name,
-            old_tensor: tensor,
-            new_row_vocab_size: total_rows as i64,
-            new_col_vocab_size: vocab.new_vocab_size,
-            old_row_vocab_size: -1,
-            row_vocab: None,
-            col_vocab: files,
-            num_row_oov_buckets: 0,
-            num_col_oov_buckets: vocab.num_oov_buckets,
-        }
-    }
-}
-
-/// The shape and offset of each member, as `_warm_start_var_with_vocab` hands them to the initializer.
-fn member_geometry(var: &TargetVariable, m: &Member) -> Result<(Vec<u64>, u64), PlanError> {
-    match m.part {
-        None => Ok((var.shape.clone(), 0)),
-        Some(p) => {
-            let part = &var.parts[p];
-            Ok((part.slice.len.clone(), part_offset(var, part)?))
-        }
-    }
-}
-
-/// The Python-time checks of `_warm_start_var_with_vocab` for every partition.
-fn check_vocab_geometry(var: &TargetVariable, members: &[Member], vocab: &VocabInfo, tensor: &str) -> Result<(), PlanError> {
-    for m in members {
-        if vocab.axis != 0 && vocab.axis != 1 {
-            return Err(PlanError::VocabBadAxis { variable: var.name.clone(), axis: vocab.axis });
-        }
-        let params = remap_params(var, vocab, tensor, members);
-        let (shape, offset) = member_geometry(var, m)?;
-        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
-        let geometry = partition_geometry(&params, &shape, offset)?;
-        if !geometry.oov_only && vocab.axis == 0 && vocab.old_vocab_size < -1 {
-            return Err(PlanError::OldVocabSizeBelowMinimum { variable: var.name.clone(), size: vocab.old_vocab_size });
-        }
-        if var.dtype != DType::F32 {
-            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
-        }
-    }
-    Ok(())
-}
-
-/// The run-time part of a vocabulary remap.
-fn plan_remap(
-    var: &TargetVariable,
-    members: &[Member],
-    vocab: &VocabInfo,
-    tensor: &str,
-    old: Option<&TensorInfo>,
-) -> Result<RemapPlan, PlanError> {
-    let mut partitions = Vec::with_capacity(members.len());
-    for m in members {
-        let params = remap_params(var, vocab, tensor, members);
-        let (shape, offset) = member_geometry(var, m)?;
-        let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
-        let geometry = partition_geometry(&params, &shape, offset)?;
-        partitions.push(remap_partition(&params, m.part, geometry, old)?);
-    }
-    let (found, total) = if vocab.axis == 0 {
-        let found: u64 = partitions.iter().map(|p| p.rows_present).sum();
-        let total: u64 = partitions.iter().map(|p| p.geometry.rows_to_load).sum();
-        (found, total)
-    } else {
-        partitions
-            .iter()
-            .find(|p| !p.geometry.oov_only)
-            .map(|p| (p.cols_present, p.geometry.new_cols))
-            .unwrap_or((0, 0))
-    };
-    Ok(RemapPlan {
-        from: tensor.to_string(),
-        axis: vocab.axis as u8,
-        backup: vocab.backup_initializer,
-        entries_found: found,
-        entries_missing: total - found,
-        oov_buckets: vocab.num_oov_buckets.max(0) as u64,
-        partitions,
-    })
 }
 
 /// The string tensor holding a TF2 checkpoint's object graph: metadata, not a variable.

@@ -1,11 +1,17 @@
-//! TF's `_load_and_remap_matrix_initializer` for one partition: the Python checks on its shape and
-//! offset ([`partition_geometry`]), then, at "run time", the vocabulary remappings and
-//! `LoadAndRemapMatrix`'s checks against the old tensor ([`remap_partition`]).
+//! The plan of a vocabulary remap, TF's `_load_and_remap_matrix_initializer` for one partition: the
+//! Python checks on its shape and offset ([`partition_geometry`]: where the partition lies, which of
+//! its rows are loaded and which are OOV), then, at "run time", the vocabulary remappings (which old
+//! row and column feed each new one) and `LoadAndRemapMatrix`'s checks against the old tensor
+//! ([`remap_partition`]); the backup initializer that fills what is missing is recorded in the plan.
+//!
+//! Nothing here reads a tensor: the executor's `remap` module (`warmstart_executor`) executes these
+//! plans, gathering the rows.
 
 use serde::Serialize;
-use warmstart_core::{DType, TensorInfo};
+use warmstart_core::{DType, TensorInfo, VariablePart};
 
-use crate::settings::VocabFile;
+use crate::plan::TargetVariable;
+use crate::settings::{BackupInitializer, VocabFile, VocabInfo};
 use crate::vocab::{check_unique_old_ids, generate_vocab_remapping};
 use crate::PlanError;
 
@@ -207,6 +213,157 @@ pub fn remap_partition(
     }
     Ok(PartitionRemap { part, geometry, row_remap, col_remap, rows_present, cols_present })
 }
+
+/// A vocabulary remap of one variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemapPlan {
+    /// The old tensor.
+    pub from: String,
+    /// 0: rows follow the vocabulary; 1: columns.
+    pub axis: u8,
+    /// What fills missing cells.
+    pub backup: BackupInitializer,
+    /// Vocabulary entries found in the old vocabulary (over all partitions, for axis 0).
+    pub entries_found: u64,
+    /// Vocabulary entries not found.
+    pub entries_missing: u64,
+    /// OOV buckets appended.
+    pub oov_buckets: u64,
+    /// Per partition (one for an unpartitioned variable), in the order of the variable's parts.
+    pub partitions: Vec<PartitionRemap>,
+}
+
+/// Row offset of a partition (TF's `_PartitionInfo.single_offset`) or an error for column partitions.
+fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanError> {
+    let differing: Vec<usize> =
+        (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
+    match differing.as_slice() {
+        [] => Ok(0),
+        [0] => Ok(part.slice.start[0]),
+        _ => Err(PlanError::RemapColumnPartitioned { variable: var.name.clone() }),
+    }
+}
+
+/// The arguments `_warm_start_var_with_vocab` gives `_load_and_remap_matrix_initializer` for `var`,
+/// remapped along `vocab.axis` from the old tensor `tensor`; `parts` are the partitions remapped
+/// (`None` for an unpartitioned variable), which together give the rows of a column remap.
+fn remap_params<'a>(var: &'a TargetVariable, vocab: &'a VocabInfo, tensor: &'a str, parts: &[Option<usize>]) -> RemapParams<'a> {
+    let total_rows: u64 = parts
+        .iter()
+        .map(|part| match part {
+            None => var.shape.first().copied().unwrap_or(0),
+            Some(p) => var.parts[*p].slice.len.first().copied().unwrap_or(0),
+        })
+        .sum();
+    let files = Some((&vocab.old_vocab, &vocab.new_vocab));
+    if vocab.axis == 0 {
+        RemapParams {
+            variable: &var.name,
+            old_tensor: tensor,
+            new_row_vocab_size: vocab.new_vocab_size,
+            new_col_vocab_size: var.shape.get(1).map(|&c| c as i64).unwrap_or(0),
+            old_row_vocab_size: vocab.old_vocab_size,
+            row_vocab: files,
+            col_vocab: None,
+            num_row_oov_buckets: vocab.num_oov_buckets,
+            num_col_oov_buckets: 0,
+        }
+    } else {
+        RemapParams {
+            variable: &var.name,
+            old_tensor: tensor,
+            new_row_vocab_size: total_rows as i64,
+            new_col_vocab_size: vocab.new_vocab_size,
+            old_row_vocab_size: -1,
+            row_vocab: None,
+            col_vocab: files,
+            num_row_oov_buckets: 0,
+            num_col_oov_buckets: vocab.num_oov_buckets,
+        }
+    }
+}
+
+/// The shape and offset of a partition (`None`: the whole variable), as `_warm_start_var_with_vocab`
+/// hands them to the initializer.
+fn member_geometry(var: &TargetVariable, part: Option<usize>) -> Result<(Vec<u64>, u64), PlanError> {
+    match part {
+        None => Ok((var.shape.clone(), 0)),
+        Some(p) => {
+            let part = &var.parts[p];
+            Ok((part.slice.len.clone(), part_offset(var, part)?))
+        }
+    }
+}
+
+/// The initializer's arguments for partition `part` of `var` (one of `parts`), its shape and its
+/// geometry, with the Python-time checks of `partition_geometry`.
+fn partition_inputs<'a>(
+    var: &'a TargetVariable,
+    parts: &[Option<usize>],
+    part: Option<usize>,
+    vocab: &'a VocabInfo,
+    tensor: &'a str,
+) -> Result<(RemapParams<'a>, Vec<u64>, PartitionGeometry), PlanError> {
+    let params = remap_params(var, vocab, tensor, parts);
+    let (shape, offset) = member_geometry(var, part)?;
+    let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
+    let geometry = partition_geometry(&params, &shape, offset)?;
+    Ok((params, shape, geometry))
+}
+
+/// The Python-time checks of `_warm_start_var_with_vocab` for every partition `parts` of `var`.
+pub(crate) fn check_vocab_partitions(var: &TargetVariable, parts: &[Option<usize>], vocab: &VocabInfo, tensor: &str) -> Result<(), PlanError> {
+    for &part in parts {
+        if vocab.axis != 0 && vocab.axis != 1 {
+            return Err(PlanError::VocabBadAxis { variable: var.name.clone(), axis: vocab.axis });
+        }
+        let (_, shape, geometry) = partition_inputs(var, parts, part, vocab, tensor)?;
+        if !geometry.oov_only && vocab.axis == 0 && vocab.old_vocab_size < -1 {
+            return Err(PlanError::OldVocabSizeBelowMinimum { variable: var.name.clone(), size: vocab.old_vocab_size });
+        }
+        if var.dtype != DType::F32 {
+            return Err(PlanError::RemapNotFloat32 { variable: var.name.clone(), dtype: var.dtype, shape });
+        }
+    }
+    Ok(())
+}
+
+/// The run-time part of a variable's vocabulary remap: every partition's remap (with the ops' checks
+/// against the old tensor `old`, `None` if the checkpoint lacks it), and the entries found.
+pub(crate) fn plan_variable_remap(
+    var: &TargetVariable,
+    parts: &[Option<usize>],
+    vocab: &VocabInfo,
+    tensor: &str,
+    old: Option<&TensorInfo>,
+) -> Result<RemapPlan, PlanError> {
+    let mut partitions = Vec::with_capacity(parts.len());
+    for &part in parts {
+        let (params, _, geometry) = partition_inputs(var, parts, part, vocab, tensor)?;
+        partitions.push(remap_partition(&params, part, geometry, old)?);
+    }
+    let (found, total) = if vocab.axis == 0 {
+        let found: u64 = partitions.iter().map(|p| p.rows_present).sum();
+        let total: u64 = partitions.iter().map(|p| p.geometry.rows_to_load).sum();
+        (found, total)
+    } else {
+        partitions
+            .iter()
+            .find(|p| !p.geometry.oov_only)
+            .map(|p| (p.cols_present, p.geometry.new_cols))
+            .unwrap_or((0, 0))
+    };
+    Ok(RemapPlan {
+        from: tensor.to_string(),
+        axis: vocab.axis as u8,
+        backup: vocab.backup_initializer,
+        entries_found: found,
+        entries_missing: total - found,
+        oov_buckets: vocab.num_oov_buckets.max(0) as u64,
+        partitions,
+    })
+}
+
 
 #[cfg(test)]
 mod tests {
