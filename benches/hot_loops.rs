@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use warmstart_core::test_support::MemorySource;
 use warmstart_core::{CheckpointSource, DType, TensorInfo};
-use warmstart_planner::remap::{partition_geometry, remap_partition};
+use warmstart_planner::remap_plan::{partition_geometry, remap_partition};
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::{BackupInitializer, RemapParams, VocabFile};
 

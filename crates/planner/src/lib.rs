@@ -20,6 +20,4 @@ pub use plan::{
 };
 pub use remap_plan::{PartitionGeometry, PartitionRemap, RemapParams, RemapPlan};
 
-/// The old name of [`remap_plan`], kept for its users.
-pub use remap_plan as remap;
 pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};
