@@ -15,8 +15,8 @@ const USAGE: &str = "usage: cargo xtask fixtures [AREA ...]
 Regenerates the fixtures under tests/fixtures/ (every area, or the named ones: an area is a
 tests/fixtures/gen_<area>.py) with TensorFlow, Keras, h5py and safetensors at the versions pinned in
 tests/fixtures/requirements.txt, installed into target/fixtures-venv (remade when that file changes).
-Then compare with `git status --porcelain tests/fixtures`; tests/fixtures/README.md lists the files
-that TensorFlow or HDF5 never write twice the same.";
+The files come out byte for byte as committed (`git status --porcelain tests/fixtures examples` stays
+empty); tests/fixtures/README.md says what makes that so.";
 
 /// The file the venv's requirements hash is kept in, inside the venv.
 const STAMP: &str = "warmstart-requirements.hash";
