@@ -3,6 +3,7 @@
 //! feature): it compiles in seconds and calls cargo through `$CARGO`. Run with no task to list the tasks.
 
 mod bench;
+mod fixtures;
 
 use std::env;
 use std::ffi::OsString;
@@ -17,6 +18,7 @@ const TASKS: &[(&str, &str, Task)] = &[
     ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then run every test of every crate with all features", test),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
     ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
+    ("fixtures", "regenerate tests/fixtures (or the named areas) with the pinned reference Python libraries, in target/fixtures-venv", fixtures::fixtures),
 ];
 
 fn main() -> ExitCode {
