@@ -8,8 +8,10 @@ mod cli;
 mod hdf5;
 #[cfg(feature = "safetensors")]
 mod safetensors;
-#[cfg(feature = "tf")]
+// Written out as safetensors, so both are needed.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
 mod tf;
 mod util;
-#[cfg(feature = "tf")]
+// The TF-made cases are written out as safetensors (and HDF5 where that is built too).
+#[cfg(all(feature = "tf", feature = "safetensors"))]
 mod warmstart;

@@ -1,3 +1,6 @@
+// Helpers that builds with only some formats do not all use.
+#![cfg_attr(not(all(feature = "tf", feature = "safetensors", feature = "hdf5")), allow(dead_code))]
+
 //! Helpers shared by the integration tests: running the built binary, finding fixtures, reading their
 //! `expected.json`, hashing bytes, and listing a folder.
 

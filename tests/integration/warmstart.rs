@@ -493,7 +493,8 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
     std::fs::write(&data, bytes).unwrap();
     let settings = WarmStartSettings::from_file(&copy.join("warmstart.toml")).unwrap();
     for window in [None, Some(STREAMING_WINDOW)] {
-        for name in ["warm.safetensors", "warm.h5", "ckpt/model.ckpt"] {
+        let outputs = ["warm.safetensors", "warm.h5", "ckpt/model.ckpt"];
+        for name in outputs.into_iter().filter(|n| cfg!(feature = "hdf5") || !n.ends_with(".h5")) {
             // Into folders that do not exist yet: they are not left behind either.
             let out = tmp.path().join("out/made").join(name);
             let options = RunOptions { window_bytes: window, block_bytes: window, ..Default::default() };

@@ -15,7 +15,7 @@ type Task = fn(&[String]) -> Result<(), String>;
 
 /// Every task: its name, what it does, and the function that does it.
 const TASKS: &[(&str, &str, Task)] = &[
-    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then run every test of every crate with all features", test),
+    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then cargo fmt --check, every test of every crate with all features, clippy -D warnings, and each format feature alone", test),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
     ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
     ("fixtures", "regenerate tests/fixtures (or the named areas) with the pinned reference Python libraries, in target/fixtures-venv", fixtures::fixtures),
@@ -48,12 +48,50 @@ fn print_tasks() {
     }
 }
 
-/// `cargo xtask test [ARGS...]`: what CI runs. Extra arguments go to `cargo test`.
+/// Each format feature, built and tested alone by `cargo xtask test` so that the code paths of the
+/// formats left out are compiled and run too.
+const FORMAT_FEATURES: [&str; 3] = ["tf", "safetensors", "hdf5"];
+
+/// The packages that have the format features.
+const FORMAT_PACKAGES: [&str; 2] = ["warmstart", "warmstart-formats"];
+
+/// `cargo xtask test`: what CI runs, in order: `cargo fmt --check`, every test of every crate with
+/// all features, `cargo clippy --all-targets --all-features -D warnings`, then the packages with format
+/// features tested with each format alone. `cargo xtask test ARGS...` runs only the full test step,
+/// with `ARGS` passed to `cargo test` (for iterating on a few tests).
 fn test(extra: &[String]) -> Result<(), String> {
     use_cmake_for_hdf5()?;
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
-    run(cargo().args(args))
+    if !extra.is_empty() {
+        return run(cargo().args(args));
+    }
+    ensure_components(&["rustfmt", "clippy"])?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(args))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
+    for feature in FORMAT_FEATURES {
+        let mut command = cargo();
+        command.arg("test");
+        for package in FORMAT_PACKAGES {
+            command.args(["--package", package]);
+        }
+        run(command.args(["--no-default-features", "--features", feature]))?;
+    }
+    Ok(())
+}
+
+/// Makes sure the rustup components `names` (rustfmt, clippy) are installed, adding any missing.
+fn ensure_components(names: &[&str]) -> Result<(), String> {
+    let installed = |name: &str| {
+        let tool = if name == "rustfmt" { "fmt" } else { name };
+        succeeds(cargo().args([tool, "--version"]))
+    };
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !installed(n)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add"]).args(&missing))
 }
 
 /// `cargo xtask example`: inspects the committed example checkpoint, then plans and runs the

@@ -32,7 +32,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 7 % 251) as u8).collect();
         file.write_all(&data).unwrap();
-        // SAFETY (test): the temporary file is not modified while mapped.
+        // SAFETY: (test) the temporary file is not modified while mapped.
         let map = unsafe { Mmap::map(&file) }.unwrap();
         let borrowed = &map[4000..9000];
         let before = borrowed.to_vec();
@@ -67,7 +67,7 @@ mod tests {
     fn released_pages_leave_resident_memory() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&vec![1u8; 64 * 4096]).unwrap();
-        // SAFETY (test): the temporary file is not modified while mapped.
+        // SAFETY: (test) the temporary file is not modified while mapped.
         let map = unsafe { Mmap::map(&file) }.unwrap();
         let touched: u64 = map.iter().step_by(4096).map(|&b| u64::from(b)).sum();
         assert_eq!(touched, 64);

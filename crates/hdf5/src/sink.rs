@@ -309,7 +309,7 @@ mod tests {
         let e: Error = Hdf5Error::Io { path: "x.h5".into(), source: std::io::Error::other("disk full") }.into();
         assert!(matches!(e, Error::Io { .. }));
         let e: Error = Hdf5Error::InvalidName { path: "x.h5".into(), name: "a//b".into() }.into();
-        assert!(matches!(e, Error::Hdf5(Hdf5Error::InvalidName { .. })));
+        assert!(matches!(&e, Error::Hdf5(h) if matches!(**h, Hdf5Error::InvalidName { .. })));
         assert_eq!(e.to_string(), "x.h5: tensor name \"a//b\" is not a valid HDF5 dataset path");
     }
 }

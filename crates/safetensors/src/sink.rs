@@ -245,7 +245,7 @@ mod tests {
 
     fn format_err(err: Error) -> SafetensorsError {
         match err {
-            Error::Safetensors(e) => e,
+            Error::Safetensors(e) => *e,
             other => panic!("not a format error: {other}"),
         }
     }

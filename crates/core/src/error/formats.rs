@@ -51,6 +51,6 @@ pub enum FormatsError {
 
 impl From<FormatsError> for crate::Error {
     fn from(e: FormatsError) -> Self {
-        crate::Error::Formats(e)
+        crate::Error::Formats(Box::new(e))
     }
 }

@@ -183,7 +183,7 @@ impl From<Hdf5Error> for crate::Error {
     fn from(e: Hdf5Error) -> Self {
         match e {
             Hdf5Error::Io { path, source } => crate::Error::Io { path, source },
-            other => crate::Error::Hdf5(other),
+            other => crate::Error::Hdf5(Box::new(other)),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The error type that crosses crate boundaries: what the traits return. Each format's detailed enum
 //! ([`TfError`], [`SafetensorsError`], [`Hdf5Error`], and [`FormatsError`] for telling and choosing
 //! formats) is defined here, beside [`Error`], so that it reaches every caller with its type intact:
-//! a caller matches `Error::Tf(TfError::TensorChecksum { .. })` without downcasting. The format crates
+//! a caller matches `Error::Tf(e)` and then `*e` as a `TfError` without downcasting (boxed, so that
+//! `Result`s stay small). The format crates
 //! build and re-export them; core itself reads no format. Failures every format shares (I/O, a missing
 //! tensor, rows out of range, ...) are [`Error`]'s own variants.
 
@@ -98,16 +99,16 @@ pub enum Error {
     },
     /// A TensorFlow checkpoint cannot be read or written.
     #[error(transparent)]
-    Tf(TfError),
+    Tf(Box<TfError>),
     /// A safetensors file, index or folder cannot be read or written.
     #[error(transparent)]
-    Safetensors(SafetensorsError),
+    Safetensors(Box<SafetensorsError>),
     /// An HDF5 file cannot be read or written.
     #[error(transparent)]
-    Hdf5(Hdf5Error),
+    Hdf5(Box<Hdf5Error>),
     /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
     #[error(transparent)]
-    Formats(FormatsError),
+    Formats(Box<FormatsError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -123,3 +124,4 @@ impl Error {
     }
 
 }
+

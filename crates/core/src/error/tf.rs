@@ -387,7 +387,7 @@ impl From<TfError> for crate::Error {
                 given,
                 expected,
             },
-            other => E::Tf(other),
+            other => E::Tf(Box::new(other)),
         }
     }
 }

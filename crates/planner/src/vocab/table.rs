@@ -404,7 +404,7 @@ mod tests {
         let layout = Layout::with_pieces(data, pieces);
         let narrow = OldTable::<u32>::build(data, &layout.pieces, layout.lines).unwrap();
         let wide = OldTable::build_wide(data, &layout.pieces, layout.lines);
-        let dup = |t: &Option<Duplicate>| t.map(|d| (d.previous, d.line));
+        let dup = |t: &Option<Duplicate<'_>>| t.map(|d| (d.previous, d.line));
         let a = f(&|t| narrow.get(t), dup(&narrow.first_duplicate));
         let b = f(&|t| wide.get(t), dup(&wide.first_duplicate));
         assert_eq!(a, b);
