@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use warmstart::{Error, RunOptions, WarmStartSettings};
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, SinkTensor};
+use warmstart_core::{CheckpointSink, CheckpointSource, DType, SinkTensor, TfError};
 
 use crate::checkpoints::open_checkpoint;
 use crate::util::{files_in, warmstart};
@@ -498,10 +498,26 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
             // Into folders that do not exist yet: they are not left behind either.
             let out = tmp.path().join("out/made").join(name);
             let options = RunOptions { window_bytes: window, block_bytes: window, ..Default::default() };
-            let err = warmstart::run_files(&settings, &out, &Default::default(), &options).unwrap_err().to_string();
+            let err = warmstart::run_files(&settings, &out, &Default::default(), &options).unwrap_err();
+            // The TF reader's own error reaches the caller as its type, not as a boxed trait object.
+            let tf = tf_error(&err);
+            assert!(matches!(tf, Some(TfError::TensorChecksum { tensor, .. }) if tensor == "input/embedding"), "{err:?}");
+            let err = err.to_string();
             assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, window {window:?}: {err}");
             assert_eq!(files_in(tmp.path()), ["example"], "{name}, window {window:?}");
         }
+    }
+}
+
+/// The TF reader's error inside a warm-start's error, if that is what stopped it.
+fn tf_error(err: &Error) -> Option<&TfError> {
+    let core = match err {
+        Error::Checkpoint(core) | Error::Exec(warmstart::ExecError::Checkpoint(core)) => core,
+        _ => return None,
+    };
+    match core {
+        warmstart_core::Error::Tf(tf) => Some(tf),
+        _ => None,
     }
 }
 

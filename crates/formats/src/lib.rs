@@ -1,10 +1,15 @@
-//! Every checkpoint format behind one door: [`detect`] tells a checkpoint's [`Format`] from its content
-//! (never from its name), [`open`] reads it, [`destination_format`] and [`create_sink`] pick and start
-//! a writer, and [`convert`] streams a whole checkpoint from one format into another.
+//! Detection and dispatch, nothing else: this crate tells which format a checkpoint is in and hands
+//! it to that format's crate. It reads and writes no format itself.
 //!
-//! Each format's crate is behind a cargo feature of the same name (`safetensors`, and later `tf`,
-//! `hdf5`). Detection knows every format whether or not it is compiled in, so a build without a format
-//! says "this build has no tf support" instead of failing to recognise the file.
+//! - [`detect`] tells a checkpoint's [`Format`] from its content (never from its name);
+//! - [`open`] opens it with the reader of that format, as a `dyn CheckpointSource`;
+//! - [`destination_format`] chooses an output's format from `--to` or its name, and [`create_sink`]
+//!   starts the writer of that format, as a `dyn CheckpointSink`;
+//! - [`convert`] wires the two: every tensor of a source streamed into a sink, through the traits.
+//!
+//! Each format's crate is behind a cargo feature of the same name (`safetensors`, `tf`, `hdf5`).
+//! Detection knows every format whether or not it is compiled in, so a build without a format says
+//! "this build has no tf support" instead of failing to recognise the file ([`compiled_in`]).
 #![deny(missing_docs)]
 
 mod convert;
