@@ -5,7 +5,7 @@
 //! `expected.json`, hashing bytes, and listing a folder.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
@@ -44,10 +44,7 @@ where
     }
 }
 
-/// `tests/fixtures/<area>/<case>`.
-pub fn fixture(area: &str, case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(area).join(case)
-}
+pub use warmstart_core::test_support::fixture;
 
 /// The case's `expected.json`, written by the fixture generator.
 pub fn expected(area: &str, case: &str) -> serde_json::Value {

@@ -13,7 +13,7 @@ use crate::checkpoints::open_checkpoint;
 use crate::util::{files_in, warmstart};
 
 pub(crate) fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/warmstart")
+    warmstart_core::test_support::fixtures().join("warmstart")
 }
 
 /// A written tensor: its name and, when written in parts, the part's start.

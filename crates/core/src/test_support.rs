@@ -1,6 +1,7 @@
 //! Helpers the workspace's tests and benches share (behind the `test-support` cargo feature, for
-//! dev-dependencies only): a small deterministic random generator for bounded corruption loops, reading
-//! everything a caller could ask of a checkpoint, and a checkpoint held in memory.
+//! dev-dependencies only): where the fixtures are, a small deterministic random generator for bounded
+//! corruption loops, reading everything a caller could ask of a checkpoint, and a checkpoint held in
+//! memory.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -9,6 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
+
+/// The workspace's `tests/fixtures` folder: what the reference libraries wrote (see its README.md).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// `tests/fixtures/<area>/<case>`, for instance `fixture("hdf5", "keras3")`.
+pub fn fixture(area: &str, case: &str) -> PathBuf {
+    fixtures().join(area).join(case)
+}
 
 /// A small deterministic generator (xorshift64*), so that a corruption loop is the same on every run.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use warmstart_executor::{load_and_remap, load_and_remap_matrix};
 use warmstart_planner::{BackupInitializer, RemapParams, VocabFile};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/checkpoint_ops")
+    warmstart_core::test_support::fixtures().join("checkpoint_ops")
 }
 
 fn vocab(dir: &Path, p: &serde_json::Value) -> Option<VocabFile> {

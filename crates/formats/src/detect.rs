@@ -245,7 +245,7 @@ pub(crate) mod tests {
 
     #[test]
     fn checkpoints_written_by_tensorflow_are_tf() {
-        let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/warmstart/warm_start_var/old");
+        let old = warmstart_core::test_support::fixture("warmstart", "warm_start_var").join("old");
         for path in [old.join("model-0"), old.join("model-0.index"), old.clone()] {
             assert_eq!(detect(&path).unwrap(), Format::Tf, "{}", path.display());
         }
@@ -256,7 +256,7 @@ pub(crate) mod tests {
 
     #[test]
     fn files_written_by_h5py_are_hdf5() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/formats/hdf5");
+        let dir = warmstart_core::test_support::fixture("formats", "hdf5");
         for name in ["plain.h5", "userblock.h5"] {
             assert_eq!(detect(&dir.join(name)).unwrap(), Format::Hdf5, "{name}");
         }

@@ -214,7 +214,7 @@ mod tests {
     fn hdf5_open_and_create() {
         use warmstart_core::{DType, TensorInfo};
         let dir = tempfile::tempdir().unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hdf5/keras_legacy/model.h5");
+        let fixture = warmstart_core::test_support::fixture("hdf5", "keras_legacy").join("model.h5");
         let src = open(&fixture).unwrap();
         assert_eq!(src.format(), Format::Hdf5);
         assert_eq!(src.tensors()[0].name, "d1/kernel");

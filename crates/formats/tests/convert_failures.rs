@@ -7,12 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use warmstart_core::test_support::fixture;
 use warmstart_core::CheckpointSource;
 use warmstart_formats::{convert, open, Format, WriteOptions};
 
-fn fixture(area: &str, case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(area).join(case)
-}
 
 /// A safetensors source written by the Python package.
 fn safetensors_source() -> Box<dyn CheckpointSource> {
