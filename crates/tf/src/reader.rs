@@ -1,4 +1,4 @@
-//! [`TfCheckpoint`]: a V2 checkpoint opened for reading. The `.index` table is read and every entry
+//! [`TfSource`]: a V2 checkpoint opened for reading. The `.index` table is read and every entry
 //! validated at open (dtype, shape, shard, byte range, size, slices); the data shards are memory-mapped,
 //! and each stored tensor's CRC32C is verified on its first read, before any of its bytes are handed out.
 
@@ -27,7 +27,7 @@ const BUNDLE_VERSION: i32 = 1;
 pub const OBJECT_GRAPH_KEY: &str = "_CHECKPOINTABLE_OBJECT_GRAPH";
 
 /// A TensorFlow V2 checkpoint (tensor bundle) opened for reading.
-pub struct TfCheckpoint {
+pub struct TfSource {
     prefix: PathBuf,
     index_path: PathBuf,
     tensors: Vec<TensorInfo>,
@@ -109,10 +109,10 @@ enum Layout {
     Sliced(Vec<(Slice, Stored)>),
 }
 
-impl TfCheckpoint {
+impl TfSource {
     /// Opens the checkpoint at `path`: a directory with a `checkpoint` file (its latest checkpoint), a
     /// prefix, or the prefix's `.index` or `.data-*` file.
-    pub fn open(path: &Path) -> Result<TfCheckpoint, TfError> {
+    pub fn open(path: &Path) -> Result<TfSource, TfError> {
         let prefix = resolve_prefix(path)?;
         let (index_path, entries) = read_index_file(&index_path(&prefix))?;
         let mut iter = entries.into_iter();
@@ -187,7 +187,7 @@ impl TfCheckpoint {
             }
         }
 
-        let mut ckpt = TfCheckpoint {
+        let mut ckpt = TfSource {
             prefix,
             index_path,
             tensors: Vec::with_capacity(named.len()),
@@ -724,7 +724,7 @@ fn swap_bytes(bytes: &mut [u8], unit: usize) {
     }
 }
 
-impl CheckpointSource for TfCheckpoint {
+impl CheckpointSource for TfSource {
     fn format(&self) -> Format {
         Format::Tf
     }
@@ -837,7 +837,7 @@ mod tests {
 
     fn open_err(case: &str, prefix: &str, edit: impl FnOnce(&mut Entries)) -> TfError {
         let (_dir, p) = edited(case, prefix, edit);
-        match TfCheckpoint::open(&p) {
+        match TfSource::open(&p) {
             Ok(_) => panic!("opened a forged bundle"),
             Err(e) => e,
         }
@@ -846,7 +846,7 @@ mod tests {
     #[test]
     fn released_rows_read_back_the_same() {
         for (case, prefix) in [("tf1_partitioned", "model-0"), ("dtypes", "all")] {
-            let ckpt = TfCheckpoint::open(&fixture(case, prefix)).unwrap();
+            let ckpt = TfSource::open(&fixture(case, prefix)).unwrap();
             for info in ckpt.tensors.clone() {
                 if info.dtype == DType::String {
                     continue;
@@ -866,7 +866,7 @@ mod tests {
     #[test]
     fn unedited_copy_opens() {
         let (_dir, p) = edited("dtypes", "all", |_| {});
-        assert_eq!(TfCheckpoint::open(&p).unwrap().tensors().len(), 25);
+        assert_eq!(TfSource::open(&p).unwrap().tensors().len(), 25);
     }
 
     #[test]
@@ -969,7 +969,7 @@ mod tests {
                 e.shape.as_mut().unwrap().dim[0].size = 1 << 50
             })
         });
-        let ckpt = TfCheckpoint::open(&p).unwrap();
+        let ckpt = TfSource::open(&p).unwrap();
         let e = ckpt.read_strings_tf("str_vec").unwrap_err();
         assert!(
             matches!(&e, TfError::BadStrings { tensor, .. } if tensor == "str_vec"),
@@ -978,7 +978,7 @@ mod tests {
         let (_dir, p) = edited("dtypes", "all", |x| {
             edit_entry(x, b"str_vec", |e| e.crc32c ^= 1)
         });
-        let e = TfCheckpoint::open(&p)
+        let e = TfSource::open(&p)
             .unwrap()
             .read_strings_tf("str_vec")
             .unwrap_err();
@@ -1031,7 +1031,7 @@ mod tests {
                 e.slices.remove(1);
             })
         });
-        let ckpt = TfCheckpoint::open(&p).unwrap();
+        let ckpt = TfSource::open(&p).unwrap();
         assert!(ckpt.read_rows_tf("emb", 0..100).is_ok());
         assert!(ckpt.read_rows_tf("emb", 250..300).is_ok());
         let e = ckpt.read_rows_tf("emb", 99..101).unwrap_err();
@@ -1050,7 +1050,7 @@ mod tests {
 
     #[test]
     fn big_endian_bundles_are_swapped() {
-        let original = TfCheckpoint::open(&fixture("dtypes", "all")).unwrap();
+        let original = TfSource::open(&fixture("dtypes", "all")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let index = fixture("dtypes", "all.index");
         let mut entries = read_table(&index, &std::fs::read(&index).unwrap()).unwrap();
@@ -1072,7 +1072,7 @@ mod tests {
         }
         std::fs::write(dir.path().join("be.index"), build_table(&entries)).unwrap();
         std::fs::write(dir.path().join("be.data-00000-of-00001"), &data).unwrap();
-        let be = TfCheckpoint::open(&dir.path().join("be")).unwrap();
+        let be = TfSource::open(&dir.path().join("be")).unwrap();
         assert!(be.is_big_endian());
         let mut numeric = 0;
         for t in original.tensors() {
