@@ -510,57 +510,6 @@ impl TfSource {
         }
     }
 
-    /// Rows `rows` of a numeric tensor, little-endian.
-    pub fn read_rows_tf(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>, TfError> {
-        let (info, layout) = self.layout(name)?;
-        let Some(width) = info.dtype.size() else {
-            return Err(TfError::WrongDType {
-                path: self.prefix.clone(),
-                tensor: name.to_string(),
-                dtype: info.dtype,
-            });
-        };
-        let total_rows = info.rows();
-        if rows.start > rows.end || rows.end > total_rows {
-            return Err(TfError::RowsOutOfRange {
-                path: self.prefix.clone(),
-                tensor: name.to_string(),
-                start: rows.start,
-                end: rows.end,
-                rows: total_rows,
-            });
-        }
-        if rows.start == rows.end {
-            // No rows, including every read of a tensor with no rows, whose row size may overflow
-            // (shape [0, 2^62] is a valid empty tensor).
-            return Ok(Cow::Borrowed(&[]));
-        }
-        let row_bytes = info.row_bytes().ok_or_else(|| self.too_large(name))?;
-        match layout {
-            Layout::Whole(stored) => {
-                let bytes = self.verified(name, stored)?;
-                // Within the entry: its size was checked against rows x row_bytes at open.
-                let start = (rows.start * row_bytes) as usize;
-                let end = (rows.end * row_bytes) as usize;
-                let part = &bytes[start..end];
-                if self.big_endian {
-                    let mut owned = part.to_vec();
-                    swap_bytes(&mut owned, swap_unit(info.dtype));
-                    Ok(Cow::Owned(owned))
-                } else {
-                    Ok(Cow::Borrowed(part))
-                }
-            }
-            Layout::Sliced(parts) => {
-                let mut out = self.assemble(name, info, width, parts, rows)?;
-                if self.big_endian {
-                    swap_bytes(&mut out, swap_unit(info.dtype));
-                }
-                Ok(Cow::Owned(out))
-            }
-        }
-    }
-
     /// Copies rows `rows` of a sliced tensor out of its slices.
     fn assemble(
         &self,
@@ -664,49 +613,6 @@ impl TfSource {
         Ok(out)
     }
 
-    /// The elements of a DT_STRING tensor.
-    pub fn read_strings_tf(&self, name: &str) -> Result<Vec<Vec<u8>>, TfError> {
-        let (info, layout) = self.layout(name)?;
-        if info.dtype != DType::String {
-            return Err(TfError::WrongDType {
-                path: self.prefix.clone(),
-                tensor: name.to_string(),
-                dtype: info.dtype,
-            });
-        }
-        let Layout::Whole(stored) = layout else {
-            return Err(TfError::BadSlice {
-                path: self.index_path.clone(),
-                tensor: name.to_string(),
-                reason: "string tensors cannot be read from slices".into(),
-            });
-        };
-        let shard = &self.shards[stored.shard];
-        let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
-        let count = info.num_elements().ok_or_else(|| self.too_large(name))?;
-        strings::decode(bytes, count, stored.crc).map_err(|reason| TfError::BadStrings {
-            path: shard.path.clone(),
-            tensor: name.to_string(),
-            reason,
-        })
-    }
-
-    /// The map from each variable's original full name to its checkpoint key (TF2 checkpoints), or
-    /// `None` if there is no object graph.
-    pub fn object_graph_keys_tf(&self) -> Result<Option<HashMap<String, String>>, TfError> {
-        if !self.by_name.contains_key(OBJECT_GRAPH_KEY) {
-            return Ok(None);
-        }
-        let values = self.read_strings_tf(OBJECT_GRAPH_KEY)?;
-        let [bytes] = values.as_slice() else {
-            return Err(TfError::BadStrings {
-                path: self.index_path.clone(),
-                tensor: OBJECT_GRAPH_KEY.to_string(),
-                reason: format!("holds {} strings, expected one", values.len()),
-            });
-        };
-        crate::meta::object_graph_keys(&self.index_path, bytes).map(Some)
-    }
 }
 
 /// Whether two slices share an element.
@@ -741,12 +647,83 @@ impl CheckpointSource for TfSource {
         self.by_name.get(name).map(|&i| &self.tensors[i])
     }
 
+    /// Rows `rows` of a numeric tensor, little-endian.
     fn read_rows(&self, name: &str, rows: Range<u64>) -> warmstart_core::Result<Cow<'_, [u8]>> {
-        Ok(self.read_rows_tf(name, rows)?)
+        let (info, layout) = self.layout(name)?;
+        let Some(width) = info.dtype.size() else {
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: name.to_string(),
+                dtype: info.dtype,
+            }.into());
+        };
+        let total_rows = info.rows();
+        if rows.start > rows.end || rows.end > total_rows {
+            return Err(TfError::RowsOutOfRange {
+                path: self.prefix.clone(),
+                tensor: name.to_string(),
+                start: rows.start,
+                end: rows.end,
+                rows: total_rows,
+            }.into());
+        }
+        if rows.start == rows.end {
+            // No rows, including every read of a tensor with no rows, whose row size may overflow
+            // (shape [0, 2^62] is a valid empty tensor).
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let row_bytes = info.row_bytes().ok_or_else(|| self.too_large(name))?;
+        match layout {
+            Layout::Whole(stored) => {
+                let bytes = self.verified(name, stored)?;
+                // Within the entry: its size was checked against rows x row_bytes at open.
+                let start = (rows.start * row_bytes) as usize;
+                let end = (rows.end * row_bytes) as usize;
+                let part = &bytes[start..end];
+                if self.big_endian {
+                    let mut owned = part.to_vec();
+                    swap_bytes(&mut owned, swap_unit(info.dtype));
+                    Ok(Cow::Owned(owned))
+                } else {
+                    Ok(Cow::Borrowed(part))
+                }
+            }
+            Layout::Sliced(parts) => {
+                let mut out = self.assemble(name, info, width, parts, rows)?;
+                if self.big_endian {
+                    swap_bytes(&mut out, swap_unit(info.dtype));
+                }
+                Ok(Cow::Owned(out))
+            }
+        }
     }
 
+    /// The elements of a DT_STRING tensor.
     fn read_strings(&self, name: &str) -> warmstart_core::Result<Vec<Vec<u8>>> {
-        Ok(self.read_strings_tf(name)?)
+        let (info, layout) = self.layout(name)?;
+        if info.dtype != DType::String {
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: name.to_string(),
+                dtype: info.dtype,
+            }.into());
+        }
+        let Layout::Whole(stored) = layout else {
+            return Err(TfError::BadSlice {
+                path: self.index_path.clone(),
+                tensor: name.to_string(),
+                reason: "string tensors cannot be read from slices".into(),
+            }.into());
+        };
+        let shard = &self.shards[stored.shard];
+        let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
+        let count = info.num_elements().ok_or_else(|| self.too_large(name))?;
+        let values = strings::decode(bytes, count, stored.crc).map_err(|reason| TfError::BadStrings {
+            path: shard.path.clone(),
+            tensor: name.to_string(),
+            reason,
+        })?;
+        Ok(values)
     }
 
     fn release(&self, name: &str, rows: Range<u64>) {
@@ -764,10 +741,22 @@ impl CheckpointSource for TfSource {
         self.graph.as_ref()
     }
 
+    /// The map from each variable's original full name to its checkpoint key (TF2 checkpoints), or
+    /// `None` if there is no object graph.
     fn object_graph_keys(&self) -> warmstart_core::Result<Option<HashMap<String, String>>> {
-        Ok(self.object_graph_keys_tf()?)
+        if !self.by_name.contains_key(OBJECT_GRAPH_KEY) {
+            return Ok(None);
+        }
+        let values = self.read_strings(OBJECT_GRAPH_KEY)?;
+        let [bytes] = values.as_slice() else {
+            return Err(TfError::BadStrings {
+                path: self.index_path.clone(),
+                tensor: OBJECT_GRAPH_KEY.to_string(),
+                reason: format!("holds {} strings, expected one", values.len()),
+            }.into());
+        };
+        Ok(Some(crate::meta::object_graph_keys(&self.index_path, bytes)?))
     }
-
 }
 
 #[cfg(test)]
@@ -775,6 +764,7 @@ mod tests {
     use super::*;
     use crate::proto::tensor_shape_proto::Dim;
     use crate::table::{build_table, read_table, Entries};
+    use warmstart_core::Error;
 
     #[test]
     fn checksums_in_parallel_chunks_equal_the_whole_crc() {
@@ -970,9 +960,9 @@ mod tests {
             })
         });
         let ckpt = TfSource::open(&p).unwrap();
-        let e = ckpt.read_strings_tf("str_vec").unwrap_err();
+        let e = ckpt.read_strings("str_vec").unwrap_err();
         assert!(
-            matches!(&e, TfError::BadStrings { tensor, .. } if tensor == "str_vec"),
+            matches!(&e, Error::Tf(TfError::BadStrings { tensor, .. }) if tensor == "str_vec"),
             "{e}"
         );
         let (_dir, p) = edited("dtypes", "all", |x| {
@@ -980,7 +970,7 @@ mod tests {
         });
         let e = TfSource::open(&p)
             .unwrap()
-            .read_strings_tf("str_vec")
+            .read_strings("str_vec")
             .unwrap_err();
         assert!(e.to_string().contains("checksum mismatch"), "{e}");
     }
@@ -1032,17 +1022,17 @@ mod tests {
             })
         });
         let ckpt = TfSource::open(&p).unwrap();
-        assert!(ckpt.read_rows_tf("emb", 0..100).is_ok());
-        assert!(ckpt.read_rows_tf("emb", 250..300).is_ok());
-        let e = ckpt.read_rows_tf("emb", 99..101).unwrap_err();
+        assert!(ckpt.read_rows("emb", 0..100).is_ok());
+        assert!(ckpt.read_rows("emb", 250..300).is_ok());
+        let e = ckpt.read_rows("emb", 99..101).unwrap_err();
         assert!(
             matches!(
                 e,
-                TfError::SlicesDoNotCover {
+                Error::Tf(TfError::SlicesDoNotCover {
                     start: 99,
                     end: 101,
                     ..
-                }
+                })
             ),
             "{e}"
         );
@@ -1078,8 +1068,8 @@ mod tests {
         for t in original.tensors() {
             if t.dtype != DType::String {
                 assert_eq!(
-                    be.read_rows_tf(&t.name, 0..t.rows()).unwrap(),
-                    original.read_rows_tf(&t.name, 0..t.rows()).unwrap(),
+                    be.read_rows(&t.name, 0..t.rows()).unwrap(),
+                    original.read_rows(&t.name, 0..t.rows()).unwrap(),
                     "{}",
                     t.name
                 );
