@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, SinkTensor, TensorInfo};
+use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, SinkTensor, TensorInfo};
 use warmstart_tf::{TfSource, TfError, TfSink};
 
 /// The tensors of `src` as the writer takes them: partitioned ones as their slices (rows read from the
@@ -154,15 +154,15 @@ fn writer_misuse_is_an_error() {
     let f8 = SinkTensor::whole(TensorInfo::new("f8", DType::F8E8M0, vec![2]));
     assert!(matches!(
         TfSink::create(&p, &[f8], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
     assert!(matches!(
         TfSink::create(&p, &[w.clone(), w.clone()], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
     assert!(matches!(
         TfSink::create(&p, std::slice::from_ref(&w), 0),
-        Err(TfError::SinkMisuse { .. })
+        Err(Error::Tf(TfError::SinkMisuse { .. }))
     ));
     let bad_slice = SinkTensor {
         info: w.info.clone(),
@@ -173,7 +173,7 @@ fn writer_misuse_is_an_error() {
     };
     assert!(matches!(
         TfSink::create(&p, &[bad_slice], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
 
     let mut sink = TfSink::create(&p, &[w.clone(), s.clone()], 1).unwrap();
@@ -375,4 +375,24 @@ fn folders_made_for_an_unfinished_checkpoint_are_removed() {
         .collect();
     left.sort();
     assert_eq!(left, ["b"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_permissions_of_an_ordinary_new_file() {
+    // Not the private 0600 of a temporary file: 0666 less the umask, as TensorFlow's files get.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"").unwrap();
+    let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+    let mut sink = TfSink::create(&dir.path().join("m"), std::slice::from_ref(&t), 2).unwrap().sync_on_finish(true);
+    sink.begin_tensor(&t).unwrap();
+    sink.write_data(&[0; 8]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    for name in ["m.index", "m.data-00000-of-00002", "m.data-00001-of-00002", "checkpoint"] {
+        assert_eq!(mode(name), mode("plain"), "{name}");
+    }
 }
