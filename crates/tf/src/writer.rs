@@ -94,101 +94,126 @@ fn extents(slice: &Slice) -> Vec<Extent> {
 /// The piece of a data block that is hashed, then written, at a time.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
 
+/// The folder of the checkpoint `prefix` to write in `shards` data files, if both are usable.
+fn destination_folder(prefix: &Path, shards: usize) -> Result<PathBuf, TfError> {
+    let misuse = |reason: String| TfError::SinkMisuse {
+        path: prefix.to_path_buf(),
+        reason,
+    };
+    if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
+        return Err(misuse(format!("{shards} data shards asked for")));
+    }
+    let name_ok = prefix.file_name().is_some_and(|n| !n.is_empty());
+    if !name_ok {
+        return Err(misuse("the prefix has no file name".into()));
+    }
+    Ok(match prefix.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// Checks one declared tensor on its own (name, dtype, shape, slice), giving its TensorFlow dtype
+/// number and its table key.
+fn dtype_and_key(prefix: &Path, t: &SinkTensor) -> Result<(i32, Vec<u8>), TfError> {
+    let bad = |reason: String| TfError::BadSinkTensor {
+        path: prefix.to_path_buf(),
+        tensor: t.info.name.clone(),
+        reason,
+    };
+    let name = t.info.name.as_str();
+    if name.is_empty() || name.as_bytes()[0] == 0 {
+        return Err(bad(
+            "a tensor name may not be empty or start with a NUL byte".into(),
+        ));
+    }
+    let tf_dtype = crate::dtype::to_tf(t.info.dtype)
+        .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
+    if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64) {
+        return Err(bad(format!("shape {:?} is too large", t.info.shape)));
+    }
+    let Some(s) = &t.slice else {
+        return Ok((tf_dtype, name.as_bytes().to_vec()));
+    };
+    let rank = t.info.shape.len();
+    let fits = s.start.len() == rank
+        && s.len.len() == rank
+        && (0..rank).all(|d| {
+            s.start[d]
+                .checked_add(s.len[d])
+                .is_some_and(|e| e <= t.info.shape[d])
+        });
+    if !fits {
+        return Err(bad(format!(
+            "slice {:?}+{:?} does not fit in {:?}",
+            s.start, s.len, t.info.shape
+        )));
+    }
+    if t.info.dtype == DType::String {
+        return Err(bad(
+            "TensorFlow does not read string tensors from slices".into(),
+        ));
+    }
+    Ok((tf_dtype, slice_key::encode(name, &extents(s))))
+}
+
+/// The tensors to write, checked alone and against each other (each whole tensor or slice once, the
+/// slices of a tensor agreeing on it), each given a shard so that the shards balance by bytes in
+/// declaration order; and the index of each by its table key.
+fn declare(
+    prefix: &Path,
+    tensors: &[SinkTensor],
+    shards: usize,
+) -> Result<(Vec<Declared>, HashMap<Vec<u8>, usize>), TfError> {
+    let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
+    let mut by_key = HashMap::with_capacity(tensors.len());
+    let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
+    let mut shard_bytes = vec![0u64; shards];
+    for t in tensors {
+        let bad = |reason: &str| TfError::BadSinkTensor {
+            path: prefix.to_path_buf(),
+            tensor: t.info.name.clone(),
+            reason: reason.into(),
+        };
+        let (tf_dtype, key) = dtype_and_key(prefix, t)?;
+        let name = t.info.name.as_str();
+        match full_names.get(name) {
+            Some((other, sliced)) => {
+                if !*sliced || t.slice.is_none() || other.info != t.info {
+                    return Err(bad(
+                        "declared twice, or as whole and as slices, or with different shapes",
+                    ));
+                }
+            }
+            None => {
+                full_names.insert(name, (t, t.slice.is_some()));
+            }
+        }
+        if by_key.insert(key.clone(), declared.len()).is_some() {
+            return Err(bad("the same slice is declared twice"));
+        }
+        // Balance the shards by bytes, in declaration order.
+        let shard = (0..shards)
+            .min_by_key(|&i| (shard_bytes[i], i))
+            .unwrap_or(0);
+        shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
+        declared.push(Declared {
+            tensor: t.clone(),
+            tf_dtype,
+            key,
+            shard,
+            written: None,
+        });
+    }
+    Ok((declared, by_key))
+}
+
 impl TfSink {
     /// Prepares to write `tensors` to the checkpoint `prefix` (files `prefix.index` and
     /// `prefix.data-*-of-*` in `shards` data files), creating the temporary files in its directory.
     pub fn create(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<TfSink> {
-        let misuse = |reason: String| TfError::SinkMisuse {
-            path: prefix.to_path_buf(),
-            reason,
-        };
-        if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
-            return Err(misuse(format!("{shards} data shards asked for")).into());
-        }
-        let name_ok = prefix.file_name().is_some_and(|n| !n.is_empty());
-        if !name_ok {
-            return Err(misuse("the prefix has no file name".into()).into());
-        }
-        let dir = match prefix.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
-        let mut by_key = HashMap::with_capacity(tensors.len());
-        let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
-        let mut shard_bytes = vec![0u64; shards];
-        for t in tensors {
-            let bad = |reason: String| TfError::BadSinkTensor {
-                path: prefix.to_path_buf(),
-                tensor: t.info.name.clone(),
-                reason,
-            };
-            let name = t.info.name.as_str();
-            if name.is_empty() || name.as_bytes()[0] == 0 {
-                return Err(bad(
-                    "a tensor name may not be empty or start with a NUL byte".into(),
-                ).into());
-            }
-            let tf_dtype = crate::dtype::to_tf(t.info.dtype)
-                .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
-            if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64)
-            {
-                return Err(bad(format!("shape {:?} is too large", t.info.shape)).into());
-            }
-            let key = match &t.slice {
-                None => name.as_bytes().to_vec(),
-                Some(s) => {
-                    let rank = t.info.shape.len();
-                    let fits = s.start.len() == rank
-                        && s.len.len() == rank
-                        && (0..rank).all(|d| {
-                            s.start[d]
-                                .checked_add(s.len[d])
-                                .is_some_and(|e| e <= t.info.shape[d])
-                        });
-                    if !fits {
-                        return Err(bad(format!(
-                            "slice {:?}+{:?} does not fit in {:?}",
-                            s.start, s.len, t.info.shape
-                        )).into());
-                    }
-                    if t.info.dtype == DType::String {
-                        return Err(bad(
-                            "TensorFlow does not read string tensors from slices".into()
-                        ).into());
-                    }
-                    slice_key::encode(name, &extents(s))
-                }
-            };
-            match full_names.get(name) {
-                Some((other, sliced)) => {
-                    if !*sliced || t.slice.is_none() || other.info != t.info {
-                        return Err(bad(
-                            "declared twice, or as whole and as slices, or with different shapes"
-                                .into(),
-                        ).into());
-                    }
-                }
-                None => {
-                    full_names.insert(name, (t, t.slice.is_some()));
-                }
-            }
-            if by_key.insert(key.clone(), declared.len()).is_some() {
-                return Err(bad("the same slice is declared twice".into()).into());
-            }
-            // Balance the shards by bytes, in declaration order.
-            let shard = (0..shards)
-                .min_by_key(|&i| (shard_bytes[i], i))
-                .unwrap_or(0);
-            shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
-            declared.push(Declared {
-                tensor: t.clone(),
-                tf_dtype,
-                key,
-                shard,
-                written: None,
-            });
-        }
+        let dir = destination_folder(prefix, shards)?;
+        let (declared, by_key) = declare(prefix, tensors, shards)?;
         // As TensorFlow's savers do, create the destination folder.
         let mut output = AtomicOutput::new(false);
         output.create_folder(&dir)?;
