@@ -1,6 +1,6 @@
-//! What a checkpoint says about the model beyond its tensors: the TF1 `.meta` file (a `MetaGraphDef`: the
-//! global and trainable variable collections and each variable's partitioning) and the TF2
-//! `_CHECKPOINTABLE_OBJECT_GRAPH` (which checkpoint key holds each variable's value).
+//! What a TF1 checkpoint says about the model beyond its tensors: its `.meta` file (a `MetaGraphDef`:
+//! the global and trainable variable collections and each variable's partitioning). TF2's object graph
+//! is read by the reader's `object_graph` module.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use prost::Message;
 use warmstart_core::{GraphInfo, GraphVariable, Slice, VariablePart};
 
-use crate::proto::{MetaGraphDef, TrackableObjectGraph, VariableDef};
+use crate::proto::{MetaGraphDef, VariableDef};
 use crate::TfError;
 
 /// A variable's name without the `:N` output suffix (`w:0` gives `w`).
@@ -154,25 +154,6 @@ pub(crate) fn read_graph(
     Ok(GraphInfo { variables })
 }
 
-/// The map from each attribute's `full_name` to its `checkpoint_key` in a serialized
-/// `TrackableObjectGraph`.
-pub(crate) fn object_graph_keys(
-    path: &Path,
-    bytes: &[u8],
-) -> Result<HashMap<String, String>, TfError> {
-    let graph = TrackableObjectGraph::decode(bytes).map_err(|source| TfError::BadProto {
-        path: path.to_path_buf(),
-        what: "TrackableObjectGraph in _CHECKPOINTABLE_OBJECT_GRAPH".into(),
-        source: source.into(),
-    })?;
-    Ok(graph
-        .nodes
-        .into_iter()
-        .flat_map(|n| n.attributes)
-        .map(|a| (a.full_name, a.checkpoint_key))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,10 +171,6 @@ mod tests {
         let p = Path::new("m.meta");
         assert!(matches!(
             read_graph(p, &[0xff, 0xff], &|_| None),
-            Err(TfError::BadProto { .. })
-        ));
-        assert!(matches!(
-            object_graph_keys(p, &[0x0a, 0x05]),
             Err(TfError::BadProto { .. })
         ));
         assert_eq!(read_graph(p, &[], &|_| None).unwrap(), GraphInfo::default());

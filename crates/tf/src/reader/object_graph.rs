@@ -3,10 +3,13 @@
 //! key its value is stored under.
 
 use std::collections::HashMap;
+use std::path::Path;
 
+use prost::Message;
 use warmstart_core::CheckpointSource;
 
 use super::TfSource;
+use crate::proto::TrackableObjectGraph;
 use crate::TfError;
 
 /// The key of the tensor holding a TF2 checkpoint's object graph.
@@ -27,6 +30,36 @@ impl TfSource {
                 reason: format!("holds {} strings, expected one", values.len()),
             }.into());
         };
-        Ok(Some(crate::meta::object_graph_keys(&self.index_path, bytes)?))
+        Ok(Some(keys(&self.index_path, bytes)?))
+    }
+}
+
+/// The map from each attribute's `full_name` to its `checkpoint_key` in a serialized
+/// `TrackableObjectGraph`.
+fn keys(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, TfError> {
+    let graph = TrackableObjectGraph::decode(bytes).map_err(|source| TfError::BadProto {
+        path: path.to_path_buf(),
+        what: "TrackableObjectGraph in _CHECKPOINTABLE_OBJECT_GRAPH".into(),
+        source: source.into(),
+    })?;
+    Ok(graph
+        .nodes
+        .into_iter()
+        .flat_map(|n| n.attributes)
+        .map(|a| (a.full_name, a.checkpoint_key))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_bytes_are_errors() {
+        assert!(matches!(
+            keys(Path::new("m.index"), &[0x0a, 0x05]),
+            Err(TfError::BadProto { .. })
+        ));
+        assert_eq!(keys(Path::new("m.index"), &[]).unwrap(), HashMap::new());
     }
 }
