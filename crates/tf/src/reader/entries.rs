@@ -1,19 +1,120 @@
-//! Entry validation: each `BundleEntryProto` of the `.index` table decoded and checked at open against
-//! the header and the data shards (dtype known and supported, shape valid, shard present, byte range
+//! Entry validation: the `.index` table's header checked (version, endianness, shard count), then each
+//! `BundleEntryProto` decoded and checked at open against the header and the data shards (dtype known and supported, shape valid, shard present, byte range
 //! inside the file, size equal to dtype x shape), so that reads need no checks of their own.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use prost::Message;
 use warmstart_core::{DType, TensorInfo};
 
 use super::shards::Stored;
-use super::TfSource;
+use super::{Layout, TfSource, BUNDLE_VERSION};
 use crate::dtype::{from_tf, TfDType};
-use crate::proto::{BundleEntryProto, TensorShapeProto};
+use crate::proto::{BundleEntryProto, BundleHeaderProto, TensorShapeProto};
+use crate::slice_key;
 use crate::TfError;
 
+/// The bundle header, which must be the table's first entry, under the empty key.
+pub(super) fn header(
+    index_path: &Path,
+    first: Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<BundleHeaderProto, TfError> {
+    match first {
+        Some((key, value)) if key.is_empty() => BundleHeaderProto::decode(value.as_slice())
+            .map_err(|source| TfError::BadProto {
+                path: index_path.to_path_buf(),
+                what: "bundle header".into(),
+                source: source.into(),
+            }),
+        _ => Err(TfError::MissingHeader {
+            path: index_path.to_path_buf(),
+        }),
+    }
+}
+
+/// Checks that the header's version admits this reader; gives whether the bundle is big-endian and
+/// how many data shards it has.
+pub(super) fn check_header(
+    index_path: &Path,
+    header: &BundleHeaderProto,
+) -> Result<(bool, u32), TfError> {
+    let bad_header = |reason: String| TfError::BadHeader {
+        path: index_path.to_path_buf(),
+        reason,
+    };
+    let version = header.version.clone().unwrap_or_default();
+    if version.min_consumer > BUNDLE_VERSION {
+        return Err(bad_header(format!(
+            "it needs a reader of version {} or newer; this one is version {BUNDLE_VERSION}",
+            version.min_consumer
+        )));
+    }
+    if version.producer < 0 || version.bad_consumers.contains(&BUNDLE_VERSION) {
+        return Err(bad_header(format!(
+            "version {version:?} excludes this reader"
+        )));
+    }
+    let big_endian = match header.endianness {
+        0 => false,
+        1 => true,
+        other => return Err(bad_header(format!("unknown endianness {other}"))),
+    };
+    let num_shards = u32::try_from(header.num_shards)
+        .map_err(|_| bad_header(format!("num_shards {}", header.num_shards)))?;
+    Ok((big_endian, num_shards))
+}
+
+/// The entries after the header, told apart: those under a tensor's name (which must be UTF-8), in
+/// table order, and those under a slice's OrderedCode key, by key.
+#[allow(clippy::type_complexity)]
+pub(super) fn by_kind(
+    index_path: &Path,
+    entries: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<(Vec<(String, Vec<u8>)>, HashMap<Vec<u8>, Vec<u8>>), TfError> {
+    let mut slice_entries: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut named = Vec::new();
+    for (key, value) in entries {
+        if slice_key::is_slice_key(&key) {
+            slice_entries.insert(key, value);
+        } else {
+            let name = String::from_utf8(key).map_err(|e| TfError::CorruptTable {
+                path: index_path.to_path_buf(),
+                offset: 0,
+                reason: format!(
+                    "tensor name {:?} is not UTF-8",
+                    String::from_utf8_lossy(e.as_bytes())
+                ),
+            })?;
+            named.push((name, value));
+        }
+    }
+    Ok((named, slice_entries))
+}
+
 impl TfSource {
+    /// Decodes and checks the entry of tensor `name` (and of its slices, for a partitioned tensor, from
+    /// `slice_entries`), and adds the tensor.
+    pub(super) fn add_tensor(
+        &mut self,
+        name: String,
+        value: &[u8],
+        slice_entries: &HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(), TfError> {
+        let entry = self.decode_entry(&name, value)?;
+        let (dtype, shape) = self.dtype_and_shape(&name, &entry)?;
+        let layout = if entry.slices.is_empty() {
+            Layout::Whole(self.stored(&name, &entry, dtype, &shape)?)
+        } else {
+            Layout::Sliced(self.parts(&name, &entry, dtype, &shape, slice_entries)?)
+        };
+        self.by_name.insert(name.clone(), self.tensors.len());
+        self.tensors.push(TensorInfo::new(name, dtype, shape));
+        self.layouts.push(layout);
+        Ok(())
+    }
+
     pub(super) fn decode_entry(&self, what: &str, value: &[u8]) -> Result<BundleEntryProto, TfError> {
         BundleEntryProto::decode(value).map_err(|source| TfError::BadProto {
             path: self.index_path.clone(),
@@ -216,4 +317,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn forged_headers() {
+        let e = open_err("dtypes", "all", |x| {
+            x.remove(0);
+        });
+        assert!(matches!(e, TfError::MissingHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| {
+            edit_header(x, |h| h.version.as_mut().unwrap().min_consumer = 2)
+        });
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.endianness = 7));
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.num_shards = -1));
+        assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
+        // A forged shard count is bounded by the files that exist: the first missing one is the error.
+        let e = open_err("dtypes", "all", |x| {
+            edit_header(x, |h| h.num_shards = i32::MAX)
+        });
+        assert!(matches!(&e, TfError::MissingShard { shard: 0, .. }), "{e}");
+        assert!(
+            e.to_string().contains("all.data-00000-of-2147483647"),
+            "{e}"
+        );
+    }
 }

@@ -2,16 +2,42 @@
 //! tensor located in them (to drop them from resident memory), and each run's CRC32C verified once,
 //! before any of its bytes are handed out (large runs hashed in parallel chunks).
 
+use std::fs::File;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use rayon::prelude::*;
 
 use super::{Layout, TfSource};
+use crate::state::data_path;
 use crate::table::mask_crc;
 use crate::TfError;
+
+/// Opens and maps the `num_shards` data files of the bundle `prefix`; the first missing one is the error.
+pub(super) fn map_shards(prefix: &Path, num_shards: u32) -> Result<Vec<Shard>, TfError> {
+    let mut shards = Vec::new();
+    for i in 0..num_shards {
+        let path = data_path(prefix, i, num_shards);
+        let file = File::open(&path).map_err(|source| TfError::MissingShard {
+            path: path.clone(),
+            shard: i,
+            num_shards,
+            source,
+        })?;
+        let len = file.metadata().map_err(|e| TfError::io(&path, e))?.len();
+        // SAFETY: the map is read-only; as with every memory-mapped reader, the file must not be
+        // truncated or rewritten while the checkpoint is open.
+        let map = if len == 0 {
+            None
+        } else {
+            Some(unsafe { Mmap::map(&file) }.map_err(|e| TfError::io(&path, e))?)
+        };
+        shards.push(Shard { path, map });
+    }
+    Ok(shards)
+}
 
 /// One memory-mapped data file.
 pub(super) struct Shard {
