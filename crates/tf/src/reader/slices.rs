@@ -105,37 +105,9 @@ impl TfSource {
         parts: &[(Slice, Stored)],
         rows: Range<u64>,
     ) -> Result<Vec<u8>, TfError> {
-        let shape = &info.shape;
-        let rank = shape.len();
-        let (lo, hi): (Vec<u64>, Vec<u64>) = if rank == 0 {
-            (Vec::new(), Vec::new())
-        } else {
-            let mut lo = vec![0; rank];
-            let mut hi = shape.clone();
-            lo[0] = rows.start;
-            hi[0] = rows.end;
-            (lo, hi)
-        };
-        let volume = |a: &[u64], b: &[u64]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| u128::from(y - x))
-                .product::<u128>()
-        };
+        let (lo, hi) = row_region(&info.shape, &rows);
         let wanted = volume(&lo, &hi);
-        let mut pieces = Vec::new();
-        let mut covered: u128 = 0;
-        for (slice, stored) in parts {
-            let ilo: Vec<u64> = (0..rank).map(|d| lo[d].max(slice.start[d])).collect();
-            let ihi: Vec<u64> = (0..rank)
-                .map(|d| hi[d].min(slice.start[d] + slice.len[d]))
-                .collect();
-            if (0..rank).any(|d| ilo[d] >= ihi[d]) {
-                continue;
-            }
-            covered += volume(&ilo, &ihi);
-            pieces.push((slice, stored, ilo, ihi));
-        }
+        let (pieces, covered) = pieces(parts, &lo, &hi);
         // The slices do not overlap (checked at open), so volumes add up exactly when they cover.
         if wanted == 0 {
             return Ok(Vec::new());
@@ -151,54 +123,126 @@ impl TfSource {
         // Bounded by the slices' data, which lies in the files.
         let out_len = usize::try_from(wanted * width as u128).map_err(|_| self.too_large(name))?;
         let mut out = vec![0u8; out_len];
-        let strides = |dims: &[u64]| -> Vec<usize> {
-            let mut s = vec![1usize; dims.len()];
-            for d in (0..dims.len().saturating_sub(1)).rev() {
-                s[d] = s[d + 1] * dims[d + 1] as usize;
-            }
-            s
-        };
-        let region: Vec<u64> = (0..rank).map(|d| hi[d] - lo[d]).collect();
+        let region: Vec<u64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
         let dst_strides = strides(&region);
-        for (slice, stored, ilo, ihi) in pieces {
+        for piece in pieces {
+            let slice = piece.slice;
             let src = self.verified(
                 &format!("{name} slice {:?}+{:?}", slice.start, slice.len),
-                stored,
+                piece.stored,
             )?;
-            let src_strides = strides(&slice.len);
-            if rank == 0 {
-                out.copy_from_slice(&src[..width]);
-                continue;
-            }
-            let run = (ihi[rank - 1] - ilo[rank - 1]) as usize * width;
-            let mut idx = ilo.clone();
-            'copy: loop {
-                let src_el: usize = (0..rank)
-                    .map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d])
-                    .sum();
-                let dst_el: usize = (0..rank)
-                    .map(|d| (idx[d] - lo[d]) as usize * dst_strides[d])
-                    .sum();
-                out[dst_el * width..dst_el * width + run]
-                    .copy_from_slice(&src[src_el * width..src_el * width + run]);
-                // Advance an odometer over every dimension but the last.
-                let mut d = rank - 1;
-                loop {
-                    if d == 0 {
-                        break 'copy;
-                    }
-                    d -= 1;
-                    idx[d] += 1;
-                    if idx[d] < ihi[d] {
-                        break;
-                    }
-                    idx[d] = ilo[d];
-                }
-            }
+            copy_piece(&mut out, src, &piece, &lo, &dst_strides, width);
         }
         Ok(out)
     }
+}
 
+/// Where a slice meets the region asked for: from `lo` to `hi` (one past) in every dimension.
+struct Piece<'a> {
+    slice: &'a Slice,
+    stored: &'a Stored,
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+}
+
+/// Elements in the box from `a` to `b` (one past).
+fn volume(a: &[u64], b: &[u64]) -> u128 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u128::from(y - x))
+        .product::<u128>()
+}
+
+/// Row-major strides, in elements, of an array of `dims`.
+fn strides(dims: &[u64]) -> Vec<usize> {
+    let mut s = vec![1usize; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * dims[d + 1] as usize;
+    }
+    s
+}
+
+/// The box of rows `rows` of a tensor of `shape`: its first index and one past its last, in every
+/// dimension.
+fn row_region(shape: &[u64], rows: &Range<u64>) -> (Vec<u64>, Vec<u64>) {
+    let rank = shape.len();
+    if rank == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut lo = vec![0; rank];
+    let mut hi = shape.to_vec();
+    lo[0] = rows.start;
+    hi[0] = rows.end;
+    (lo, hi)
+}
+
+/// The slices of `parts` that meet the box `lo..hi`, each with the box they share, and how many of
+/// its elements they cover together.
+fn pieces<'a>(parts: &'a [(Slice, Stored)], lo: &[u64], hi: &[u64]) -> (Vec<Piece<'a>>, u128) {
+    let rank = lo.len();
+    let mut pieces = Vec::new();
+    let mut covered: u128 = 0;
+    for (slice, stored) in parts {
+        let ilo: Vec<u64> = (0..rank).map(|d| lo[d].max(slice.start[d])).collect();
+        let ihi: Vec<u64> = (0..rank)
+            .map(|d| hi[d].min(slice.start[d] + slice.len[d]))
+            .collect();
+        if (0..rank).any(|d| ilo[d] >= ihi[d]) {
+            continue;
+        }
+        covered += volume(&ilo, &ihi);
+        pieces.push(Piece {
+            slice,
+            stored,
+            lo: ilo,
+            hi: ihi,
+        });
+    }
+    (pieces, covered)
+}
+
+/// Copies `piece` out of `src` (its slice's bytes) into `out` (the box from `lo`, row-major with
+/// `dst_strides`), a run along the last dimension at a time.
+fn copy_piece(
+    out: &mut [u8],
+    src: &[u8],
+    piece: &Piece,
+    lo: &[u64],
+    dst_strides: &[usize],
+    width: usize,
+) {
+    let rank = lo.len();
+    if rank == 0 {
+        out.copy_from_slice(&src[..width]);
+        return;
+    }
+    let (slice, ilo, ihi) = (piece.slice, &piece.lo, &piece.hi);
+    let src_strides = strides(&slice.len);
+    let run = (ihi[rank - 1] - ilo[rank - 1]) as usize * width;
+    let mut idx = ilo.clone();
+    'copy: loop {
+        let src_el: usize = (0..rank)
+            .map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d])
+            .sum();
+        let dst_el: usize = (0..rank)
+            .map(|d| (idx[d] - lo[d]) as usize * dst_strides[d])
+            .sum();
+        out[dst_el * width..dst_el * width + run]
+            .copy_from_slice(&src[src_el * width..src_el * width + run]);
+        // Advance an odometer over every dimension but the last.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                break 'copy;
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < ihi[d] {
+                break;
+            }
+            idx[d] = ilo[d];
+        }
+    }
 }
 
 /// Whether two slices share an element.
