@@ -8,7 +8,7 @@ use warmstart_core::{DType, Slice, TensorInfo};
 
 use super::shards::Stored;
 use super::TfSource;
-use crate::proto::BundleEntryProto;
+use crate::proto::{BundleEntryProto, TensorSliceProto};
 use crate::slice_key::{self, Extent};
 use crate::TfError;
 
@@ -29,45 +29,7 @@ impl TfSource {
         };
         let mut parts: Vec<(Slice, Stored)> = Vec::new();
         for (i, proto) in entry.slices.iter().enumerate() {
-            if proto.extent.len() != shape.len() {
-                return Err(bad(format!(
-                    "slice {i} has rank {}, the tensor {}",
-                    proto.extent.len(),
-                    shape.len()
-                )));
-            }
-            let mut extents = Vec::with_capacity(shape.len());
-            let mut slice = Slice {
-                start: Vec::with_capacity(shape.len()),
-                len: Vec::with_capacity(shape.len()),
-            };
-            for (d, e) in proto.extent.iter().enumerate() {
-                let length = e
-                    .has_length
-                    .map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
-                let (start, len) = match length {
-                    None if e.start == 0 => (0, shape[d]),
-                    Some(l) if e.start >= 0 && l >= 0 => (e.start as u64, l as u64),
-                    _ => {
-                        return Err(bad(format!(
-                            "slice {i} has extent start {} length {length:?}",
-                            e.start
-                        )))
-                    }
-                };
-                if start.checked_add(len).is_none_or(|end| end > shape[d]) {
-                    return Err(bad(format!(
-                        "slice {i} runs past dimension {d} ({start}+{len} > {})",
-                        shape[d]
-                    )));
-                }
-                extents.push(Extent {
-                    start: e.start,
-                    length,
-                });
-                slice.start.push(start);
-                slice.len.push(len);
-            }
+            let (slice, extents) = slice_of(i, proto, shape).map_err(bad)?;
             let desc = format!("{name} slice {:?}+{:?}", slice.start, slice.len);
             let key = slice_key::encode(name, &extents);
             let value = slice_entries.get(&key).ok_or_else(|| {
@@ -135,6 +97,51 @@ impl TfSource {
         }
         Ok(out)
     }
+}
+
+/// Slice `i` of a tensor of `shape`, as its entry lists it, with the extents its key is made of; or
+/// why it is invalid.
+fn slice_of(i: usize, proto: &TensorSliceProto, shape: &[u64]) -> Result<(Slice, Vec<Extent>), String> {
+    if proto.extent.len() != shape.len() {
+        return Err(format!(
+            "slice {i} has rank {}, the tensor {}",
+            proto.extent.len(),
+            shape.len()
+        ));
+    }
+    let mut extents = Vec::with_capacity(shape.len());
+    let mut slice = Slice {
+        start: Vec::with_capacity(shape.len()),
+        len: Vec::with_capacity(shape.len()),
+    };
+    for (d, e) in proto.extent.iter().enumerate() {
+        let length = e
+            .has_length
+            .map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
+        let (start, len) = match length {
+            None if e.start == 0 => (0, shape[d]),
+            Some(l) if e.start >= 0 && l >= 0 => (e.start as u64, l as u64),
+            _ => {
+                return Err(format!(
+                    "slice {i} has extent start {} length {length:?}",
+                    e.start
+                ))
+            }
+        };
+        if start.checked_add(len).is_none_or(|end| end > shape[d]) {
+            return Err(format!(
+                "slice {i} runs past dimension {d} ({start}+{len} > {})",
+                shape[d]
+            ));
+        }
+        extents.push(Extent {
+            start: e.start,
+            length,
+        });
+        slice.start.push(start);
+        slice.len.push(len);
+    }
+    Ok((slice, extents))
 }
 
 /// Where a slice meets the region asked for: from `lo` to `hi` (one past) in every dimension.
