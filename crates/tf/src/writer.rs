@@ -25,8 +25,7 @@ pub struct TfSink {
     prefix: PathBuf,
     dir: PathBuf,
     declared: Vec<Declared>,
-    /// Table key of each declared tensor -> its index.
-    by_key: HashMap<Vec<u8>, usize>,
+    by_key: ByKey,
     /// How many data shards there are: the output's first staged files, shard `i` at index `i`.
     num_shards: usize,
     /// The files being written (data shards; at `finish`, the index and the state file), moved into
@@ -34,6 +33,9 @@ pub struct TfSink {
     output: AtomicOutput,
     current: Option<Current>,
 }
+
+/// Table key of each declared tensor -> its index.
+type ByKey = HashMap<Vec<u8>, usize>;
 
 struct Declared {
     tensor: SinkTensor,
@@ -164,7 +166,7 @@ fn declare(
     prefix: &Path,
     tensors: &[SinkTensor],
     shards: usize,
-) -> Result<(Vec<Declared>, HashMap<Vec<u8>, usize>), TfError> {
+) -> Result<(Vec<Declared>, ByKey), TfError> {
     let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
     let mut by_key = HashMap::with_capacity(tensors.len());
     let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();

@@ -16,6 +16,12 @@ use crate::proto::{BundleEntryProto, BundleHeaderProto, TensorShapeProto};
 use crate::slice_key;
 use crate::TfError;
 
+/// The entries under tensor names, in table order.
+type NamedEntries = Vec<(String, Vec<u8>)>;
+
+/// The entries under slice keys, by key.
+pub(super) type SliceEntries = HashMap<Vec<u8>, Vec<u8>>;
+
 /// The bundle header, which must be the table's first entry, under the empty key.
 pub(super) fn header(
     index_path: &Path,
@@ -68,12 +74,11 @@ pub(super) fn check_header(
 
 /// The entries after the header, told apart: those under a tensor's name (which must be UTF-8), in
 /// table order, and those under a slice's OrderedCode key, by key.
-#[allow(clippy::type_complexity)]
 pub(super) fn by_kind(
     index_path: &Path,
     entries: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
-) -> Result<(Vec<(String, Vec<u8>)>, HashMap<Vec<u8>, Vec<u8>>), TfError> {
-    let mut slice_entries: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+) -> Result<(NamedEntries, SliceEntries), TfError> {
+    let mut slice_entries = SliceEntries::new();
     let mut named = Vec::new();
     for (key, value) in entries {
         if slice_key::is_slice_key(&key) {
@@ -100,7 +105,7 @@ impl TfSource {
         &mut self,
         name: String,
         value: &[u8],
-        slice_entries: &HashMap<Vec<u8>, Vec<u8>>,
+        slice_entries: &SliceEntries,
     ) -> Result<(), TfError> {
         let entry = self.decode_entry(&name, value)?;
         let (dtype, shape) = self.dtype_and_shape(&name, &entry)?;

@@ -1,11 +1,11 @@
 //! Partitioned variables: the slices a full-name entry lists, checked at open (each inside the tensor,
 //! its own entry present and matching, no two overlapping), and rows assembled from them at read.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use warmstart_core::{DType, Slice, TensorInfo};
 
+use super::entries::SliceEntries;
 use super::shards::Stored;
 use super::TfSource;
 use crate::proto::{BundleEntryProto, TensorSliceProto};
@@ -20,7 +20,7 @@ impl TfSource {
         entry: &BundleEntryProto,
         dtype: DType,
         shape: &[u64],
-        slice_entries: &HashMap<Vec<u8>, Vec<u8>>,
+        slice_entries: &SliceEntries,
     ) -> Result<Vec<(Slice, Stored)>, TfError> {
         let bad = |reason: String| TfError::BadSlice {
             path: self.index_path.clone(),
