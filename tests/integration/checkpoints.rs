@@ -8,5 +8,5 @@ use warmstart_core::CheckpointSource;
 
 /// Opens a TF checkpoint (folder with a `checkpoint` file, or prefix).
 pub(crate) fn open_checkpoint(path: &Path) -> Box<dyn CheckpointSource> {
-    Box::new(warmstart_tf::TfCheckpoint::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    Box::new(warmstart_tf::TfSource::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }

@@ -266,7 +266,7 @@ fn check_binary_success_with(case: &Case, config: &Path) -> Result<(), String> {
     }
     let prefix = tmp.path().join("tf/model.ckpt");
     warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), prefix.as_os_str()]).expect_code(0);
-    let tf = warmstart_tf::TfCheckpoint::open(&prefix).map_err(|e| format!("TF output: {e}"))?;
+    let tf = warmstart_tf::TfSource::open(&prefix).map_err(|e| format!("TF output: {e}"))?;
     for (name, view) in expected.tensors() {
         match tf.read(&name) {
             Ok(data) if &*data == view.data() => {}

@@ -19,7 +19,7 @@ fn vocab(dir: &Path, p: &serde_json::Value) -> Option<VocabFile> {
 fn check_case(name: &str) {
     let dir = fixtures().join(name);
     let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).unwrap()).unwrap();
-    let old = warmstart_tf::TfCheckpoint::open(&dir.join(p["ckpt_path"].as_str().unwrap())).unwrap();
+    let old = warmstart_tf::TfSource::open(&dir.join(p["ckpt_path"].as_str().unwrap())).unwrap();
     let int = |k: &str| p[k].as_i64().unwrap();
     let (old_rows, new_rows) = (vocab(&dir, &p["old_row_vocab_file"]), vocab(&dir, &p["new_row_vocab_file"]));
     let (old_cols, new_cols) = (vocab(&dir, &p["old_col_vocab_file"]), vocab(&dir, &p["new_col_vocab_file"]));

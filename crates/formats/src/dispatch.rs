@@ -17,7 +17,7 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
         #[cfg(feature = "tf")]
-        Format::Tf => Ok(Box::new(warmstart_tf::TfCheckpoint::open(path)?)),
+        Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }

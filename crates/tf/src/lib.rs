@@ -1,4 +1,4 @@
-//! TensorFlow V2 checkpoints (tensor bundles): [`TfCheckpoint`] reads them, [`TfSink`] writes them.
+//! TensorFlow V2 checkpoints (tensor bundles): [`TfSource`] reads them, [`TfSink`] writes them.
 //!
 //! # The format (from TensorFlow's `tensor_bundle`, `core/lib/io` and `ordered_code` sources)
 //! A checkpoint `prefix` is the files `prefix.index` and `prefix.data-NNNNN-of-NNNNN` (and, from TF1's
@@ -39,5 +39,5 @@ pub mod proto {
 }
 
 pub use warmstart_core::TfError;
-pub use reader::{TfCheckpoint, OBJECT_GRAPH_KEY};
+pub use reader::{TfSource, OBJECT_GRAPH_KEY};
 pub use writer::TfSink;

@@ -1,28 +1,15 @@
-//! [`TfSink`]: writes a V2 checkpoint TensorFlow reads. Tensors stream into temporary data shards beside
-//! the destination; `finish` writes the index (header, entries sorted by key, slices under their
-//! OrderedCode keys plus a full-name entry listing them), renames the shards, then the index, then writes
-//! the directory's `checkpoint` state file.
+//! [`TfSink`]: writes a V2 checkpoint TensorFlow reads. Tensors stream into the data shards, staged as
+//! temporary files beside their destinations by [`warmstart_core::output::AtomicOutput`]; `finish`
+//! stages the index (header, entries sorted by key, slices under their OrderedCode keys plus a full-name
+//! entry listing them) and the directory's `checkpoint` state file, then commits the output: the
+//! shards, then the index, then the state file are moved into place, and none is left if one fails.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use tempfile::NamedTempFile;
-
-/// A temporary file in `dir` created with the permissions an ordinary new file gets (0666 less the
-/// umask on Unix), not tempfile's private 0600, since it becomes the checkpoint.
-fn temp_in(dir: &Path) -> Result<NamedTempFile, TfError> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".warmstart-tf-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder.tempfile_in(dir).map_err(|e| TfError::io(dir, e))
-}
-use warmstart_core::{CheckpointSink, DType, SinkTensor, Slice};
+use warmstart_core::output::AtomicOutput;
+use warmstart_core::{CheckpointSink, DType, Result, SinkTensor, Slice};
 
 use crate::proto::{
     tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto,
@@ -38,51 +25,17 @@ pub struct TfSink {
     prefix: PathBuf,
     dir: PathBuf,
     declared: Vec<Declared>,
-    /// Table key of each declared tensor -> its index.
-    by_key: HashMap<Vec<u8>, usize>,
-    shards: Vec<ShardWriter>,
+    by_key: ByKey,
+    /// How many data shards there are: the output's first staged files, shard `i` at index `i`.
+    num_shards: usize,
+    /// The files being written (data shards; at `finish`, the index and the state file), moved into
+    /// place together by `finish`; dropped unfinished, it removes them and the folders made for them.
+    output: AtomicOutput,
     current: Option<Current>,
-    /// Whether `finish` flushes the files to the disk (fsync) before moving them into place.
-    sync: bool,
-    /// Folders `create` made; removed again unless `finish` succeeds. Last, so that it is dropped after
-    /// the temporary shards in them.
-    created: CreatedFolders,
 }
 
-/// The folders made for a destination (from `leaf` up to `top`), removed on drop unless kept, so that
-/// a checkpoint never written leaves no empty folders behind.
-struct CreatedFolders {
-    leaf: PathBuf,
-    top: Option<PathBuf>,
-}
-
-impl CreatedFolders {
-    /// Creates `dir` and its missing parents, remembering the topmost one made.
-    fn create(dir: &Path) -> Result<CreatedFolders, TfError> {
-        let top = dir
-            .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
-            .last();
-        let top = top.map(Path::to_path_buf);
-        std::fs::create_dir_all(dir).map_err(|e| TfError::io(dir, e))?;
-        Ok(CreatedFolders {
-            leaf: dir.to_path_buf(),
-            top,
-        })
-    }
-}
-
-impl Drop for CreatedFolders {
-    fn drop(&mut self) {
-        let Some(top) = self.top.take() else { return };
-        for folder in self.leaf.ancestors() {
-            // Only empty folders go; anything put there meanwhile keeps them.
-            if std::fs::remove_dir(folder).is_err() || folder == top {
-                break;
-            }
-        }
-    }
-}
+/// Table key of each declared tensor -> its index.
+type ByKey = HashMap<Vec<u8>, usize>;
 
 struct Declared {
     tensor: SinkTensor,
@@ -91,11 +44,6 @@ struct Declared {
     shard: usize,
     /// Where the data went, once written.
     written: Option<(u64, u64, u32)>,
-}
-
-struct ShardWriter {
-    file: BufWriter<NamedTempFile>,
-    len: u64,
 }
 
 struct Current {
@@ -148,127 +96,147 @@ fn extents(slice: &Slice) -> Vec<Extent> {
 /// The piece of a data block that is hashed, then written, at a time.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
 
+/// The folder of the checkpoint `prefix` to write in `shards` data files, if both are usable.
+fn destination_folder(prefix: &Path, shards: usize) -> Result<PathBuf, TfError> {
+    let misuse = |reason: String| TfError::SinkMisuse {
+        path: prefix.to_path_buf(),
+        reason,
+    };
+    if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
+        return Err(misuse(format!("{shards} data shards asked for")));
+    }
+    let name_ok = prefix.file_name().is_some_and(|n| !n.is_empty());
+    if !name_ok {
+        return Err(misuse("the prefix has no file name".into()));
+    }
+    Ok(match prefix.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// Checks one declared tensor on its own (name, dtype, shape, slice), giving its TensorFlow dtype
+/// number and its table key.
+fn dtype_and_key(prefix: &Path, t: &SinkTensor) -> Result<(i32, Vec<u8>), TfError> {
+    let bad = |reason: String| TfError::BadSinkTensor {
+        path: prefix.to_path_buf(),
+        tensor: t.info.name.clone(),
+        reason,
+    };
+    let name = t.info.name.as_str();
+    if name.is_empty() || name.as_bytes()[0] == 0 {
+        return Err(bad(
+            "a tensor name may not be empty or start with a NUL byte".into(),
+        ));
+    }
+    let tf_dtype = crate::dtype::to_tf(t.info.dtype)
+        .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
+    if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64) {
+        return Err(bad(format!("shape {:?} is too large", t.info.shape)));
+    }
+    let Some(s) = &t.slice else {
+        return Ok((tf_dtype, name.as_bytes().to_vec()));
+    };
+    let rank = t.info.shape.len();
+    let fits = s.start.len() == rank
+        && s.len.len() == rank
+        && (0..rank).all(|d| {
+            s.start[d]
+                .checked_add(s.len[d])
+                .is_some_and(|e| e <= t.info.shape[d])
+        });
+    if !fits {
+        return Err(bad(format!(
+            "slice {:?}+{:?} does not fit in {:?}",
+            s.start, s.len, t.info.shape
+        )));
+    }
+    if t.info.dtype == DType::String {
+        return Err(bad(
+            "TensorFlow does not read string tensors from slices".into(),
+        ));
+    }
+    Ok((tf_dtype, slice_key::encode(name, &extents(s))))
+}
+
+/// The tensors to write, checked alone and against each other (each whole tensor or slice once, the
+/// slices of a tensor agreeing on it), each given a shard so that the shards balance by bytes in
+/// declaration order; and the index of each by its table key.
+fn declare(
+    prefix: &Path,
+    tensors: &[SinkTensor],
+    shards: usize,
+) -> Result<(Vec<Declared>, ByKey), TfError> {
+    let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
+    let mut by_key = HashMap::with_capacity(tensors.len());
+    let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
+    let mut shard_bytes = vec![0u64; shards];
+    for t in tensors {
+        let bad = |reason: &str| TfError::BadSinkTensor {
+            path: prefix.to_path_buf(),
+            tensor: t.info.name.clone(),
+            reason: reason.into(),
+        };
+        let (tf_dtype, key) = dtype_and_key(prefix, t)?;
+        let name = t.info.name.as_str();
+        match full_names.get(name) {
+            Some((other, sliced)) => {
+                if !*sliced || t.slice.is_none() || other.info != t.info {
+                    return Err(bad(
+                        "declared twice, or as whole and as slices, or with different shapes",
+                    ));
+                }
+            }
+            None => {
+                full_names.insert(name, (t, t.slice.is_some()));
+            }
+        }
+        if by_key.insert(key.clone(), declared.len()).is_some() {
+            return Err(bad("the same slice is declared twice"));
+        }
+        // Balance the shards by bytes, in declaration order.
+        let shard = (0..shards)
+            .min_by_key(|&i| (shard_bytes[i], i))
+            .unwrap_or(0);
+        shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
+        declared.push(Declared {
+            tensor: t.clone(),
+            tf_dtype,
+            key,
+            shard,
+            written: None,
+        });
+    }
+    Ok((declared, by_key))
+}
+
 impl TfSink {
     /// Prepares to write `tensors` to the checkpoint `prefix` (files `prefix.index` and
     /// `prefix.data-*-of-*` in `shards` data files), creating the temporary files in its directory.
-    pub fn create(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<TfSink, TfError> {
-        let misuse = |reason: String| TfError::SinkMisuse {
-            path: prefix.to_path_buf(),
-            reason,
-        };
-        if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
-            return Err(misuse(format!("{shards} data shards asked for")));
-        }
-        let name_ok = prefix.file_name().is_some_and(|n| !n.is_empty());
-        if !name_ok {
-            return Err(misuse("the prefix has no file name".into()));
-        }
-        let dir = match prefix.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
-        let mut by_key = HashMap::with_capacity(tensors.len());
-        let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
-        let mut shard_bytes = vec![0u64; shards];
-        for t in tensors {
-            let bad = |reason: String| TfError::BadSinkTensor {
-                path: prefix.to_path_buf(),
-                tensor: t.info.name.clone(),
-                reason,
-            };
-            let name = t.info.name.as_str();
-            if name.is_empty() || name.as_bytes()[0] == 0 {
-                return Err(bad(
-                    "a tensor name may not be empty or start with a NUL byte".into(),
-                ));
-            }
-            let tf_dtype = crate::dtype::to_tf(t.info.dtype)
-                .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
-            if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64)
-            {
-                return Err(bad(format!("shape {:?} is too large", t.info.shape)));
-            }
-            let key = match &t.slice {
-                None => name.as_bytes().to_vec(),
-                Some(s) => {
-                    let rank = t.info.shape.len();
-                    let fits = s.start.len() == rank
-                        && s.len.len() == rank
-                        && (0..rank).all(|d| {
-                            s.start[d]
-                                .checked_add(s.len[d])
-                                .is_some_and(|e| e <= t.info.shape[d])
-                        });
-                    if !fits {
-                        return Err(bad(format!(
-                            "slice {:?}+{:?} does not fit in {:?}",
-                            s.start, s.len, t.info.shape
-                        )));
-                    }
-                    if t.info.dtype == DType::String {
-                        return Err(bad(
-                            "TensorFlow does not read string tensors from slices".into()
-                        ));
-                    }
-                    slice_key::encode(name, &extents(s))
-                }
-            };
-            match full_names.get(name) {
-                Some((other, sliced)) => {
-                    if !*sliced || t.slice.is_none() || other.info != t.info {
-                        return Err(bad(
-                            "declared twice, or as whole and as slices, or with different shapes"
-                                .into(),
-                        ));
-                    }
-                }
-                None => {
-                    full_names.insert(name, (t, t.slice.is_some()));
-                }
-            }
-            if by_key.insert(key.clone(), declared.len()).is_some() {
-                return Err(bad("the same slice is declared twice".into()));
-            }
-            // Balance the shards by bytes, in declaration order.
-            let shard = (0..shards)
-                .min_by_key(|&i| (shard_bytes[i], i))
-                .unwrap_or(0);
-            shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
-            declared.push(Declared {
-                tensor: t.clone(),
-                tf_dtype,
-                key,
-                shard,
-                written: None,
-            });
-        }
+    pub fn create(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<TfSink> {
+        let dir = destination_folder(prefix, shards)?;
+        let (declared, by_key) = declare(prefix, tensors, shards)?;
         // As TensorFlow's savers do, create the destination folder.
-        let created = CreatedFolders::create(&dir)?;
-        let mut writers = Vec::with_capacity(shards);
-        for _ in 0..shards {
-            let file = temp_in(&dir)?;
-            writers.push(ShardWriter {
-                file: BufWriter::new(file),
-                len: 0,
-            });
+        let mut output = AtomicOutput::new(false);
+        output.create_folder(&dir)?;
+        for i in 0..shards {
+            output.stage(&data_path(prefix, i as u32, shards as u32))?;
         }
         Ok(TfSink {
             prefix: prefix.to_path_buf(),
             dir,
             declared,
             by_key,
-            shards: writers,
+            num_shards: shards,
+            output,
             current: None,
-            sync: false,
-            created,
         })
     }
 
     /// Makes `finish` flush every file to the disk (fsync) before moving it into place, for a
     /// checkpoint that must survive a crash of the machine. TF's own writer does not.
     pub fn sync_on_finish(mut self, sync: bool) -> Self {
-        self.sync = sync;
+        self.output.set_sync(sync);
         self
     }
 
@@ -310,112 +278,19 @@ impl TfSink {
         Ok(index)
     }
 
-    fn write_shard(&mut self, shard: usize, bytes: &[u8]) -> Result<(), TfError> {
-        let w = &mut self.shards[shard];
-        w.file
-            .write_all(bytes)
-            .map_err(|e| TfError::io(w.file.get_ref().path(), e))?;
-        w.len += bytes.len() as u64;
-        Ok(())
+    /// Bytes written to data shard `shard` so far: where the next tensor in it starts.
+    fn shard_len(&self, shard: usize) -> u64 {
+        self.output.files()[shard].written()
     }
 
-    /// Starts a numeric tensor.
-    pub fn begin(&mut self, tensor: &SinkTensor) -> Result<(), TfError> {
-        let index = self.find(tensor)?;
-        let expected = tensor.byte_len().ok_or_else(|| TfError::BadSinkTensor {
-            path: self.prefix.clone(),
-            tensor: tensor.info.name.clone(),
-            reason: "string tensors are written with write_strings".into(),
-        })?;
-        let offset = self.shards[self.declared[index].shard].len;
-        self.current = Some(Current {
-            index,
-            offset,
-            given: 0,
-            expected,
-            crc: 0,
-        });
-        Ok(())
-    }
-
-    /// Appends bytes of the current tensor.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), TfError> {
-        let Some(cur) = self.current.as_mut() else {
-            return Err(self.misuse("write_data outside a tensor".into()));
-        };
-        let given = cur.given.saturating_add(bytes.len() as u64);
-        if given > cur.expected {
-            let d = &self.declared[cur.index];
-            return Err(TfError::SinkSize {
-                path: self.prefix.clone(),
-                tensor: d.tensor.info.name.clone(),
-                given,
-                expected: cur.expected,
-            });
-        }
-        cur.given = given;
-        let mut crc = cur.crc;
-        let shard = self.declared[cur.index].shard;
-        // A piece at a time, hashed then written while it is in the processor's cache, so that a
-        // large block is read from memory once rather than twice.
-        for piece in bytes.chunks(WRITE_PIECE_BYTES) {
-            crc = crc32c::crc32c_append(crc, piece);
-            self.write_shard(shard, piece)?;
-        }
-        if let Some(cur) = self.current.as_mut() {
-            cur.crc = crc;
-        }
-        Ok(())
-    }
-
-    /// Ends the current tensor.
-    pub fn end(&mut self) -> Result<(), TfError> {
-        let Some(cur) = self.current.take() else {
-            return Err(self.misuse("end_tensor outside a tensor".into()));
-        };
-        let d = &mut self.declared[cur.index];
-        if cur.given != cur.expected {
-            return Err(TfError::SinkSize {
-                path: self.prefix.clone(),
-                tensor: d.tensor.info.name.clone(),
-                given: cur.given,
-                expected: cur.expected,
-            });
-        }
-        d.written = Some((cur.offset, cur.given, mask_crc(cur.crc)));
-        Ok(())
-    }
-
-    /// Writes a whole string tensor.
-    pub fn strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> Result<(), TfError> {
-        let index = self.find(tensor)?;
-        if tensor.info.dtype != DType::String {
-            return Err(TfError::WrongDType {
-                path: self.prefix.clone(),
-                tensor: tensor.info.name.clone(),
-                dtype: tensor.info.dtype,
-            });
-        }
-        let count = tensor.info.num_elements().unwrap_or(u64::MAX);
-        if values.len() as u64 != count {
-            return Err(TfError::BadSinkTensor {
-                path: self.prefix.clone(),
-                tensor: tensor.info.name.clone(),
-                reason: format!("{} strings given for {count} elements", values.len()),
-            });
-        }
-        let (bytes, crc) = crate::strings::encode(values);
-        let shard = self.declared[index].shard;
-        let offset = self.shards[shard].len;
-        self.write_shard(shard, &bytes)?;
-        self.declared[index].written = Some((offset, bytes.len() as u64, crc));
-        Ok(())
+    fn write_shard(&mut self, shard: usize, bytes: &[u8]) -> Result<()> {
+        self.output.file(shard).write_all(bytes)
     }
 
     /// The index table's bytes.
     fn index_bytes(&self) -> Result<Vec<u8>, TfError> {
         let header = BundleHeaderProto {
-            num_shards: self.shards.len() as i32,
+            num_shards: self.num_shards as i32,
             endianness: 0,
             version: Some(VersionDef {
                 producer: 1,
@@ -465,79 +340,6 @@ impl TfSink {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(build_table(&entries))
     }
-
-    /// Completes the files and moves them into place: data shards, then the index, then the
-    /// `checkpoint` state file.
-    pub fn finish_tf(mut self) -> Result<(), TfError> {
-        if self.current.is_some() {
-            return Err(self.misuse("finish with a tensor still open".into()));
-        }
-        let index = self.index_bytes()?;
-        let num_shards = self.shards.len() as u32;
-        let mut temps = Vec::with_capacity(self.shards.len());
-        for w in self.shards {
-            let path = w.file.get_ref().path().to_path_buf();
-            let tmp = w
-                .file
-                .into_inner()
-                .map_err(|e| TfError::io(&path, e.into_error()))?;
-            if self.sync {
-                tmp.as_file()
-                    .sync_all()
-                    .map_err(|e| TfError::io(&path, e))?;
-            }
-            temps.push(tmp);
-        }
-        let mut index_tmp = temp_in(&self.dir)?;
-        index_tmp
-            .write_all(&index)
-            .map_err(|e| TfError::io(index_tmp.path(), e))?;
-        if self.sync {
-            index_tmp
-                .as_file()
-                .sync_all()
-                .map_err(|e| TfError::io(index_tmp.path(), e))?;
-        }
-        // Every file moved into place is removed again if a later one fails, so that a failed
-        // finish leaves no partial checkpoint behind.
-        let mut placed: Vec<PathBuf> = Vec::with_capacity(num_shards as usize + 2);
-        let result = (|| {
-            for (i, tmp) in temps.into_iter().enumerate() {
-                let dest = data_path(&self.prefix, i as u32, num_shards);
-                tmp.persist(&dest)
-                    .map_err(|e| TfError::io(&dest, e.error))?;
-                placed.push(dest);
-            }
-            let dest = index_path(&self.prefix);
-            index_tmp
-                .persist(&dest)
-                .map_err(|e| TfError::io(&dest, e.error))?;
-            placed.push(dest);
-
-            let name = self
-                .prefix
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let state = self.dir.join(STATE_FILE);
-            let mut state_tmp = temp_in(&self.dir)?;
-            state_tmp
-                .write_all(state_text(&name).as_bytes())
-                .map_err(|e| TfError::io(&state, e))?;
-            state_tmp
-                .persist(&state)
-                .map_err(|e| TfError::io(&state, e.error))?;
-            Ok(())
-        })();
-        if result.is_err() {
-            for path in &placed {
-                let _ = std::fs::remove_file(path);
-            }
-        } else {
-            self.created.top = None;
-        }
-        result
-    }
 }
 
 impl CheckpointSink for TfSink {
@@ -545,27 +347,124 @@ impl CheckpointSink for TfSink {
         &self.prefix
     }
 
-    fn begin_tensor(&mut self, tensor: &SinkTensor) -> warmstart_core::Result<()> {
-        Ok(self.begin(tensor)?)
+    /// Starts a numeric tensor.
+    fn begin_tensor(&mut self, tensor: &SinkTensor) -> Result<()> {
+        let index = self.find(tensor)?;
+        let expected = tensor.byte_len().ok_or_else(|| TfError::BadSinkTensor {
+            path: self.prefix.clone(),
+            tensor: tensor.info.name.clone(),
+            reason: "string tensors are written with write_strings".into(),
+        })?;
+        let offset = self.shard_len(self.declared[index].shard);
+        self.current = Some(Current {
+            index,
+            offset,
+            given: 0,
+            expected,
+            crc: 0,
+        });
+        Ok(())
     }
 
-    fn write_data(&mut self, bytes: &[u8]) -> warmstart_core::Result<()> {
-        Ok(self.write(bytes)?)
+    /// Appends bytes of the current tensor.
+    fn write_data(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(self.misuse("write_data outside a tensor".into()).into());
+        };
+        let given = cur.given.saturating_add(bytes.len() as u64);
+        if given > cur.expected {
+            let d = &self.declared[cur.index];
+            return Err(TfError::SinkSize {
+                path: self.prefix.clone(),
+                tensor: d.tensor.info.name.clone(),
+                given,
+                expected: cur.expected,
+            }
+            .into());
+        }
+        cur.given = given;
+        let mut crc = cur.crc;
+        let shard = self.declared[cur.index].shard;
+        // A piece at a time, hashed then written while it is in the processor's cache, so that a
+        // large block is read from memory once rather than twice.
+        for piece in bytes.chunks(WRITE_PIECE_BYTES) {
+            crc = crc32c::crc32c_append(crc, piece);
+            self.write_shard(shard, piece)?;
+        }
+        if let Some(cur) = self.current.as_mut() {
+            cur.crc = crc;
+        }
+        Ok(())
     }
 
-    fn end_tensor(&mut self) -> warmstart_core::Result<()> {
-        Ok(self.end()?)
+    /// Ends the current tensor.
+    fn end_tensor(&mut self) -> Result<()> {
+        let Some(cur) = self.current.take() else {
+            return Err(self.misuse("end_tensor outside a tensor".into()).into());
+        };
+        let d = &mut self.declared[cur.index];
+        if cur.given != cur.expected {
+            return Err(TfError::SinkSize {
+                path: self.prefix.clone(),
+                tensor: d.tensor.info.name.clone(),
+                given: cur.given,
+                expected: cur.expected,
+            }
+            .into());
+        }
+        d.written = Some((cur.offset, cur.given, mask_crc(cur.crc)));
+        Ok(())
     }
 
-    fn write_strings(
-        &mut self,
-        tensor: &SinkTensor,
-        values: &[Vec<u8>],
-    ) -> warmstart_core::Result<()> {
-        Ok(self.strings(tensor, values)?)
+    /// Writes a whole string tensor.
+    fn write_strings(&mut self, tensor: &SinkTensor, values: &[Vec<u8>]) -> Result<()> {
+        let index = self.find(tensor)?;
+        if tensor.info.dtype != DType::String {
+            return Err(TfError::WrongDType {
+                path: self.prefix.clone(),
+                tensor: tensor.info.name.clone(),
+                dtype: tensor.info.dtype,
+            }
+            .into());
+        }
+        let count = tensor.info.num_elements().unwrap_or(u64::MAX);
+        if values.len() as u64 != count {
+            return Err(TfError::BadSinkTensor {
+                path: self.prefix.clone(),
+                tensor: tensor.info.name.clone(),
+                reason: format!("{} strings given for {count} elements", values.len()),
+            }
+            .into());
+        }
+        let (bytes, crc) = crate::strings::encode(values);
+        let shard = self.declared[index].shard;
+        let offset = self.shard_len(shard);
+        self.write_shard(shard, &bytes)?;
+        self.declared[index].written = Some((offset, bytes.len() as u64, crc));
+        Ok(())
     }
 
-    fn finish(self: Box<Self>) -> warmstart_core::Result<()> {
-        Ok((*self).finish_tf()?)
+    /// Completes the files and moves them into place: data shards, then the index, then the
+    /// `checkpoint` state file. If any of them cannot be, none is left behind.
+    fn finish(self: Box<Self>) -> Result<()> {
+        if self.current.is_some() {
+            return Err(self.misuse("finish with a tensor still open".into()).into());
+        }
+        let index = self.index_bytes()?;
+        let TfSink {
+            prefix,
+            dir,
+            mut output,
+            ..
+        } = *self;
+        let i = output.stage(&index_path(&prefix))?;
+        output.file(i).write_all(&index)?;
+        let name = prefix
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let state = output.stage(&dir.join(STATE_FILE))?;
+        output.file(state).write_all(state_text(&name).as_bytes())?;
+        output.commit()
     }
 }

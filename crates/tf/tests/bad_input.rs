@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use warmstart_core::test_support::{read_everything, Rng};
 use warmstart_core::CheckpointSource;
-use warmstart_tf::{TfCheckpoint, TfError};
+use warmstart_tf::{TfSource, TfError};
 
 fn copy_to_temp(case: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,7 +29,7 @@ fn truncated_index() {
     let bytes = std::fs::read(&index).unwrap();
     for len in [0, 1, 47, 48, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&index, &bytes[..len]).unwrap();
-        let e = TfCheckpoint::open(&p)
+        let e = TfSource::open(&p)
             .err()
             .expect("truncated index opened");
         assert!(e.to_string().contains(".index"), "{len}: {e}");
@@ -47,7 +47,7 @@ fn bad_magic() {
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
     std::fs::write(&index, &bytes).unwrap();
-    let e = TfCheckpoint::open(&p).err().unwrap();
+    let e = TfSource::open(&p).err().unwrap();
     assert!(matches!(e, TfError::BadMagic { .. }), "{e}");
     assert!(e.to_string().contains("bad magic number"), "{e}");
 }
@@ -59,7 +59,7 @@ fn flipped_byte_in_an_index_block() {
     let mut bytes = std::fs::read(&index).unwrap();
     bytes[20] ^= 0x01;
     std::fs::write(&index, &bytes).unwrap();
-    let e = TfCheckpoint::open(&p).err().unwrap();
+    let e = TfSource::open(&p).err().unwrap();
     assert!(matches!(e, TfError::BlockChecksum { offset: 0, .. }), "{e}");
     assert!(e.to_string().contains("model.ckpt-12.index"), "{e}");
 }
@@ -71,7 +71,7 @@ fn flipped_byte_in_a_tensor() {
     let mut bytes = std::fs::read(&data).unwrap();
     bytes[0] ^= 0x01;
     std::fs::write(&data, &bytes).unwrap();
-    let ckpt = TfCheckpoint::open(&p).unwrap();
+    let ckpt = TfSource::open(&p).unwrap();
     let first = ckpt.tensors().iter().find(|t| {
         // The tensor stored at offset 0 is the first in name order.
         t.name == "counts"
@@ -98,7 +98,7 @@ fn flipped_byte_in_a_partitioned_tensor() {
     let n = bytes.len();
     bytes[n - 1] ^= 0x80;
     std::fs::write(&data, &bytes).unwrap();
-    let ckpt = TfCheckpoint::open(&p).unwrap();
+    let ckpt = TfSource::open(&p).unwrap();
     let failures: Vec<String> = ckpt
         .tensors()
         .iter()
@@ -117,7 +117,7 @@ fn truncated_data_file() {
     let data = with_suffix(&p, ".data-00000-of-00001");
     let bytes = std::fs::read(&data).unwrap();
     std::fs::write(&data, &bytes[..bytes.len() - 3]).unwrap();
-    let e = TfCheckpoint::open(&p).err().unwrap();
+    let e = TfSource::open(&p).err().unwrap();
     assert!(matches!(e, TfError::DataOutOfRange { .. }), "{e}");
     assert!(e.to_string().contains(".data-00000-of-00001"), "{e}");
 }
@@ -127,7 +127,7 @@ fn missing_shard() {
     let (_dir, p) = copy_to_temp("tf1_sharded");
     let shard = with_suffix(&p, ".data-00001-of-00002");
     std::fs::remove_file(&shard).unwrap();
-    let e = TfCheckpoint::open(&p).err().unwrap();
+    let e = TfSource::open(&p).err().unwrap();
     assert!(
         matches!(
             e,
@@ -150,14 +150,14 @@ fn bad_state_file() {
         "model_checkpoint_path: \"unterminated\n",
     )
     .unwrap();
-    let e = TfCheckpoint::open(dir.path()).err().unwrap();
+    let e = TfSource::open(dir.path()).err().unwrap();
     assert!(matches!(e, TfError::BadCheckpointState { .. }), "{e}");
     std::fs::write(
         dir.path().join("checkpoint"),
         "model_checkpoint_path: \"gone\"\n",
     )
     .unwrap();
-    let e = TfCheckpoint::open(dir.path()).err().unwrap();
+    let e = TfSource::open(dir.path()).err().unwrap();
     assert!(e.to_string().contains("gone"), "{e}");
 }
 
@@ -165,7 +165,7 @@ fn bad_state_file() {
 fn corrupt_meta_file() {
     let (_dir, p) = copy_to_temp("tf1_partitioned");
     std::fs::write(with_suffix(&p, ".meta"), [0x22, 0xff, 0xff, 0xff, 0x0f]).unwrap();
-    let e = TfCheckpoint::open(&p).err().unwrap();
+    let e = TfSource::open(&p).err().unwrap();
     assert!(e.to_string().contains("model-0.meta"), "{e}");
 }
 
@@ -195,7 +195,7 @@ fn random_byte_flips_never_panic() {
                 bytes.truncate(rng.below(bytes.len()));
             }
             std::fs::write(&files[which], &bytes).unwrap();
-            match TfCheckpoint::open(&p) {
+            match TfSource::open(&p) {
                 Ok(ckpt) => match read_everything(&ckpt) {
                     Ok(()) => outcomes[0] += 1,
                     Err(e) => {

@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 use common::*;
 use serde_json::Value;
 use warmstart_core::{CheckpointSource, Slice};
-use warmstart_tf::{TfCheckpoint, TfError};
+use warmstart_tf::{TfSource, TfError};
 
 #[test]
 fn every_tensor_matches_tensorflow() {
     for case in CASES {
         let exp = expected(case);
-        let ckpt = TfCheckpoint::open(&prefix(case)).unwrap();
+        let ckpt = TfSource::open(&prefix(case)).unwrap();
         assert_eq!(ckpt.format(), warmstart_core::Format::Tf);
         let want: &serde_json::Map<String, Value> = exp["tensors"].as_object().unwrap();
         let names: Vec<&str> = ckpt.tensors().iter().map(|t| t.name.as_str()).collect();
@@ -39,7 +39,7 @@ fn every_tensor_matches_tensorflow() {
 #[test]
 fn row_reads_concatenate_to_the_whole() {
     for case in CASES {
-        let ckpt = TfCheckpoint::open(&prefix(case)).unwrap();
+        let ckpt = TfSource::open(&prefix(case)).unwrap();
         for t in ckpt.tensors() {
             if t.dtype == warmstart_core::DType::String
                 || ckpt.slices(&t.name).is_some() && case == "slice_keys"
@@ -64,7 +64,7 @@ fn row_reads_concatenate_to_the_whole() {
 
 #[test]
 fn whole_tensors_are_borrowed_from_the_map() {
-    let ckpt = TfCheckpoint::open(&prefix("tf1_single")).unwrap();
+    let ckpt = TfSource::open(&prefix("tf1_single")).unwrap();
     assert!(matches!(
         ckpt.read("dense/kernel").unwrap(),
         std::borrow::Cow::Borrowed(_)
@@ -77,7 +77,7 @@ fn whole_tensors_are_borrowed_from_the_map() {
 
 #[test]
 fn partitioned_variables_are_one_tensor_with_their_slices() {
-    let ckpt = TfCheckpoint::open(&prefix("tf1_partitioned")).unwrap();
+    let ckpt = TfSource::open(&prefix("tf1_partitioned")).unwrap();
     let emb = ckpt.tensor("emb").unwrap();
     assert_eq!(emb.shape, [300, 2]);
     let slices = ckpt.slices("emb").unwrap();
@@ -98,7 +98,7 @@ fn partitioned_variables_are_one_tensor_with_their_slices() {
 #[test]
 fn multi_byte_slice_keys_written_by_tensorflow() {
     let exp = expected("slice_keys");
-    let ckpt = TfCheckpoint::open(&prefix("slice_keys")).unwrap();
+    let ckpt = TfSource::open(&prefix("slice_keys")).unwrap();
     for (name, p) in exp["partial"].as_object().unwrap() {
         let nums = |k: &str| -> Vec<u64> {
             p[k].as_array()
@@ -147,7 +147,7 @@ type Grouped = (String, Vec<u64>, bool, Vec<(String, Slice)>);
 fn meta_graph_collections_match_tensorflow() {
     for case in ["tf1_single", "tf1_sharded", "tf1_partitioned"] {
         let exp = expected(case);
-        let ckpt = TfCheckpoint::open(&prefix(case)).unwrap();
+        let ckpt = TfSource::open(&prefix(case)).unwrap();
         let graph = ckpt.graph().expect("a .meta file");
         // Group TensorFlow's global list as the reader does: partitions under their full name.
         let trainable: Vec<&str> = exp["meta"]["trainable"]
@@ -214,7 +214,7 @@ fn meta_graph_collections_match_tensorflow() {
             .collect();
         assert_eq!(got, want, "{case}");
     }
-    assert!(TfCheckpoint::open(&prefix("tf2_keras"))
+    assert!(TfSource::open(&prefix("tf2_keras"))
         .unwrap()
         .graph()
         .is_none());
@@ -223,7 +223,7 @@ fn meta_graph_collections_match_tensorflow() {
 #[test]
 fn object_graph_matches_tensorflow() {
     let exp = expected("tf2_keras");
-    let ckpt = TfCheckpoint::open(&prefix("tf2_keras")).unwrap();
+    let ckpt = TfSource::open(&prefix("tf2_keras")).unwrap();
     let got: BTreeMap<String, String> = ckpt
         .object_graph_keys()
         .unwrap()
@@ -240,7 +240,7 @@ fn object_graph_matches_tensorflow() {
     for key in got.values() {
         assert!(ckpt.tensor(key).is_some(), "{key}");
     }
-    let none: Option<HashMap<String, String>> = TfCheckpoint::open(&prefix("tf1_single"))
+    let none: Option<HashMap<String, String>> = TfSource::open(&prefix("tf1_single"))
         .unwrap()
         .object_graph_keys()
         .unwrap();
@@ -253,26 +253,26 @@ fn paths_resolve_like_load_checkpoint_and_friendlier() {
         let want = prefix(case);
         let dir = fixtures().join(case);
         assert_eq!(
-            TfCheckpoint::open(&dir).unwrap().prefix(),
+            TfSource::open(&dir).unwrap().prefix(),
             want,
             "directory of {case}"
         );
         let index = format!("{}.index", want.display());
-        assert_eq!(TfCheckpoint::open(index.as_ref()).unwrap().prefix(), want);
+        assert_eq!(TfSource::open(index.as_ref()).unwrap().prefix(), want);
         let data = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.to_string_lossy().contains(".data-"))
             .unwrap();
-        assert_eq!(TfCheckpoint::open(&data).unwrap().prefix(), want);
+        assert_eq!(TfSource::open(&data).unwrap().prefix(), want);
     }
     // The dtypes case has no state file: a clear error naming the directory.
-    let err = TfCheckpoint::open(&fixtures().join("dtypes"))
+    let err = TfSource::open(&fixtures().join("dtypes"))
         .err()
         .unwrap();
     assert!(matches!(err, TfError::NoCheckpoint { .. }), "{err}");
     assert!(err.to_string().contains("dtypes"), "{err}");
-    let err = TfCheckpoint::open(&fixtures().join("dtypes/nothing"))
+    let err = TfSource::open(&fixtures().join("dtypes/nothing"))
         .err()
         .unwrap();
     assert!(err.to_string().contains("nothing"), "{err}");
@@ -280,14 +280,14 @@ fn paths_resolve_like_load_checkpoint_and_friendlier() {
 
 #[test]
 fn sharded_checkpoint_uses_both_shards() {
-    let ckpt = TfCheckpoint::open(&prefix("tf1_sharded")).unwrap();
+    let ckpt = TfSource::open(&prefix("tf1_sharded")).unwrap();
     assert_eq!(ckpt.tensors().len(), 4);
     assert!(!ckpt.is_big_endian());
 }
 
 #[test]
 fn wrong_requests_are_errors() {
-    let ckpt = TfCheckpoint::open(&prefix("dtypes")).unwrap();
+    let ckpt = TfSource::open(&prefix("dtypes")).unwrap();
     assert!(ckpt
         .read("str_vec")
         .unwrap_err()

@@ -7,12 +7,12 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use warmstart_core::{CheckpointSink, CheckpointSource, DType, SinkTensor, TensorInfo};
-use warmstart_tf::{TfCheckpoint, TfError, TfSink};
+use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, SinkTensor, TensorInfo};
+use warmstart_tf::{TfSource, TfError, TfSink};
 
 /// The tensors of `src` as the writer takes them: partitioned ones as their slices (rows read from the
 /// source), others whole. Slices that do not cover whole rows are left out.
-fn sink_tensors(src: &TfCheckpoint) -> Vec<SinkTensor> {
+fn sink_tensors(src: &TfSource) -> Vec<SinkTensor> {
     let mut out = Vec::new();
     for t in src.tensors() {
         match src.slices(&t.name) {
@@ -33,7 +33,7 @@ fn sink_tensors(src: &TfCheckpoint) -> Vec<SinkTensor> {
 }
 
 /// Copies `src` into a new bundle at `prefix` through the `CheckpointSink` trait, in `chunk`-byte pieces.
-fn copy(src: &TfCheckpoint, prefix: &Path, shards: usize, chunk: usize) -> Vec<SinkTensor> {
+fn copy(src: &TfSource, prefix: &Path, shards: usize, chunk: usize) -> Vec<SinkTensor> {
     let tensors = sink_tensors(src);
     let mut sink: Box<dyn CheckpointSink> =
         Box::new(TfSink::create(prefix, &tensors, shards).unwrap());
@@ -68,11 +68,11 @@ fn copies_read_back_identically() {
         }
         for shards in [1, 3] {
             let dir = tempfile::tempdir().unwrap();
-            let src = TfCheckpoint::open(&prefix(case)).unwrap();
+            let src = TfSource::open(&prefix(case)).unwrap();
             let out = dir.path().join("copy");
             copy(&src, &out, shards, 7);
             // The directory's state file points at the copy.
-            let back = TfCheckpoint::open(dir.path()).unwrap();
+            let back = TfSource::open(dir.path()).unwrap();
             assert_eq!(back.prefix(), out);
             assert_eq!(back.tensors(), src.tensors(), "{case}");
             for t in src.tensors() {
@@ -116,7 +116,7 @@ fn copies_read_back_identically() {
 fn byte_identical_to_tensorflow() {
     for case in ["dtypes", "tf1_single", "tf1_partitioned"] {
         let src_prefix = prefix(case);
-        let src = TfCheckpoint::open(&src_prefix).unwrap();
+        let src = TfSource::open(&src_prefix).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("same");
         copy(&src, &out, 1, 1 << 20);
@@ -154,15 +154,15 @@ fn writer_misuse_is_an_error() {
     let f8 = SinkTensor::whole(TensorInfo::new("f8", DType::F8E8M0, vec![2]));
     assert!(matches!(
         TfSink::create(&p, &[f8], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
     assert!(matches!(
         TfSink::create(&p, &[w.clone(), w.clone()], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
     assert!(matches!(
         TfSink::create(&p, std::slice::from_ref(&w), 0),
-        Err(TfError::SinkMisuse { .. })
+        Err(Error::Tf(TfError::SinkMisuse { .. }))
     ));
     let bad_slice = SinkTensor {
         info: w.info.clone(),
@@ -173,7 +173,7 @@ fn writer_misuse_is_an_error() {
     };
     assert!(matches!(
         TfSink::create(&p, &[bad_slice], 1),
-        Err(TfError::BadSinkTensor { .. })
+        Err(Error::Tf(TfError::BadSinkTensor { .. }))
     ));
 
     let mut sink = TfSink::create(&p, &[w.clone(), s.clone()], 1).unwrap();
@@ -212,7 +212,7 @@ fn write_bundles_for_tensorflow() {
             let dir = root.join(format!("{case}-{shards}shards"));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
-            let src = TfCheckpoint::open(&prefix(case)).unwrap();
+            let src = TfSource::open(&prefix(case)).unwrap();
             copy(&src, &dir.join("ours.ckpt-3"), shards, 5);
             let mut tensors = expected(case)["tensors"].clone();
             tensors
@@ -245,7 +245,7 @@ fn write_bundles_for_tensorflow() {
     )
     .unwrap();
     assert_eq!(
-        describe(&TfCheckpoint::open(&dir).unwrap(), "w")["sha256"],
+        describe(&TfSource::open(&dir).unwrap(), "w")["sha256"],
         sha
     );
 
@@ -281,7 +281,7 @@ fn write_bundles_for_tensorflow() {
         serde_json::to_string(&meant).unwrap(),
     )
     .unwrap();
-    let back = TfCheckpoint::open(&dir).unwrap();
+    let back = TfSource::open(&dir).unwrap();
     assert_eq!(back.tensors().len(), 8000);
     assert_eq!(
         &back.read(&tensors[7999].info.name).unwrap()[..],
@@ -300,7 +300,7 @@ fn an_empty_tensor_whose_row_size_overflows_writes_and_reads_as_empty() {
     sink.begin_tensor(&t).unwrap();
     sink.end_tensor().unwrap();
     Box::new(sink).finish().unwrap();
-    let ckpt = TfCheckpoint::open(&p).unwrap();
+    let ckpt = TfSource::open(&p).unwrap();
     assert_eq!(ckpt.tensor("e").unwrap(), &t.info);
     assert_eq!(ckpt.read("e").unwrap().len(), 0);
     assert!(ckpt.read_rows("e", 0..1).is_err());
@@ -319,7 +319,7 @@ fn blocks_of_several_mib_are_hashed_piece_by_piece_and_read_back() {
     sink.write_data(&data[7..]).unwrap();
     sink.end_tensor().unwrap();
     Box::new(sink).finish().unwrap();
-    let ckpt = TfCheckpoint::open(&p).unwrap();
+    let ckpt = TfSource::open(&p).unwrap();
     assert!(ckpt.read("big").unwrap() == data);
 }
 
@@ -366,7 +366,7 @@ fn folders_made_for_an_unfinished_checkpoint_are_removed() {
     sink.write_data(&[0; 8]).unwrap();
     sink.end_tensor().unwrap();
     Box::new(sink).finish().unwrap();
-    assert!(TfCheckpoint::open(&prefix).is_ok());
+    assert!(TfSource::open(&prefix).is_ok());
     let sink = TfSink::create(&dir.path().join("a/c/m"), std::slice::from_ref(&t), 1).unwrap();
     drop(sink);
     let mut left: Vec<_> = std::fs::read_dir(dir.path().join("a"))
@@ -375,4 +375,24 @@ fn folders_made_for_an_unfinished_checkpoint_are_removed() {
         .collect();
     left.sort();
     assert_eq!(left, ["b"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_permissions_of_an_ordinary_new_file() {
+    // Not the private 0600 of a temporary file: 0666 less the umask, as TensorFlow's files get.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"").unwrap();
+    let t = SinkTensor::whole(TensorInfo::new("w", DType::F32, vec![2]));
+    let mut sink = TfSink::create(&dir.path().join("m"), std::slice::from_ref(&t), 2).unwrap().sync_on_finish(true);
+    sink.begin_tensor(&t).unwrap();
+    sink.write_data(&[0; 8]).unwrap();
+    sink.end_tensor().unwrap();
+    Box::new(sink).finish().unwrap();
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    for name in ["m.index", "m.data-00000-of-00002", "m.data-00001-of-00002", "checkpoint"] {
+        assert_eq!(mode(name), mode("plain"), "{name}");
+    }
 }

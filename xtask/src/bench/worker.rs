@@ -160,7 +160,7 @@ fn generate(w: &Workload, dir: &Path) -> Result<(), String> {
 
 /// Writes the old checkpoint again as `old.safetensors` and `old.h5` in `dir`.
 fn convert(dir: &Path) -> Result<(), String> {
-    let old = warmstart_tf::TfCheckpoint::open(&Workload::old_prefix(dir)).map_err(describe)?;
+    let old = warmstart_tf::TfSource::open(&Workload::old_prefix(dir)).map_err(describe)?;
     let tensors: Vec<SinkTensor> = old.tensors().iter().cloned().map(SinkTensor::whole).collect();
     let st: Box<dyn CheckpointSink> = Box::new(
         warmstart_safetensors::SafetensorsSink::create(dir.join("old.safetensors"), &tensors, None).map_err(describe)?,
@@ -199,8 +199,8 @@ fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> 
 /// The tensors that differ between two TF checkpoints (missing on one side, other dtype or shape, other
 /// bytes); empty if they hold the same tensors.
 fn compare(a: &Path, b: &Path) -> Result<Vec<String>, String> {
-    let a = warmstart_tf::TfCheckpoint::open(a).map_err(describe)?;
-    let b = warmstart_tf::TfCheckpoint::open(b).map_err(describe)?;
+    let a = warmstart_tf::TfSource::open(a).map_err(describe)?;
+    let b = warmstart_tf::TfSource::open(b).map_err(describe)?;
     let mut differences = Vec::new();
     for info in a.tensors() {
         let same = match b.tensor(&info.name) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warmstart_core::CheckpointSource;
-use warmstart_tf::TfCheckpoint;
+use warmstart_tf::TfSource;
 
 /// `tests/fixtures/tf` of the workspace.
 pub fn fixtures() -> PathBuf {
@@ -48,7 +48,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// What TensorFlow recorded for one tensor, as our reader sees it: `{dtype, shape, sha256|strings}`.
-pub fn describe(ckpt: &TfCheckpoint, name: &str) -> Value {
+pub fn describe(ckpt: &TfSource, name: &str) -> Value {
     let info = ckpt.tensor(name).unwrap();
     let mut v = serde_json::json!({"dtype": info.dtype.name(), "shape": info.shape});
     if info.dtype == warmstart_core::DType::String {
