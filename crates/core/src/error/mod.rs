@@ -1,8 +1,8 @@
 //! The error type that crosses crate boundaries: what the traits return. Each format's detailed enum
 //! ([`TfError`], [`SafetensorsError`], [`Hdf5Error`], and [`FormatsError`] for telling and choosing
 //! formats) is defined here, beside [`Error`], so that it reaches every caller with its type intact:
-//! a caller matches `Error::Tf(e)` and then `*e` as a `TfError` without downcasting (boxed, so that
-//! `Result`s stay small). The format crates
+//! a caller matches `Error::Tf(e)` (or calls [`Error::tf`]) and gets a `TfError`, without
+//! downcasting (boxed, so that `Result`s stay small). The format crates
 //! build and re-export them; core itself reads no format. Failures every format shares (I/O, a missing
 //! tensor, rows out of range, ...) are [`Error`]'s own variants.
 
@@ -118,6 +118,38 @@ pub enum Error {
 pub type LibraryError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Error {
+    /// The TF reader's or writer's own error, if this is one.
+    pub fn tf(&self) -> Option<&TfError> {
+        match self {
+            Error::Tf(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The safetensors reader's or writer's own error, if this is one.
+    pub fn safetensors(&self) -> Option<&SafetensorsError> {
+        match self {
+            Error::Safetensors(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HDF5 reader's or writer's own error, if this is one.
+    pub fn hdf5(&self) -> Option<&Hdf5Error> {
+        match self {
+            Error::Hdf5(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Why a format could not be told or handled, if this is that.
+    pub fn formats(&self) -> Option<&FormatsError> {
+        match self {
+            Error::Formats(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }

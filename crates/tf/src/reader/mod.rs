@@ -249,7 +249,6 @@ mod tests {
     use crate::dtype::{from_tf, TfDType};
     use prost::Message;
     use crate::table::{build_table, mask_crc, read_table};
-    use warmstart_core::Error;
 
     #[test]
     fn released_rows_read_back_the_same() {
@@ -287,7 +286,7 @@ mod tests {
         let ckpt = TfSource::open(&p).unwrap();
         let e = ckpt.read_strings("str_vec").unwrap_err();
         assert!(
-            matches!(&e, Error::Tf(TfError::BadStrings { tensor, .. }) if tensor == "str_vec"),
+            matches!(e.tf(), Some(TfError::BadStrings { tensor, .. }) if tensor == "str_vec"),
             "{e}"
         );
         let (_dir, p) = edited("dtypes", "all", |x| {

@@ -213,7 +213,7 @@ fn pieces<'a>(parts: &'a [(Slice, Stored)], lo: &[u64], hi: &[u64]) -> (Vec<Piec
 fn copy_piece(
     out: &mut [u8],
     src: &[u8],
-    piece: &Piece,
+    piece: &Piece<'_>,
     lo: &[u64],
     dst_strides: &[usize],
     width: usize,
@@ -262,7 +262,7 @@ fn overlaps(a: &Slice, b: &Slice) -> bool {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use warmstart_core::{CheckpointSource, Error};
+    use warmstart_core::CheckpointSource;
 
     #[test]
     fn forged_slices() {
@@ -316,8 +316,8 @@ mod tests {
         let e = ckpt.read_rows("emb", 99..101).unwrap_err();
         assert!(
             matches!(
-                e,
-                Error::Tf(TfError::SlicesDoNotCover {
+                e.tf(),
+                Some(TfError::SlicesDoNotCover {
                     start: 99,
                     end: 101,
                     ..
