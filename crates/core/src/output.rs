@@ -174,6 +174,12 @@ impl AtomicOutput {
         AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default() }
     }
 
+    /// Sets whether [`commit`](AtomicOutput::commit) flushes every file to the disk first, for writers
+    /// told so after they started staging (their `sync_on_finish`).
+    pub fn set_sync(&mut self, sync: bool) {
+        self.sync = sync;
+    }
+
     /// Makes sure the folder `dir` exists, creating it and its parents if needed; folders made are
     /// removed again unless the output is committed.
     pub fn create_folder(&mut self, dir: &Path) -> Result<()> {
@@ -280,6 +286,21 @@ mod tests {
             assert_eq!(std::fs::read(dir.path().join("a.data")).unwrap(), b"abcf");
             assert_eq!(std::fs::read(dir.path().join("b.index")).unwrap(), b"de");
         }
+    }
+
+    #[test]
+    fn sync_can_be_set_after_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = AtomicOutput::new(false);
+        let a = out.stage(&dir.path().join("a")).unwrap();
+        out.file(a).write_all(b"a").unwrap();
+        out.set_sync(true);
+        assert!(out.sync);
+        out.set_sync(false);
+        assert!(!out.sync);
+        out.set_sync(true);
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"a");
     }
 
     #[test]
