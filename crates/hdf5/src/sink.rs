@@ -1,5 +1,5 @@
-//! [`Hdf5Sink`]: writes tensors as HDF5 datasets, streaming each by row hyperslabs, into a temporary
-//! file beside the destination that `finish` renames into place.
+//! [`Hdf5Sink`]: writes tensors as HDF5 datasets, streaming each by row hyperslabs, into a file staged
+//! beside the destination through [`AtomicOutput`], which `finish` commits into place.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, Datatype, Extents, File};
+use warmstart_core::output::AtomicOutput;
 use warmstart_core::{CheckpointSink, DType, Error, Result, SinkTensor, TensorInfo};
 
 use crate::layout;
@@ -15,15 +16,14 @@ use crate::{Hdf5Error, Hdf5Source};
 
 /// An HDF5 file being written.
 pub struct Hdf5Sink {
-    // Field order is drop order: HDF5 handles close before the temporary file is removed.
+    // Field order is drop order: HDF5 handles close before the staged file is removed.
     current: Option<Current>,
     file: Option<File>,
-    temp: Option<tempfile::TempPath>,
+    /// The one staged file, which the HDF5 library writes by its temporary path.
+    output: AtomicOutput,
     path: PathBuf,
     planned: Vec<Planned>,
     index: HashMap<String, usize>,
-    /// Whether `finish` flushes the file to the disk (fsync) before moving it into place.
-    sync: bool,
 }
 
 /// A declared tensor and where it goes.
@@ -58,7 +58,7 @@ impl Hdf5Sink {
     /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
     /// that must survive a crash of the machine.
     pub fn sync_on_finish(mut self, sync: bool) -> Self {
-        self.sync = sync;
+        self.output.set_sync(sync);
         self
     }
 
@@ -69,20 +69,10 @@ impl Hdf5Sink {
         hdf5::silence_errors(true);
         let template = layout_from.map(Hdf5Source::open).transpose()?;
         let template = template.as_ref().filter(|t| t.keras_layout().is_some());
-        let io = |source| Hdf5Error::Io { path: path.to_path_buf(), source };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{stem}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?
-            .into_temp_path();
+        let mut output = AtomicOutput::new(false);
+        let staged = output.stage(path).map_err(|e| staging_error(path, e))?;
         let write_err = |what: String, source: hdf5::Error| Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() };
-        let file = File::create(&temp).map_err(|e| write_err("the file".into(), e))?;
+        let file = File::create(output.file(staged).temp_path()).map_err(|e| write_err("the file".into(), e))?;
         raw::close_on_exec(&file);
         if let Some(t) = template {
             layout::copy_layout(t, &file, path)?;
@@ -129,7 +119,7 @@ impl Hdf5Sink {
             }
             planned.push(Planned { info: info.clone(), dataset, written: false });
         }
-        Ok(Hdf5Sink { current: None, file: Some(file), temp: Some(temp), path: path.to_path_buf(), planned, index, sync: false })
+        Ok(Hdf5Sink { current: None, file: Some(file), output, path: path.to_path_buf(), planned, index })
     }
 
     fn protocol(&self, reason: String) -> Error {
@@ -162,6 +152,15 @@ impl Hdf5Sink {
     fn write_err(&self, planned: usize, source: hdf5::Error) -> Error {
         let p = &self.planned[planned];
         Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source: source.into() }.into()
+    }
+}
+
+/// A failure staging the file at `path` (only ever an I/O error) as the HDF5 error `create` returns.
+fn staging_error(path: &Path, e: Error) -> Hdf5Error {
+    match e {
+        Error::Io { path, source } => Hdf5Error::Io { path, source },
+        Error::Hdf5(e) => e,
+        other => Hdf5Error::Io { path: path.to_path_buf(), source: std::io::Error::other(other) },
     }
 }
 
@@ -281,13 +280,8 @@ impl CheckpointSink for Hdf5Sink {
         let close_err = |source: hdf5::Error| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source: source.into() };
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
-        let temp = self.temp.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
-        if self.sync {
-            let synced = std::fs::File::open(&temp).and_then(|f| f.sync_all());
-            synced.map_err(|e| Error::io(self.path.clone(), e))?;
-        }
-        temp.persist(&self.path).map_err(|e| Error::io(self.path.clone(), e.error))?;
-        Ok(())
+        // The HDF5 file is closed: what remains is moving (and with `sync`, flushing) the staged file.
+        self.output.commit()
     }
 }
 
