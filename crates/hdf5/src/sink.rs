@@ -12,7 +12,7 @@ use warmstart_core::{CheckpointSink, DType, Error, Result, SinkTensor, TensorInf
 
 use crate::layout;
 use crate::raw;
-use crate::{Hdf5Error, Hdf5Source};
+use crate::{Hdf5Error, Hdf5Protocol, Hdf5Source};
 
 /// An HDF5 file being written.
 pub struct Hdf5Sink {
@@ -122,12 +122,12 @@ impl Hdf5Sink {
         Ok(Hdf5Sink { current: None, file: Some(file), output, path: path.to_path_buf(), planned, index })
     }
 
-    fn protocol(&self, reason: String) -> Error {
+    fn protocol(&self, reason: Hdf5Protocol) -> Error {
         Hdf5Error::Protocol { path: self.path.clone(), reason }.into()
     }
 
     fn file(&self) -> Result<&File> {
-        self.file.as_ref().ok_or_else(|| self.protocol("the file is already finished".into()))
+        self.file.as_ref().ok_or_else(|| self.protocol(Hdf5Protocol::AlreadyFinished))
     }
 
     /// The declared tensor `tensor` names, not yet written.
@@ -135,16 +135,16 @@ impl Hdf5Sink {
         let i = *self
             .index
             .get(&tensor.info.name)
-            .ok_or_else(|| self.protocol(format!("tensor {:?} was not declared when the file was created", tensor.info.name)))?;
+            .ok_or_else(|| self.protocol(Hdf5Protocol::Undeclared { tensor: tensor.info.name.clone() }))?;
         let p = &self.planned[i];
         if p.info != tensor.info {
-            return Err(self.protocol(format!("tensor {:?} differs from its declaration", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::DiffersFromDeclaration { tensor: tensor.info.name.clone() }));
         }
         if p.written {
-            return Err(self.protocol(format!("tensor {:?} was already written", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::AlreadyWritten { tensor: tensor.info.name.clone() }));
         }
         if self.current.is_some() {
-            return Err(self.protocol(format!("tensor {:?} started before the previous one ended", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::StartedBeforePreviousEnded { tensor: tensor.info.name.clone() }));
         }
         Ok(i)
     }
@@ -183,7 +183,7 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
-        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(format!("tensor {:?} has no HDF5 type", info.name)))?;
+        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(Hdf5Protocol::NoHdf5Type { tensor: info.name.clone() }))?;
         let mem = Datatype::from_descriptor(&desc).map_err(|e| self.write_err(i, e))?;
         // Both fit: checked against usize when the file was created.
         let expected = info.byte_len().unwrap_or(0);
@@ -195,7 +195,7 @@ impl CheckpointSink for Hdf5Sink {
 
     fn write_data(&mut self, mut bytes: &[u8]) -> Result<()> {
         let Some(cur) = self.current.as_mut() else {
-            return Err(self.protocol("data given with no tensor begun".into()));
+            return Err(self.protocol(Hdf5Protocol::DataWithoutTensor));
         };
         let given = cur.given + bytes.len() as u64;
         if given > cur.expected {
@@ -230,7 +230,7 @@ impl CheckpointSink for Hdf5Sink {
 
     fn end_tensor(&mut self) -> Result<()> {
         let Some(cur) = self.current.take() else {
-            return Err(self.protocol("end of a tensor with no tensor begun".into()));
+            return Err(self.protocol(Hdf5Protocol::EndWithoutTensor));
         };
         let p = &mut self.planned[cur.planned];
         if cur.given != cur.expected {
@@ -247,7 +247,8 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         if info.num_elements() != Some(values.len() as u64) {
-            return Err(self.protocol(format!("tensor {:?} of shape {:?} was given {} strings", info.name, info.shape, values.len())));
+            let reason = Hdf5Protocol::WrongStringCount { tensor: info.name.clone(), shape: info.shape.clone(), given: values.len() };
+            return Err(self.protocol(reason));
         }
         let unsupported = |reason: &str| Error::Unsupported {
             path: self.path.clone(),
@@ -270,13 +271,13 @@ impl CheckpointSink for Hdf5Sink {
 
     fn finish(mut self: Box<Self>) -> Result<()> {
         if let Some(cur) = &self.current {
-            let name = self.planned[cur.planned].info.name.clone();
-            return Err(self.protocol(format!("finished while tensor {name:?} was still being written")));
+            let tensor = self.planned[cur.planned].info.name.clone();
+            return Err(self.protocol(Hdf5Protocol::FinishedWhileOpen { tensor }));
         }
         if let Some(p) = self.planned.iter().find(|p| !p.written) {
-            return Err(self.protocol(format!("tensor {:?} was declared but never written", p.info.name)));
+            return Err(self.protocol(Hdf5Protocol::NeverWritten { tensor: p.info.name.clone() }));
         }
-        let file = self.file.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
+        let file = self.file.take().ok_or_else(|| self.protocol(Hdf5Protocol::AlreadyFinished))?;
         let close_err = |source: hdf5::Error| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source: source.into() };
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
@@ -296,6 +297,36 @@ mod tests {
         for bad in ["", "/", "a//b", "a/", "./a", "a/../b"] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
+    }
+
+    fn protocol_of(e: Error) -> Hdf5Protocol {
+        match e {
+            Error::Hdf5(Hdf5Error::Protocol { reason, .. }) => reason,
+            other => panic!("not a protocol error: {other}"),
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_typed_protocol_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![2]));
+        let s = SinkTensor::whole(TensorInfo::new("s", DType::String, vec![2]));
+        let mut sink = Hdf5Sink::create(&dir.path().join("o.h5"), &[w.clone(), s.clone()], None).unwrap();
+        assert_eq!(protocol_of(sink.write_data(&[1]).unwrap_err()), Hdf5Protocol::DataWithoutTensor);
+        assert_eq!(protocol_of(sink.end_tensor().unwrap_err()), Hdf5Protocol::EndWithoutTensor);
+        let other = SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![3]));
+        assert_eq!(protocol_of(sink.begin_tensor(&other).unwrap_err()), Hdf5Protocol::DiffersFromDeclaration { tensor: "w".into() });
+        let x = SinkTensor::whole(TensorInfo::new("x", DType::U8, vec![2]));
+        assert_eq!(protocol_of(sink.begin_tensor(&x).unwrap_err()), Hdf5Protocol::Undeclared { tensor: "x".into() });
+        let err = sink.write_strings(&s, &[b"a".to_vec()]).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: tensor \"s\" of shape [2] was given 1 strings", dir.path().join("o.h5").display()));
+        assert_eq!(protocol_of(err), Hdf5Protocol::WrongStringCount { tensor: "s".into(), shape: vec![2], given: 1 });
+        sink.begin_tensor(&w).unwrap();
+        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::StartedBeforePreviousEnded { tensor: "w".into() });
+        sink.write_data(&[1, 2]).unwrap();
+        sink.end_tensor().unwrap();
+        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::AlreadyWritten { tensor: "w".into() });
+        assert_eq!(protocol_of(Box::new(sink).finish().unwrap_err()), Hdf5Protocol::NeverWritten { tensor: "s".into() });
     }
 
     #[test]
