@@ -1,5 +1,6 @@
 //! [`Hdf5Error`]: every way reading or writing an HDF5 file can fail, naming the file and the dataset;
-//! [`Hdf5Protocol`]: the ways the HDF5 writer can be used out of order.
+//! [`Hdf5Protocol`]: the ways the HDF5 writer can be used out of order; [`KerasAttributeReason`]: what
+//! can be wrong with a Keras attribute.
 
 use std::path::PathBuf;
 
@@ -99,7 +100,7 @@ pub enum Hdf5Error {
         /// The attribute.
         attribute: String,
         /// What is wrong.
-        reason: String,
+        reason: KerasAttributeReason,
     },
     /// Two datasets would be listed under the same tensor name.
     #[error("{path}: datasets {first:?} and {second:?} are both named {name:?}")]
@@ -176,6 +177,33 @@ pub enum Hdf5Error {
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
+    },
+}
+
+/// What is wrong with a Keras attribute (`layer_names`, `weight_names`) of a legacy full-model file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KerasAttributeReason {
+    /// The attribute could not be found or opened, or its shape read.
+    #[error("{source}")]
+    Unreadable {
+        /// What the HDF5 library said.
+        source: crate::LibraryError,
+    },
+    /// The attribute's values are not strings, or could not be read as strings.
+    #[error("not a list of strings: {source}")]
+    NotStrings {
+        /// What the HDF5 library said.
+        source: crate::LibraryError,
+    },
+    /// A listed name is not UTF-8.
+    #[error("a name is not UTF-8")]
+    NotUtf8,
+    /// `layer_names` lists a layer with no group under `model_weights`.
+    #[error("names layer {layer:?}, which has no group")]
+    LayerWithoutGroup {
+        /// The layer.
+        layer: String,
     },
 }
 
@@ -286,6 +314,23 @@ mod tests {
             assert_eq!(reason.to_string(), text);
             let e = Hdf5Error::Protocol { path: "o.h5".into(), reason };
             assert_eq!(e.to_string(), format!("o.h5: {text}"));
+        }
+    }
+
+    /// Each Keras attribute problem reads exactly as the reader's free-text reasons did.
+    #[test]
+    fn keras_attribute_reasons_keep_their_text() {
+        let library = || -> crate::LibraryError { "H5Aopen failed".into() };
+        let cases = [
+            (KerasAttributeReason::Unreadable { source: library() }, "H5Aopen failed".to_string()),
+            (KerasAttributeReason::NotStrings { source: library() }, "not a list of strings: H5Aopen failed".to_string()),
+            (KerasAttributeReason::NotUtf8, "a name is not UTF-8".to_string()),
+            (KerasAttributeReason::LayerWithoutGroup { layer: "d1".into() }, format!("names layer {:?}, which has no group", "d1")),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+            let e = Hdf5Error::KerasAttribute { path: "m.h5".into(), group: "/model_weights".into(), attribute: "layer_names".into(), reason };
+            assert_eq!(e.to_string(), format!("m.h5: attribute \"layer_names\" of group \"/model_weights\": {text}"));
         }
     }
 }

@@ -11,7 +11,7 @@ mod safetensors;
 mod tf;
 
 pub use formats::FormatsError;
-pub use hdf5::{Hdf5Error, Hdf5Protocol};
+pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
 pub use safetensors::SafetensorsError;
 pub use tf::TfError;
 
