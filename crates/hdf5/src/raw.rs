@@ -269,6 +269,8 @@ pub(crate) fn read_strings(obj: Values<'_>, heaps: &GlobalHeaps) -> hdf5::Result
                 if p.is_null() {
                     Vec::new()
                 } else {
+                    // SAFETY: `p` is not null, so the library wrote a pointer to a NUL-terminated string,
+                    // which stays allocated until `reclaim` below.
                     unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
                 }
             })
@@ -309,13 +311,17 @@ pub(crate) fn copy_attributes(from: &Location, to: &Location, heaps: &GlobalHeap
 fn copy_attribute(from: &Location, to: &Location, name: &str, heaps: &GlobalHeaps) -> hdf5::Result<()> {
     let _lock = hdf5_sys::LOCK.lock();
     let attr = from.attr(name)?;
-    // SAFETY: queries on a valid attribute id; the returned ids are owned by the wrappers.
+    // SAFETY: a query on a valid attribute id; the returned type id is owned by the wrapper.
     let file_type: Datatype = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_type(attr.id()))?)? };
+    // SAFETY: a query on a valid attribute id; the returned dataspace id is owned by the wrapper.
     let space: Dataspace = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_space(attr.id()))?)? };
+    // SAFETY: a query on the valid type id just obtained.
     if unsafe { H5Tdetect_class(file_type.id(), H5T_class_t::H5T_REFERENCE) } > 0 {
         return Ok(());
     }
+    // SAFETY: a query on the valid dataspace id just obtained.
     let n = hdf5::h5check(unsafe { H5Sget_simple_extent_npoints(space.id()) })?;
+    // SAFETY: a query on the valid type id just obtained.
     let size = unsafe { H5Tget_size(file_type.id()) };
     if size == 0 {
         return Err("attribute type has no size".into());
