@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hdf5::types::VarLenUnicode;
+use hdf5::types::{TypeDescriptor, VarLenUnicode};
 use hdf5::{Dataset, Datatype, Extents, File};
 use warmstart_core::output::AtomicOutput;
 use warmstart_core::{CheckpointSink, DType, Error, Result, SinkTensor, TensorInfo};
@@ -70,55 +70,10 @@ impl Hdf5Sink {
         let template = layout_from.map(Hdf5Source::open).transpose()?;
         let template = template.as_ref().filter(|t| t.keras_layout().is_some());
         let mut output = AtomicOutput::new(false);
-        let staged = output.stage(path).map_err(|e| staging_error(path, e))?;
-        let write_err = |what: String, source: hdf5::Error| Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() };
-        let file = File::create(output.file(staged).temp_path()).map_err(|e| write_err("the file".into(), e))?;
-        raw::close_on_exec(&file);
-        if let Some(t) = template {
-            layout::copy_layout(t, &file, path)?;
-        }
-
-        let mut planned = Vec::with_capacity(tensors.len());
-        let mut index = HashMap::with_capacity(tensors.len());
-        let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
-        for tensor in tensors {
-            let info = &tensor.info;
-            if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
-                return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
-            }
-            let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
-                path: path.to_path_buf(),
-                name: info.name.clone(),
-                dtype: info.dtype,
-            })?;
-            let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
-            let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
-            if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
-                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
-            }
-            if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
-                return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
-            }
-            let created_err = |e| write_err(format!("dataset /{dataset} (tensor {:?})", info.name), e);
-            let extents = if info.shape.is_empty() {
-                Extents::Scalar
-            } else {
-                Extents::from(info.shape.iter().map(|&d| d as usize).collect::<Vec<usize>>())
-            };
-            if let Some((parent, _)) = dataset.rsplit_once('/') {
-                if !file.link_exists(parent) {
-                    file.create_group(parent).map_err(created_err)?;
-                }
-            }
-            let created = file.new_dataset_builder().empty_as(&desc).shape(extents).create(dataset.as_str()).map_err(created_err)?;
-            if let Some(t) = template {
-                layout::copy_dataset_attributes(t, &dataset, &created, path)?;
-            }
-            if index.insert(info.name.clone(), planned.len()).is_some() {
-                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
-            }
-            planned.push(Planned { info: info.clone(), dataset, written: false });
-        }
+        // Declared after `output`, so dropped before it on an error: HDF5 closes the file before the
+        // staged file is removed.
+        let file = create_file(path, &mut output, template)?;
+        let (planned, index) = create_datasets(path, &file, tensors, template)?;
         Ok(Hdf5Sink { current: None, file: Some(file), output, path: path.to_path_buf(), planned, index })
     }
 
@@ -151,8 +106,105 @@ impl Hdf5Sink {
 
     fn write_err(&self, planned: usize, source: hdf5::Error) -> Error {
         let p = &self.planned[planned];
-        Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source: source.into() }.into()
+        write_error(&self.path, format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source).into()
     }
+}
+
+/// Stages the file for `path` in `output` and creates it there as an HDF5 file, holding the
+/// template's groups and attributes if there is one.
+fn create_file(path: &Path, output: &mut AtomicOutput, template: Option<&Hdf5Source>) -> Result<File, Hdf5Error> {
+    let staged = output.stage(path).map_err(|e| staging_error(path, e))?;
+    let file = File::create(output.file(staged).temp_path()).map_err(|e| write_error(path, "the file".into(), e))?;
+    raw::close_on_exec(&file);
+    if let Some(t) = template {
+        layout::copy_layout(t, &file, path)?;
+    }
+    Ok(file)
+}
+
+/// Creates the dataset of each of `tensors` in `file` (being written at `path`), empty, in declaration
+/// order; returns what was planned and the index of each tensor's name in it.
+fn create_datasets(
+    path: &Path,
+    file: &File,
+    tensors: &[SinkTensor],
+    template: Option<&Hdf5Source>,
+) -> Result<(Vec<Planned>, HashMap<String, usize>), Hdf5Error> {
+    let mut planned = Vec::with_capacity(tensors.len());
+    let mut index = HashMap::with_capacity(tensors.len());
+    let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
+    for tensor in tensors {
+        let info = &tensor.info;
+        let (desc, dataset) = dataset_for(path, tensor, template, &mut paths)?;
+        create_dataset(path, file, info, &desc, &dataset, template)?;
+        if index.insert(info.name.clone(), planned.len()).is_some() {
+            return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
+        }
+        planned.push(Planned { info: info.clone(), dataset, written: false });
+    }
+    Ok((planned, index))
+}
+
+/// The element type and the dataset path (without the leading `/`) of `tensor`, after checking that
+/// it is whole, has an HDF5 type, a valid name and an addressable size, and that no tensor before it
+/// goes to the same dataset (`paths` maps the dataset paths taken to their tensors).
+fn dataset_for(
+    path: &Path,
+    tensor: &SinkTensor,
+    template: Option<&Hdf5Source>,
+    paths: &mut HashMap<String, String>,
+) -> Result<(TypeDescriptor, String), Hdf5Error> {
+    let info = &tensor.info;
+    if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
+        return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
+    }
+    let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
+        path: path.to_path_buf(),
+        name: info.name.clone(),
+        dtype: info.dtype,
+    })?;
+    let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
+    let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
+    if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
+        return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
+    }
+    if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
+        return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
+    }
+    Ok((desc, dataset))
+}
+
+/// Creates the empty dataset `dataset` of `info`'s shape and element type `desc` in `file` (with its
+/// parent group), and copies the template's attributes of the same dataset onto it.
+fn create_dataset(
+    path: &Path,
+    file: &File,
+    info: &TensorInfo,
+    desc: &TypeDescriptor,
+    dataset: &str,
+    template: Option<&Hdf5Source>,
+) -> Result<(), Hdf5Error> {
+    let created_err = |e| write_error(path, format!("dataset /{dataset} (tensor {:?})", info.name), e);
+    let extents = if info.shape.is_empty() {
+        Extents::Scalar
+    } else {
+        Extents::from(info.shape.iter().map(|&d| d as usize).collect::<Vec<usize>>())
+    };
+    if let Some((parent, _)) = dataset.rsplit_once('/') {
+        if !file.link_exists(parent) {
+            file.create_group(parent).map_err(created_err)?;
+        }
+    }
+    let created = file.new_dataset_builder().empty_as(desc).shape(extents).create(dataset).map_err(created_err)?;
+    if let Some(t) = template {
+        layout::copy_dataset_attributes(t, dataset, &created, path)?;
+    }
+    Ok(())
+}
+
+/// A failure of the HDF5 library writing `what` into the file at `path`.
+fn write_error(path: &Path, what: String, source: hdf5::Error) -> Hdf5Error {
+    Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() }
 }
 
 /// A failure staging the file at `path` (only ever an I/O error) as the HDF5 error `create` returns.
@@ -278,7 +330,7 @@ impl CheckpointSink for Hdf5Sink {
             return Err(self.protocol(Hdf5Protocol::NeverWritten { tensor: p.info.name.clone() }));
         }
         let file = self.file.take().ok_or_else(|| self.protocol(Hdf5Protocol::AlreadyFinished))?;
-        let close_err = |source: hdf5::Error| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source: source.into() };
+        let close_err = |source| write_error(&self.path, "the file".into(), source);
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
         // The HDF5 file is closed: what remains is moving (and with `sync`, flushing) the staged file.
