@@ -381,6 +381,35 @@ mod tests {
         assert_eq!(protocol_of(Box::new(sink).finish().unwrap_err()), Hdf5Protocol::NeverWritten { tensor: "s".into() });
     }
 
+    /// With `sync`, the file is committed as without; either way it gets an ordinary new file's
+    /// permissions and nothing else is left in the folder.
+    #[test]
+    fn synced_output_is_committed_like_any_other() {
+        use warmstart_core::CheckpointSource;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let w = SinkTensor::whole(TensorInfo::new("a/w", DType::F32, vec![2]));
+        for (name, sync) in [("synced.h5", true), ("unsynced.h5", false)] {
+            let out = dir.path().join(name);
+            let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(&out, &[w.clone()], None).unwrap().sync_on_finish(sync));
+            sink.begin_tensor(&w).unwrap();
+            sink.write_data(&[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
+            sink.end_tensor().unwrap();
+            sink.finish().unwrap();
+            assert_eq!(Hdf5Source::open(&out).unwrap().read("a/w").unwrap().as_ref(), [0, 0, 128, 63, 0, 0, 0, 64]);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode(&out), mode(&plain), "{name}");
+            }
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["plain", "synced.h5", "unsynced.h5"]);
+    }
+
     #[test]
     fn errors_convert_to_the_core_error() {
         let e: Error = Hdf5Error::Io { path: "x.h5".into(), source: std::io::Error::other("disk full") }.into();

@@ -389,6 +389,36 @@ mod tests {
         assert!(entries(dir.path()).is_empty());
     }
 
+    /// With `sync`, the file is committed with the same bytes as without; either way it gets an
+    /// ordinary new file's permissions.
+    #[test]
+    fn synced_output_has_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let mut files = Vec::new();
+        for (name, sync) in [("synced.safetensors", true), ("unsynced.safetensors", false)] {
+            let (sink, tensors) = two_tensor_sink(dir.path());
+            let mut sink: Box<dyn CheckpointSink> = Box::new(sink.sync_on_finish(sync));
+            for (t, data) in tensors.iter().zip([&[1u8, 2][..], &[3]]) {
+                sink.begin_tensor(t).unwrap();
+                sink.write_data(data).unwrap();
+                sink.end_tensor().unwrap();
+            }
+            sink.finish().unwrap();
+            std::fs::rename(dir.path().join("o.safetensors"), dir.path().join(name)).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode(&dir.path().join(name)), mode(&plain), "{name}");
+            }
+            files.push(std::fs::read(dir.path().join(name)).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+        assert_eq!(entries(dir.path()), ["plain", "synced.safetensors", "unsynced.safetensors"]);
+    }
+
     #[test]
     fn missing_destination_folder_is_an_io_error() {
         let err = SafetensorsSink::create("/nonexistent/dir/o.safetensors", &[], None).err().unwrap();
