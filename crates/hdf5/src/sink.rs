@@ -392,7 +392,7 @@ mod tests {
         let w = SinkTensor::whole(TensorInfo::new("a/w", DType::F32, vec![2]));
         for (name, sync) in [("synced.h5", true), ("unsynced.h5", false)] {
             let out = dir.path().join(name);
-            let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(&out, &[w.clone()], None).unwrap().sync_on_finish(sync));
+            let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(&out, std::slice::from_ref(&w), None).unwrap().sync_on_finish(sync));
             sink.begin_tensor(&w).unwrap();
             sink.write_data(&[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
             sink.end_tensor().unwrap();

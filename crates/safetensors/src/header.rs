@@ -72,6 +72,9 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
 /// A tensor entry of a header, with its warmstart dtype.
 type RawEntry = (String, warmstart_core::DType, safetensors::tensor::TensorInfo);
 
+/// A header's `__metadata__`.
+type Metadata = BTreeMap<String, String>;
+
 /// The header's bytes and the data buffer after them, after checking the length prefix.
 fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), SafetensorsError> {
     let path_buf = || path.to_path_buf();
@@ -95,7 +98,7 @@ fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), Safet
 fn read_entries(
     path: &Path,
     entries: Vec<(String, serde_json::Value)>,
-) -> Result<(Option<BTreeMap<String, String>>, Vec<RawEntry>), SafetensorsError> {
+) -> Result<(Option<Metadata>, Vec<RawEntry>), SafetensorsError> {
     let path_buf = || path.to_path_buf();
     let mut seen = HashSet::new();
     let mut metadata = None;
@@ -106,7 +109,7 @@ fn read_entries(
         }
         if name == METADATA_KEY {
             metadata = Some(
-                serde_json::from_value::<BTreeMap<String, String>>(value)
+                serde_json::from_value::<Metadata>(value)
                     .map_err(|source| SafetensorsError::BadMetadata { path: path_buf(), source: source.into() })?,
             );
             continue;
