@@ -15,11 +15,44 @@ const HEADER_LEN: usize = 16;
 /// An object header: index (2 bytes), reference count (2), reserved (4), size (8).
 const OBJECT_HEADER_LEN: usize = 16;
 
+/// Why a file's global heaps are refused, or could not be looked at.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HeapCheckError {
+    /// The file could not be opened.
+    #[error("cannot read the file to check its global heaps: {source}")]
+    Open {
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file could not be mapped.
+    #[error("cannot map the file to check its global heaps: {source}")]
+    Map {
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A collection the HDF5 library would loop forever on.
+    #[error(
+        "the global heap collection at byte {at} has an empty free-space object before its end \
+         (the HDF5 library would loop forever reading it)"
+    )]
+    LoopingCollection {
+        /// The collection's offset in the file.
+        at: usize,
+    },
+}
+
+/// A refused heap check, as the HDF5 library error the reads it guards return (the same text).
+impl From<&HeapCheckError> for hdf5::Error {
+    fn from(e: &HeapCheckError) -> hdf5::Error {
+        hdf5::Error::from(e.to_string())
+    }
+}
+
 /// The global heap check of one file, made once, the first time a variable-length value is read.
 #[derive(Debug)]
 pub(crate) struct GlobalHeaps {
     path: PathBuf,
-    checked: OnceLock<Result<(), String>>,
+    checked: OnceLock<Result<(), HeapCheckError>>,
 }
 
 impl GlobalHeaps {
@@ -27,22 +60,19 @@ impl GlobalHeaps {
         GlobalHeaps { path: path.to_path_buf(), checked: OnceLock::new() }
     }
 
-    /// Fine if no collection of the file would make the library loop; else why (the error's text).
-    pub(crate) fn check(&self) -> Result<(), String> {
-        self.checked.get_or_init(|| check_file(&self.path)).clone()
+    /// Fine if no collection of the file would make the library loop; else why.
+    pub(crate) fn check(&self) -> Result<(), &HeapCheckError> {
+        self.checked.get_or_init(|| check_file(&self.path)).as_ref().copied()
     }
 }
 
-fn check_file(path: &Path) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| format!("cannot read the file to check its global heaps: {e}"))?;
+fn check_file(path: &Path) -> Result<(), HeapCheckError> {
+    let file = File::open(path).map_err(|source| HeapCheckError::Open { source })?;
     // SAFETY: a read-only map, read only inside this call; a file changed meanwhile can only give
     // a wrong answer about its heaps, which the library then meets as it would without the check.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map the file to check its global heaps: {e}"))?;
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| HeapCheckError::Map { source })?;
     match looping_collection(&bytes) {
-        Some(at) => Err(format!(
-            "the global heap collection at byte {at} has an empty free-space object before its end \
-             (the HDF5 library would loop forever reading it)"
-        )),
+        Some(at) => Err(HeapCheckError::LoopingCollection { at }),
         None => Ok(()),
     }
 }
@@ -146,6 +176,23 @@ mod tests {
         let mut file = vec![7u8; 100];
         file.extend(&heap);
         assert_eq!(looping_collection(&file), Some(100));
+    }
+
+    #[test]
+    fn refusals_read_as_before() {
+        assert_eq!(
+            HeapCheckError::LoopingCollection { at: 100 }.to_string(),
+            "the global heap collection at byte 100 has an empty free-space object before its end (the HDF5 library \
+             would loop forever reading it)"
+        );
+        let e = HeapCheckError::Open { source: std::io::Error::other("gone") };
+        assert_eq!(e.to_string(), "cannot read the file to check its global heaps: gone");
+        assert_eq!(hdf5::Error::from(&e).to_string(), e.to_string());
+        let e = HeapCheckError::Map { source: std::io::Error::other("no") };
+        assert_eq!(e.to_string(), "cannot map the file to check its global heaps: no");
+        let dir = std::env::temp_dir().join("warmstart-hdf5-no-such-dir");
+        let heaps = GlobalHeaps::new(&dir.join("missing.h5"));
+        assert!(matches!(heaps.check(), Err(HeapCheckError::Open { .. })));
     }
 
     #[test]

@@ -202,8 +202,11 @@ impl Values<'_> {
     /// `buf` must hold the object's every element of `mem`'s size.
     unsafe fn read_into(self, mem: hid_t, buf: *mut u8) -> hdf5::Result<()> {
         match self {
-            Values::Dataset(d) => hdf5::h5check(H5Dread(d.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.cast()))?,
-            Values::Attribute(a) => hdf5::h5check(H5Aread(a.id(), mem, buf.cast()))?,
+            // SAFETY: the caller guarantees that `buf` holds every element of the dataset in `mem`; the
+            // id is the open dataset's own, and H5S_ALL reads the whole of it.
+            Values::Dataset(d) => hdf5::h5check(unsafe { H5Dread(d.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.cast()) })?,
+            // SAFETY: the caller guarantees that `buf` holds every element of the attribute in `mem`.
+            Values::Attribute(a) => hdf5::h5check(unsafe { H5Aread(a.id(), mem, buf.cast()) })?,
         };
         Ok(())
     }
@@ -238,7 +241,9 @@ fn has_variable_length(id: hid_t) -> bool {
 /// # Safety
 /// `buf` must hold values of type `type_id` over `space_id` just read by the library.
 unsafe fn reclaim(type_id: hid_t, space_id: hid_t, buf: *mut u8) {
-    hdf5_sys::h5t::H5Treclaim(type_id, space_id, H5P_DEFAULT, buf.cast());
+    // SAFETY: the caller guarantees that `buf` holds values of `type_id` over `space_id` that the
+    // library just read, so the pointers in it are the library's own allocations, freed once here.
+    unsafe { hdf5_sys::h5t::H5Treclaim(type_id, space_id, H5P_DEFAULT, buf.cast()) };
 }
 
 /// The elements of a string dataset or attribute (fixed or variable length, either charset), in
@@ -269,6 +274,8 @@ pub(crate) fn read_strings(obj: Values<'_>, heaps: &GlobalHeaps) -> hdf5::Result
                 if p.is_null() {
                     Vec::new()
                 } else {
+                    // SAFETY: `p` is not null, so the library wrote a pointer to a NUL-terminated string,
+                    // which stays allocated until `reclaim` below.
                     unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
                 }
             })
@@ -309,13 +316,17 @@ pub(crate) fn copy_attributes(from: &Location, to: &Location, heaps: &GlobalHeap
 fn copy_attribute(from: &Location, to: &Location, name: &str, heaps: &GlobalHeaps) -> hdf5::Result<()> {
     let _lock = hdf5_sys::LOCK.lock();
     let attr = from.attr(name)?;
-    // SAFETY: queries on a valid attribute id; the returned ids are owned by the wrappers.
+    // SAFETY: a query on a valid attribute id; the returned type id is owned by the wrapper.
     let file_type: Datatype = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_type(attr.id()))?)? };
+    // SAFETY: a query on a valid attribute id; the returned dataspace id is owned by the wrapper.
     let space: Dataspace = unsafe { hdf5::from_id(hdf5::h5check(H5Aget_space(attr.id()))?)? };
+    // SAFETY: a query on the valid type id just obtained.
     if unsafe { H5Tdetect_class(file_type.id(), H5T_class_t::H5T_REFERENCE) } > 0 {
         return Ok(());
     }
+    // SAFETY: a query on the valid dataspace id just obtained.
     let n = hdf5::h5check(unsafe { H5Sget_simple_extent_npoints(space.id()) })?;
+    // SAFETY: a query on the valid type id just obtained.
     let size = unsafe { H5Tget_size(file_type.id()) };
     if size == 0 {
         return Err("attribute type has no size".into());

@@ -1,29 +1,29 @@
-//! [`Hdf5Sink`]: writes tensors as HDF5 datasets, streaming each by row hyperslabs, into a temporary
-//! file beside the destination that `finish` renames into place.
+//! [`Hdf5Sink`]: writes tensors as HDF5 datasets, streaming each by row hyperslabs, into a file staged
+//! beside the destination through [`AtomicOutput`], which `finish` commits into place.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hdf5::types::VarLenUnicode;
+use hdf5::types::{TypeDescriptor, VarLenUnicode};
 use hdf5::{Dataset, Datatype, Extents, File};
+use warmstart_core::output::AtomicOutput;
 use warmstart_core::{CheckpointSink, DType, Error, Result, SinkTensor, TensorInfo};
 
 use crate::layout;
 use crate::raw;
-use crate::{Hdf5Error, Hdf5Source};
+use crate::{Hdf5Error, Hdf5Protocol, Hdf5Source};
 
 /// An HDF5 file being written.
 pub struct Hdf5Sink {
-    // Field order is drop order: HDF5 handles close before the temporary file is removed.
+    // Field order is drop order: HDF5 handles close before the staged file is removed.
     current: Option<Current>,
     file: Option<File>,
-    temp: Option<tempfile::TempPath>,
+    /// The one staged file, which the HDF5 library writes by its temporary path.
+    output: AtomicOutput,
     path: PathBuf,
     planned: Vec<Planned>,
     index: HashMap<String, usize>,
-    /// Whether `finish` flushes the file to the disk (fsync) before moving it into place.
-    sync: bool,
 }
 
 /// A declared tensor and where it goes.
@@ -58,86 +58,31 @@ impl Hdf5Sink {
     /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
     /// that must survive a crash of the machine.
     pub fn sync_on_finish(mut self, sync: bool) -> Self {
-        self.sync = sync;
+        self.output.set_sync(sync);
         self
     }
 
     /// Starts writing `tensors` to `path`. With a `layout_from` HDF5 file written by Keras, its groups
     /// and attributes are written first and tensors named after a legacy file's weights go to their
     /// original dataset paths; a template that is not a Keras file lends nothing.
-    pub fn create(path: &Path, tensors: &[SinkTensor], layout_from: Option<&Path>) -> Result<Hdf5Sink, Hdf5Error> {
+    pub fn create(path: &Path, tensors: &[SinkTensor], layout_from: Option<&Path>) -> Result<Hdf5Sink> {
         hdf5::silence_errors(true);
         let template = layout_from.map(Hdf5Source::open).transpose()?;
         let template = template.as_ref().filter(|t| t.keras_layout().is_some());
-        let io = |source| Hdf5Error::Io { path: path.to_path_buf(), source };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{stem}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?
-            .into_temp_path();
-        let write_err = |what: String, source: hdf5::Error| Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() };
-        let file = File::create(&temp).map_err(|e| write_err("the file".into(), e))?;
-        raw::close_on_exec(&file);
-        if let Some(t) = template {
-            layout::copy_layout(t, &file, path)?;
-        }
-
-        let mut planned = Vec::with_capacity(tensors.len());
-        let mut index = HashMap::with_capacity(tensors.len());
-        let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
-        for tensor in tensors {
-            let info = &tensor.info;
-            if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
-                return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
-            }
-            let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
-                path: path.to_path_buf(),
-                name: info.name.clone(),
-                dtype: info.dtype,
-            })?;
-            let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
-            let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
-            if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
-                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
-            }
-            if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
-                return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
-            }
-            let created_err = |e| write_err(format!("dataset /{dataset} (tensor {:?})", info.name), e);
-            let extents = if info.shape.is_empty() {
-                Extents::Scalar
-            } else {
-                Extents::from(info.shape.iter().map(|&d| d as usize).collect::<Vec<usize>>())
-            };
-            if let Some((parent, _)) = dataset.rsplit_once('/') {
-                if !file.link_exists(parent) {
-                    file.create_group(parent).map_err(created_err)?;
-                }
-            }
-            let created = file.new_dataset_builder().empty_as(&desc).shape(extents).create(dataset.as_str()).map_err(created_err)?;
-            if let Some(t) = template {
-                layout::copy_dataset_attributes(t, &dataset, &created, path)?;
-            }
-            if index.insert(info.name.clone(), planned.len()).is_some() {
-                return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
-            }
-            planned.push(Planned { info: info.clone(), dataset, written: false });
-        }
-        Ok(Hdf5Sink { current: None, file: Some(file), temp: Some(temp), path: path.to_path_buf(), planned, index, sync: false })
+        let mut output = AtomicOutput::new(false);
+        // Declared after `output`, so dropped before it on an error: HDF5 closes the file before the
+        // staged file is removed.
+        let file = create_file(path, &mut output, template)?;
+        let (planned, index) = create_datasets(path, &file, tensors, template)?;
+        Ok(Hdf5Sink { current: None, file: Some(file), output, path: path.to_path_buf(), planned, index })
     }
 
-    fn protocol(&self, reason: String) -> Error {
+    fn protocol(&self, reason: Hdf5Protocol) -> Error {
         Hdf5Error::Protocol { path: self.path.clone(), reason }.into()
     }
 
     fn file(&self) -> Result<&File> {
-        self.file.as_ref().ok_or_else(|| self.protocol("the file is already finished".into()))
+        self.file.as_ref().ok_or_else(|| self.protocol(Hdf5Protocol::AlreadyFinished))
     }
 
     /// The declared tensor `tensor` names, not yet written.
@@ -145,24 +90,121 @@ impl Hdf5Sink {
         let i = *self
             .index
             .get(&tensor.info.name)
-            .ok_or_else(|| self.protocol(format!("tensor {:?} was not declared when the file was created", tensor.info.name)))?;
+            .ok_or_else(|| self.protocol(Hdf5Protocol::Undeclared { tensor: tensor.info.name.clone() }))?;
         let p = &self.planned[i];
         if p.info != tensor.info {
-            return Err(self.protocol(format!("tensor {:?} differs from its declaration", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::DiffersFromDeclaration { tensor: tensor.info.name.clone() }));
         }
         if p.written {
-            return Err(self.protocol(format!("tensor {:?} was already written", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::AlreadyWritten { tensor: tensor.info.name.clone() }));
         }
         if self.current.is_some() {
-            return Err(self.protocol(format!("tensor {:?} started before the previous one ended", tensor.info.name)));
+            return Err(self.protocol(Hdf5Protocol::StartedBeforePreviousEnded { tensor: tensor.info.name.clone() }));
         }
         Ok(i)
     }
 
     fn write_err(&self, planned: usize, source: hdf5::Error) -> Error {
         let p = &self.planned[planned];
-        Hdf5Error::Write { path: self.path.clone(), what: format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source: source.into() }.into()
+        write_error(&self.path, format!("dataset /{} (tensor {:?})", p.dataset, p.info.name), source).into()
     }
+}
+
+/// Stages the file for `path` in `output` and creates it there as an HDF5 file, holding the
+/// template's groups and attributes if there is one.
+fn create_file(path: &Path, output: &mut AtomicOutput, template: Option<&Hdf5Source>) -> Result<File> {
+    let staged = output.stage(path)?;
+    let file = File::create(output.file(staged).temp_path()).map_err(|e| write_error(path, "the file".into(), e))?;
+    raw::close_on_exec(&file);
+    if let Some(t) = template {
+        layout::copy_layout(t, &file, path)?;
+    }
+    Ok(file)
+}
+
+/// Creates the dataset of each of `tensors` in `file` (being written at `path`), empty, in declaration
+/// order; returns what was planned and the index of each tensor's name in it.
+fn create_datasets(
+    path: &Path,
+    file: &File,
+    tensors: &[SinkTensor],
+    template: Option<&Hdf5Source>,
+) -> Result<(Vec<Planned>, HashMap<String, usize>), Hdf5Error> {
+    let mut planned = Vec::with_capacity(tensors.len());
+    let mut index = HashMap::with_capacity(tensors.len());
+    let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
+    for tensor in tensors {
+        let info = &tensor.info;
+        let (desc, dataset) = dataset_for(path, tensor, template, &mut paths)?;
+        create_dataset(path, file, info, &desc, &dataset, template)?;
+        if index.insert(info.name.clone(), planned.len()).is_some() {
+            return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
+        }
+        planned.push(Planned { info: info.clone(), dataset, written: false });
+    }
+    Ok((planned, index))
+}
+
+/// The element type and the dataset path (without the leading `/`) of `tensor`, after checking that
+/// it is whole, has an HDF5 type, a valid name and an addressable size, and that no tensor before it
+/// goes to the same dataset (`paths` maps the dataset paths taken to their tensors).
+fn dataset_for(
+    path: &Path,
+    tensor: &SinkTensor,
+    template: Option<&Hdf5Source>,
+    paths: &mut HashMap<String, String>,
+) -> Result<(TypeDescriptor, String), Hdf5Error> {
+    let info = &tensor.info;
+    if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
+        return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
+    }
+    let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
+        path: path.to_path_buf(),
+        name: info.name.clone(),
+        dtype: info.dtype,
+    })?;
+    let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
+    let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
+    if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
+        return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
+    }
+    if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
+        return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
+    }
+    Ok((desc, dataset))
+}
+
+/// Creates the empty dataset `dataset` of `info`'s shape and element type `desc` in `file` (with its
+/// parent group), and copies the template's attributes of the same dataset onto it.
+fn create_dataset(
+    path: &Path,
+    file: &File,
+    info: &TensorInfo,
+    desc: &TypeDescriptor,
+    dataset: &str,
+    template: Option<&Hdf5Source>,
+) -> Result<(), Hdf5Error> {
+    let created_err = |e| write_error(path, format!("dataset /{dataset} (tensor {:?})", info.name), e);
+    let extents = if info.shape.is_empty() {
+        Extents::Scalar
+    } else {
+        Extents::from(info.shape.iter().map(|&d| d as usize).collect::<Vec<usize>>())
+    };
+    if let Some((parent, _)) = dataset.rsplit_once('/') {
+        if !file.link_exists(parent) {
+            file.create_group(parent).map_err(created_err)?;
+        }
+    }
+    let created = file.new_dataset_builder().empty_as(desc).shape(extents).create(dataset).map_err(created_err)?;
+    if let Some(t) = template {
+        layout::copy_dataset_attributes(t, dataset, &created, path)?;
+    }
+    Ok(())
+}
+
+/// A failure of the HDF5 library writing `what` into the file at `path`.
+fn write_error(path: &Path, what: String, source: hdf5::Error) -> Hdf5Error {
+    Hdf5Error::Write { path: path.to_path_buf(), what, source: source.into() }
 }
 
 /// `name` as a dataset path: without leading `/`, with no empty, `.` or `..` component.
@@ -184,7 +226,7 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
-        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(format!("tensor {:?} has no HDF5 type", info.name)))?;
+        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(Hdf5Protocol::NoHdf5Type { tensor: info.name.clone() }))?;
         let mem = Datatype::from_descriptor(&desc).map_err(|e| self.write_err(i, e))?;
         // Both fit: checked against usize when the file was created.
         let expected = info.byte_len().unwrap_or(0);
@@ -196,7 +238,7 @@ impl CheckpointSink for Hdf5Sink {
 
     fn write_data(&mut self, mut bytes: &[u8]) -> Result<()> {
         let Some(cur) = self.current.as_mut() else {
-            return Err(self.protocol("data given with no tensor begun".into()));
+            return Err(self.protocol(Hdf5Protocol::DataWithoutTensor));
         };
         let given = cur.given + bytes.len() as u64;
         if given > cur.expected {
@@ -231,7 +273,7 @@ impl CheckpointSink for Hdf5Sink {
 
     fn end_tensor(&mut self) -> Result<()> {
         let Some(cur) = self.current.take() else {
-            return Err(self.protocol("end of a tensor with no tensor begun".into()));
+            return Err(self.protocol(Hdf5Protocol::EndWithoutTensor));
         };
         let p = &mut self.planned[cur.planned];
         if cur.given != cur.expected {
@@ -248,7 +290,8 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         if info.num_elements() != Some(values.len() as u64) {
-            return Err(self.protocol(format!("tensor {:?} of shape {:?} was given {} strings", info.name, info.shape, values.len())));
+            let reason = Hdf5Protocol::WrongStringCount { tensor: info.name.clone(), shape: info.shape.clone(), given: values.len() };
+            return Err(self.protocol(reason));
         }
         let unsupported = |reason: &str| Error::Unsupported {
             path: self.path.clone(),
@@ -271,23 +314,18 @@ impl CheckpointSink for Hdf5Sink {
 
     fn finish(mut self: Box<Self>) -> Result<()> {
         if let Some(cur) = &self.current {
-            let name = self.planned[cur.planned].info.name.clone();
-            return Err(self.protocol(format!("finished while tensor {name:?} was still being written")));
+            let tensor = self.planned[cur.planned].info.name.clone();
+            return Err(self.protocol(Hdf5Protocol::FinishedWhileOpen { tensor }));
         }
         if let Some(p) = self.planned.iter().find(|p| !p.written) {
-            return Err(self.protocol(format!("tensor {:?} was declared but never written", p.info.name)));
+            return Err(self.protocol(Hdf5Protocol::NeverWritten { tensor: p.info.name.clone() }));
         }
-        let file = self.file.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
-        let close_err = |source: hdf5::Error| Hdf5Error::Write { path: self.path.clone(), what: "the file".into(), source: source.into() };
+        let file = self.file.take().ok_or_else(|| self.protocol(Hdf5Protocol::AlreadyFinished))?;
+        let close_err = |source| write_error(&self.path, "the file".into(), source);
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
-        let temp = self.temp.take().ok_or_else(|| self.protocol("the file is already finished".into()))?;
-        if self.sync {
-            let synced = std::fs::File::open(&temp).and_then(|f| f.sync_all());
-            synced.map_err(|e| Error::io(self.path.clone(), e))?;
-        }
-        temp.persist(&self.path).map_err(|e| Error::io(self.path.clone(), e.error))?;
-        Ok(())
+        // The HDF5 file is closed: what remains is moving (and with `sync`, flushing) the staged file.
+        self.output.commit()
     }
 }
 
@@ -302,6 +340,65 @@ mod tests {
         for bad in ["", "/", "a//b", "a/", "./a", "a/../b"] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
+    }
+
+    fn protocol_of(e: Error) -> Hdf5Protocol {
+        match e.hdf5() {
+            Some(Hdf5Error::Protocol { reason, .. }) => reason.clone(),
+            _ => panic!("not a protocol error: {e}"),
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_typed_protocol_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![2]));
+        let s = SinkTensor::whole(TensorInfo::new("s", DType::String, vec![2]));
+        let mut sink = Hdf5Sink::create(&dir.path().join("o.h5"), &[w.clone(), s.clone()], None).unwrap();
+        assert_eq!(protocol_of(sink.write_data(&[1]).unwrap_err()), Hdf5Protocol::DataWithoutTensor);
+        assert_eq!(protocol_of(sink.end_tensor().unwrap_err()), Hdf5Protocol::EndWithoutTensor);
+        let other = SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![3]));
+        assert_eq!(protocol_of(sink.begin_tensor(&other).unwrap_err()), Hdf5Protocol::DiffersFromDeclaration { tensor: "w".into() });
+        let x = SinkTensor::whole(TensorInfo::new("x", DType::U8, vec![2]));
+        assert_eq!(protocol_of(sink.begin_tensor(&x).unwrap_err()), Hdf5Protocol::Undeclared { tensor: "x".into() });
+        let err = sink.write_strings(&s, &[b"a".to_vec()]).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: tensor \"s\" of shape [2] was given 1 strings", dir.path().join("o.h5").display()));
+        assert_eq!(protocol_of(err), Hdf5Protocol::WrongStringCount { tensor: "s".into(), shape: vec![2], given: 1 });
+        sink.begin_tensor(&w).unwrap();
+        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::StartedBeforePreviousEnded { tensor: "w".into() });
+        sink.write_data(&[1, 2]).unwrap();
+        sink.end_tensor().unwrap();
+        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::AlreadyWritten { tensor: "w".into() });
+        assert_eq!(protocol_of(Box::new(sink).finish().unwrap_err()), Hdf5Protocol::NeverWritten { tensor: "s".into() });
+    }
+
+    /// With `sync`, the file is committed as without; either way it gets an ordinary new file's
+    /// permissions and nothing else is left in the folder.
+    #[test]
+    fn synced_output_is_committed_like_any_other() {
+        use warmstart_core::CheckpointSource;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let w = SinkTensor::whole(TensorInfo::new("a/w", DType::F32, vec![2]));
+        for (name, sync) in [("synced.h5", true), ("unsynced.h5", false)] {
+            let out = dir.path().join(name);
+            let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(&out, std::slice::from_ref(&w), None).unwrap().sync_on_finish(sync));
+            sink.begin_tensor(&w).unwrap();
+            sink.write_data(&[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
+            sink.end_tensor().unwrap();
+            sink.finish().unwrap();
+            assert_eq!(Hdf5Source::open(&out).unwrap().read("a/w").unwrap().as_ref(), [0, 0, 128, 63, 0, 0, 0, 64]);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode(&out), mode(&plain), "{name}");
+            }
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["plain", "synced.h5", "unsynced.h5"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo}
 
 use crate::heaps::GlobalHeaps;
 use crate::raw::{self, Values};
-use crate::Hdf5Error;
+use crate::{Hdf5Error, KerasAttributeReason};
 
 /// How many times its stored (compressed) bytes a chunked dataset may declare: above deflate's
 /// 1032:1, the most any filter h5py and Keras use expands.
@@ -268,7 +268,7 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps:
     }
     let Ok(weights) = file.group("model_weights") else { return Ok(None) };
     let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names", heaps)? else { return Ok(None) };
-    let attr_err = |group: &str, attribute: &str, reason: String| Hdf5Error::KerasAttribute {
+    let attr_err = |group: &str, attribute: &str, reason: KerasAttributeReason| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group}"),
         attribute: attribute.to_string(),
@@ -277,14 +277,14 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps:
     let datasets: std::collections::HashSet<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
     let mut out = Vec::new();
     for layer in layers {
-        let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", "a name is not UTF-8".into()))?;
+        let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", KerasAttributeReason::NotUtf8))?;
         let group_path = format!("model_weights/{layer}");
         let group = file
             .group(&group_path)
-            .map_err(|_| attr_err("model_weights", "layer_names", format!("names layer {layer:?}, which has no group")))?;
+            .map_err(|_| attr_err("model_weights", "layer_names", KerasAttributeReason::LayerWithoutGroup { layer: layer.clone() }))?;
         let Some(weight_names) = string_list_attr(path, &group, &group_path, "weight_names", heaps)? else { continue };
         for weight in weight_names {
-            let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", "a name is not UTF-8".into()))?;
+            let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", KerasAttributeReason::NotUtf8))?;
             let dataset = format!("{group_path}/{weight}");
             if !datasets.contains(dataset.as_str()) {
                 // Nothing to list (a file written from a template with only some of its weights).
@@ -300,21 +300,24 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps:
 /// The strings of attribute `name` of `group`: `None` if there is no such attribute, an empty list for
 /// an empty attribute of any type (h5py writes an empty list as an empty float array).
 fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str, heaps: &GlobalHeaps) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
-    let err = |reason: String| Hdf5Error::KerasAttribute {
+    let err = |reason: KerasAttributeReason| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group_path}"),
         attribute: name.to_string(),
         reason,
     };
-    let names = group.attr_names().map_err(|e| err(e.to_string()))?;
+    let unreadable = |e: hdf5::Error| err(KerasAttributeReason::Unreadable { source: e.into() });
+    let names = group.attr_names().map_err(unreadable)?;
     if !names.iter().any(|n| n == name) {
         return Ok(None);
     }
-    let attr = group.attr(name).map_err(|e| err(e.to_string()))?;
-    if attr.space().map_err(|e| err(e.to_string()))?.size() == 0 {
+    let attr = group.attr(name).map_err(unreadable)?;
+    if attr.space().map_err(unreadable)?.size() == 0 {
         return Ok(Some(Vec::new()));
     }
-    raw::read_strings(Values::Attribute(&attr), heaps).map(Some).map_err(|e| err(format!("not a list of strings: {e}")))
+    raw::read_strings(Values::Attribute(&attr), heaps)
+        .map(Some)
+        .map_err(|e| err(KerasAttributeReason::NotStrings { source: e.into() }))
 }
 
 impl CheckpointSource for Hdf5Source {
@@ -464,6 +467,7 @@ mod tests {
         let err = Hdf5Source::open(&path).unwrap_err();
         assert!(matches!(&err, Hdf5Error::KerasAttribute { attribute, .. } if attribute == "layer_names"), "{err}");
         assert!(err.to_string().contains("ghost"), "{err}");
+        assert!(matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::LayerWithoutGroup { layer }, .. } if layer == "ghost"));
     }
 
     #[test]
@@ -475,6 +479,7 @@ mod tests {
         });
         let err = Hdf5Source::open(&path).unwrap_err();
         assert!(err.to_string().contains("not a list of strings"), "{err}");
+        assert!(matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::NotStrings { .. }, .. }), "{err}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl<'de> Deserialize<'de> for Entries {
         struct EntriesVisitor;
         impl<'de> Visitor<'de> for EntriesVisitor {
             type Value = Entries;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
@@ -55,6 +55,28 @@ impl<'de> Deserialize<'de> for Entries {
 
 /// Reads and checks the header of the safetensors file `path` whose whole content is `bytes`.
 pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsError> {
+    let (header_bytes, data) = split(path, bytes)?;
+    let text = std::str::from_utf8(header_bytes)
+        .map_err(|source| SafetensorsError::HeaderNotUtf8 { path: path.to_path_buf(), source })?;
+    let Entries(entries) = serde_json::from_str(text)
+        .map_err(|source| SafetensorsError::HeaderNotJson { path: path.to_path_buf(), source: source.into() })?;
+    let (metadata, raw) = read_entries(path, entries)?;
+    let tensors = tile(path, raw, LEN_PREFIX + header_bytes.len(), data.len() as u64)?;
+
+    // The official reader must agree.
+    safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|source| SafetensorsError::Rejected { path: path.to_path_buf(), source: source.into() })?;
+    Ok(Header { tensors, metadata })
+}
+
+/// A tensor entry of a header, with its warmstart dtype.
+type RawEntry = (String, warmstart_core::DType, safetensors::tensor::TensorInfo);
+
+/// A header's `__metadata__`.
+type Metadata = BTreeMap<String, String>;
+
+/// The header's bytes and the data buffer after them, after checking the length prefix.
+fn split<'a>(path: &Path, bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), SafetensorsError> {
     let path_buf = || path.to_path_buf();
     let Some((len_bytes, rest)) = bytes.split_first_chunk::<LEN_PREFIX>() else {
         return Err(SafetensorsError::FileTooShort { path: path_buf(), len: bytes.len() as u64 });
@@ -68,12 +90,16 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
         return Err(SafetensorsError::HeaderLongerThanFile { path: path_buf(), header_len, available });
     }
     // header_len <= rest.len(), so it fits in usize.
-    let (header_bytes, data) = rest.split_at(header_len as usize);
-    let text = std::str::from_utf8(header_bytes)
-        .map_err(|source| SafetensorsError::HeaderNotUtf8 { path: path_buf(), source })?;
-    let Entries(entries) =
-        serde_json::from_str(text).map_err(|source| SafetensorsError::HeaderNotJson { path: path_buf(), source: source.into() })?;
+    Ok(rest.split_at(header_len as usize))
+}
 
+/// The metadata and the tensor entries of a header's top-level `entries`, in file order, after
+/// checking that no name repeats and that every entry parses with a dtype warmstart has.
+fn read_entries(
+    path: &Path,
+    entries: Vec<(String, serde_json::Value)>,
+) -> Result<(Option<Metadata>, Vec<RawEntry>), SafetensorsError> {
+    let path_buf = || path.to_path_buf();
     let mut seen = HashSet::new();
     let mut metadata = None;
     let mut raw = Vec::with_capacity(entries.len());
@@ -83,7 +109,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
         }
         if name == METADATA_KEY {
             metadata = Some(
-                serde_json::from_value::<BTreeMap<String, String>>(value)
+                serde_json::from_value::<Metadata>(value)
                     .map_err(|source| SafetensorsError::BadMetadata { path: path_buf(), source: source.into() })?,
             );
             continue;
@@ -99,9 +125,19 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
         };
         raw.push((name, core_dtype, info));
     }
+    Ok((metadata, raw))
+}
 
-    let data_len = data.len() as u64;
-    let data_start = LEN_PREFIX + header_bytes.len();
+/// The tensors of `raw` in storage order, each with its byte range in the whole file (whose data
+/// buffer of `data_len` bytes starts at byte `data_start`), after checking that their ranges tile
+/// the buffer exactly and match their dtypes and shapes.
+fn tile(
+    path: &Path,
+    mut raw: Vec<RawEntry>,
+    data_start: usize,
+    data_len: u64,
+) -> Result<Vec<(TensorInfo, Range<usize>)>, SafetensorsError> {
+    let path_buf = || path.to_path_buf();
     raw.sort_by_key(|(_, _, info)| info.data_offsets);
     let mut tensors = Vec::with_capacity(raw.len());
     let mut previous: Option<&str> = None;
@@ -147,11 +183,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Header, SafetensorsErro
     if covered != data_len {
         return Err(SafetensorsError::TrailingBytes { path: path_buf(), end: covered, data_len });
     }
-
-    // The official reader must agree.
-    safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|source| SafetensorsError::Rejected { path: path_buf(), source: source.into() })?;
-    Ok(Header { tensors, metadata })
+    Ok(tensors)
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! [`SafetensorsSink`]: writes one safetensors file. The header is built from the declared tensors
-//! before any data arrives, the data is streamed into place, and the file is written under a temporary
-//! name beside the destination and renamed only when complete.
+//! before any data arrives, the data is streamed into place, and the file is staged beside the
+//! destination through [`AtomicOutput`] and moved into place only when complete.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use warmstart_core::output::{AtomicOutput, StagedFile};
 use warmstart_core::{CheckpointSink, Error, Format, Result, SinkTensor};
 
 use crate::header::{LEN_PREFIX, MAX_HEADER_LEN};
@@ -20,13 +19,13 @@ use crate::{dtype, SafetensorsError};
 /// order.
 pub struct SafetensorsSink {
     path: PathBuf,
-    writer: BufWriter<NamedTempFile>,
+    /// The one staged file, [`file`](SafetensorsSink::file) of it; committed by `finish`.
+    output: AtomicOutput,
+    file: usize,
     declared: Vec<(SinkTensor, u64)>,
     by_name: HashMap<String, usize>,
     written: Vec<bool>,
     open: Option<OpenTensor>,
-    /// Whether `finish` flushes the file to the disk (fsync) before moving it into place.
-    sync: bool,
 }
 
 /// The tensor being written: its declared index, its size and the bytes still due.
@@ -40,7 +39,7 @@ impl SafetensorsSink {
     /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
     /// that must survive a crash of the machine.
     pub fn sync_on_finish(mut self, sync: bool) -> Self {
-        self.sync = sync;
+        self.output.set_sync(sync);
         self
     }
 
@@ -95,26 +94,22 @@ impl SafetensorsSink {
         let header = build_header(&path, header_entries, metadata)?;
         let data_start = (LEN_PREFIX + header.len()) as u64;
         let total = data_start.checked_add(offset).ok_or_else(|| Error::TooLarge { path: path.clone(), name: String::new() })?;
-        let io = |e| Error::io(&path, e);
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp = tempfile::Builder::new().prefix(&format!(".{file_name}.")).suffix(".tmp").tempfile_in(dir).map_err(io)?;
-        temp.as_file().set_len(total).map_err(io)?;
-        let mut writer = BufWriter::with_capacity(1 << 20, temp);
-        writer.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
-        writer.write_all(&header).map_err(io)?;
+        let mut output = AtomicOutput::new(false);
+        let file = output.stage(&path)?;
+        let staged = output.file(file);
+        staged.set_len(total)?;
+        staged.write_all(&(header.len() as u64).to_le_bytes())?;
+        staged.write_all(&header)?;
         for (_, offset) in &mut declared {
             *offset += data_start;
         }
         let written = vec![false; declared.len()];
-        Ok(SafetensorsSink { path, writer, declared, by_name, written, open: None, sync: false })
+        Ok(SafetensorsSink { path, output, file, declared, by_name, written, open: None })
     }
 
-    fn io(&self, e: std::io::Error) -> Error {
-        Error::io(&self.path, e)
+    /// The file being written.
+    fn file(&mut self) -> &mut StagedFile {
+        self.output.file(self.file)
     }
 }
 
@@ -161,7 +156,7 @@ impl CheckpointSink for SafetensorsSink {
             return Err(SafetensorsError::SinkTensorRepeated { path: self.path.clone(), tensor: name.clone() }.into());
         }
         let offset = self.declared[index].1;
-        self.writer.seek(SeekFrom::Start(offset)).map_err(|e| self.io(e))?;
+        self.file().seek(offset)?;
         let len = self.declared[index].0.byte_len().unwrap_or(0);
         self.open = Some(OpenTensor { index, len, remaining: len });
         Ok(())
@@ -181,7 +176,7 @@ impl CheckpointSink for SafetensorsSink {
             });
         }
         open.remaining -= given;
-        self.writer.write_all(bytes).map_err(|e| Error::io(&self.path, e))
+        self.file().write_all(bytes)
     }
 
     fn end_tensor(&mut self) -> Result<()> {
@@ -219,17 +214,7 @@ impl CheckpointSink for SafetensorsSink {
             let tensor = self.declared[i].0.info.name.clone();
             return Err(SafetensorsError::SinkTensorMissing { path, tensor }.into());
         }
-        let temp = self.writer.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
-        if self.sync {
-            temp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(&path, e))?;
-        }
-        temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
+        self.output.commit()
     }
 }
 
@@ -402,6 +387,36 @@ mod tests {
         assert_eq!(entries(dir.path()).len(), 1);
         drop(sink);
         assert!(entries(dir.path()).is_empty());
+    }
+
+    /// With `sync`, the file is committed with the same bytes as without; either way it gets an
+    /// ordinary new file's permissions.
+    #[test]
+    fn synced_output_has_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let mut files = Vec::new();
+        for (name, sync) in [("synced.safetensors", true), ("unsynced.safetensors", false)] {
+            let (sink, tensors) = two_tensor_sink(dir.path());
+            let mut sink: Box<dyn CheckpointSink> = Box::new(sink.sync_on_finish(sync));
+            for (t, data) in tensors.iter().zip([&[1u8, 2][..], &[3]]) {
+                sink.begin_tensor(t).unwrap();
+                sink.write_data(data).unwrap();
+                sink.end_tensor().unwrap();
+            }
+            sink.finish().unwrap();
+            std::fs::rename(dir.path().join("o.safetensors"), dir.path().join(name)).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode(&dir.path().join(name)), mode(&plain), "{name}");
+            }
+            files.push(std::fs::read(dir.path().join(name)).unwrap());
+        }
+        assert_eq!(files[0], files[1]);
+        assert_eq!(entries(dir.path()), ["plain", "synced.safetensors", "unsynced.safetensors"]);
     }
 
     #[test]

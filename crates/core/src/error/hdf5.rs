@@ -1,4 +1,6 @@
-//! [`Hdf5Error`]: every way reading or writing an HDF5 file can fail, naming the file and the dataset.
+//! [`Hdf5Error`]: every way reading or writing an HDF5 file can fail, naming the file and the dataset;
+//! [`Hdf5Protocol`]: the ways the HDF5 writer can be used out of order; [`KerasAttributeReason`]: what
+//! can be wrong with a Keras attribute.
 
 use std::path::PathBuf;
 
@@ -98,7 +100,7 @@ pub enum Hdf5Error {
         /// The attribute.
         attribute: String,
         /// What is wrong.
-        reason: String,
+        reason: KerasAttributeReason,
     },
     /// Two datasets would be listed under the same tensor name.
     #[error("{path}: datasets {first:?} and {second:?} are both named {name:?}")]
@@ -166,7 +168,7 @@ pub enum Hdf5Error {
         /// The destination.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        reason: Hdf5Protocol,
     },
     /// A file-system operation on the output failed.
     #[error("{path}: {source}")]
@@ -178,12 +180,157 @@ pub enum Hdf5Error {
     },
 }
 
+/// What is wrong with a Keras attribute (`layer_names`, `weight_names`) of a legacy full-model file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KerasAttributeReason {
+    /// The attribute could not be found or opened, or its shape read.
+    #[error("{source}")]
+    Unreadable {
+        /// What the HDF5 library said.
+        source: crate::LibraryError,
+    },
+    /// The attribute's values are not strings, or could not be read as strings.
+    #[error("not a list of strings: {source}")]
+    NotStrings {
+        /// What the HDF5 library said.
+        source: crate::LibraryError,
+    },
+    /// A listed name is not UTF-8.
+    #[error("a name is not UTF-8")]
+    NotUtf8,
+    /// `layer_names` lists a layer with no group under `model_weights`.
+    #[error("names layer {layer:?}, which has no group")]
+    LayerWithoutGroup {
+        /// The layer.
+        layer: String,
+    },
+}
+
+/// How the HDF5 writer was misused: a call out of order, or a tensor other than declared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Hdf5Protocol {
+    /// A call after `finish` took the file.
+    #[error("the file is already finished")]
+    AlreadyFinished,
+    /// A tensor not among those the file was created with.
+    #[error("tensor {tensor:?} was not declared when the file was created")]
+    Undeclared {
+        /// The tensor.
+        tensor: String,
+    },
+    /// A tensor whose dtype or shape differs from its declaration.
+    #[error("tensor {tensor:?} differs from its declaration")]
+    DiffersFromDeclaration {
+        /// The tensor.
+        tensor: String,
+    },
+    /// A tensor written a second time.
+    #[error("tensor {tensor:?} was already written")]
+    AlreadyWritten {
+        /// The tensor.
+        tensor: String,
+    },
+    /// A tensor begun while another was still being written.
+    #[error("tensor {tensor:?} started before the previous one ended")]
+    StartedBeforePreviousEnded {
+        /// The tensor.
+        tensor: String,
+    },
+    /// A tensor whose dtype has no HDF5 type (refused when the file was created, so never seen).
+    #[error("tensor {tensor:?} has no HDF5 type")]
+    NoHdf5Type {
+        /// The tensor.
+        tensor: String,
+    },
+    /// Data given with no tensor begun.
+    #[error("data given with no tensor begun")]
+    DataWithoutTensor,
+    /// The end of a tensor with no tensor begun.
+    #[error("end of a tensor with no tensor begun")]
+    EndWithoutTensor,
+    /// A string tensor given a number of values other than its element count.
+    #[error("tensor {tensor:?} of shape {shape:?} was given {given} strings")]
+    WrongStringCount {
+        /// The tensor.
+        tensor: String,
+        /// Its declared shape.
+        shape: Vec<u64>,
+        /// The number of strings given.
+        given: usize,
+    },
+    /// `finish` called while a tensor was still being written.
+    #[error("finished while tensor {tensor:?} was still being written")]
+    FinishedWhileOpen {
+        /// The tensor.
+        tensor: String,
+    },
+    /// `finish` called with a declared tensor never written.
+    #[error("tensor {tensor:?} was declared but never written")]
+    NeverWritten {
+        /// The tensor.
+        tensor: String,
+    },
+}
 
 impl From<Hdf5Error> for crate::Error {
     fn from(e: Hdf5Error) -> Self {
         match e {
             Hdf5Error::Io { path, source } => crate::Error::Io { path, source },
             other => crate::Error::Hdf5(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each misuse reads exactly as the writer's free-text reasons did.
+    #[test]
+    fn protocol_reasons_keep_their_text() {
+        let t = || "a/w".to_string();
+        let cases = [
+            (Hdf5Protocol::AlreadyFinished, "the file is already finished".to_string()),
+            (Hdf5Protocol::Undeclared { tensor: t() }, format!("tensor {:?} was not declared when the file was created", "a/w")),
+            (Hdf5Protocol::DiffersFromDeclaration { tensor: t() }, format!("tensor {:?} differs from its declaration", "a/w")),
+            (Hdf5Protocol::AlreadyWritten { tensor: t() }, format!("tensor {:?} was already written", "a/w")),
+            (
+                Hdf5Protocol::StartedBeforePreviousEnded { tensor: t() },
+                format!("tensor {:?} started before the previous one ended", "a/w"),
+            ),
+            (Hdf5Protocol::NoHdf5Type { tensor: t() }, format!("tensor {:?} has no HDF5 type", "a/w")),
+            (Hdf5Protocol::DataWithoutTensor, "data given with no tensor begun".to_string()),
+            (Hdf5Protocol::EndWithoutTensor, "end of a tensor with no tensor begun".to_string()),
+            (
+                Hdf5Protocol::WrongStringCount { tensor: t(), shape: vec![2, 3], given: 1 },
+                format!("tensor {:?} of shape {:?} was given {} strings", "a/w", vec![2u64, 3], 1),
+            ),
+            (Hdf5Protocol::FinishedWhileOpen { tensor: t() }, format!("finished while tensor {:?} was still being written", "a/w")),
+            (Hdf5Protocol::NeverWritten { tensor: t() }, format!("tensor {:?} was declared but never written", "a/w")),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+            let e = Hdf5Error::Protocol { path: "o.h5".into(), reason };
+            assert_eq!(e.to_string(), format!("o.h5: {text}"));
+        }
+    }
+
+    /// Each Keras attribute problem reads exactly as the reader's free-text reasons did.
+    #[test]
+    fn keras_attribute_reasons_keep_their_text() {
+        let library = || -> crate::LibraryError { "H5Aopen failed".into() };
+        let cases = [
+            (KerasAttributeReason::Unreadable { source: library() }, "H5Aopen failed".to_string()),
+            (KerasAttributeReason::NotStrings { source: library() }, "not a list of strings: H5Aopen failed".to_string()),
+            (KerasAttributeReason::NotUtf8, "a name is not UTF-8".to_string()),
+            (KerasAttributeReason::LayerWithoutGroup { layer: "d1".into() }, format!("names layer {:?}, which has no group", "d1")),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+            let e = Hdf5Error::KerasAttribute { path: "m.h5".into(), group: "/model_weights".into(), attribute: "layer_names".into(), reason };
+            assert_eq!(e.to_string(), format!("m.h5: attribute \"layer_names\" of group \"/model_weights\": {text}"));
         }
     }
 }

@@ -12,7 +12,7 @@ mod safetensors;
 mod tf;
 
 pub use formats::FormatsError;
-pub use hdf5::Hdf5Error;
+pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
 pub use safetensors::SafetensorsError;
 pub use tf::TfError;
 
