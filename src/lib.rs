@@ -27,15 +27,22 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// TF refuses this warm-start (its message; see [`PlanError::variable`]).
+    /// TF refuses this warm-start (its message; see [`PlanError::variable`]). Boxed, as the other
+    /// large errors are, so that `Result`s stay small.
     #[error("{}", refusal(.0))]
-    Refused(#[from] PlanError),
+    Refused(Box<PlanError>),
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] warmstart_core::Error),
     /// Executing the plan failed.
     #[error(transparent)]
     Exec(#[from] ExecError),
+}
+
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        Error::Refused(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`].
@@ -239,8 +246,8 @@ pub fn run_files(
         },
         &options,
     );
-    if result.is_ok() {
-        folders.map(CreatedFolders::keep);
+    if let (Ok(_), Some(folders)) = (&result, folders) {
+        folders.keep();
     }
     result
 }

@@ -10,9 +10,10 @@ pub enum ExecError {
     /// Reading a source or writing the sink failed.
     #[error(transparent)]
     Checkpoint(#[from] CoreError),
-    /// A planning refusal (from [`load_and_remap`](crate::load_and_remap)).
+    /// A planning refusal (from [`load_and_remap`](crate::load_and_remap)); boxed, so that `Result`s
+    /// stay small.
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Plan(Box<PlanError>),
     /// A source returned a number of bytes that does not match the tensor.
     #[error("tensor {tensor:?}: the source returned {got} bytes for rows {start}..{end}, expected {expected}")]
     ShortRead {
@@ -41,4 +42,10 @@ pub enum ExecError {
         /// The tensor.
         tensor: String,
     },
+}
+
+impl From<PlanError> for ExecError {
+    fn from(e: PlanError) -> Self {
+        ExecError::Plan(Box::new(e))
+    }
 }

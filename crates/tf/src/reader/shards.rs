@@ -27,11 +27,11 @@ pub(super) fn map_shards(prefix: &Path, num_shards: u32) -> Result<Vec<Shard>, T
             source,
         })?;
         let len = file.metadata().map_err(|e| TfError::io(&path, e))?.len();
-        // SAFETY: the map is read-only; as with every memory-mapped reader, the file must not be
-        // truncated or rewritten while the checkpoint is open.
         let map = if len == 0 {
             None
         } else {
+            // SAFETY: the map is read-only; as with every memory-mapped reader, the file must not be
+            // truncated or rewritten while the checkpoint is open.
             Some(unsafe { Mmap::map(&file) }.map_err(|e| TfError::io(&path, e))?)
         };
         shards.push(Shard { path, map });
@@ -172,7 +172,7 @@ mod tests {
         let data: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(&data).unwrap();
-        // SAFETY (test): the temporary file is not modified while mapped.
+        // SAFETY: (test) the temporary file is not modified while mapped.
         let map = unsafe { Mmap::map(file.as_file()) }.unwrap();
         let shard = Shard { path: file.path().to_path_buf(), map: Some(map) };
         for (range, chunk) in [(0..data.len(), 4096), (17..99_000, 1000), (5..6, 1), (0..0, 7), (3..50_000, 49_997)] {
