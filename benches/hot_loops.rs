@@ -101,14 +101,22 @@ fn row_gather(c: &mut Criterion) {
     let mut dst = vec![0u8; (rows * dim * 4) as usize];
     group.bench_function("gather_partition/100000x128", |b| {
         b.iter(|| {
-            warmstart_executor::gather_partition(&part, black_box(source.bytes("embedding")), (dim * 4) as usize, 0.0, &mut dst).unwrap();
+            warmstart_executor::gather_partition(
+                &part,
+                black_box(source.bytes("embedding")),
+                (dim * 4) as usize,
+                0.0,
+                &mut dst,
+            )
+            .unwrap();
             black_box(&dst);
         })
     });
     group.bench_function("load_and_remap/100000x128", |b| {
         b.iter(|| {
             let values =
-                warmstart_executor::load_and_remap(&source, &params, &[rows, dim], 0, BackupInitializer::Zeros).unwrap();
+                warmstart_executor::load_and_remap(&source, &params, &[rows, dim], 0, BackupInitializer::Zeros)
+                    .unwrap();
             assert_eq!(values.len() as u64, rows * dim);
             values
         })

@@ -62,7 +62,14 @@ pub fn write_table(out: &mut impl Write, src: &dyn CheckpointSource) -> io::Resu
     }
     for row in std::iter::once(&header).chain(&rows) {
         let [name, dtype, shape, size] = row;
-        writeln!(out, "{name:<w0$}  {dtype:<w1$}  {shape:<w2$}  {size:>w3$}", w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3])?;
+        writeln!(
+            out,
+            "{name:<w0$}  {dtype:<w1$}  {shape:<w2$}  {size:>w3$}",
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )?;
     }
     let elements: u64 = src.tensors().iter().filter_map(|t| t.num_elements()).fold(0, u64::saturating_add);
     let bytes: u64 = src.tensors().iter().filter_map(|t| t.byte_len()).fold(0, u64::saturating_add);

@@ -15,7 +15,9 @@ use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
 use warmstart_formats::{LayoutTemplate, WriteOptions};
 use warmstart_planner::{OldCheckpoint, PlanSettings, Target, VocabFile, VocabInfo};
 
-pub use warmstart_config::{BackupInitializer, ConfigError, ConfigPath, VarsToWarmStart, VocabSettings, WarmStartSettings};
+pub use warmstart_config::{
+    BackupInitializer, ConfigError, ConfigPath, VarsToWarmStart, VocabSettings, WarmStartSettings,
+};
 pub use warmstart_executor::{ExecError, ExecOptions, Report};
 pub use warmstart_formats::Format;
 pub use warmstart_planner::{Action, Plan, PlanError, VariablePlan};
@@ -183,7 +185,9 @@ pub fn run(
 }
 
 /// Opens the old checkpoint and the target that `settings` name, whatever their formats.
-pub fn open_checkpoints(settings: &WarmStartSettings) -> Result<(Box<dyn CheckpointSource>, Box<dyn CheckpointSource>)> {
+pub fn open_checkpoints(
+    settings: &WarmStartSettings,
+) -> Result<(Box<dyn CheckpointSource>, Box<dyn CheckpointSource>)> {
     let old = warmstart_formats::open(&settings.ckpt_to_initialize_from.resolve())?;
     let target = warmstart_formats::open(&settings.target.resolve())?;
     Ok((old, target))

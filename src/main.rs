@@ -142,7 +142,8 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
     let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
     let plan = warmstart::plan_files(&settings).map_err(|e| refused(e, args.json))?;
     let mut out = std::io::stdout().lock();
-    if args.json { warm::write_plan_json(&mut out, &plan) } else { warm::write_plan(&mut out, &plan) }.map_err(Failure::stdout)
+    if args.json { warm::write_plan_json(&mut out, &plan) } else { warm::write_plan(&mut out, &plan) }
+        .map_err(Failure::stdout)
 }
 
 fn run(args: RunArgs) -> Result<(), Failure> {
@@ -177,20 +178,16 @@ fn run(args: RunArgs) -> Result<(), Failure> {
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        inspect::write_json(&mut out, src.as_ref())
-    } else {
-        inspect::write_table(&mut out, src.as_ref())
-    }
-    .map_err(Failure::stdout)
+    if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
+        .map_err(Failure::stdout)
 }
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let format = warmstart_formats::destination_format(&args.dst, args.output.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let options = WriteOptions { shards: args.output.shards.map(|n| n as usize), sync: args.output.sync, ..Default::default() };
-    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options)
-        .map_err(Failure::failed)?;
+    let options =
+        WriteOptions { shards: args.output.shards.map(|n| n as usize), sync: args.output.sync, ..Default::default() };
+    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options).map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);
     }

@@ -15,7 +15,9 @@ fn what(action: &Action) -> String {
     match action {
         Action::KeepInitial => "keeps its initial value".to_string(),
         Action::Copy { from, parts: None } => format!("copied from {from}"),
-        Action::Copy { from, parts: Some(ps) } => format!("partitions {ps:?} copied from {from}, the others keep their initial value"),
+        Action::Copy { from, parts: Some(ps) } => {
+            format!("partitions {ps:?} copied from {from}, the others keep their initial value")
+        }
         Action::Remap(r) => format!(
             "remapped from {} (axis {}: {} found, {} missing, {} OOV; backup {:?})",
             r.from, r.axis, r.entries_found, r.entries_missing, r.oov_buckets, r.backup
@@ -70,7 +72,13 @@ pub fn write_refusal_json(out: &mut dyn Write, e: &PlanError) -> io::Result<()> 
 }
 
 /// The end-of-run summary.
-pub fn write_report(out: &mut dyn Write, plan: &Plan, report: &Report, dst: &std::path::Path, format: &str) -> io::Result<()> {
+pub fn write_report(
+    out: &mut dyn Write,
+    plan: &Plan,
+    report: &Report,
+    dst: &std::path::Path,
+    format: &str,
+) -> io::Result<()> {
     writeln!(out, "{}", summary(plan))?;
     for name in &plan.skipped {
         eprintln!("warning: skipped string tensor {name:?}: {format} cannot store string tensors");
@@ -85,7 +93,13 @@ pub fn write_report(out: &mut dyn Write, plan: &Plan, report: &Report, dst: &std
 }
 
 /// The run report and plan as JSON.
-pub fn write_report_json(out: &mut dyn Write, plan: &Plan, report: &Report, dst: &std::path::Path, format: &str) -> io::Result<()> {
+pub fn write_report_json(
+    out: &mut dyn Write,
+    plan: &Plan,
+    report: &Report,
+    dst: &std::path::Path,
+    format: &str,
+) -> io::Result<()> {
     let value = serde_json::json!({ "out": dst, "format": format, "report": report, "plan": plan });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

@@ -61,7 +61,11 @@ fn formats_not_compiled_in_exit_1_saying_so() {
     bytes[..8].copy_from_slice(b"\x89HDF\r\n\x1a\n");
     std::fs::write(&h5, bytes).unwrap();
     let run = warmstart(["inspect".as_ref(), h5.as_os_str()]).expect_code(1);
-    assert!(run.stderr.contains("model.weights.h5") && run.stderr.contains("this build has no hdf5 support"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("model.weights.h5") && run.stderr.contains("this build has no hdf5 support"),
+        "{}",
+        run.stderr
+    );
 
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();

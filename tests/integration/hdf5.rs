@@ -106,8 +106,9 @@ fn hdf5_to_hdf5_keeps_the_keras_layout_and_strings() {
 fn complex128_has_no_safetensors_type_and_leaves_nothing() {
     // The h5py file holds every dtype; safetensors has no C128, so the conversion is refused whole.
     let dir = tempfile::tempdir().unwrap();
-    let run = warmstart(["convert".as_ref(), source_of("plain").as_os_str(), dir.path().join("m.safetensors").as_os_str()])
-        .expect_code(1);
+    let run =
+        warmstart(["convert".as_ref(), source_of("plain").as_os_str(), dir.path().join("m.safetensors").as_os_str()])
+            .expect_code(1);
     assert!(run.stderr.contains("\"dtypes/c128\""), "{}", run.stderr);
     assert!(files_in(dir.path()).is_empty(), "convert left {:?}", files_in(dir.path()));
 }
@@ -119,7 +120,8 @@ fn assert_refused(src: &Path, says: &[&str]) {
         assert!(run.stderr.contains(s), "inspect: {s:?} not in {}", run.stderr);
     }
     assert!(!run.stderr.contains("HDF5-DIAG"), "the C library's own error stack leaked: {}", run.stderr);
-    for dst in ["out.safetensors", "out.h5"].into_iter().filter(|d| cfg!(feature = "safetensors") || d.ends_with(".h5")) {
+    for dst in ["out.safetensors", "out.h5"].into_iter().filter(|d| cfg!(feature = "safetensors") || d.ends_with(".h5"))
+    {
         let dir = tempfile::tempdir().unwrap();
         let run = warmstart(["convert".as_ref(), src.as_os_str(), dir.path().join(dst).as_os_str()]).expect_code(1);
         for s in says {

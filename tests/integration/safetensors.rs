@@ -43,11 +43,32 @@ fn inspect_json_lists_what_python_wrote() {
 #[test]
 fn every_safetensors_dtype_is_listed_with_its_spelling() {
     let got = inspect_json(&source_of("dtypes"));
-    let mut dtypes: Vec<&str> = got["tensors"].as_array().unwrap().iter().map(|t| t["dtype"].as_str().unwrap()).collect();
+    let mut dtypes: Vec<&str> =
+        got["tensors"].as_array().unwrap().iter().map(|t| t["dtype"].as_str().unwrap()).collect();
     dtypes.sort();
     assert_eq!(
         dtypes,
-        ["BF16", "BOOL", "C64", "F16", "F32", "F64", "F8_E4M3", "F8_E4M3FNUZ", "F8_E5M2", "F8_E5M2FNUZ", "F8_E8M0", "I16", "I32", "I64", "I8", "U16", "U32", "U64", "U8"]
+        [
+            "BF16",
+            "BOOL",
+            "C64",
+            "F16",
+            "F32",
+            "F64",
+            "F8_E4M3",
+            "F8_E4M3FNUZ",
+            "F8_E5M2",
+            "F8_E5M2FNUZ",
+            "F8_E8M0",
+            "I16",
+            "I32",
+            "I64",
+            "I8",
+            "U16",
+            "U32",
+            "U64",
+            "U8"
+        ]
     );
 }
 
@@ -248,7 +269,10 @@ fn missing_shard_is_refused_naming_index_shard_and_tensor() {
         .iter()
         .find(|(_, shard)| *shard == "model-00002-of-00002.safetensors")
         .unwrap();
-    assert_refused(&folder, &["model.safetensors.index.json", "model-00002-of-00002.safetensors", &format!("{tensor:?}")]);
+    assert_refused(
+        &folder,
+        &["model.safetensors.index.json", "model-00002-of-00002.safetensors", &format!("{tensor:?}")],
+    );
 }
 
 #[test]
@@ -265,8 +289,9 @@ fn sub_byte_dtypes_are_refused_naming_the_tensor() {
 #[test]
 fn converting_to_a_format_this_build_lacks_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let run = warmstart(["convert".as_ref(), source_of("shapes").as_os_str(), dir.path().join("model.ckpt").as_os_str()])
-        .expect_code(1);
+    let run =
+        warmstart(["convert".as_ref(), source_of("shapes").as_os_str(), dir.path().join("model.ckpt").as_os_str()])
+            .expect_code(1);
     assert!(run.stderr.contains("this build has no tf support"), "{}", run.stderr);
     assert!(files_in(dir.path()).is_empty());
 }

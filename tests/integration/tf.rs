@@ -140,10 +140,22 @@ fn convert_writes_the_data_shards_asked_for() {
 
     // Formats without shards refuse the flag, writing nothing; 0 shards is a usage error.
     let st = dir.path().join("x.safetensors");
-    let run = warmstart(["convert".as_ref(), prefix_of("tf1_single").as_os_str(), st.as_os_str(), "--shards".as_ref(), "2".as_ref()]);
+    let run = warmstart([
+        "convert".as_ref(),
+        prefix_of("tf1_single").as_os_str(),
+        st.as_os_str(),
+        "--shards".as_ref(),
+        "2".as_ref(),
+    ]);
     run.expect_code(1);
     assert!(!st.exists());
-    let run = warmstart(["convert".as_ref(), prefix_of("tf1_single").as_os_str(), out.as_os_str(), "--shards".as_ref(), "0".as_ref()]);
+    let run = warmstart([
+        "convert".as_ref(),
+        prefix_of("tf1_single").as_os_str(),
+        out.as_os_str(),
+        "--shards".as_ref(),
+        "0".as_ref(),
+    ]);
     run.expect_code(2);
 }
 

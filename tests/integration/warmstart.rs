@@ -132,7 +132,8 @@ const STREAMING_WINDOW: u64 = 24;
 
 fn check_success(case: &Case) -> Result<(), String> {
     check_success_with(case, None)?;
-    check_success_with(case, Some(STREAMING_WINDOW)).map_err(|e| format!("streaming in windows of {STREAMING_WINDOW} bytes: {e}"))
+    check_success_with(case, Some(STREAMING_WINDOW))
+        .map_err(|e| format!("streaming in windows of {STREAMING_WINDOW} bytes: {e}"))
 }
 
 fn check_success_with(case: &Case, window: Option<u64>) -> Result<(), String> {
@@ -254,7 +255,8 @@ fn check_binary_success_with(case: &Case, config: &Path) -> Result<(), String> {
     let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.safetensors");
-    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()]).expect_code(0);
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .expect_code(0);
     let written = std::fs::read(&out).unwrap();
     let written = safetensors::SafeTensors::deserialize(&written).map_err(|e| format!("{e}"))?;
     let mut problems = Vec::new();
@@ -265,7 +267,8 @@ fn check_binary_success_with(case: &Case, config: &Path) -> Result<(), String> {
         }
     }
     let prefix = tmp.path().join("tf/model.ckpt");
-    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), prefix.as_os_str()]).expect_code(0);
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), prefix.as_os_str()])
+        .expect_code(0);
     let tf = warmstart_tf::TfSource::open(&prefix).map_err(|e| format!("TF output: {e}"))?;
     for (name, view) in expected.tensors() {
         match tf.read(&name) {
@@ -277,7 +280,11 @@ fn check_binary_success_with(case: &Case, config: &Path) -> Result<(), String> {
         for v in graph.variables.iter().filter(|v| v.parts.len() > 1) {
             let want: Vec<_> = v.parts.iter().map(|p| p.slice.clone()).collect();
             if tf.slices(&v.name).as_ref() != Some(&want) {
-                problems.push(format!("TF output: {} is not partitioned as the target: {:?}", v.name, tf.slices(&v.name)));
+                problems.push(format!(
+                    "TF output: {} is not partitioned as the target: {:?}",
+                    v.name,
+                    tf.slices(&v.name)
+                ));
             }
         }
     }
@@ -296,8 +303,9 @@ fn check_binary_error(case: &Case) -> Result<(), String> {
     let config = case.dir.join("config.toml");
     let tmp = tempfile::tempdir().unwrap();
     for out in [tmp.path().join("o/out.safetensors"), tmp.path().join("t/model.ckpt")] {
-        let run = warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
-            .expect_code(1);
+        let run =
+            warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+                .expect_code(1);
         if !run.stderr.contains(message) || !run.stderr.contains(variable) {
             return Err(format!("run's error {:?} lacks TF's message or the variable {variable:?}", run.stderr));
         }
@@ -459,8 +467,19 @@ fn run_writes_the_data_shards_asked_for() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.ckpt");
     let (config, out_arg) = (config.as_os_str(), out.as_os_str());
-    warmstart(["run".as_ref(), "--config".as_ref(), config, "--out".as_ref(), out_arg, "--shards".as_ref(), "2".as_ref(), "--sync".as_ref(), "--window".as_ref(), "1".as_ref()])
-        .expect_code(0);
+    warmstart([
+        "run".as_ref(),
+        "--config".as_ref(),
+        config,
+        "--out".as_ref(),
+        out_arg,
+        "--shards".as_ref(),
+        "2".as_ref(),
+        "--sync".as_ref(),
+        "--window".as_ref(),
+        "1".as_ref(),
+    ])
+    .expect_code(0);
     let data: Vec<String> = files_in(tmp.path()).into_iter().filter(|f| f.contains(".data-")).collect();
     assert_eq!(data, ["model.ckpt.data-00000-of-00002", "model.ckpt.data-00001-of-00002"]);
     let written = warmstart_formats::open(&out).unwrap();
@@ -501,7 +520,10 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
             let err = warmstart::run_files(&settings, &out, &Default::default(), &options).unwrap_err();
             // The TF reader's own error reaches the caller as its type, not as a boxed trait object.
             let tf = tf_error(&err);
-            assert!(matches!(tf, Some(TfError::TensorChecksum { tensor, .. }) if tensor == "input/embedding"), "{err:?}");
+            assert!(
+                matches!(tf, Some(TfError::TensorChecksum { tensor, .. }) if tensor == "input/embedding"),
+                "{err:?}"
+            );
             let err = err.to_string();
             assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, window {window:?}: {err}");
             assert_eq!(files_in(tmp.path()), ["example"], "{name}, window {window:?}");
@@ -624,12 +646,16 @@ fn string_tensors_pass_through_or_are_skipped() {
     let mut settings = WarmStartSettings::new(old.to_string_lossy(), old.to_string_lossy());
     settings.vars_to_warm_start = warmstart::VarsToWarmStart::List(vec![]);
     let tmp = tempfile::tempdir().unwrap();
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), &Default::default(), &RunOptions::default()).unwrap();
+    let (plan, _) =
+        warmstart::run_files(&settings, &tmp.path().join("o.safetensors"), &Default::default(), &RunOptions::default())
+            .unwrap();
     assert_eq!(plan.skipped, ["_CHECKPOINTABLE_OBJECT_GRAPH"]);
     let written = warmstart_formats::open(&tmp.path().join("o.safetensors")).unwrap();
     assert!(written.tensor("_CHECKPOINTABLE_OBJECT_GRAPH").is_none());
     let source = open_checkpoint(&old);
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), &Default::default(), &RunOptions::default()).unwrap();
+    let (plan, _) =
+        warmstart::run_files(&settings, &tmp.path().join("tf/model.ckpt"), &Default::default(), &RunOptions::default())
+            .unwrap();
     assert!(plan.skipped.is_empty());
     let written = open_checkpoint(&tmp.path().join("tf/model.ckpt"));
     for t in source.tensors() {
@@ -649,7 +675,8 @@ fn object_based_target_uses_full_names() {
     let settings = WarmStartSettings::new(ckpt.to_string_lossy(), ckpt.to_string_lossy());
     let tmp = tempfile::tempdir().unwrap();
     let tf_output = warmstart::OutputOptions { format: Some(warmstart::Format::Tf), ..Default::default() };
-    let (plan, _) = warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), &tf_output, &RunOptions::default()).unwrap();
+    let (plan, _) =
+        warmstart::run_files(&settings, &tmp.path().join("tf/ckpt"), &tf_output, &RunOptions::default()).unwrap();
     let fruit = plan.variables.iter().find(|v| v.name == "fruit_weights").expect("named by its full name");
     assert_eq!(fruit.tensor, "v/.ATTRIBUTES/VARIABLE_VALUE");
     assert!(matches!(&fruit.action, warmstart::Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));

@@ -187,7 +187,8 @@ impl WarmStartSettings {
 
     /// Reads a configuration file; relative paths are taken from its folder.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::from_toml(&text, &base).map_err(|e| match e {
             ConfigError::Invalid { problem, .. } => ConfigError::Invalid { path: Some(path.to_path_buf()), problem },
@@ -340,28 +341,42 @@ axis = 1
         assert_eq!(s.vars_to_warm_start, VarsToWarmStart::Nothing);
         assert!(WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = true"), Path::new("")).is_err());
         let vocab = "[var_name_to_vocab_info.w]\nnew_vocab = \"n\"\nnew_vocab_size = 2\nnum_oov_buckets = 0\nold_vocab = \"o\"\n";
-        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"initial\""), Path::new("")).unwrap();
+        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"initial\""), Path::new(""))
+            .unwrap();
         assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Initial);
-        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"twos\""), Path::new("")).unwrap_err();
+        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = \"twos\""), Path::new(""))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "var_name_to_vocab_info.\"w\".backup_initializer: unknown value \"twos\", expected \"zeros\", \"ones\", \
              \"initial\" or { constant = X }"
         );
-        let e = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constnt = 1 }}"), Path::new(""))
-            .unwrap_err();
+        let e = WarmStartSettings::from_toml(
+            &format!("{base}{vocab}backup_initializer = {{ constnt = 1 }}"),
+            Path::new(""),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("constnt"), "{e}");
-        let s = WarmStartSettings::from_toml(&format!("{base}{vocab}backup_initializer = {{ constant = 2 }}"), Path::new(""))
-            .unwrap();
+        let s = WarmStartSettings::from_toml(
+            &format!("{base}{vocab}backup_initializer = {{ constant = 2 }}"),
+            Path::new(""),
+        )
+        .unwrap();
         assert_eq!(s.var_name_to_vocab_info["w"].backup_initializer, BackupInitializer::Constant(2.0));
         let e = WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = 3"), Path::new("")).unwrap_err();
-        assert!(matches!(e, ConfigError::Invalid { path: None, problem: ConfigProblem::VarsToWarmStart { .. } }), "{e}");
+        assert!(
+            matches!(e, ConfigError::Invalid { path: None, problem: ConfigProblem::VarsToWarmStart { .. } }),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = WarmStartSettings::from_toml("ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\nvars_to_warmstart = \".*\"", Path::new(""))
-            .unwrap_err();
+        let e = WarmStartSettings::from_toml(
+            "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\nvars_to_warmstart = \".*\"",
+            Path::new(""),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("vars_to_warmstart") && e.to_string().ends_with("(line 3)"), "{e}");
         let e = WarmStartSettings::from_toml(
             "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n[var_name_to_vocab_info.w]\nnew_vocab = \"n\"\nnew_vocab_size = 2\nnum_oov_buckets = 0\nold_vocab = \"o\"\naxes = 1",

@@ -21,7 +21,9 @@ pub mod test_support;
 
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
-pub use error::{Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, Result, SafetensorsError, TfError};
+pub use error::{
+    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, Result, SafetensorsError, TfError,
+};
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor};
 pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};

@@ -44,7 +44,8 @@ impl CreatedFolders {
         if dir.as_os_str().is_empty() {
             return Ok(CreatedFolders::default());
         }
-        let made = dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
+        let made =
+            dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         Ok(CreatedFolders { made })
     }
@@ -110,7 +111,12 @@ impl StagedFile {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let (file, temp) = builder.tempfile_in(dir).map_err(|e| Error::io(dest, e))?.into_parts();
-        Ok(StagedFile { writer: BufWriter::with_capacity(WRITE_BUFFER, file), temp, dest: dest.to_path_buf(), written: 0 })
+        Ok(StagedFile {
+            writer: BufWriter::with_capacity(WRITE_BUFFER, file),
+            temp,
+            dest: dest.to_path_buf(),
+            written: 0,
+        })
     }
 
     /// Where the file goes when the output is committed.

@@ -195,9 +195,11 @@ mod tests {
 
     #[test]
     fn memory_source_serves_rows_strings_and_refusals() {
-        let src = MemorySource::new()
-            .with_f32("w", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-            .with_strings("s", &[2], vec![b"a".to_vec(), b"".to_vec()]);
+        let src = MemorySource::new().with_f32("w", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).with_strings(
+            "s",
+            &[2],
+            vec![b"a".to_vec(), b"".to_vec()],
+        );
         assert_eq!(&*src.read_rows("w", 1..3).unwrap(), &src.bytes("w")[8..]);
         assert_eq!(src.reads(), [("w".to_string(), 1..3)]);
         assert_eq!(src.read_strings("s").unwrap(), [b"a".to_vec(), vec![]]);

@@ -10,7 +10,15 @@ pub(crate) fn inner_is_full(shape: &[u64], start: &[u64], len: &[u64]) -> bool {
 
 /// Appends to `out` the box `start[1..]`, `len[1..]` of each of `rows` full rows in `block` (full shape
 /// `shape`, elements of `elem` bytes).
-pub(crate) fn extract_box(block: &[u8], shape: &[u64], rows: u64, start: &[u64], len: &[u64], elem: usize, out: &mut Vec<u8>) {
+pub(crate) fn extract_box(
+    block: &[u8],
+    shape: &[u64],
+    rows: u64,
+    start: &[u64],
+    len: &[u64],
+    elem: usize,
+    out: &mut Vec<u8>,
+) {
     let inner = &shape[1..];
     let row_elems: usize = inner.iter().product::<u64>() as usize;
     for r in 0..rows as usize {
@@ -21,7 +29,15 @@ pub(crate) fn extract_box(block: &[u8], shape: &[u64], rows: u64, start: &[u64],
 
 /// Copies the box of the partition (`start`, `len` in the full shape) from `src` to `dst`, both holding
 /// full rows `rows` of the variable.
-pub(crate) fn copy_box(src: &[u8], dst: &mut [u8], shape: &[u64], rows: Range<u64>, start: &[u64], len: &[u64], elem: usize) {
+pub(crate) fn copy_box(
+    src: &[u8],
+    dst: &mut [u8],
+    shape: &[u64],
+    rows: Range<u64>,
+    start: &[u64],
+    len: &[u64],
+    elem: usize,
+) {
     let (first, count) = match (start.first(), len.first()) {
         (Some(&s), Some(&l)) => (s, l),
         _ => (0, 1),

@@ -59,7 +59,11 @@ pub const WINDOWS_IN_FLIGHT: usize = 2;
 
 impl Default for ExecOptions<'_> {
     fn default() -> Self {
-        ExecOptions { block_bytes: warmstart_core::copy::DEFAULT_BLOCK_BYTES, window_bytes: DEFAULT_WINDOW_BYTES, progress: None }
+        ExecOptions {
+            block_bytes: warmstart_core::copy::DEFAULT_BLOCK_BYTES,
+            window_bytes: DEFAULT_WINDOW_BYTES,
+            progress: None,
+        }
     }
 }
 
@@ -176,14 +180,15 @@ fn produce<'a>(
         }
         let written = match out.variable {
             None => copy::copy_tensor(target, &out.name, writer, &out.sink, options.block_bytes, report.bytes_written)?,
-            Some(vi) => variable::write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?,
+            Some(vi) => {
+                variable::write_variable(&plan.variables[vi], out, old, target, writer, options, report.bytes_written)?
+            }
         };
         report.bytes_written += written;
         report.tensors_written += 1;
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod mem;

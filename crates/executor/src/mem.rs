@@ -103,8 +103,22 @@ mod tests {
             VariablePart { name: "w/part_1".into(), slice: Slice { start: vec![2, 0], len: vec![2, 1] } },
         ];
         let vars = vec![
-            TargetVariable { name: "w".into(), tensor: "w".into(), dtype: DType::F32, shape: vec![4, 1], trainable: true, parts },
-            TargetVariable { name: "e".into(), tensor: "e".into(), dtype: DType::F32, shape: vec![3, 2], trainable: true, parts: vec![] },
+            TargetVariable {
+                name: "w".into(),
+                tensor: "w".into(),
+                dtype: DType::F32,
+                shape: vec![4, 1],
+                trainable: true,
+                parts,
+            },
+            TargetVariable {
+                name: "e".into(),
+                tensor: "e".into(),
+                dtype: DType::F32,
+                shape: vec![3, 2],
+                trainable: true,
+                parts: vec![],
+            },
         ];
         let mut settings = PlanSettings { keep_partitions: true, ..Default::default() };
         settings.var_name_to_vocab_info.insert(
@@ -128,8 +142,11 @@ mod tests {
         let report = execute(&p, &old, &target, &mut sink, &options).unwrap();
         assert_eq!((report.copied, report.remapped, report.passthrough, report.kept_initial), (1, 1, 1, 0));
         assert_eq!((report.tensors_written, report.bytes_written), (4, 4 * 4 + 6 * 4 + 4));
-        let written: Vec<(&str, &[u64], usize)> =
-            sink.written.iter().map(|((name, start), values)| (name.as_str(), start.as_slice(), values.len())).collect();
+        let written: Vec<(&str, &[u64], usize)> = sink
+            .written
+            .iter()
+            .map(|((name, start), values)| (name.as_str(), start.as_slice(), values.len()))
+            .collect();
         assert_eq!(written, [("e", &[][..], 6), ("step", &[][..], 1), ("w", &[0, 0][..], 2), ("w", &[2, 0][..], 2)]);
     }
 }
@@ -147,7 +164,14 @@ mod streaming {
         let values = vec![1.5f32; 1024 * 256];
         let old = mem_source(&[("big", &[1024, 256], &values)]);
         let target = mem_source(&[("big", &[1024, 256], &vec![0.0; 1024 * 256])]);
-        let vars = [TargetVariable { name: "big".into(), tensor: "big".into(), dtype: DType::F32, shape: vec![1024, 256], trainable: true, parts: vec![] }];
+        let vars = [TargetVariable {
+            name: "big".into(),
+            tensor: "big".into(),
+            dtype: DType::F32,
+            shape: vec![1024, 256],
+            trainable: true,
+            parts: vec![],
+        }];
         let settings = PlanSettings::default();
         let p = plan(
             &settings,

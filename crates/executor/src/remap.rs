@@ -20,7 +20,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 use warmstart_core::CheckpointSource;
 use warmstart_planner::remap_plan::{partition_geometry, remap_partition};
-use warmstart_planner::{BackupInitializer, PartitionGeometry, PartitionRemap, PlanError, RemapParams, RemapPlan, VariablePlan};
+use warmstart_planner::{
+    BackupInitializer, PartitionGeometry, PartitionRemap, PlanError, RemapParams, RemapPlan, VariablePlan,
+};
 
 use crate::rows::{check_len, checked_len};
 use crate::ExecError;
@@ -127,7 +129,8 @@ impl BlockRows<'_, '_> {
     fn prefetch(&self, o: i64) {
         #[cfg(target_arch = "x86_64")]
         if let (BlockRows::Range { bytes, first, row_bytes, .. }, Ok(o)) = (self, u64::try_from(o)) {
-            let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
+            let at =
+                o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
             if let Some(row) = at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)) {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 for line in row.chunks(64) {
@@ -144,9 +147,16 @@ impl BlockRows<'_, '_> {
     fn row(&self, o: u64) -> Result<Cow<'_, [u8]>, ExecError> {
         match self {
             BlockRows::Range { tensor, bytes, first, row_bytes } => {
-                let at = o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
+                let at =
+                    o.checked_sub(*first).and_then(|k| usize::try_from(k).ok()).and_then(|k| k.checked_mul(*row_bytes));
                 at.and_then(|at| bytes.get(at..at.checked_add(*row_bytes)?)).map(Cow::Borrowed).ok_or_else(|| {
-                    ExecError::ShortRead { tensor: tensor.to_string(), start: o, end: o + 1, got: 0, expected: *row_bytes }
+                    ExecError::ShortRead {
+                        tensor: tensor.to_string(),
+                        start: o,
+                        end: o + 1,
+                        got: 0,
+                        expected: *row_bytes,
+                    }
                 })
             }
             BlockRows::PerRow(old, from) => Ok(old.read_rows(from, o..o + 1)?),
@@ -165,7 +175,13 @@ fn old_row_of(part: &PartitionRemap, local: u64) -> i64 {
 }
 
 /// Fills `dst` (one row of `geometry.cols` float32 cells) with local row `local` of the partition.
-fn fill_partition_row(rows: &BlockRows<'_, '_>, part: &PartitionRemap, local: u64, backup: Backup<'_>, dst: &mut [u8]) -> Result<(), ExecError> {
+fn fill_partition_row(
+    rows: &BlockRows<'_, '_>,
+    part: &PartitionRemap,
+    local: u64,
+    backup: Backup<'_>,
+    dst: &mut [u8],
+) -> Result<(), ExecError> {
     let g = &part.geometry;
     let old_row = old_row_of(part, local);
     if old_row < 0 {
@@ -214,10 +230,12 @@ fn fill_partition_block<'a, 'b>(
     }
     let g = &part.geometry;
     let loaded = if g.oov_only { 0..0 } else { local.start.min(g.rows_to_load)..local.end.min(g.rows_to_load) };
-    let remap = part.row_remap.get(loaded.start as usize..(loaded.end as usize).min(part.row_remap.len())).unwrap_or(&[]);
-    let needed = remap.iter().filter(|&&o| o >= 0).fold(None, |acc: Option<(i64, i64)>, &o| {
-        Some(acc.map_or((o, o), |(lo, hi)| (lo.min(o), hi.max(o))))
-    });
+    let remap =
+        part.row_remap.get(loaded.start as usize..(loaded.end as usize).min(part.row_remap.len())).unwrap_or(&[]);
+    let needed = remap
+        .iter()
+        .filter(|&&o| o >= 0)
+        .fold(None, |acc: Option<(i64, i64)>, &o| Some(acc.map_or((o, o), |(lo, hi)| (lo.min(o), hi.max(o)))));
     let mut fill = |rows: &BlockRows<'_, '_>| {
         // Runs of rows per task, each row's old row prefetched a few rows ahead: the gather is bound
         // by the latency of random reads.
@@ -252,7 +270,9 @@ fn fill_partition_block<'a, 'b>(
             let old_tensor = OldTensor { source: old, name: from, rows: old_rows, row_bytes: old_row_bytes };
             fill_in_old_order(&old_tensor, part, local, backup, dst, row_bytes, chunk_bytes)
         }
-        OldAccess::Blockwise(Some(old_row_bytes)) if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES => {
+        OldAccess::Blockwise(Some(old_row_bytes))
+            if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES =>
+        {
             let bytes = old.read_rows(from, lo..hi)?;
             check_len(from, lo, hi, bytes.len(), (hi - lo) as usize * old_row_bytes)?;
             fill(&BlockRows::Range { tensor: from, bytes: &bytes, first: lo, row_bytes: old_row_bytes })
@@ -306,7 +326,13 @@ fn fill_in_old_order<'b>(
             let c = o / chunk_rows;
             if c >= chunks {
                 let (got, expected) = (old_rows * old_row_bytes, o.saturating_add(1).saturating_mul(old_row_bytes));
-                return Err(ExecError::ShortRead { tensor: from.to_string(), start: o as u64, end: o as u64 + 1, got, expected });
+                return Err(ExecError::ShortRead {
+                    tensor: from.to_string(),
+                    start: o as u64,
+                    end: o as u64 + 1,
+                    got,
+                    expected,
+                });
             }
             starts[c + 1] += 1;
         }
@@ -437,7 +463,8 @@ pub(crate) fn remap_rows<'a>(
     } else {
         None
     };
-    let initial_row = |r: u64| initial.as_deref().map(|b| &b[(r - start) as usize * row_bytes..(r - start + 1) as usize * row_bytes]);
+    let initial_row =
+        |r: u64| initial.as_deref().map(|b| &b[(r - start) as usize * row_bytes..(r - start + 1) as usize * row_bytes]);
     if covered < end - start {
         // Rows of a partition the selection left out keep their initial value.
         out.par_chunks_mut(row_bytes).enumerate().for_each(|(k, dst)| {
@@ -471,7 +498,13 @@ pub(crate) fn remap_rows<'a>(
 /// partition's `geometry.rows` rows of `geometry.cols` float32 cells) from `old`, the old tensor's
 /// rows (`old_row_bytes` each, row-major, as a memory map lends them), missing cells set to `fill`.
 /// For benchmarks and tools that hold the old tensor in memory.
-pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize, fill: f32, dst: &mut [u8]) -> Result<(), ExecError> {
+pub fn gather_partition(
+    part: &PartitionRemap,
+    old: &[u8],
+    old_row_bytes: usize,
+    fill: f32,
+    dst: &mut [u8],
+) -> Result<(), ExecError> {
     let g = &part.geometry;
     let expected = checked_len("gather", g.rows, checked_len("gather", g.cols, 4)?)?;
     check_len("gather", 0, g.rows, dst.len(), expected)?;
@@ -479,7 +512,13 @@ pub fn gather_partition(part: &PartitionRemap, old: &[u8], old_row_bytes: usize,
     check_len("gather", 0, old_rows, old.len(), old_rows as usize * old_row_bytes)?;
     if let Some(&max) = part.row_remap.iter().max() {
         if max >= 0 && max as u64 >= old_rows {
-            return Err(ExecError::ShortRead { tensor: "gather".into(), start: 0, end: max as u64 + 1, got: old.len(), expected: (max as usize + 1) * old_row_bytes });
+            return Err(ExecError::ShortRead {
+                tensor: "gather".into(),
+                start: 0,
+                end: max as u64 + 1,
+                got: old.len(),
+                expected: (max as usize + 1) * old_row_bytes,
+            });
         }
     }
     if expected == 0 {

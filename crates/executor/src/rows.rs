@@ -19,7 +19,11 @@ pub(crate) struct Release<'a> {
 impl<'a> Release<'a> {
     /// Rows `rows` of `tensor`, and their release if they were borrowed from the source (owned bytes
     /// are copies, whose source rows the reader released itself or never mapped).
-    pub(crate) fn read(source: &'a dyn CheckpointSource, tensor: &'a str, rows: Range<u64>) -> Result<(Cow<'a, [u8]>, Option<Self>), CoreError> {
+    pub(crate) fn read(
+        source: &'a dyn CheckpointSource,
+        tensor: &'a str,
+        rows: Range<u64>,
+    ) -> Result<(Cow<'a, [u8]>, Option<Self>), CoreError> {
         let bytes = source.read_rows(tensor, rows.clone())?;
         let release = matches!(bytes, Cow::Borrowed(_)).then_some(Release { source, tensor, rows });
         Ok((bytes, release))

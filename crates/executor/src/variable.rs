@@ -27,18 +27,37 @@ struct VariableRows<'a> {
 impl<'a> VariableRows<'a> {
     /// Rows `start..end`, and the source rows to release once they are written (when borrowed); a
     /// block computed here goes into `buf` (empty, possibly with capacity).
-    fn rows(&mut self, start: u64, end: u64, buf: impl FnOnce() -> Vec<u8>) -> Result<(Cow<'a, [u8]>, Option<Release<'a>>), ExecError> {
+    fn rows(
+        &mut self,
+        start: u64,
+        end: u64,
+        buf: impl FnOnce() -> Vec<u8>,
+    ) -> Result<(Cow<'a, [u8]>, Option<Release<'a>>), ExecError> {
         let expected = checked_len(&self.var.name, end - start, self.row_bytes)?;
         let (bytes, release) = match &self.var.action {
             Action::KeepInitial => Release::read(self.target, &self.var.tensor, start..end)?,
             Action::Copy { from, parts: None } => Release::read(self.old, from, start..end)?,
-            Action::Copy { from, parts: Some(parts) } => {
-                (Cow::Owned(copy::copy_parts_rows(self.var, from, parts, self.old, self.target, start..end, expected)?), None)
-            }
+            Action::Copy { from, parts: Some(parts) } => (
+                Cow::Owned(copy::copy_parts_rows(self.var, from, parts, self.old, self.target, start..end, expected)?),
+                None,
+            ),
             Action::Remap(remap) => {
                 let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap, self.window_bytes));
                 let out = buf();
-                (Cow::Owned(remap::remap_rows(out, state, self.var, remap, self.old, self.target, start, end, self.row_bytes)?), None)
+                (
+                    Cow::Owned(remap::remap_rows(
+                        out,
+                        state,
+                        self.var,
+                        remap,
+                        self.old,
+                        self.target,
+                        start,
+                        end,
+                        self.row_bytes,
+                    )?),
+                    None,
+                )
             }
         };
         check_len(&self.var.name, start, end, bytes.len(), expected)?;
@@ -88,20 +107,35 @@ pub(crate) fn write_variable<'a>(
         }
         _ => row_bytes,
     };
-    let rows_per_block = if out_row_bytes == 0 { rows.end - rows.start } else { (block_bytes / out_row_bytes as u64).max(1) };
+    let rows_per_block =
+        if out_row_bytes == 0 { rows.end - rows.start } else { (block_bytes / out_row_bytes as u64).max(1) };
     writer.send(Job::Begin(&out.sink))?;
     let mut written = 0u64;
     let mut start = rows.start;
     while start < rows.end {
         let end = start.saturating_add(rows_per_block.max(1)).min(rows.end);
-        let (block, release) = source.rows(start, end, || if windowed { writer.window_buffer() } else { writer.buffer() })?;
+        let (block, release) =
+            source.rows(start, end, || if windowed { writer.window_buffer() } else { writer.buffer() })?;
         match inner {
             Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
                 let mut buf = writer.buffer();
                 buf.reserve(checked_len(&var.name, end - start, out_row_bytes)?);
-                boxes::extract_box(&block, &var.shape, end - start, &slice.start, &slice.len, elem_size(var.dtype), &mut buf);
+                boxes::extract_box(
+                    &block,
+                    &var.shape,
+                    end - start,
+                    &slice.start,
+                    &slice.len,
+                    elem_size(var.dtype),
+                    &mut buf,
+                );
                 written += buf.len() as u64;
-                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written), release, window: false })?;
+                writer.send(Job::Data {
+                    bytes: Cow::Owned(buf),
+                    done: Some(done + written),
+                    release,
+                    window: false,
+                })?;
                 if let (true, Cow::Owned(window)) = (windowed, block) {
                     // Back to the pool at once: only the extract goes to the writer.
                     writer.give_back_window(window);

@@ -28,7 +28,11 @@ pub(crate) struct WriterStopped;
 
 impl<'a> Writer<'a> {
     /// The producing side of `queue`, with the channels the writer gives block and window buffers back on.
-    pub(crate) fn new(queue: mpsc::SyncSender<Job<'a>>, recycled: mpsc::Receiver<Vec<u8>>, windows_back: mpsc::Receiver<Vec<u8>>) -> Self {
+    pub(crate) fn new(
+        queue: mpsc::SyncSender<Job<'a>>,
+        recycled: mpsc::Receiver<Vec<u8>>,
+        windows_back: mpsc::Receiver<Vec<u8>>,
+    ) -> Self {
         Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) }
     }
 

@@ -18,7 +18,8 @@ fn vocab(dir: &Path, p: &serde_json::Value) -> Option<VocabFile> {
 
 fn check_case(name: &str) {
     let dir = fixtures().join(name);
-    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).unwrap()).unwrap();
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("params.json")).unwrap()).unwrap();
     let old = warmstart_tf::TfSource::open(&dir.join(p["ckpt_path"].as_str().unwrap())).unwrap();
     let int = |k: &str| p[k].as_i64().unwrap();
     let (old_rows, new_rows) = (vocab(&dir, &p["old_row_vocab_file"]), vocab(&dir, &p["new_row_vocab_file"]));
@@ -42,7 +43,13 @@ fn check_case(name: &str) {
         let dims = |k: &str| part[k].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect::<Vec<u64>>();
         let (offset, shape) = (dims("offset"), dims("shape"));
         let got = if p["function"] == "_load_and_remap_matrix" {
-            load_and_remap_matrix(&old, &params, int("new_row_vocab_offset") as u64, int("num_rows_to_load") as u64, backup)
+            load_and_remap_matrix(
+                &old,
+                &params,
+                int("new_row_vocab_offset") as u64,
+                int("num_rows_to_load") as u64,
+                backup,
+            )
         } else {
             load_and_remap(&old, &params, &shape, offset[0], backup)
         }

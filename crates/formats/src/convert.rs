@@ -76,7 +76,10 @@ mod tests {
         // 5 MiB of F32 rows of one element, so the copy takes two row blocks.
         let rows = 5 << 18;
         MemorySource::new()
-            .with_bytes(TensorInfo::new("big", DType::F32, vec![rows]), (0..rows * 4).map(|i| (i % 251) as u8).collect())
+            .with_bytes(
+                TensorInfo::new("big", DType::F32, vec![rows]),
+                (0..rows * 4).map(|i| (i % 251) as u8).collect(),
+            )
             .with_strings("vocab", &[1], vec![b"a".to_vec()])
             .with_metadata(BTreeMap::from([("k".into(), "v".into())]))
     }
@@ -89,7 +92,10 @@ mod tests {
         let report = convert(&src, &dst, Format::Safetensors, &WriteOptions::default()).unwrap();
         assert_eq!(report.tensors, 1);
         assert_eq!(report.bytes, src.bytes("big").len() as u64);
-        assert_eq!(report.skipped, [SkippedTensor { name: "vocab".into(), reason: "safetensors cannot store string tensors".into() }]);
+        assert_eq!(
+            report.skipped,
+            [SkippedTensor { name: "vocab".into(), reason: "safetensors cannot store string tensors".into() }]
+        );
         let out = crate::open(&dst).unwrap();
         assert_eq!(&*out.read("big").unwrap(), src.bytes("big"));
         assert_eq!(out.metadata(), src.metadata());

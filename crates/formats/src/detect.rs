@@ -210,7 +210,11 @@ pub(crate) mod tests {
     #[test]
     fn safetensors_index_and_sharded_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let index = write(dir.path(), "model.safetensors.index.json", br#" {"metadata":{},"weight_map":{"w":"a.safetensors"}}"#);
+        let index = write(
+            dir.path(),
+            "model.safetensors.index.json",
+            br#" {"metadata":{},"weight_map":{"w":"a.safetensors"}}"#,
+        );
         write(dir.path(), "config.json", br#"{"hidden": 4}"#);
         assert_eq!(detect(&index).unwrap(), Format::Safetensors);
         assert_eq!(detect(dir.path()).unwrap(), Format::Safetensors);

@@ -77,7 +77,8 @@ pub fn create_sink(
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?.sync_on_finish(opts.sync);
+            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?
+                .sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         #[cfg(feature = "hdf5")]
@@ -90,7 +91,8 @@ pub fn create_sink(
         #[cfg(feature = "tf")]
         Format::Tf => {
             let prefix = tf_prefix(path);
-            let sink = warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
+            let sink =
+                warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         #[allow(unreachable_patterns)]

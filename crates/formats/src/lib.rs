@@ -20,5 +20,5 @@ mod format;
 pub use convert::{convert, ConvertReport, SkippedTensor};
 pub use detect::detect;
 pub use dispatch::{create_sink, destination_format, open, LayoutTemplate, WriteOptions};
-pub use warmstart_core::FormatsError;
 pub use format::{compiled_in, Format};
+pub use warmstart_core::FormatsError;

@@ -11,7 +11,6 @@ use warmstart_core::test_support::fixture;
 use warmstart_core::CheckpointSource;
 use warmstart_formats::{convert, open, Format, WriteOptions};
 
-
 /// A safetensors source written by the Python package.
 fn safetensors_source() -> Box<dyn CheckpointSource> {
     open(&fixture("safetensors", "shapes").join("model.safetensors")).unwrap()

@@ -21,7 +21,8 @@ pub(crate) fn copy_layout(template: &Hdf5Source, dest: &File, path: &Path) -> Re
         what,
         source: source.into(),
     };
-    raw::copy_attributes(template.file(), dest, template.global_heaps()).map_err(|(what, e)| err(format!("{what} of /"), e))?;
+    raw::copy_attributes(template.file(), dest, template.global_heaps())
+        .map_err(|(what, e)| err(format!("{what} of /"), e))?;
     let mut seen = Vec::new();
     copy_groups(template.file(), template.global_heaps(), dest, "", 0, &mut seen, &err)
 }

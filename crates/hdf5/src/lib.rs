@@ -38,6 +38,6 @@ mod raw;
 mod sink;
 mod source;
 
-pub use warmstart_core::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};
+pub use warmstart_core::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};

@@ -201,13 +201,14 @@ impl Values<'_> {
     /// # Safety
     /// `buf` must hold the object's every element of `mem`'s size.
     unsafe fn read_into(self, mem: hid_t, buf: *mut u8) -> hdf5::Result<()> {
-        match self {
+        let status = match self {
             // SAFETY: the caller guarantees that `buf` holds every element of the dataset in `mem`; the
             // id is the open dataset's own, and H5S_ALL reads the whole of it.
-            Values::Dataset(d) => hdf5::h5check(unsafe { H5Dread(d.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.cast()) })?,
+            Values::Dataset(d) => unsafe { H5Dread(d.id(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.cast()) },
             // SAFETY: the caller guarantees that `buf` holds every element of the attribute in `mem`.
-            Values::Attribute(a) => hdf5::h5check(unsafe { H5Aread(a.id(), mem, buf.cast()) })?,
+            Values::Attribute(a) => unsafe { H5Aread(a.id(), mem, buf.cast()) },
         };
+        hdf5::h5check(status)?;
         Ok(())
     }
 }
@@ -305,7 +306,11 @@ pub(crate) fn read_strings(obj: Values<'_>, heaps: &GlobalHeaps) -> hdf5::Result
 
 /// Copies every attribute of `from` to `to`, each with its own datatype and dataspace. Attributes
 /// holding object references (which would point into the other file) are left out.
-pub(crate) fn copy_attributes(from: &Location, to: &Location, heaps: &GlobalHeaps) -> Result<(), (String, hdf5::Error)> {
+pub(crate) fn copy_attributes(
+    from: &Location,
+    to: &Location,
+    heaps: &GlobalHeaps,
+) -> Result<(), (String, hdf5::Error)> {
     let names = from.attr_names().map_err(|e| ("attribute names".to_string(), e))?;
     for name in names {
         copy_attribute(from, to, &name, heaps).map_err(|e| (format!("attribute {name:?}"), e))?;

@@ -138,7 +138,12 @@ fn create_datasets(
         let (desc, dataset) = dataset_for(path, tensor, template, &mut paths)?;
         create_dataset(path, file, info, &desc, &dataset, template)?;
         if index.insert(info.name.clone(), planned.len()).is_some() {
-            return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: info.name.clone(), first: dataset.clone(), second: dataset });
+            return Err(Hdf5Error::DuplicateName {
+                path: path.to_path_buf(),
+                name: info.name.clone(),
+                first: dataset.clone(),
+                second: dataset,
+            });
         }
         planned.push(Planned { info: info.clone(), dataset, written: false });
     }
@@ -164,9 +169,15 @@ fn dataset_for(
         dtype: info.dtype,
     })?;
     let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
-    let dataset = normalize(dataset).ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
+    let dataset = normalize(dataset)
+        .ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
     if let Some(first) = paths.insert(dataset.clone(), info.name.clone()) {
-        return Err(Hdf5Error::DuplicateName { path: path.to_path_buf(), name: dataset, first, second: info.name.clone() });
+        return Err(Hdf5Error::DuplicateName {
+            path: path.to_path_buf(),
+            name: dataset,
+            first,
+            second: info.name.clone(),
+        });
     }
     if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
         return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
@@ -226,13 +237,24 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
-        let desc = raw::descriptor_for(info.dtype).ok_or_else(|| self.protocol(Hdf5Protocol::NoHdf5Type { tensor: info.name.clone() }))?;
+        let desc = raw::descriptor_for(info.dtype)
+            .ok_or_else(|| self.protocol(Hdf5Protocol::NoHdf5Type { tensor: info.name.clone() }))?;
         let mem = Datatype::from_descriptor(&desc).map_err(|e| self.write_err(i, e))?;
         // Both fit: checked against usize when the file was created.
         let expected = info.byte_len().unwrap_or(0);
         let row_bytes = info.row_bytes().unwrap_or(0) as usize;
         let shape = info.shape.iter().map(|&d| d as usize).collect();
-        self.current = Some(Current { planned: i, dataset, mem, shape, row_bytes, rows_done: 0, pending: Vec::new(), given: 0, expected });
+        self.current = Some(Current {
+            planned: i,
+            dataset,
+            mem,
+            shape,
+            row_bytes,
+            rows_done: 0,
+            pending: Vec::new(),
+            given: 0,
+            expected,
+        });
         Ok(())
     }
 
@@ -277,7 +299,12 @@ impl CheckpointSink for Hdf5Sink {
         };
         let p = &mut self.planned[cur.planned];
         if cur.given != cur.expected {
-            return Err(Error::SizeMismatch { path: self.path.clone(), name: p.info.name.clone(), given: cur.given, expected: cur.expected });
+            return Err(Error::SizeMismatch {
+                path: self.path.clone(),
+                name: p.info.name.clone(),
+                given: cur.given,
+                expected: cur.expected,
+            });
         }
         p.written = true;
         Ok(())
@@ -290,7 +317,11 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         if info.num_elements() != Some(values.len() as u64) {
-            let reason = Hdf5Protocol::WrongStringCount { tensor: info.name.clone(), shape: info.shape.clone(), given: values.len() };
+            let reason = Hdf5Protocol::WrongStringCount {
+                tensor: info.name.clone(),
+                shape: info.shape.clone(),
+                given: values.len(),
+            };
             return Err(self.protocol(reason));
         }
         let unsupported = |reason: &str| Error::Unsupported {
@@ -358,18 +389,33 @@ mod tests {
         assert_eq!(protocol_of(sink.write_data(&[1]).unwrap_err()), Hdf5Protocol::DataWithoutTensor);
         assert_eq!(protocol_of(sink.end_tensor().unwrap_err()), Hdf5Protocol::EndWithoutTensor);
         let other = SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![3]));
-        assert_eq!(protocol_of(sink.begin_tensor(&other).unwrap_err()), Hdf5Protocol::DiffersFromDeclaration { tensor: "w".into() });
+        assert_eq!(
+            protocol_of(sink.begin_tensor(&other).unwrap_err()),
+            Hdf5Protocol::DiffersFromDeclaration { tensor: "w".into() }
+        );
         let x = SinkTensor::whole(TensorInfo::new("x", DType::U8, vec![2]));
         assert_eq!(protocol_of(sink.begin_tensor(&x).unwrap_err()), Hdf5Protocol::Undeclared { tensor: "x".into() });
         let err = sink.write_strings(&s, &[b"a".to_vec()]).unwrap_err();
-        assert_eq!(err.to_string(), format!("{}: tensor \"s\" of shape [2] was given 1 strings", dir.path().join("o.h5").display()));
+        assert_eq!(
+            err.to_string(),
+            format!("{}: tensor \"s\" of shape [2] was given 1 strings", dir.path().join("o.h5").display())
+        );
         assert_eq!(protocol_of(err), Hdf5Protocol::WrongStringCount { tensor: "s".into(), shape: vec![2], given: 1 });
         sink.begin_tensor(&w).unwrap();
-        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::StartedBeforePreviousEnded { tensor: "w".into() });
+        assert_eq!(
+            protocol_of(sink.begin_tensor(&w).unwrap_err()),
+            Hdf5Protocol::StartedBeforePreviousEnded { tensor: "w".into() }
+        );
         sink.write_data(&[1, 2]).unwrap();
         sink.end_tensor().unwrap();
-        assert_eq!(protocol_of(sink.begin_tensor(&w).unwrap_err()), Hdf5Protocol::AlreadyWritten { tensor: "w".into() });
-        assert_eq!(protocol_of(Box::new(sink).finish().unwrap_err()), Hdf5Protocol::NeverWritten { tensor: "s".into() });
+        assert_eq!(
+            protocol_of(sink.begin_tensor(&w).unwrap_err()),
+            Hdf5Protocol::AlreadyWritten { tensor: "w".into() }
+        );
+        assert_eq!(
+            protocol_of(Box::new(sink).finish().unwrap_err()),
+            Hdf5Protocol::NeverWritten { tensor: "s".into() }
+        );
     }
 
     /// With `sync`, the file is committed as without; either way it gets an ordinary new file's
@@ -383,7 +429,8 @@ mod tests {
         let w = SinkTensor::whole(TensorInfo::new("a/w", DType::F32, vec![2]));
         for (name, sync) in [("synced.h5", true), ("unsynced.h5", false)] {
             let out = dir.path().join(name);
-            let mut sink: Box<dyn CheckpointSink> = Box::new(Hdf5Sink::create(&out, std::slice::from_ref(&w), None).unwrap().sync_on_finish(sync));
+            let mut sink: Box<dyn CheckpointSink> =
+                Box::new(Hdf5Sink::create(&out, std::slice::from_ref(&w), None).unwrap().sync_on_finish(sync));
             sink.begin_tensor(&w).unwrap();
             sink.write_data(&[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
             sink.end_tensor().unwrap();
@@ -396,7 +443,8 @@ mod tests {
                 assert_eq!(mode(&out), mode(&plain), "{name}");
             }
         }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["plain", "synced.h5", "unsynced.h5"]);
     }

@@ -63,7 +63,8 @@ impl Hdf5Source {
     /// Opens `path` and lists its datasets; fails on anything the file's headers get wrong.
     pub fn open(path: &Path) -> Result<Hdf5Source, Hdf5Error> {
         hdf5::silence_errors(true);
-        let file = File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() })?;
+        let file =
+            File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() })?;
         raw::close_on_exec(&file);
         let mut found = Vec::new();
         let mut seen_groups = Vec::new();
@@ -162,7 +163,11 @@ fn walk(
     seen_groups: &mut Vec<LocationToken>,
     found: &mut Vec<(String, TensorInfo)>,
 ) -> Result<(), Hdf5Error> {
-    let group_err = |source: hdf5::Error| Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{prefix}"), source: source.into() };
+    let group_err = |source: hdf5::Error| Hdf5Error::Group {
+        path: path.to_path_buf(),
+        group: format!("/{prefix}"),
+        source: source.into(),
+    };
     if depth > MAX_DEPTH {
         return Err(group_err(format!("groups nested more than {MAX_DEPTH} deep").into()));
     }
@@ -179,7 +184,13 @@ fn walk(
             Ok(kind) => kind,
             // A dangling soft or external link is no dataset.
             Err(_) if !is_hard_link(group, &member) => continue,
-            Err(source) => return Err(Hdf5Error::Group { path: path.to_path_buf(), group: format!("/{full}"), source: source.into() }),
+            Err(source) => {
+                return Err(Hdf5Error::Group {
+                    path: path.to_path_buf(),
+                    group: format!("/{full}"),
+                    source: source.into(),
+                })
+            }
         };
         match kind {
             LocationType::Group => {
@@ -215,10 +226,15 @@ fn is_hard_link(group: &Group, name: &str) -> bool {
 /// The dtype and shape of dataset `name` of `group` (whose full path is `full`), after checking that a
 /// contiguous dataset stores as many bytes as it declares.
 fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<TensorInfo, Hdf5Error> {
-    let header_err = |source: hdf5::Error| Hdf5Error::Dataset { path: path.to_path_buf(), dataset: full.to_string(), source: source.into() };
+    let header_err = |source: hdf5::Error| Hdf5Error::Dataset {
+        path: path.to_path_buf(),
+        dataset: full.to_string(),
+        source: source.into(),
+    };
     let dataset = group.dataset(name).map_err(header_err)?;
     let file_type = dataset.dtype().map_err(header_err)?;
-    let unsupported = |found: String| Hdf5Error::UnsupportedType { path: path.to_path_buf(), dataset: full.to_string(), found };
+    let unsupported =
+        |found: String| Hdf5Error::UnsupportedType { path: path.to_path_buf(), dataset: full.to_string(), found };
     let desc = file_type.to_descriptor().map_err(|e| unsupported(e.to_string()))?;
     let dtype = raw::dtype_of(&desc).ok_or_else(|| unsupported(desc.to_string()))?;
     let shape: Vec<u64> = dataset.space().map_err(header_err)?.shape().iter().map(|&d| d as u64).collect();
@@ -262,12 +278,19 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
 
 /// For a legacy Keras full-model file, each model weight's dataset path and name, in `layer_names`
 /// and `weight_names` order; `None` for any other file.
-fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps: &GlobalHeaps) -> Result<Option<Vec<(String, String)>>, Hdf5Error> {
+fn legacy_names(
+    path: &Path,
+    file: &File,
+    found: &[(String, TensorInfo)],
+    heaps: &GlobalHeaps,
+) -> Result<Option<Vec<(String, String)>>, Hdf5Error> {
     if !file.link_exists("model_weights") {
         return Ok(None);
     }
     let Ok(weights) = file.group("model_weights") else { return Ok(None) };
-    let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names", heaps)? else { return Ok(None) };
+    let Some(layers) = string_list_attr(path, &weights, "model_weights", "layer_names", heaps)? else {
+        return Ok(None);
+    };
     let attr_err = |group: &str, attribute: &str, reason: KerasAttributeReason| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group}"),
@@ -277,14 +300,16 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps:
     let datasets: std::collections::HashSet<&str> = found.iter().map(|(d, _)| d.as_str()).collect();
     let mut out = Vec::new();
     for layer in layers {
-        let layer = String::from_utf8(layer).map_err(|_| attr_err("model_weights", "layer_names", KerasAttributeReason::NotUtf8))?;
+        let layer = String::from_utf8(layer)
+            .map_err(|_| attr_err("model_weights", "layer_names", KerasAttributeReason::NotUtf8))?;
         let group_path = format!("model_weights/{layer}");
-        let group = file
-            .group(&group_path)
-            .map_err(|_| attr_err("model_weights", "layer_names", KerasAttributeReason::LayerWithoutGroup { layer: layer.clone() }))?;
+        let group = file.group(&group_path).map_err(|_| {
+            attr_err("model_weights", "layer_names", KerasAttributeReason::LayerWithoutGroup { layer: layer.clone() })
+        })?;
         let Some(weight_names) = string_list_attr(path, &group, &group_path, "weight_names", heaps)? else { continue };
         for weight in weight_names {
-            let weight = String::from_utf8(weight).map_err(|_| attr_err(&group_path, "weight_names", KerasAttributeReason::NotUtf8))?;
+            let weight = String::from_utf8(weight)
+                .map_err(|_| attr_err(&group_path, "weight_names", KerasAttributeReason::NotUtf8))?;
             let dataset = format!("{group_path}/{weight}");
             if !datasets.contains(dataset.as_str()) {
                 // Nothing to list (a file written from a template with only some of its weights).
@@ -299,7 +324,13 @@ fn legacy_names(path: &Path, file: &File, found: &[(String, TensorInfo)], heaps:
 
 /// The strings of attribute `name` of `group`: `None` if there is no such attribute, an empty list for
 /// an empty attribute of any type (h5py writes an empty list as an empty float array).
-fn string_list_attr(path: &Path, group: &Group, group_path: &str, name: &str, heaps: &GlobalHeaps) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
+fn string_list_attr(
+    path: &Path,
+    group: &Group,
+    group_path: &str,
+    name: &str,
+    heaps: &GlobalHeaps,
+) -> Result<Option<Vec<Vec<u8>>>, Hdf5Error> {
     let err = |reason: KerasAttributeReason| Hdf5Error::KerasAttribute {
         path: path.to_path_buf(),
         group: format!("/{group_path}"),
@@ -358,7 +389,11 @@ impl CheckpointSource for Hdf5Source {
         if len == 0 {
             return Ok(Cow::Owned(Vec::new()));
         }
-        let read_err = |source: hdf5::Error| Hdf5Error::Read { path: self.path.clone(), dataset: self.datasets[i].clone(), source: source.into() };
+        let read_err = |source: hdf5::Error| Hdf5Error::Read {
+            path: self.path.clone(),
+            dataset: self.datasets[i].clone(),
+            source: source.into(),
+        };
         let dataset = self.open_dataset(i)?;
         let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
         let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
@@ -384,7 +419,6 @@ impl CheckpointSource for Hdf5Source {
         })?;
         Ok(values)
     }
-
 }
 
 #[cfg(test)]
@@ -467,7 +501,9 @@ mod tests {
         let err = Hdf5Source::open(&path).unwrap_err();
         assert!(matches!(&err, Hdf5Error::KerasAttribute { attribute, .. } if attribute == "layer_names"), "{err}");
         assert!(err.to_string().contains("ghost"), "{err}");
-        assert!(matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::LayerWithoutGroup { layer }, .. } if layer == "ghost"));
+        assert!(
+            matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::LayerWithoutGroup { layer }, .. } if layer == "ghost")
+        );
     }
 
     #[test]
@@ -479,7 +515,10 @@ mod tests {
         });
         let err = Hdf5Source::open(&path).unwrap_err();
         assert!(err.to_string().contains("not a list of strings"), "{err}");
-        assert!(matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::NotStrings { .. }, .. }), "{err}");
+        assert!(
+            matches!(&err, Hdf5Error::KerasAttribute { reason: KerasAttributeReason::NotStrings { .. }, .. }),
+            "{err}"
+        );
     }
 
     #[test]

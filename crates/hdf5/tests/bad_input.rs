@@ -43,7 +43,8 @@ fn dims_offsets(bytes: &[u8], shapes: &[Vec<u64>]) -> Vec<usize> {
         // A dataspace message: version 1 (version, rank, flags, 5 reserved bytes) or version 2
         // (version, rank, flags, type) before the dims.
         let is_dataspace = |i: usize| {
-            (i >= 8 && bytes[i - 8] == 1 && bytes[i - 7] == rank) || (i >= 4 && bytes[i - 4] == 2 && bytes[i - 3] == rank)
+            (i >= 8 && bytes[i - 8] == 1 && bytes[i - 7] == rank)
+                || (i >= 4 && bytes[i - 4] == 2 && bytes[i - 3] == rank)
         };
         found.extend(
             bytes.windows(pattern.len()).enumerate().filter(|(i, w)| *w == pattern && is_dataspace(*i)).map(|(i, _)| i),
@@ -95,7 +96,8 @@ fn check_names_the_file(msg: &str, file: &Path) {
 
 #[test]
 fn random_corruption_never_panics() {
-    let mut rng = Rng(std::env::var("HDF5_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x4df5_c0de_0125_0001));
+    let mut rng =
+        Rng(std::env::var("HDF5_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x4df5_c0de_0125_0001));
     let mut outcomes = [0usize; 3]; // opened and read, refused at open, refused at read
     let dir = tempfile::tempdir().unwrap();
     for case in ["plain", "keras_legacy", "keras3"] {
@@ -166,10 +168,9 @@ fn forged_huge_dimensions_are_refused_not_allocated() {
     let (fixture, _, _) = common::expected("plain");
     let original = std::fs::read(&fixture).unwrap();
     let file = dir.path().join("data.h5");
-    for (shape, dim, forged, name) in [
-        (vec![37, 5], 0, 1u64 << 33, "chunked/gz"),
-        (vec![20, 3], 1, 1_310_723, "chunked/shuffled"),
-    ] {
+    for (shape, dim, forged, name) in
+        [(vec![37, 5], 0, 1u64 << 33, "chunked/gz"), (vec![20, 3], 1, 1_310_723, "chunked/shuffled")]
+    {
         let at = dims_offsets(&original, &[shape])[0] + 8 * dim;
         let mut bytes = original.clone();
         bytes[at..at + 8].copy_from_slice(&forged.to_le_bytes());

@@ -50,7 +50,11 @@ fn layout_of(path: &Path) -> Vec<String> {
             .into_iter()
             .map(|n| {
                 let a = g.attr(&n).unwrap();
-                format!("{n}: {} {:?}", a.dtype().unwrap().to_descriptor().map(|d| d.to_string()).unwrap_or_default(), a.shape())
+                format!(
+                    "{n}: {} {:?}",
+                    a.dtype().unwrap().to_descriptor().map(|d| d.to_string()).unwrap_or_default(),
+                    a.shape()
+                )
             })
             .collect();
         attrs.sort();

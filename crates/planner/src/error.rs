@@ -137,7 +137,9 @@ pub enum PlanError {
 
     // ---- _warm_start_var_with_vocab / _load_and_remap_matrix_initializer ----
     /// A required vocabulary argument is empty or zero.
-    #[error("Invalid args: Must provide all of [current_vocab_path, current_vocab_size, prev_ckpt, prev_vocab_path}}.")]
+    #[error(
+        "Invalid args: Must provide all of [current_vocab_path, current_vocab_size, prev_ckpt, prev_vocab_path}}."
+    )]
     VocabInvalidArgs {
         /// The variable.
         variable: String,

@@ -512,7 +512,12 @@ fn copied_parts(var: &TargetVariable, g: &Group) -> Option<Vec<usize>> {
 
 /// A plain variable, or one partition alone: TF checks its shape against the old tensor's, and
 /// refuses a single partition of a variable that has several.
-fn check_single_restore(var: &TargetVariable, member: &Member, tensor: &str, old_tensor: &TensorInfo) -> Result<(), PlanError> {
+fn check_single_restore(
+    var: &TargetVariable,
+    member: &Member,
+    tensor: &str,
+    old_tensor: &TensorInfo,
+) -> Result<(), PlanError> {
     let (shown, shape) = match member.part {
         None => (var.name.clone(), var.shape.clone()),
         Some(p) => (var.parts[p].name.clone(), var.parts[p].slice.len.clone()),
@@ -556,7 +561,8 @@ fn run_time(
                 (Action::Copy { from: tensor, parts }, reason)
             }
             Some(Decision::Remap { tensor, vocab, parts, reason }) => {
-                let remap = plan_variable_remap(var, &parts, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
+                let remap =
+                    plan_variable_remap(var, &parts, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
                 let reason = format!(
                     "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
                     remap.entries_found,
@@ -638,7 +644,12 @@ fn output_tensors(settings: &PlanSettings, target: &Target<'_>) -> (Vec<OutputTe
             }),
             None => {
                 passthrough.push(t.name.clone());
-                outputs.push(OutputTensor { name: t.name.clone(), variable: None, part: None, sink: SinkTensor::whole(t.clone()) });
+                outputs.push(OutputTensor {
+                    name: t.name.clone(),
+                    variable: None,
+                    part: None,
+                    sink: SinkTensor::whole(t.clone()),
+                });
             }
         }
     }
@@ -747,10 +758,9 @@ pub fn variables_from_graph(
         .variables
         .iter()
         .map(|v| {
-            let t = by_name.get(v.name.as_str()).ok_or_else(|| PlanError::TargetTensorMissing {
-                variable: v.name.clone(),
-                tensor: v.name.clone(),
-            })?;
+            let t = by_name
+                .get(v.name.as_str())
+                .ok_or_else(|| PlanError::TargetTensorMissing { variable: v.name.clone(), tensor: v.name.clone() })?;
             Ok(TargetVariable {
                 name: v.name.clone(),
                 tensor: v.name.clone(),
@@ -768,12 +778,25 @@ mod tests {
     use super::*;
 
     fn var(name: &str, trainable: bool) -> TargetVariable {
-        TargetVariable { name: name.into(), tensor: name.into(), dtype: DType::F32, shape: vec![2], trainable, parts: vec![] }
+        TargetVariable {
+            name: name.into(),
+            tensor: name.into(),
+            dtype: DType::F32,
+            shape: vec![2],
+            trainable,
+            parts: vec![],
+        }
     }
 
-    fn run(settings: &PlanSettings, vars: &[TargetVariable], old: &[&str], keys: Option<&HashMap<String, String>>) -> Result<Plan, PlanError> {
+    fn run(
+        settings: &PlanSettings,
+        vars: &[TargetVariable],
+        old: &[&str],
+        keys: Option<&HashMap<String, String>>,
+    ) -> Result<Plan, PlanError> {
         let old: Vec<TensorInfo> = old.iter().map(|n| TensorInfo::new(*n, DType::F32, vec![2])).collect();
-        let tensors: Vec<TensorInfo> = vars.iter().map(|v| TensorInfo::new(v.name.clone(), v.dtype, v.shape.clone())).collect();
+        let tensors: Vec<TensorInfo> =
+            vars.iter().map(|v| TensorInfo::new(v.name.clone(), v.dtype, v.shape.clone())).collect();
         plan(
             settings,
             &OldCheckpoint { display: "old", tensors: &old, object_graph_keys: keys },
@@ -829,9 +852,11 @@ mod tests {
         let vars = [var("fruit_weights", true), var("extra", true)];
         let mut keys = HashMap::new();
         keys.insert("fruit_weights".to_string(), "v/.ATTRIBUTES/VARIABLE_VALUE".to_string());
-        let e = run(&with(VarsToWarmStart::default()), &vars, &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap_err();
+        let e =
+            run(&with(VarsToWarmStart::default()), &vars, &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap_err();
         assert!(e.to_string().ends_with("The following variables were missing: {'extra'}"), "{e}");
-        let p = run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
+        let p =
+            run(&with(VarsToWarmStart::default()), &vars[..1], &["v/.ATTRIBUTES/VARIABLE_VALUE"], Some(&keys)).unwrap();
         assert!(matches!(&p.variables[0].action, Action::Copy { from, .. } if from == "v/.ATTRIBUTES/VARIABLE_VALUE"));
     }
 

@@ -60,7 +60,11 @@ pub struct PartitionGeometry {
 }
 
 /// The Python-side checks of `_load_and_remap_matrix_initializer(...)(shape, partition_info)`.
-pub fn partition_geometry(params: &RemapParams<'_>, shape: &[u64], offset: u64) -> Result<PartitionGeometry, PlanError> {
+pub fn partition_geometry(
+    params: &RemapParams<'_>,
+    shape: &[u64],
+    offset: u64,
+) -> Result<PartitionGeometry, PlanError> {
     let variable = params.variable.to_string();
     if shape.len() != 2 {
         return Err(PlanError::RemapNotMatrix { variable, shape: shape.to_vec() });
@@ -150,7 +154,14 @@ pub fn remap_partition(
 ) -> Result<PartitionRemap, PlanError> {
     let variable = params.variable;
     if geometry.oov_only {
-        return Ok(PartitionRemap { part, geometry, row_remap: Vec::new(), col_remap: Vec::new(), rows_present: 0, cols_present: 0 });
+        return Ok(PartitionRemap {
+            part,
+            geometry,
+            row_remap: Vec::new(),
+            col_remap: Vec::new(),
+            rows_present: 0,
+            cols_present: 0,
+        });
     }
     let (row_remap, rows_present) = match params.row_vocab {
         Some((old_vocab, new_vocab)) => {
@@ -198,7 +209,12 @@ pub fn remap_partition(
     }
     if let Some(&row) = row_remap.iter().filter(|&&r| r >= 0).max() {
         if row as u64 >= old.shape[0] {
-            return Err(PlanError::RemapOldRowOutOfRange { variable: variable.to_string(), tensor, row, rows: old.shape[0] });
+            return Err(PlanError::RemapOldRowOutOfRange {
+                variable: variable.to_string(),
+                tensor,
+                row,
+                rows: old.shape[0],
+            });
         }
     }
     if let Some(&column) = col_remap.iter().filter(|&&c| c >= 0).max() {
@@ -235,8 +251,7 @@ pub struct RemapPlan {
 
 /// Row offset of a partition (TF's `_PartitionInfo.single_offset`) or an error for column partitions.
 fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanError> {
-    let differing: Vec<usize> =
-        (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
+    let differing: Vec<usize> = (0..var.shape.len()).filter(|&d| part.slice.len.get(d) != var.shape.get(d)).collect();
     match differing.as_slice() {
         [] => Ok(0),
         [0] => Ok(part.slice.start[0]),
@@ -247,7 +262,12 @@ fn part_offset(var: &TargetVariable, part: &VariablePart) -> Result<u64, PlanErr
 /// The arguments `_warm_start_var_with_vocab` gives `_load_and_remap_matrix_initializer` for `var`,
 /// remapped along `vocab.axis` from the old tensor `tensor`; `parts` are the partitions remapped
 /// (`None` for an unpartitioned variable), which together give the rows of a column remap.
-fn remap_params<'a>(var: &'a TargetVariable, vocab: &'a VocabInfo, tensor: &'a str, parts: &[Option<usize>]) -> RemapParams<'a> {
+fn remap_params<'a>(
+    var: &'a TargetVariable,
+    vocab: &'a VocabInfo,
+    tensor: &'a str,
+    parts: &[Option<usize>],
+) -> RemapParams<'a> {
     let total_rows: u64 = parts
         .iter()
         .map(|part| match part {
@@ -306,13 +326,25 @@ fn partition_inputs<'a>(
 ) -> Result<(RemapParams<'a>, Vec<u64>, PartitionGeometry), PlanError> {
     let params = remap_params(var, vocab, tensor, parts);
     let (shape, offset) = member_geometry(var, part)?;
-    let params = RemapParams { new_col_vocab_size: if vocab.axis == 0 { shape.get(1).map(|&c| c as i64).unwrap_or(0) } else { params.new_col_vocab_size }, ..params };
+    let params = RemapParams {
+        new_col_vocab_size: if vocab.axis == 0 {
+            shape.get(1).map(|&c| c as i64).unwrap_or(0)
+        } else {
+            params.new_col_vocab_size
+        },
+        ..params
+    };
     let geometry = partition_geometry(&params, &shape, offset)?;
     Ok((params, shape, geometry))
 }
 
 /// The Python-time checks of `_warm_start_var_with_vocab` for every partition `parts` of `var`.
-pub(crate) fn check_vocab_partitions(var: &TargetVariable, parts: &[Option<usize>], vocab: &VocabInfo, tensor: &str) -> Result<(), PlanError> {
+pub(crate) fn check_vocab_partitions(
+    var: &TargetVariable,
+    parts: &[Option<usize>],
+    vocab: &VocabInfo,
+    tensor: &str,
+) -> Result<(), PlanError> {
     for &part in parts {
         if vocab.axis != 0 && vocab.axis != 1 {
             return Err(PlanError::VocabBadAxis { variable: var.name.clone(), axis: vocab.axis });
@@ -363,7 +395,6 @@ pub(crate) fn plan_variable_remap(
         partitions,
     })
 }
-
 
 #[cfg(test)]
 mod tests {

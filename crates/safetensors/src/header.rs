@@ -114,8 +114,9 @@ fn read_entries(
             );
             continue;
         }
-        let info = serde_json::from_value::<safetensors::tensor::TensorInfo>(value)
-            .map_err(|source| SafetensorsError::BadTensorEntry { path: path_buf(), tensor: name.clone(), source: source.into() })?;
+        let info = serde_json::from_value::<safetensors::tensor::TensorInfo>(value).map_err(|source| {
+            SafetensorsError::BadTensorEntry { path: path_buf(), tensor: name.clone(), source: source.into() }
+        })?;
         let Some(core_dtype) = dtype::to_core(info.dtype) else {
             return Err(SafetensorsError::UnsupportedDtype {
                 path: path_buf(),
@@ -282,7 +283,9 @@ pub(crate) mod tests {
     #[test]
     fn unsupported_dtype() {
         let err = parse_err(&file(r#"{"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}"#, &[0]));
-        assert!(matches!(&err, SafetensorsError::UnsupportedDtype { tensor, dtype, .. } if tensor == "w" && dtype == "F4"));
+        assert!(
+            matches!(&err, SafetensorsError::UnsupportedDtype { tensor, dtype, .. } if tensor == "w" && dtype == "F4")
+        );
     }
 
     #[test]
@@ -296,14 +299,18 @@ pub(crate) mod tests {
         let mut bytes = file(TWO, &[0; 12]);
         bytes.truncate(bytes.len() - 1);
         let err = parse_err(&bytes);
-        assert!(matches!(&err, SafetensorsError::OffsetsPastEnd { tensor, end: 12, data_len: 11, .. } if tensor == "b"));
+        assert!(
+            matches!(&err, SafetensorsError::OffsetsPastEnd { tensor, end: 12, data_len: 11, .. } if tensor == "b")
+        );
     }
 
     #[test]
     fn overlapping_tensors() {
         let header = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#;
         let err = parse_err(&file(header, &[0; 8]));
-        assert!(matches!(&err, SafetensorsError::OverlappingTensors { tensor, other, .. } if tensor == "b" && other == "a"));
+        assert!(
+            matches!(&err, SafetensorsError::OverlappingTensors { tensor, other, .. } if tensor == "b" && other == "a")
+        );
         assert!(err.to_string().contains("\"b\" overlaps tensor \"a\""));
     }
 
@@ -311,7 +318,9 @@ pub(crate) mod tests {
     fn gap_before_tensor() {
         let header = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#;
         let err = parse_err(&file(header, &[0; 6]));
-        assert!(matches!(&err, SafetensorsError::GapBeforeTensor { tensor, gap_start: 2, begin: 4, .. } if tensor == "b"));
+        assert!(
+            matches!(&err, SafetensorsError::GapBeforeTensor { tensor, gap_start: 2, begin: 4, .. } if tensor == "b")
+        );
     }
 
     #[test]
@@ -324,7 +333,9 @@ pub(crate) mod tests {
     fn dtype_shape_mismatch() {
         let header = r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
         let err = parse_err(&file(header, &[0; 8]));
-        assert!(matches!(&err, SafetensorsError::DtypeShapeMismatch { tensor, expected: Some(12), actual: 8, .. } if tensor == "w"));
+        assert!(
+            matches!(&err, SafetensorsError::DtypeShapeMismatch { tensor, expected: Some(12), actual: 8, .. } if tensor == "w")
+        );
         let header = r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#;
         let err = parse_err(&file(header, &[0; 8]));
         assert!(matches!(err, SafetensorsError::DtypeShapeMismatch { expected: None, .. }));

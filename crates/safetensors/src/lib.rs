@@ -18,6 +18,6 @@ mod header;
 mod sink;
 mod source;
 
-pub use warmstart_core::SafetensorsError;
 pub use sink::SafetensorsSink;
 pub use source::SafetensorsSource;
+pub use warmstart_core::SafetensorsError;

@@ -86,14 +86,20 @@ impl SafetensorsSink {
             }
             let too_large = || Error::TooLarge { path: path.clone(), name: name.clone() };
             let end = offset.checked_add(len).ok_or_else(too_large)?;
-            let offsets = (usize::try_from(offset).map_err(|_| too_large())?, usize::try_from(end).map_err(|_| too_large())?);
-            header_entries.push((name.clone(), safetensors::tensor::TensorInfo { dtype: st_dtype, shape, data_offsets: offsets }));
+            let offsets =
+                (usize::try_from(offset).map_err(|_| too_large())?, usize::try_from(end).map_err(|_| too_large())?);
+            header_entries.push((
+                name.clone(),
+                safetensors::tensor::TensorInfo { dtype: st_dtype, shape, data_offsets: offsets },
+            ));
             declared.push((t.clone(), offset));
             offset = end;
         }
         let header = build_header(&path, header_entries, metadata)?;
         let data_start = (LEN_PREFIX + header.len()) as u64;
-        let total = data_start.checked_add(offset).ok_or_else(|| Error::TooLarge { path: path.clone(), name: String::new() })?;
+        let total = data_start
+            .checked_add(offset)
+            .ok_or_else(|| Error::TooLarge { path: path.clone(), name: String::new() })?;
         let mut output = AtomicOutput::new(false);
         let file = output.stage(&path)?;
         let staged = output.file(file);
@@ -119,9 +125,12 @@ fn build_header(
     entries: Vec<(String, safetensors::tensor::TensorInfo)>,
     metadata: Option<BTreeMap<String, String>>,
 ) -> Result<Vec<u8>> {
-    let header_err = |source: safetensors::SafeTensorError| SafetensorsError::SinkHeader { path: path.to_path_buf(), source: source.into() };
-    let metadata = safetensors::tensor::Metadata::new(metadata.map(|m| m.into_iter().collect()), entries)
-        .map_err(header_err)?;
+    let header_err = |source: safetensors::SafeTensorError| SafetensorsError::SinkHeader {
+        path: path.to_path_buf(),
+        source: source.into(),
+    };
+    let metadata =
+        safetensors::tensor::Metadata::new(metadata.map(|m| m.into_iter().collect()), entries).map_err(header_err)?;
     let mut header = serde_json::to_vec(&metadata).map_err(|e| header_err(e.into()))?;
     header.resize(header.len().next_multiple_of(LEN_PREFIX), b' ');
     if header.len() as u64 > MAX_HEADER_LEN {
@@ -149,7 +158,9 @@ impl CheckpointSink for SafetensorsSink {
         let index = match self.by_name.get(name) {
             Some(&i) if self.declared[i].0.info == tensor.info => i,
             _ => {
-                return Err(SafetensorsError::SinkUndeclaredTensor { path: self.path.clone(), tensor: name.clone() }.into())
+                return Err(
+                    SafetensorsError::SinkUndeclaredTensor { path: self.path.clone(), tensor: name.clone() }.into()
+                )
             }
         };
         if self.written[index] {
@@ -236,7 +247,8 @@ mod tests {
     }
 
     fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         names
     }
@@ -245,9 +257,15 @@ mod tests {
     fn writes_a_file_the_reader_and_the_library_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.safetensors");
-        let tensors = [t("w", DType::U8, &[2, 3]), t("b", DType::F32, &[2]), t("s", DType::BF16, &[]), t("e", DType::F64, &[0, 2])];
+        let tensors = [
+            t("w", DType::U8, &[2, 3]),
+            t("b", DType::F32, &[2]),
+            t("s", DType::BF16, &[]),
+            t("e", DType::F64, &[0, 2]),
+        ];
         let metadata = BTreeMap::from([("format".to_string(), "np".to_string())]);
-        let mut sink: Box<dyn CheckpointSink> = Box::new(SafetensorsSink::create(&path, &tensors, Some(metadata.clone())).unwrap());
+        let mut sink: Box<dyn CheckpointSink> =
+            Box::new(SafetensorsSink::create(&path, &tensors, Some(metadata.clone())).unwrap());
         // Any order, data in pieces.
         sink.begin_tensor(&tensors[0]).unwrap();
         sink.write_data(&[1, 2]).unwrap();
@@ -376,7 +394,8 @@ mod tests {
     fn sink_header_too_large() {
         let dir = tempfile::tempdir().unwrap();
         let metadata = BTreeMap::from([("big".to_string(), "x".repeat(MAX_HEADER_LEN as usize))]);
-        let err = format_err(SafetensorsSink::create(dir.path().join("o.safetensors"), &[], Some(metadata)).err().unwrap());
+        let err =
+            format_err(SafetensorsSink::create(dir.path().join("o.safetensors"), &[], Some(metadata)).err().unwrap());
         assert!(matches!(err, SafetensorsError::HeaderTooLarge { .. }));
     }
 

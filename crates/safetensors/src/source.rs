@@ -49,11 +49,8 @@ impl SafetensorsSource {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let source = if meta.is_dir() {
-            Self::open_file(path, &find_in_folder(path)?)?
-        } else {
-            Self::open_file(path, path)?
-        };
+        let source =
+            if meta.is_dir() { Self::open_file(path, &find_in_folder(path)?)? } else { Self::open_file(path, path)? };
         Ok(source)
     }
 
@@ -73,7 +70,13 @@ impl SafetensorsSource {
             locations.insert(info.name.clone(), Location { map: 0, bytes });
             tensors.push(info);
         }
-        Ok(SafetensorsSource { path: path.to_path_buf(), maps: vec![map], tensors, locations, metadata: header.metadata })
+        Ok(SafetensorsSource {
+            path: path.to_path_buf(),
+            maps: vec![map],
+            tensors,
+            locations,
+            metadata: header.metadata,
+        })
     }
 
     fn open_index(index: &Path) -> Result<Self> {
@@ -98,9 +101,8 @@ impl SafetensorsSource {
         };
         for shard in shards {
             let shard_path = dir.join(shard);
-            let first_tensor = || {
-                parsed.weight_map.iter().find(|(_, s)| *s == shard).map(|(t, _)| t.clone()).unwrap_or_default()
-            };
+            let first_tensor =
+                || parsed.weight_map.iter().find(|(_, s)| *s == shard).map(|(t, _)| t.clone()).unwrap_or_default();
             let map = map_file(&shard_path).map_err(|source| SafetensorsError::MissingShard {
                 index: index.to_path_buf(),
                 shard: shard.clone(),
@@ -156,7 +158,8 @@ impl SafetensorsSource {
         let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok());
         let (start, end) = (offset(rows.start)?, offset(rows.end)?);
         let tensor = &location.bytes;
-        (start <= end && end <= tensor.len()).then(|| (&self.maps[location.map], tensor.start + start..tensor.start + end))
+        (start <= end && end <= tensor.len())
+            .then(|| (&self.maps[location.map], tensor.start + start..tensor.start + end))
     }
 }
 
@@ -236,7 +239,8 @@ impl CheckpointSource for SafetensorsSource {
         // made fit in the map; checked all the same.
         let too_large = || Error::TooLarge { path: self.path.clone(), name: name.to_string() };
         let row_bytes = info.row_bytes().ok_or_else(too_large)?;
-        let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
+        let offset =
+            |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
         let (start, end) = (offset(rows.start)?, offset(rows.end)?);
         let bytes = &self.maps[location.map][location.bytes.clone()];
         bytes.get(start..end).map(Cow::Borrowed).ok_or_else(out_of_range)
@@ -251,7 +255,6 @@ impl CheckpointSource for SafetensorsSource {
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.metadata.as_ref()
     }
-
 }
 
 #[cfg(test)]
@@ -388,16 +391,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = sharded(dir.path(), &INDEX.replace("m-1.", "gone."));
         let err = format_err(SafetensorsSource::open(&index).unwrap_err());
-        assert!(matches!(&err, SafetensorsError::MissingShard { shard, tensor, .. } if shard == "gone.safetensors" && tensor == "a"));
+        assert!(
+            matches!(&err, SafetensorsError::MissingShard { shard, tensor, .. } if shard == "gone.safetensors" && tensor == "a")
+        );
         assert!(err.to_string().contains(INDEX_FILE_NAME));
     }
 
     #[test]
     fn tensor_not_in_shard() {
         let dir = tempfile::tempdir().unwrap();
-        let index = sharded(dir.path(), &INDEX.replace(r#""c":"m-2.safetensors","#, r#""c":"m-2.safetensors","d":"m-1.safetensors","#));
+        let index = sharded(
+            dir.path(),
+            &INDEX.replace(r#""c":"m-2.safetensors","#, r#""c":"m-2.safetensors","d":"m-1.safetensors","#),
+        );
         let err = format_err(SafetensorsSource::open(&index).unwrap_err());
-        assert!(matches!(&err, SafetensorsError::TensorNotInShard { shard, tensor, .. } if shard == "m-1.safetensors" && tensor == "d"));
+        assert!(
+            matches!(&err, SafetensorsError::TensorNotInShard { shard, tensor, .. } if shard == "m-1.safetensors" && tensor == "d")
+        );
     }
 
     #[test]
@@ -405,7 +415,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = sharded(dir.path(), &INDEX.replace(r#","b":"m-2.safetensors""#, ""));
         let err = format_err(SafetensorsSource::open(&index).unwrap_err());
-        assert!(matches!(&err, SafetensorsError::TensorNotInIndex { shard, tensor, .. } if shard == "m-2.safetensors" && tensor == "b"));
+        assert!(
+            matches!(&err, SafetensorsError::TensorNotInIndex { shard, tensor, .. } if shard == "m-2.safetensors" && tensor == "b")
+        );
     }
 
     #[test]

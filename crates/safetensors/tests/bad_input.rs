@@ -169,7 +169,8 @@ fn random_corruption_of_sharded_checkpoints_never_panics() {
     let mut rng = Rng(0x5afe_7e45_0125_0002);
     let mut outcomes = Outcomes::default();
     let dir = tempfile::tempdir().unwrap();
-    let files = ["model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let files =
+        ["model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
     let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(case_dir("sharded").join(f)).unwrap()).collect();
     for (f, bytes) in files.iter().zip(&originals) {
         std::fs::write(dir.path().join(f), bytes).unwrap();

@@ -38,6 +38,6 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
 }
 
-pub use warmstart_core::TfError;
 pub use reader::{TfSource, OBJECT_GRAPH_KEY};
+pub use warmstart_core::TfError;
 pub use writer::TfSink;

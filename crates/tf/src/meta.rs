@@ -36,19 +36,11 @@ pub(crate) fn read_graph(
         .map(|v| strip_output(&v.variable_name).to_string())
         .collect();
     let node_shapes = node_shapes(&meta);
-    let mut graph = Graph {
-        path,
-        variables: Vec::new(),
-        by_full_name: HashMap::new(),
-    };
+    let mut graph = Graph { path, variables: Vec::new(), by_full_name: HashMap::new() };
     for def in collection(path, &meta, "variables")? {
         let name = strip_output(&def.variable_name).to_string();
         let is_trainable = trainable.contains(&name);
-        match def
-            .save_slice_info_def
-            .as_ref()
-            .filter(|s| !s.full_name.is_empty())
-        {
+        match def.save_slice_info_def.as_ref().filter(|s| !s.full_name.is_empty()) {
             Some(info) => graph.add_partition(name, info, is_trainable)?,
             None => {
                 let shape = match node_shapes.get(name.as_str()) {
@@ -59,18 +51,11 @@ pub(crate) fn read_graph(
                         graph.bad(format!("variable {name:?}: neither the graph nor the checkpoint gives its shape"))
                     })?,
                 };
-                graph.variables.push(GraphVariable {
-                    name,
-                    shape,
-                    trainable: is_trainable,
-                    parts: Vec::new(),
-                });
+                graph.variables.push(GraphVariable { name, shape, trainable: is_trainable, parts: Vec::new() });
             }
         }
     }
-    Ok(GraphInfo {
-        variables: graph.variables,
-    })
+    Ok(GraphInfo { variables: graph.variables })
 }
 
 /// The `VariableDef`s of the graph's collection `key` (none if it has no such collection).
@@ -119,18 +104,13 @@ struct Graph<'a> {
 
 impl Graph<'_> {
     fn bad(&self, reason: String) -> TfError {
-        TfError::BadMeta {
-            path: self.path.to_path_buf(),
-            reason,
-        }
+        TfError::BadMeta { path: self.path.to_path_buf(), reason }
     }
 
     fn dims(&self, what: &str, values: &[i64]) -> Result<Vec<u64>, TfError> {
         values
             .iter()
-            .map(|&d| {
-                u64::try_from(d).map_err(|_| self.bad(format!("{what} has a negative dimension {d}")))
-            })
+            .map(|&d| u64::try_from(d).map_err(|_| self.bad(format!("{what} has a negative dimension {d}"))))
             .collect()
     }
 
@@ -148,21 +128,14 @@ impl Graph<'_> {
         let rank = full_shape.len();
         let fits = start.len() == rank
             && len.len() == rank
-            && (0..rank).all(|d| {
-                start[d]
-                    .checked_add(len[d])
-                    .is_some_and(|e| e <= full_shape[d])
-            });
+            && (0..rank).all(|d| start[d].checked_add(len[d]).is_some_and(|e| e <= full_shape[d]));
         if !fits {
             return Err(self.bad(format!(
                 "partition {name} (offset {start:?}, shape {len:?}) does not fit in {:?} {full_shape:?}",
                 info.full_name
             )));
         }
-        let part = VariablePart {
-            name,
-            slice: Slice { start, len },
-        };
+        let part = VariablePart { name, slice: Slice { start, len } };
         match self.by_full_name.get(&info.full_name) {
             Some(&i) => {
                 let var = &mut self.variables[i];
@@ -177,8 +150,7 @@ impl Graph<'_> {
                 var.parts.push(part);
             }
             None => {
-                self.by_full_name
-                    .insert(info.full_name.clone(), self.variables.len());
+                self.by_full_name.insert(info.full_name.clone(), self.variables.len());
                 self.variables.push(GraphVariable {
                     name: info.full_name.clone(),
                     shape: full_shape,
@@ -206,10 +178,7 @@ mod tests {
     #[test]
     fn bad_bytes_are_errors() {
         let p = Path::new("m.meta");
-        assert!(matches!(
-            read_graph(p, &[0xff, 0xff], &|_| None),
-            Err(TfError::BadProto { .. })
-        ));
+        assert!(matches!(read_graph(p, &[0xff, 0xff], &|_| None), Err(TfError::BadProto { .. })));
         assert_eq!(read_graph(p, &[], &|_| None).unwrap(), GraphInfo::default());
     }
 }

@@ -158,10 +158,7 @@ pub(crate) fn decode(key: &[u8]) -> Option<(Vec<u8>, Vec<Extent>)> {
     for _ in 0..rank {
         let start = read_signed(key, &mut pos)?;
         let length = read_signed(key, &mut pos)?;
-        extents.push(Extent {
-            start,
-            length: (length != -1).then_some(length),
-        });
+        extents.push(Extent { start, length: (length != -1).then_some(length) });
     }
     (pos == key.len()).then_some((name, extents))
 }
@@ -186,19 +183,8 @@ mod tests {
         assert_eq!(signed(64), [0xc0, 0x40]);
         assert_eq!(signed(8191), [0xdf, 0xff]);
         assert_eq!(signed(8192), [0xe0, 0x20, 0x00]);
-        let key = encode(
-            "fruit_weights",
-            &[
-                Extent {
-                    start: 2,
-                    length: Some(2),
-                },
-                Extent {
-                    start: 0,
-                    length: Some(1),
-                },
-            ],
-        );
+        let key =
+            encode("fruit_weights", &[Extent { start: 2, length: Some(2) }, Extent { start: 0, length: Some(1) }]);
         let mut want = vec![0x00];
         want.extend_from_slice(b"fruit_weights");
         want.extend_from_slice(&[0x00, 0x01, 0x01, 0x02, 0x82, 0x82, 0x80, 0x81]);
@@ -231,22 +217,10 @@ mod tests {
     #[test]
     fn key_round_trip_with_escapes() {
         let name = "a\u{0}b";
-        let extents = [
-            Extent {
-                start: 1 << 40,
-                length: Some(3),
-            },
-            Extent {
-                start: 0,
-                length: None,
-            },
-        ];
+        let extents = [Extent { start: 1 << 40, length: Some(3) }, Extent { start: 0, length: None }];
         let key = encode(name, &extents);
         assert!(is_slice_key(&key));
-        assert_eq!(
-            decode(&key),
-            Some((name.as_bytes().to_vec(), extents.to_vec()))
-        );
+        assert_eq!(decode(&key), Some((name.as_bytes().to_vec(), extents.to_vec())));
         assert_eq!(decode(&key[..key.len() - 1]), None);
         assert_eq!(decode(b"\x00abc"), None);
     }

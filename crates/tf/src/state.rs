@@ -27,19 +27,13 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
             }
             Err(e) => return Err(TfError::io(&state_path, e)),
         };
-        let latest = parse_state(&text).map_err(|reason| TfError::BadCheckpointState {
-            path: state_path.clone(),
-            reason,
-        })?;
+        let latest =
+            parse_state(&text).map_err(|reason| TfError::BadCheckpointState { path: state_path.clone(), reason })?;
         let prefix = path.join(latest);
         if !index_path(&prefix).is_file() {
             return Err(TfError::NoCheckpoint {
                 path: path.to_path_buf(),
-                reason: format!(
-                    "'{}' names {}, which has no .index file",
-                    state_path.display(),
-                    prefix.display()
-                ),
+                reason: format!("'{}' names {}, which has no .index file", state_path.display(), prefix.display()),
             });
         }
         return Ok(prefix);
@@ -48,9 +42,7 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
         return Ok(path.to_path_buf());
     }
     if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-        let stem = name
-            .strip_suffix(".index")
-            .or_else(|| strip_data_suffix(name));
+        let stem = name.strip_suffix(".index").or_else(|| strip_data_suffix(name));
         if let Some(stem) = stem.filter(|s| !s.is_empty()) {
             let prefix = path.with_file_name(stem);
             if index_path(&prefix).is_file() {
@@ -60,8 +52,7 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
     }
     Err(TfError::NoCheckpoint {
         path: path.to_path_buf(),
-        reason: "neither a directory with a 'checkpoint' file nor a prefix with a .index file"
-            .to_string(),
+        reason: "neither a directory with a 'checkpoint' file nor a prefix with a .index file".to_string(),
     })
 }
 
@@ -113,9 +104,7 @@ pub fn parse_state(text: &[u8]) -> Result<String, String> {
             other => return Err(format!("unknown field {other}")),
         }
     }
-    let path = model_path
-        .filter(|p| !p.is_empty())
-        .ok_or("no model_checkpoint_path")?;
+    let path = model_path.filter(|p| !p.is_empty()).ok_or("no model_checkpoint_path")?;
     String::from_utf8(path).map_err(|_| "model_checkpoint_path is not UTF-8".to_string())
 }
 
@@ -151,11 +140,7 @@ impl Lexer<'_> {
     fn ident(&mut self) -> Result<Option<String>, String> {
         self.skip_ws();
         let start = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        {
+        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
             self.pos += 1;
         }
         if start == self.pos {
@@ -164,18 +149,12 @@ impl Lexer<'_> {
                 Some(c) => Err(format!("unexpected {:?} at byte {}", *c as char, self.pos)),
             };
         }
-        Ok(Some(
-            String::from_utf8_lossy(&self.s[start..self.pos]).into_owned(),
-        ))
+        Ok(Some(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()))
     }
 
     fn number(&mut self) -> Result<(), String> {
         let start = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        {
+        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c)) {
             self.pos += 1;
         }
         if start == self.pos {
@@ -224,9 +203,7 @@ impl Lexer<'_> {
                             b'x' => {
                                 let mut v = 0u32;
                                 let mut n = 0;
-                                while let Some(d) =
-                                    self.s.get(self.pos).and_then(|c| (*c as char).to_digit(16))
-                                {
+                                while let Some(d) = self.s.get(self.pos).and_then(|c| (*c as char).to_digit(16)) {
                                     if n == 2 {
                                         break;
                                     }

@@ -36,17 +36,13 @@ pub(crate) fn encode(values: &[Vec<u8>]) -> (Vec<u8>, u32) {
 pub(crate) fn decode(data: &[u8], count: u64, stored_crc: u32) -> Result<Vec<Vec<u8>>, String> {
     // Every length takes at least one byte: refuse a count the data cannot hold before allocating.
     if count > data.len() as u64 {
-        return Err(format!(
-            "{count} strings cannot fit in {} bytes",
-            data.len()
-        ));
+        return Err(format!("{count} strings cannot fit in {} bytes", data.len()));
     }
     let mut pos = 0;
     let mut lengths = Vec::with_capacity(count as usize);
     let mut crc = 0u32;
     for i in 0..count {
-        let len =
-            read_varint64(data, &mut pos).ok_or_else(|| format!("bad length of string {i}"))?;
+        let len = read_varint64(data, &mut pos).ok_or_else(|| format!("bad length of string {i}"))?;
         crc = extend_with_length(crc, len);
         lengths.push(len);
     }
@@ -56,15 +52,9 @@ pub(crate) fn decode(data: &[u8], count: u64, stored_crc: u32) -> Result<Vec<Vec
     }
     crc = crc32c::crc32c_append(crc, &data[pos..pos + 4]);
     pos += 4;
-    let total: u64 = lengths
-        .iter()
-        .try_fold(0u64, |a, &l| a.checked_add(l))
-        .ok_or("string lengths overflow")?;
+    let total: u64 = lengths.iter().try_fold(0u64, |a, &l| a.checked_add(l)).ok_or("string lengths overflow")?;
     if total != (data.len() - pos) as u64 {
-        return Err(format!(
-            "string lengths add up to {total} bytes, the entry holds {}",
-            data.len() - pos
-        ));
+        return Err(format!("string lengths add up to {total} bytes, the entry holds {}", data.len() - pos));
     }
     let mut values = Vec::with_capacity(lengths.len());
     for len in lengths {
@@ -75,9 +65,7 @@ pub(crate) fn decode(data: &[u8], count: u64, stored_crc: u32) -> Result<Vec<Vec
     }
     let computed = mask_crc(crc);
     if computed != stored_crc {
-        return Err(format!(
-            "checksum mismatch: stored {stored_crc:#010x}, computed {computed:#010x}"
-        ));
+        return Err(format!("checksum mismatch: stored {stored_crc:#010x}, computed {computed:#010x}"));
     }
     Ok(values)
 }

@@ -65,14 +65,8 @@ pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Reads a whole table from its bytes; `path` only names the file in errors.
 pub(crate) fn read_table(path: &Path, file: &[u8]) -> Result<Entries, TfError> {
-    let budget = (file.len() as u64)
-        .saturating_mul(MAX_EXPANSION)
-        .saturating_add(MIN_EXPANSION_BUDGET);
-    let reader = TableReader {
-        path,
-        file,
-        budget: std::cell::Cell::new(budget),
-    };
+    let budget = (file.len() as u64).saturating_mul(MAX_EXPANSION).saturating_add(MIN_EXPANSION_BUDGET);
+    let reader = TableReader { path, file, budget: std::cell::Cell::new(budget) };
     reader.read_all()
 }
 
@@ -85,29 +79,19 @@ struct TableReader<'a> {
 
 impl TableReader<'_> {
     fn corrupt(&self, offset: u64, reason: impl Into<String>) -> TfError {
-        TfError::CorruptTable {
-            path: self.path.to_path_buf(),
-            offset,
-            reason: reason.into(),
-        }
+        TfError::CorruptTable { path: self.path.to_path_buf(), offset, reason: reason.into() }
     }
 
     fn read_all(&self) -> Result<Entries, TfError> {
         let len = self.file.len();
         if len < FOOTER_LEN {
-            return Err(TfError::TooShort {
-                path: self.path.to_path_buf(),
-                len: len as u64,
-            });
+            return Err(TfError::TooShort { path: self.path.to_path_buf(), len: len as u64 });
         }
         let footer_at = len - FOOTER_LEN;
         let footer = &self.file[footer_at..];
-        let magic = u64::from(fixed32(footer, 40).unwrap_or(0))
-            | (u64::from(fixed32(footer, 44).unwrap_or(0)) << 32);
+        let magic = u64::from(fixed32(footer, 40).unwrap_or(0)) | (u64::from(fixed32(footer, 44).unwrap_or(0)) << 32);
         if magic != MAGIC {
-            return Err(TfError::BadMagic {
-                path: self.path.to_path_buf(),
-            });
+            return Err(TfError::BadMagic { path: self.path.to_path_buf() });
         }
         let handles = &footer[..40];
         let mut pos = 0;
@@ -129,16 +113,10 @@ impl TableReader<'_> {
             if handle.offset < next_block {
                 return Err(self.corrupt(
                     index.offset,
-                    format!(
-                        "the index names a data block at {}, before the end of the previous one",
-                        handle.offset
-                    ),
+                    format!("the index names a data block at {}, before the end of the previous one", handle.offset),
                 ));
             }
-            next_block = handle
-                .offset
-                .saturating_add(handle.size)
-                .saturating_add(TRAILER_LEN as u64);
+            next_block = handle.offset.saturating_add(handle.size).saturating_add(TRAILER_LEN as u64);
             let block = self.read_block(handle)?;
             for (key, value) in self.parse_block(&block, handle.offset)? {
                 if let Some((last, _)) = entries.last() {
@@ -166,10 +144,7 @@ impl TableReader<'_> {
             .ok_or_else(|| {
                 self.corrupt(
                     handle.offset,
-                    format!(
-                        "block of {} bytes at {} runs past the table data",
-                        handle.size, handle.offset
-                    ),
+                    format!("block of {} bytes at {} runs past the table data", handle.size, handle.offset),
                 )
             })?;
         // Both fit in usize: they are at most the file length.
@@ -181,10 +156,7 @@ impl TableReader<'_> {
         debug_assert_eq!(contents_end + TRAILER_LEN, end as usize);
         let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
         if mask_crc(crc) != stored {
-            return Err(TfError::BlockChecksum {
-                path: self.path.to_path_buf(),
-                offset: handle.offset,
-            });
+            return Err(TfError::BlockChecksum { path: self.path.to_path_buf(), offset: handle.offset });
         }
         match kind {
             0 => Ok(contents.to_vec()),
@@ -195,24 +167,14 @@ impl TableReader<'_> {
                     reason: e.to_string(),
                 };
                 let n = snap::raw::decompress_len(contents).map_err(snappy_err)?;
-                if n > contents
-                    .len()
-                    .saturating_mul(MAX_SNAPPY_RATIO)
-                    .saturating_add(64)
-                {
-                    return Err(
-                        self.corrupt(handle.offset, format!("snappy block claims {n} bytes"))
-                    );
+                if n > contents.len().saturating_mul(MAX_SNAPPY_RATIO).saturating_add(64) {
+                    return Err(self.corrupt(handle.offset, format!("snappy block claims {n} bytes")));
                 }
-                snap::raw::Decoder::new()
-                    .decompress_vec(contents)
-                    .map_err(snappy_err)
+                snap::raw::Decoder::new().decompress_vec(contents).map_err(snappy_err)
             }
-            other => Err(TfError::UnknownCompression {
-                path: self.path.to_path_buf(),
-                offset: handle.offset,
-                kind: other,
-            }),
+            other => {
+                Err(TfError::UnknownCompression { path: self.path.to_path_buf(), offset: handle.offset, kind: other })
+            }
         }
     }
 
@@ -225,9 +187,7 @@ impl TableReader<'_> {
             .checked_mul(4)
             .and_then(|n| n.checked_add(4))
             .filter(|&n| n <= block.len())
-            .ok_or_else(|| {
-                self.corrupt(at, format!("block claims {num_restarts} restart points"))
-            })?;
+            .ok_or_else(|| self.corrupt(at, format!("block claims {num_restarts} restart points")))?;
         let data_end = block.len() - restarts_len;
         for i in 0..num_restarts as usize {
             let restart = fixed32(block, data_end + 4 * i).unwrap_or(u32::MAX) as usize;
@@ -248,14 +208,8 @@ impl TableReader<'_> {
             if shared > key.len() {
                 return Err(bad());
             }
-            let key_end = pos
-                .checked_add(non_shared)
-                .filter(|&e| e <= data.len())
-                .ok_or_else(bad)?;
-            let value_end = key_end
-                .checked_add(value_len)
-                .filter(|&e| e <= data.len())
-                .ok_or_else(bad)?;
+            let key_end = pos.checked_add(non_shared).filter(|&e| e <= data.len()).ok_or_else(bad)?;
+            let value_end = key_end.checked_add(value_len).filter(|&e| e <= data.len()).ok_or_else(bad)?;
             let expanded = (shared + non_shared + value_len) as u64;
             let Some(left) = self.budget.get().checked_sub(expanded) else {
                 return Err(self.corrupt(
@@ -286,13 +240,7 @@ struct BlockBuilder {
 
 impl BlockBuilder {
     fn new(interval: usize) -> Self {
-        BlockBuilder {
-            buf: Vec::new(),
-            restarts: vec![0],
-            counter: 0,
-            interval,
-            last_key: Vec::new(),
-        }
+        BlockBuilder { buf: Vec::new(), restarts: vec![0], counter: 0, interval, last_key: Vec::new() }
     }
 
     fn is_empty(&self) -> bool {
@@ -305,10 +253,7 @@ impl BlockBuilder {
 
     fn add(&mut self, key: &[u8], value: &[u8]) {
         let shared = if self.counter < self.interval {
-            key.iter()
-                .zip(&self.last_key)
-                .take_while(|(a, b)| a == b)
-                .count()
+            key.iter().zip(&self.last_key).take_while(|(a, b)| a == b).count()
         } else {
             self.restarts.push(self.buf.len() as u32);
             self.counter = 0;
@@ -367,10 +312,7 @@ pub(crate) fn build_table(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut last_key: Vec<u8> = Vec::new();
 
     fn write_block(out: &mut Vec<u8>, contents: &[u8]) -> BlockHandle {
-        let handle = BlockHandle {
-            offset: out.len() as u64,
-            size: contents.len() as u64,
-        };
+        let handle = BlockHandle { offset: out.len() as u64, size: contents.len() as u64 };
         out.extend_from_slice(contents);
         out.push(0);
         let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[0]);
@@ -433,9 +375,7 @@ mod tests {
     }
 
     fn sample(n: usize) -> Entries {
-        (0..n)
-            .map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; i % 7]))
-            .collect()
+        (0..n).map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; i % 7])).collect()
     }
 
     #[test]
@@ -476,40 +416,20 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(
-            read_table(p(), &[0; 47]),
-            Err(TfError::TooShort { .. })
-        ));
-        assert!(matches!(
-            read_table(p(), &[0; 48]),
-            Err(TfError::BadMagic { .. })
-        ));
+        assert!(matches!(read_table(p(), &[0; 47]), Err(TfError::TooShort { .. })));
+        assert!(matches!(read_table(p(), &[0; 48]), Err(TfError::BadMagic { .. })));
         let good = build_table(&sample(3));
         let mut flipped = good.clone();
         flipped[2] ^= 1;
-        assert!(matches!(
-            read_table(p(), &flipped),
-            Err(TfError::BlockChecksum { .. })
-        ));
+        assert!(matches!(read_table(p(), &flipped), Err(TfError::BlockChecksum { .. })));
         // A footer handle pointing past the data.
         let mut forged = good.clone();
         let at = forged.len() - FOOTER_LEN;
         let mut footer = Vec::new();
-        BlockHandle {
-            offset: 0,
-            size: 1 << 40,
-        }
-        .encode(&mut footer);
-        BlockHandle {
-            offset: 0,
-            size: 1 << 40,
-        }
-        .encode(&mut footer);
+        BlockHandle { offset: 0, size: 1 << 40 }.encode(&mut footer);
+        BlockHandle { offset: 0, size: 1 << 40 }.encode(&mut footer);
         forged[at..at + footer.len()].copy_from_slice(&footer);
-        assert!(matches!(
-            read_table(p(), &forged),
-            Err(TfError::CorruptTable { .. })
-        ));
+        assert!(matches!(read_table(p(), &forged), Err(TfError::CorruptTable { .. })));
     }
 
     /// A table of hand-made blocks: `data` blocks (contents and compression type byte), then an empty
@@ -517,20 +437,14 @@ mod tests {
     fn hand_made_table(data: &[(&[u8], u8)], keys: &[&[u8]], targets: &[usize]) -> Vec<u8> {
         let mut out = Vec::new();
         let put = |contents: &[u8], kind: u8, out: &mut Vec<u8>| {
-            let h = BlockHandle {
-                offset: out.len() as u64,
-                size: contents.len() as u64,
-            };
+            let h = BlockHandle { offset: out.len() as u64, size: contents.len() as u64 };
             out.extend_from_slice(contents);
             out.push(kind);
             let crc = crc32c::crc32c_append(crc32c::crc32c(contents), &[kind]);
             out.extend_from_slice(&mask_crc(crc).to_le_bytes());
             h
         };
-        let handles: Vec<BlockHandle> = data
-            .iter()
-            .map(|(b, kind)| put(b, *kind, &mut out))
-            .collect();
+        let handles: Vec<BlockHandle> = data.iter().map(|(b, kind)| put(b, *kind, &mut out)).collect();
         let meta_h = put(&BlockBuilder::new(16).finish(), 0, &mut out);
         let mut index = BlockBuilder::new(1);
         for (key, &t) in keys.iter().zip(targets) {
@@ -589,19 +503,14 @@ mod tests {
         data.extend_from_slice(&1u32.to_le_bytes());
         let table = hand_made_table(&[(&data, 0)], &[b"l"], &[0]);
         let err = read_table(p(), &table).unwrap_err();
-        assert!(
-            matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("64 times")),
-            "{err}"
-        );
+        assert!(matches!(&err, TfError::CorruptTable { reason, .. } if reason.contains("64 times")), "{err}");
     }
 
     #[test]
     fn snappy_blocks_are_read() {
         // Recompress the data block of a table TensorFlow-style options would not write.
         let entries = sample(20);
-        let compressed = snap::raw::Encoder::new()
-            .compress_vec(&raw_block(&entries))
-            .unwrap();
+        let compressed = snap::raw::Encoder::new().compress_vec(&raw_block(&entries)).unwrap();
         let out = hand_made_table(&[(&compressed, 1)], &[b"z"], &[0]);
         assert_eq!(read_table(p(), &out).unwrap(), entries);
         // An unknown compression type is its own error.
@@ -610,9 +519,6 @@ mod tests {
         bad[type_at] = 7;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&compressed), &[7]);
         bad[type_at + 1..type_at + 5].copy_from_slice(&mask_crc(crc).to_le_bytes());
-        assert!(matches!(
-            read_table(p(), &bad),
-            Err(TfError::UnknownCompression { kind: 7, .. })
-        ));
+        assert!(matches!(read_table(p(), &bad), Err(TfError::UnknownCompression { kind: 7, .. })));
     }
 }

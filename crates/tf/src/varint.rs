@@ -69,10 +69,7 @@ mod tests {
         let mut pos = 0;
         assert_eq!(read_varint64(&[0x80, 0x80], &mut pos), None);
         assert_eq!(pos, 0);
-        assert_eq!(
-            read_varint32(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut pos),
-            None
-        );
+        assert_eq!(read_varint32(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut pos), None);
         assert_eq!(read_varint64(&[0xff; 11], &mut pos), None);
         // 10th byte may only carry the top bit.
         let mut over = vec![0xff; 9];

@@ -12,8 +12,8 @@ use warmstart_core::output::AtomicOutput;
 use warmstart_core::{CheckpointSink, DType, Result, SinkTensor, Slice};
 
 use crate::proto::{
-    tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto,
-    TensorSliceProto, VersionDef,
+    tensor_shape_proto, tensor_slice_proto, BundleEntryProto, BundleHeaderProto, TensorShapeProto, TensorSliceProto,
+    VersionDef,
 };
 use crate::slice_key::{self, Extent};
 use crate::state::{data_path, index_path, state_text, STATE_FILE};
@@ -56,13 +56,7 @@ struct Current {
 
 fn shape_proto(shape: &[u64]) -> TensorShapeProto {
     TensorShapeProto {
-        dim: shape
-            .iter()
-            .map(|&d| tensor_shape_proto::Dim {
-                size: d as i64,
-                name: String::new(),
-            })
-            .collect(),
+        dim: shape.iter().map(|&d| tensor_shape_proto::Dim { size: d as i64, name: String::new() }).collect(),
         unknown_rank: false,
     }
 }
@@ -82,15 +76,7 @@ fn slice_proto(slice: &Slice) -> TensorSliceProto {
 }
 
 fn extents(slice: &Slice) -> Vec<Extent> {
-    slice
-        .start
-        .iter()
-        .zip(&slice.len)
-        .map(|(&s, &l)| Extent {
-            start: s as i64,
-            length: Some(l as i64),
-        })
-        .collect()
+    slice.start.iter().zip(&slice.len).map(|(&s, &l)| Extent { start: s as i64, length: Some(l as i64) }).collect()
 }
 
 /// The piece of a data block that is hashed, then written, at a time.
@@ -98,10 +84,7 @@ const WRITE_PIECE_BYTES: usize = 1 << 20;
 
 /// The folder of the checkpoint `prefix` to write in `shards` data files, if both are usable.
 fn destination_folder(prefix: &Path, shards: usize) -> Result<PathBuf, TfError> {
-    let misuse = |reason: String| TfError::SinkMisuse {
-        path: prefix.to_path_buf(),
-        reason,
-    };
+    let misuse = |reason: String| TfError::SinkMisuse { path: prefix.to_path_buf(), reason };
     if shards == 0 || u32::try_from(shards).is_err() || shards > 99_999 {
         return Err(misuse(format!("{shards} data shards asked for")));
     }
@@ -118,19 +101,14 @@ fn destination_folder(prefix: &Path, shards: usize) -> Result<PathBuf, TfError> 
 /// Checks one declared tensor on its own (name, dtype, shape, slice), giving its TensorFlow dtype
 /// number and its table key.
 fn dtype_and_key(prefix: &Path, t: &SinkTensor) -> Result<(i32, Vec<u8>), TfError> {
-    let bad = |reason: String| TfError::BadSinkTensor {
-        path: prefix.to_path_buf(),
-        tensor: t.info.name.clone(),
-        reason,
-    };
+    let bad =
+        |reason: String| TfError::BadSinkTensor { path: prefix.to_path_buf(), tensor: t.info.name.clone(), reason };
     let name = t.info.name.as_str();
     if name.is_empty() || name.as_bytes()[0] == 0 {
-        return Err(bad(
-            "a tensor name may not be empty or start with a NUL byte".into(),
-        ));
+        return Err(bad("a tensor name may not be empty or start with a NUL byte".into()));
     }
-    let tf_dtype = crate::dtype::to_tf(t.info.dtype)
-        .ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
+    let tf_dtype =
+        crate::dtype::to_tf(t.info.dtype).ok_or_else(|| bad(format!("TensorFlow has no dtype {}", t.info.dtype)))?;
     if t.info.num_elements().is_none() || t.info.shape.iter().any(|&d| d > i64::MAX as u64) {
         return Err(bad(format!("shape {:?} is too large", t.info.shape)));
     }
@@ -140,21 +118,12 @@ fn dtype_and_key(prefix: &Path, t: &SinkTensor) -> Result<(i32, Vec<u8>), TfErro
     let rank = t.info.shape.len();
     let fits = s.start.len() == rank
         && s.len.len() == rank
-        && (0..rank).all(|d| {
-            s.start[d]
-                .checked_add(s.len[d])
-                .is_some_and(|e| e <= t.info.shape[d])
-        });
+        && (0..rank).all(|d| s.start[d].checked_add(s.len[d]).is_some_and(|e| e <= t.info.shape[d]));
     if !fits {
-        return Err(bad(format!(
-            "slice {:?}+{:?} does not fit in {:?}",
-            s.start, s.len, t.info.shape
-        )));
+        return Err(bad(format!("slice {:?}+{:?} does not fit in {:?}", s.start, s.len, t.info.shape)));
     }
     if t.info.dtype == DType::String {
-        return Err(bad(
-            "TensorFlow does not read string tensors from slices".into(),
-        ));
+        return Err(bad("TensorFlow does not read string tensors from slices".into()));
     }
     Ok((tf_dtype, slice_key::encode(name, &extents(s))))
 }
@@ -162,11 +131,7 @@ fn dtype_and_key(prefix: &Path, t: &SinkTensor) -> Result<(i32, Vec<u8>), TfErro
 /// The tensors to write, checked alone and against each other (each whole tensor or slice once, the
 /// slices of a tensor agreeing on it), each given a shard so that the shards balance by bytes in
 /// declaration order; and the index of each by its table key.
-fn declare(
-    prefix: &Path,
-    tensors: &[SinkTensor],
-    shards: usize,
-) -> Result<(Vec<Declared>, ByKey), TfError> {
+fn declare(prefix: &Path, tensors: &[SinkTensor], shards: usize) -> Result<(Vec<Declared>, ByKey), TfError> {
     let mut declared: Vec<Declared> = Vec::with_capacity(tensors.len());
     let mut by_key = HashMap::with_capacity(tensors.len());
     let mut full_names: HashMap<&str, (&SinkTensor, bool)> = HashMap::new();
@@ -182,9 +147,7 @@ fn declare(
         match full_names.get(name) {
             Some((other, sliced)) => {
                 if !*sliced || t.slice.is_none() || other.info != t.info {
-                    return Err(bad(
-                        "declared twice, or as whole and as slices, or with different shapes",
-                    ));
+                    return Err(bad("declared twice, or as whole and as slices, or with different shapes"));
                 }
             }
             None => {
@@ -195,17 +158,9 @@ fn declare(
             return Err(bad("the same slice is declared twice"));
         }
         // Balance the shards by bytes, in declaration order.
-        let shard = (0..shards)
-            .min_by_key(|&i| (shard_bytes[i], i))
-            .unwrap_or(0);
+        let shard = (0..shards).min_by_key(|&i| (shard_bytes[i], i)).unwrap_or(0);
         shard_bytes[shard] = shard_bytes[shard].saturating_add(t.byte_len().unwrap_or(0));
-        declared.push(Declared {
-            tensor: t.clone(),
-            tf_dtype,
-            key,
-            shard,
-            written: None,
-        });
+        declared.push(Declared { tensor: t.clone(), tf_dtype, key, shard, written: None });
     }
     Ok((declared, by_key))
 }
@@ -222,15 +177,7 @@ impl TfSink {
         for i in 0..shards {
             output.stage(&data_path(prefix, i as u32, shards as u32))?;
         }
-        Ok(TfSink {
-            prefix: prefix.to_path_buf(),
-            dir,
-            declared,
-            by_key,
-            num_shards: shards,
-            output,
-            current: None,
-        })
+        Ok(TfSink { prefix: prefix.to_path_buf(), dir, declared, by_key, num_shards: shards, output, current: None })
     }
 
     /// Makes `finish` flush every file to the disk (fsync) before moving it into place, for a
@@ -241,10 +188,7 @@ impl TfSink {
     }
 
     fn misuse(&self, reason: String) -> TfError {
-        TfError::SinkMisuse {
-            path: self.prefix.clone(),
-            reason,
-        }
+        TfError::SinkMisuse { path: self.prefix.clone(), reason }
     }
 
     fn key_of(tensor: &SinkTensor) -> Vec<u8> {
@@ -262,15 +206,13 @@ impl TfSink {
                 tensor.info.name, self.declared[cur.index].tensor.info.name
             )));
         }
-        let index = *self.by_key.get(&Self::key_of(tensor)).ok_or_else(|| {
-            self.misuse(format!("tensor {:?} was not declared", tensor.info.name))
-        })?;
+        let index = *self
+            .by_key
+            .get(&Self::key_of(tensor))
+            .ok_or_else(|| self.misuse(format!("tensor {:?} was not declared", tensor.info.name)))?;
         let d = &self.declared[index];
         if d.tensor != *tensor {
-            return Err(self.misuse(format!(
-                "tensor {:?} differs from its declaration",
-                tensor.info.name
-            )));
+            return Err(self.misuse(format!("tensor {:?} differs from its declaration", tensor.info.name)));
         }
         if d.written.is_some() {
             return Err(self.misuse(format!("tensor {:?} written twice", tensor.info.name)));
@@ -292,21 +234,14 @@ impl TfSink {
         let header = BundleHeaderProto {
             num_shards: self.num_shards as i32,
             endianness: 0,
-            version: Some(VersionDef {
-                producer: 1,
-                min_consumer: 0,
-                bad_consumers: Vec::new(),
-            }),
+            version: Some(VersionDef { producer: 1, min_consumer: 0, bad_consumers: Vec::new() }),
         };
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = vec![(Vec::new(), header.encode_to_vec())];
         let mut full_entries: Vec<(String, BundleEntryProto)> = Vec::new();
         let mut full_index: HashMap<String, usize> = HashMap::new();
         for d in &self.declared {
             let Some((offset, size, crc)) = d.written else {
-                return Err(self.misuse(format!(
-                    "tensor {:?} was declared but never written",
-                    d.tensor.info.name
-                )));
+                return Err(self.misuse(format!("tensor {:?} was declared but never written", d.tensor.info.name)));
             };
             let entry = BundleEntryProto {
                 dtype: d.tf_dtype,
@@ -356,13 +291,7 @@ impl CheckpointSink for TfSink {
             reason: "string tensors are written with write_strings".into(),
         })?;
         let offset = self.shard_len(self.declared[index].shard);
-        self.current = Some(Current {
-            index,
-            offset,
-            given: 0,
-            expected,
-            crc: 0,
-        });
+        self.current = Some(Current { index, offset, given: 0, expected, crc: 0 });
         Ok(())
     }
 
@@ -451,18 +380,10 @@ impl CheckpointSink for TfSink {
             return Err(self.misuse("finish with a tensor still open".into()).into());
         }
         let index = self.index_bytes()?;
-        let TfSink {
-            prefix,
-            dir,
-            mut output,
-            ..
-        } = *self;
+        let TfSink { prefix, dir, mut output, .. } = *self;
         let i = output.stage(&index_path(&prefix))?;
         output.file(i).write_all(&index)?;
-        let name = prefix
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let state = output.stage(&dir.join(STATE_FILE))?;
         output.file(state).write_all(state_text(&name).as_bytes())?;
         output.commit()

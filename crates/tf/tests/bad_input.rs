@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use warmstart_core::test_support::{read_everything, Rng};
 use warmstart_core::CheckpointSource;
-use warmstart_tf::{TfSource, TfError};
+use warmstart_tf::{TfError, TfSource};
 
 fn copy_to_temp(case: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,9 +29,7 @@ fn truncated_index() {
     let bytes = std::fs::read(&index).unwrap();
     for len in [0, 1, 47, 48, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&index, &bytes[..len]).unwrap();
-        let e = TfSource::open(&p)
-            .err()
-            .expect("truncated index opened");
+        let e = TfSource::open(&p).err().expect("truncated index opened");
         assert!(e.to_string().contains(".index"), "{len}: {e}");
         if len < 48 {
             assert!(matches!(e, TfError::TooShort { .. }), "{e}");
@@ -80,9 +78,7 @@ fn flipped_byte_in_a_tensor() {
     let e = ckpt.read_rows("counts", 0..1).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("checksum mismatch")
-            && msg.contains("\"counts\"")
-            && msg.contains(".data-00000-of-00001"),
+        msg.contains("checksum mismatch") && msg.contains("\"counts\"") && msg.contains(".data-00000-of-00001"),
         "{msg}"
     );
     // The error stays on every read; other tensors are unaffected.
@@ -99,16 +95,10 @@ fn flipped_byte_in_a_partitioned_tensor() {
     bytes[n - 1] ^= 0x80;
     std::fs::write(&data, &bytes).unwrap();
     let ckpt = TfSource::open(&p).unwrap();
-    let failures: Vec<String> = ckpt
-        .tensors()
-        .iter()
-        .filter_map(|t| ckpt.read(&t.name).err().map(|e| e.to_string()))
-        .collect();
+    let failures: Vec<String> =
+        ckpt.tensors().iter().filter_map(|t| ckpt.read(&t.name).err().map(|e| e.to_string())).collect();
     assert_eq!(failures.len(), 1, "{failures:?}");
-    assert!(
-        failures[0].contains("checksum mismatch") && failures[0].contains("slice"),
-        "{failures:?}"
-    );
+    assert!(failures[0].contains("checksum mismatch") && failures[0].contains("slice"), "{failures:?}");
 }
 
 #[test]
@@ -128,35 +118,17 @@ fn missing_shard() {
     let shard = with_suffix(&p, ".data-00001-of-00002");
     std::fs::remove_file(&shard).unwrap();
     let e = TfSource::open(&p).err().unwrap();
-    assert!(
-        matches!(
-            e,
-            TfError::MissingShard {
-                shard: 1,
-                num_shards: 2,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, TfError::MissingShard { shard: 1, num_shards: 2, .. }), "{e}");
     assert!(e.to_string().contains("model.data-00001-of-00002"), "{e}");
 }
 
 #[test]
 fn bad_state_file() {
     let (dir, _p) = copy_to_temp("tf1_single");
-    std::fs::write(
-        dir.path().join("checkpoint"),
-        "model_checkpoint_path: \"unterminated\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("checkpoint"), "model_checkpoint_path: \"unterminated\n").unwrap();
     let e = TfSource::open(dir.path()).err().unwrap();
     assert!(matches!(e, TfError::BadCheckpointState { .. }), "{e}");
-    std::fs::write(
-        dir.path().join("checkpoint"),
-        "model_checkpoint_path: \"gone\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("checkpoint"), "model_checkpoint_path: \"gone\"\n").unwrap();
     let e = TfSource::open(dir.path()).err().unwrap();
     assert!(e.to_string().contains("gone"), "{e}");
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use common::*;
 use serde_json::Value;
 use warmstart_core::{CheckpointSource, Slice};
-use warmstart_tf::{TfSource, TfError};
+use warmstart_tf::{TfError, TfSource};
 
 #[test]
 fn every_tensor_matches_tensorflow() {
@@ -29,10 +29,7 @@ fn every_tensor_matches_tensorflow() {
             assert_eq!(describe(&ckpt, name), *w, "{case}/{name}");
             compared += 1;
         }
-        assert!(
-            compared > 0 || case == "slice_keys",
-            "{case}: nothing compared"
-        );
+        assert!(compared > 0 || case == "slice_keys", "{case}: nothing compared");
     }
 }
 
@@ -41,9 +38,7 @@ fn row_reads_concatenate_to_the_whole() {
     for case in CASES {
         let ckpt = TfSource::open(&prefix(case)).unwrap();
         for t in ckpt.tensors() {
-            if t.dtype == warmstart_core::DType::String
-                || ckpt.slices(&t.name).is_some() && case == "slice_keys"
-            {
+            if t.dtype == warmstart_core::DType::String || ckpt.slices(&t.name).is_some() && case == "slice_keys" {
                 continue;
             }
             let whole = ckpt.read(&t.name).unwrap();
@@ -65,14 +60,8 @@ fn row_reads_concatenate_to_the_whole() {
 #[test]
 fn whole_tensors_are_borrowed_from_the_map() {
     let ckpt = TfSource::open(&prefix("tf1_single")).unwrap();
-    assert!(matches!(
-        ckpt.read("dense/kernel").unwrap(),
-        std::borrow::Cow::Borrowed(_)
-    ));
-    assert!(matches!(
-        ckpt.read_rows("dense/kernel", 1..2).unwrap(),
-        std::borrow::Cow::Borrowed(_)
-    ));
+    assert!(matches!(ckpt.read("dense/kernel").unwrap(), std::borrow::Cow::Borrowed(_)));
+    assert!(matches!(ckpt.read_rows("dense/kernel", 1..2).unwrap(), std::borrow::Cow::Borrowed(_)));
 }
 
 #[test]
@@ -100,23 +89,10 @@ fn multi_byte_slice_keys_written_by_tensorflow() {
     let exp = expected("slice_keys");
     let ckpt = TfSource::open(&prefix("slice_keys")).unwrap();
     for (name, p) in exp["partial"].as_object().unwrap() {
-        let nums = |k: &str| -> Vec<u64> {
-            p[k].as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap())
-                .collect()
-        };
+        let nums = |k: &str| -> Vec<u64> { p[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect() };
         let (shape, start, len) = (nums("shape"), nums("start"), nums("len"));
         assert_eq!(ckpt.tensor(name).unwrap().shape, shape, "{name}");
-        assert_eq!(
-            ckpt.slices(name).unwrap(),
-            vec![Slice {
-                start: start.clone(),
-                len: len.clone()
-            }],
-            "{name}"
-        );
+        assert_eq!(ckpt.slices(name).unwrap(), vec![Slice { start: start.clone(), len: len.clone() }], "{name}");
         let rows = start[0]..start[0] + len[0];
         let covers_rows = (1..shape.len()).all(|d| start[d] == 0 && len[d] == shape[d]);
         match ckpt.read_rows(name, rows.clone()) {
@@ -126,10 +102,7 @@ fn multi_byte_slice_keys_written_by_tensorflow() {
             }
             Err(e) => {
                 assert!(!covers_rows, "{name}: {e}");
-                assert!(
-                    e.to_string().contains("does not have sufficient slices"),
-                    "{e}"
-                );
+                assert!(e.to_string().contains("does not have sufficient slices"), "{e}");
             }
         }
         // Rows outside the slice are not covered.
@@ -150,12 +123,8 @@ fn meta_graph_collections_match_tensorflow() {
         let ckpt = TfSource::open(&prefix(case)).unwrap();
         let graph = ckpt.graph().expect("a .meta file");
         // Group TensorFlow's global list as the reader does: partitions under their full name.
-        let trainable: Vec<&str> = exp["meta"]["trainable"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["name"].as_str().unwrap())
-            .collect();
+        let trainable: Vec<&str> =
+            exp["meta"]["trainable"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
         let mut want: Vec<Grouped> = Vec::new();
         for v in exp["meta"]["global"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap().to_string();
@@ -163,21 +132,10 @@ fn meta_graph_collections_match_tensorflow() {
             match v.get("save_slice_info") {
                 Some(info) => {
                     let nums = |k: &str| -> Vec<u64> {
-                        info[k]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|x| x.as_u64().unwrap())
-                            .collect()
+                        info[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
                     };
                     let full = info["full_name"].as_str().unwrap().to_string();
-                    let part = (
-                        name,
-                        Slice {
-                            start: nums("var_offset"),
-                            len: nums("var_shape"),
-                        },
-                    );
+                    let part = (name, Slice { start: nums("var_offset"), len: nums("var_shape") });
                     match want.iter_mut().find(|w| w.0 == full) {
                         Some(w) => {
                             w.2 |= is_trainable;
@@ -205,31 +163,20 @@ fn meta_graph_collections_match_tensorflow() {
                     v.name.clone(),
                     v.shape.clone(),
                     v.trainable,
-                    v.parts
-                        .iter()
-                        .map(|p| (p.name.clone(), p.slice.clone()))
-                        .collect(),
+                    v.parts.iter().map(|p| (p.name.clone(), p.slice.clone())).collect(),
                 )
             })
             .collect();
         assert_eq!(got, want, "{case}");
     }
-    assert!(TfSource::open(&prefix("tf2_keras"))
-        .unwrap()
-        .graph()
-        .is_none());
+    assert!(TfSource::open(&prefix("tf2_keras")).unwrap().graph().is_none());
 }
 
 #[test]
 fn object_graph_matches_tensorflow() {
     let exp = expected("tf2_keras");
     let ckpt = TfSource::open(&prefix("tf2_keras")).unwrap();
-    let got: BTreeMap<String, String> = ckpt
-        .object_graph_keys()
-        .unwrap()
-        .unwrap()
-        .into_iter()
-        .collect();
+    let got: BTreeMap<String, String> = ckpt.object_graph_keys().unwrap().unwrap().into_iter().collect();
     let want: BTreeMap<String, String> = exp["object_graph"]
         .as_object()
         .unwrap()
@@ -240,10 +187,8 @@ fn object_graph_matches_tensorflow() {
     for key in got.values() {
         assert!(ckpt.tensor(key).is_some(), "{key}");
     }
-    let none: Option<HashMap<String, String>> = TfSource::open(&prefix("tf1_single"))
-        .unwrap()
-        .object_graph_keys()
-        .unwrap();
+    let none: Option<HashMap<String, String>> =
+        TfSource::open(&prefix("tf1_single")).unwrap().object_graph_keys().unwrap();
     assert!(none.is_none());
 }
 
@@ -252,11 +197,7 @@ fn paths_resolve_like_load_checkpoint_and_friendlier() {
     for case in ["tf1_single", "tf1_sharded", "tf2_keras"] {
         let want = prefix(case);
         let dir = fixtures().join(case);
-        assert_eq!(
-            TfSource::open(&dir).unwrap().prefix(),
-            want,
-            "directory of {case}"
-        );
+        assert_eq!(TfSource::open(&dir).unwrap().prefix(), want, "directory of {case}");
         let index = format!("{}.index", want.display());
         assert_eq!(TfSource::open(index.as_ref()).unwrap().prefix(), want);
         let data = std::fs::read_dir(&dir)
@@ -267,14 +208,10 @@ fn paths_resolve_like_load_checkpoint_and_friendlier() {
         assert_eq!(TfSource::open(&data).unwrap().prefix(), want);
     }
     // The dtypes case has no state file: a clear error naming the directory.
-    let err = TfSource::open(&fixtures().join("dtypes"))
-        .err()
-        .unwrap();
+    let err = TfSource::open(&fixtures().join("dtypes")).err().unwrap();
     assert!(matches!(err, TfError::NoCheckpoint { .. }), "{err}");
     assert!(err.to_string().contains("dtypes"), "{err}");
-    let err = TfSource::open(&fixtures().join("dtypes/nothing"))
-        .err()
-        .unwrap();
+    let err = TfSource::open(&fixtures().join("dtypes/nothing")).err().unwrap();
     assert!(err.to_string().contains("nothing"), "{err}");
 }
 
@@ -288,16 +225,8 @@ fn sharded_checkpoint_uses_both_shards() {
 #[test]
 fn wrong_requests_are_errors() {
     let ckpt = TfSource::open(&prefix("dtypes")).unwrap();
-    assert!(ckpt
-        .read("str_vec")
-        .unwrap_err()
-        .to_string()
-        .contains("str_vec"));
-    assert!(ckpt
-        .read_strings("f32")
-        .unwrap_err()
-        .to_string()
-        .contains("f32"));
+    assert!(ckpt.read("str_vec").unwrap_err().to_string().contains("str_vec"));
+    assert!(ckpt.read_strings("f32").unwrap_err().to_string().contains("f32"));
     assert!(ckpt.read("nope").unwrap_err().to_string().contains("nope"));
     let scalar = ckpt.read("scalar_i32").unwrap();
     assert_eq!(&scalar[..], 42i32.to_le_bytes());

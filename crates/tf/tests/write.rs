@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 use warmstart_core::{CheckpointSink, CheckpointSource, DType, Error, SinkTensor, TensorInfo};
-use warmstart_tf::{TfSource, TfError, TfSink};
+use warmstart_tf::{TfError, TfSink, TfSource};
 
 /// The tensors of `src` as the writer takes them: partitioned ones as their slices (rows read from the
 /// source), others whole. Slices that do not cover whole rows are left out.
@@ -19,10 +19,7 @@ fn sink_tensors(src: &TfSource) -> Vec<SinkTensor> {
             Some(slices) => {
                 for s in slices {
                     if (1..t.shape.len()).all(|d| s.start[d] == 0 && s.len[d] == t.shape[d]) {
-                        out.push(SinkTensor {
-                            info: t.clone(),
-                            slice: Some(s),
-                        });
+                        out.push(SinkTensor { info: t.clone(), slice: Some(s) });
                     }
                 }
             }
@@ -35,19 +32,14 @@ fn sink_tensors(src: &TfSource) -> Vec<SinkTensor> {
 /// Copies `src` into a new bundle at `prefix` through the `CheckpointSink` trait, in `chunk`-byte pieces.
 fn copy(src: &TfSource, prefix: &Path, shards: usize, chunk: usize) -> Vec<SinkTensor> {
     let tensors = sink_tensors(src);
-    let mut sink: Box<dyn CheckpointSink> =
-        Box::new(TfSink::create(prefix, &tensors, shards).unwrap());
+    let mut sink: Box<dyn CheckpointSink> = Box::new(TfSink::create(prefix, &tensors, shards).unwrap());
     for t in &tensors {
         if t.info.dtype == DType::String {
-            sink.write_strings(t, &src.read_strings(&t.info.name).unwrap())
-                .unwrap();
+            sink.write_strings(t, &src.read_strings(&t.info.name).unwrap()).unwrap();
             continue;
         }
         let bytes = match &t.slice {
-            Some(s) => src
-                .read_rows(&t.info.name, s.start[0]..s.start[0] + s.len[0])
-                .unwrap()
-                .into_owned(),
+            Some(s) => src.read_rows(&t.info.name, s.start[0]..s.start[0] + s.len[0]).unwrap().into_owned(),
             None => src.read(&t.info.name).unwrap().into_owned(),
         };
         sink.begin_tensor(t).unwrap();
@@ -76,35 +68,15 @@ fn copies_read_back_identically() {
             assert_eq!(back.prefix(), out);
             assert_eq!(back.tensors(), src.tensors(), "{case}");
             for t in src.tensors() {
-                assert_eq!(
-                    describe(&back, &t.name),
-                    describe(&src, &t.name),
-                    "{case}/{}",
-                    t.name
-                );
-                assert_eq!(
-                    back.slices(&t.name),
-                    src.slices(&t.name),
-                    "{case}/{}",
-                    t.name
-                );
+                assert_eq!(describe(&back, &t.name), describe(&src, &t.name), "{case}/{}", t.name);
+                assert_eq!(back.slices(&t.name), src.slices(&t.name), "{case}/{}", t.name);
             }
-            assert_eq!(
-                back.object_graph_keys().unwrap(),
-                src.object_graph_keys().unwrap()
-            );
+            assert_eq!(back.object_graph_keys().unwrap(), src.object_graph_keys().unwrap());
             for i in 0..shards {
-                assert!(dir
-                    .path()
-                    .join(format!("copy.data-{i:05}-of-{shards:05}"))
-                    .is_file());
+                assert!(dir.path().join(format!("copy.data-{i:05}-of-{shards:05}")).is_file());
             }
             // Only the bundle and the state file are left: no temporary files.
-            assert_eq!(
-                std::fs::read_dir(dir.path()).unwrap().count(),
-                shards + 2,
-                "{case}"
-            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), shards + 2, "{case}");
         }
     }
 }
@@ -120,17 +92,10 @@ fn byte_identical_to_tensorflow() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("same");
         copy(&src, &out, 1, 1 << 20);
-        let read =
-            |p: &Path, suffix: &str| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
-        assert!(
-            read(&src_prefix, ".index") == read(&out, ".index"),
-            "{case}: .index differs"
-        );
+        let read = |p: &Path, suffix: &str| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
+        assert!(read(&src_prefix, ".index") == read(&out, ".index"), "{case}: .index differs");
         let data = ".data-00000-of-00001";
-        assert!(
-            read(&src_prefix, data) == read(&out, data),
-            "{case}: .data differs"
-        );
+        assert!(read(&src_prefix, data) == read(&out, data), "{case}: .data differs");
     }
 }
 
@@ -164,13 +129,8 @@ fn writer_misuse_is_an_error() {
         TfSink::create(&p, std::slice::from_ref(&w), 0).err().as_ref().and_then(Error::tf),
         Some(TfError::SinkMisuse { .. })
     ));
-    let bad_slice = SinkTensor {
-        info: w.info.clone(),
-        slice: Some(warmstart_core::Slice {
-            start: vec![1],
-            len: vec![2],
-        }),
-    };
+    let bad_slice =
+        SinkTensor { info: w.info.clone(), slice: Some(warmstart_core::Slice { start: vec![1], len: vec![2] }) };
     assert!(matches!(
         TfSink::create(&p, &[bad_slice], 1).err().as_ref().and_then(Error::tf),
         Some(TfError::BadSinkTensor { .. })
@@ -180,16 +140,11 @@ fn writer_misuse_is_an_error() {
     let err = sink.write_data(&[0; 4]).unwrap_err();
     assert!(err.to_string().contains("outside a tensor"), "{err}");
     sink.begin_tensor(&w).unwrap();
-    assert!(sink
-        .write_data(&[0; 12])
-        .unwrap_err()
-        .to_string()
-        .contains("\"w\""));
+    assert!(sink.write_data(&[0; 12]).unwrap_err().to_string().contains("\"w\""));
     sink.write_data(&[0; 4]).unwrap();
     assert!(sink.end_tensor().is_err());
     assert!(sink.write_strings(&s, &[b"a".to_vec()]).is_err());
-    sink.write_strings(&s, &[b"a".to_vec(), Vec::new()])
-        .unwrap();
+    sink.write_strings(&s, &[b"a".to_vec(), Vec::new()]).unwrap();
     let err = Box::new(sink).finish().unwrap_err();
     assert!(err.to_string().contains("\"w\""), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -201,9 +156,7 @@ fn writer_misuse_is_an_error() {
 #[test]
 #[ignore = "writes bundles for tests/fixtures/gen_tf.py verify; needs WARMSTART_TF_VERIFY_DIR"]
 fn write_bundles_for_tensorflow() {
-    let root = std::path::PathBuf::from(
-        std::env::var("WARMSTART_TF_VERIFY_DIR").expect("WARMSTART_TF_VERIFY_DIR"),
-    );
+    let root = std::path::PathBuf::from(std::env::var("WARMSTART_TF_VERIFY_DIR").expect("WARMSTART_TF_VERIFY_DIR"));
     for case in CASES {
         if case == "slice_keys" {
             continue;
@@ -215,16 +168,9 @@ fn write_bundles_for_tensorflow() {
             let src = TfSource::open(&prefix(case)).unwrap();
             copy(&src, &dir.join("ours.ckpt-3"), shards, 5);
             let mut tensors = expected(case)["tensors"].clone();
-            tensors
-                .as_object_mut()
-                .unwrap()
-                .retain(|_, v| v.get("unreadable").is_none());
+            tensors.as_object_mut().unwrap().retain(|_, v| v.get("unreadable").is_none());
             let meant = serde_json::json!({"prefix": "ours.ckpt-3", "tensors": tensors});
-            std::fs::write(
-                dir.join("meant.json"),
-                serde_json::to_string_pretty(&meant).unwrap(),
-            )
-            .unwrap();
+            std::fs::write(dir.join("meant.json"), serde_json::to_string_pretty(&meant).unwrap()).unwrap();
         }
     }
     // More shards than tensors: some data files are empty.
@@ -239,15 +185,8 @@ fn write_bundles_for_tensorflow() {
     Box::new(sink).finish().unwrap();
     let sha = sha256_hex(&[1, 0, 255, 255]);
     let meant = serde_json::json!({"prefix": "few", "tensors": {"w": {"dtype": "I16", "shape": [2], "sha256": sha}}});
-    std::fs::write(
-        dir.join("meant.json"),
-        serde_json::to_string_pretty(&meant).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        describe(&TfSource::open(&dir).unwrap(), "w")["sha256"],
-        sha
-    );
+    std::fs::write(dir.join("meant.json"), serde_json::to_string_pretty(&meant).unwrap()).unwrap();
+    assert_eq!(describe(&TfSource::open(&dir).unwrap(), "w")["sha256"], sha);
 
     // Enough tensors for an index of several 256 KiB blocks.
     let dir = root.join("many-tensors");
@@ -255,8 +194,7 @@ fn write_bundles_for_tensorflow() {
     std::fs::create_dir_all(&dir).unwrap();
     let tensors: Vec<SinkTensor> = (0..8000)
         .map(|i| {
-            let name =
-                format!("layer_{i:05}/a/rather/long/variable/name/so/the/index/needs/blocks");
+            let name = format!("layer_{i:05}/a/rather/long/variable/name/so/the/index/needs/blocks");
             SinkTensor::whole(TensorInfo::new(name, DType::I32, vec![]))
         })
         .collect();
@@ -276,17 +214,10 @@ fn write_bundles_for_tensorflow() {
     let index_len = std::fs::metadata(dir.join("many.index")).unwrap().len();
     assert!(index_len > 2 * 262_144, "{index_len}");
     let meant = serde_json::json!({"prefix": "many", "tensors": meant_tensors, "compare_with_tf_save": true});
-    std::fs::write(
-        dir.join("meant.json"),
-        serde_json::to_string(&meant).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("meant.json"), serde_json::to_string(&meant).unwrap()).unwrap();
     let back = TfSource::open(&dir).unwrap();
     assert_eq!(back.tensors().len(), 8000);
-    assert_eq!(
-        &back.read(&tensors[7999].info.name).unwrap()[..],
-        7999i32.to_le_bytes()
-    );
+    assert_eq!(&back.read(&tensors[7999].info.name).unwrap()[..], 7999i32.to_le_bytes());
 }
 
 #[test]
@@ -369,10 +300,7 @@ fn folders_made_for_an_unfinished_checkpoint_are_removed() {
     assert!(TfSource::open(&prefix).is_ok());
     let sink = TfSink::create(&dir.path().join("a/c/m"), std::slice::from_ref(&t), 1).unwrap();
     drop(sink);
-    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("a"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
     left.sort();
     assert_eq!(left, ["b"]);
 }

@@ -97,7 +97,17 @@ impl<'a> Bench<'a> {
         eprintln!("bench: building the release warmstart binary and the bench worker");
         let status = Command::new(cargo)
             .current_dir(root)
-            .args(["build", "--release", "--quiet", "-p", "warmstart", "-p", "xtask", "--features", "xtask/bench-worker"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "warmstart",
+                "-p",
+                "xtask",
+                "--features",
+                "xtask/bench-worker",
+            ])
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
@@ -152,7 +162,11 @@ impl<'a> Bench<'a> {
         fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
         let generated = dir.join("generated");
         if !generated.exists() {
-            eprintln!("bench: generating {} ({:.1} MB of tensors per checkpoint)", w.key(), w.data_bytes() as f64 / 1e6);
+            eprintln!(
+                "bench: generating {} ({:.1} MB of tensors per checkpoint)",
+                w.key(),
+                w.data_bytes() as f64 / 1e6
+            );
             let _ = fs::remove_dir_all(&dir);
             let mut c = self.worker();
             c.arg("gen").arg(&dir);
@@ -182,7 +196,13 @@ impl<'a> Bench<'a> {
         cases.push(Case { name: "cp (floor)".into(), floor: None, bytes, command: cp, inner: None });
         let mut run = Command::new(&self.warmstart);
         run.arg("run").arg("--config").arg(dir.join("warmstart.toml")).arg("--out").arg(out.join("model.ckpt"));
-        cases.push(Case { name: "warmstart run".into(), floor: Some("cp (floor)".into()), bytes, command: run, inner: None });
+        cases.push(Case {
+            name: "warmstart run".into(),
+            floor: Some("cp (floor)".into()),
+            bytes,
+            command: run,
+            inner: None,
+        });
         // The same with a window larger than the embedding: gathered at random from the whole mapped old
         // tensor, faster, in memory that grows with the embedding.
         let mut run = Command::new(&self.warmstart);
@@ -212,10 +232,22 @@ impl<'a> Bench<'a> {
                 let mut plain = self.worker();
                 plain.arg("plainread").arg(&file);
                 let file_bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(bytes);
-                cases.push(Case { name: plain_name.clone(), floor: None, bytes: file_bytes, command: plain, inner: None });
+                cases.push(Case {
+                    name: plain_name.clone(),
+                    floor: None,
+                    bytes: file_bytes,
+                    command: plain,
+                    inner: None,
+                });
                 let mut read = self.worker();
                 read.arg("read").arg(format).arg(&path);
-                cases.push(Case { name: format!("read {format}"), floor: Some(plain_name), bytes, command: read, inner: None });
+                cases.push(Case {
+                    name: format!("read {format}"),
+                    floor: Some(plain_name),
+                    bytes,
+                    command: read,
+                    inner: None,
+                });
             }
         }
         cases

@@ -85,7 +85,17 @@ pub fn table(all: &[Measurement]) -> String {
     for m in all {
         if m.error.is_some() {
             let failed = || "failed".to_string();
-            rows.push([m.workload.clone(), m.cache.into(), m.case.clone(), failed(), "".into(), "".into(), "".into(), "".into(), "".into()]);
+            rows.push([
+                m.workload.clone(),
+                m.cache.into(),
+                m.case.clone(),
+                failed(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+            ]);
             continue;
         }
         let min = m.samples.iter().map(|s| s.seconds).fold(f64::INFINITY, f64::min);
@@ -107,7 +117,15 @@ pub fn table(all: &[Measurement]) -> String {
         let cells: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(c, cell)| if c < 3 { format!("{cell:<w$}", w = widths[c]) } else { format!("{cell:>w$}", w = widths[c]) })
+            .map(
+                |(c, cell)| {
+                    if c < 3 {
+                        format!("{cell:<w$}", w = widths[c])
+                    } else {
+                        format!("{cell:>w$}", w = widths[c])
+                    }
+                },
+            )
             .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
@@ -128,7 +146,8 @@ impl Measurement {
         if !self.case.starts_with("tensorflow warm_start") || self.samples.is_empty() {
             return None;
         }
-        let ours = all.iter().find(|m| m.workload == self.workload && m.cache == self.cache && m.case == "warmstart run")?;
+        let ours =
+            all.iter().find(|m| m.workload == self.workload && m.cache == self.cache && m.case == "warmstart run")?;
         (!ours.samples.is_empty()).then(|| self.seconds() / ours.seconds())
     }
 }
@@ -138,7 +157,10 @@ fn speedups(all: &[Measurement]) -> String {
     let mut text = String::new();
     for tf in all {
         if let Some(speedup) = tf.speedup(all) {
-            text.push_str(&format!("{} {}: warmstart run is {speedup:.1} x faster than {}\n", tf.workload, tf.cache, tf.case));
+            text.push_str(&format!(
+                "{} {}: warmstart run is {speedup:.1} x faster than {}\n",
+                tf.workload, tf.cache, tf.case
+            ));
         }
         if let Some(check) = &tf.output_check {
             text.push_str(&format!("{}: warmstart run's output against TensorFlow's: {check}\n", tf.workload));
@@ -226,7 +248,8 @@ mod tests {
 
     #[test]
     fn ratio_throughput_and_table() {
-        let all = vec![m("cp (floor)", None, &[1.0, 3.0, 2.0]), m("warmstart run", Some("cp (floor)"), &[3.0, 3.0, 3.0])];
+        let all =
+            vec![m("cp (floor)", None, &[1.0, 3.0, 2.0]), m("warmstart run", Some("cp (floor)"), &[3.0, 3.0, 3.0])];
         assert_eq!(all[1].ratio(&all), Some(1.5));
         assert_eq!(all[0].ratio(&all), None);
         assert_eq!(all[0].throughput(), 0.5);

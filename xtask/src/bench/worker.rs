@@ -83,7 +83,12 @@ enum Fill {
 }
 
 /// Writes one checkpoint of the workload, each variable's values from `fill(name)`.
-fn write_checkpoint(w: &Workload, prefix: &Path, rng: &mut SplitMix64, fill: impl Fn(&str) -> Fill) -> Result<(), String> {
+fn write_checkpoint(
+    w: &Workload,
+    prefix: &Path,
+    rng: &mut SplitMix64,
+    fill: impl Fn(&str) -> Fill,
+) -> Result<(), String> {
     if let Some(dir) = prefix.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -163,7 +168,8 @@ fn convert(dir: &Path) -> Result<(), String> {
     let old = warmstart_tf::TfSource::open(&Workload::old_prefix(dir)).map_err(describe)?;
     let tensors: Vec<SinkTensor> = old.tensors().iter().cloned().map(SinkTensor::whole).collect();
     let st: Box<dyn CheckpointSink> = Box::new(
-        warmstart_safetensors::SafetensorsSink::create(dir.join("old.safetensors"), &tensors, None).map_err(describe)?,
+        warmstart_safetensors::SafetensorsSink::create(dir.join("old.safetensors"), &tensors, None)
+            .map_err(describe)?,
     );
     // In HDF5 a dataset cannot have children, so `k/Adam` cannot sit under the dataset `k`: `k_Adam`.
     let h5_tensors: Vec<SinkTensor> = tensors
@@ -222,9 +228,9 @@ fn compare(a: &Path, b: &Path) -> Result<Vec<String>, String> {
 /// Adds up `bytes` as little-endian u64 words (and the tail bytes), so every byte is really read.
 fn checksum(bytes: &[u8]) -> u64 {
     let mut words = bytes.chunks_exact(8);
-    let mut sum = words.by_ref().fold(0u64, |s, w| {
-        s.wrapping_add(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-    });
+    let mut sum = words
+        .by_ref()
+        .fold(0u64, |s, w| s.wrapping_add(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])));
     for &b in words.remainder() {
         sum = sum.wrapping_add(u64::from(b));
     }

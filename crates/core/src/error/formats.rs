@@ -48,7 +48,6 @@ pub enum FormatsError {
     },
 }
 
-
 impl From<FormatsError> for crate::Error {
     fn from(e: FormatsError) -> Self {
         crate::Error::Formats(Box::new(e))

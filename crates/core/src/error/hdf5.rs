@@ -293,8 +293,14 @@ mod tests {
         let t = || "a/w".to_string();
         let cases = [
             (Hdf5Protocol::AlreadyFinished, "the file is already finished".to_string()),
-            (Hdf5Protocol::Undeclared { tensor: t() }, format!("tensor {:?} was not declared when the file was created", "a/w")),
-            (Hdf5Protocol::DiffersFromDeclaration { tensor: t() }, format!("tensor {:?} differs from its declaration", "a/w")),
+            (
+                Hdf5Protocol::Undeclared { tensor: t() },
+                format!("tensor {:?} was not declared when the file was created", "a/w"),
+            ),
+            (
+                Hdf5Protocol::DiffersFromDeclaration { tensor: t() },
+                format!("tensor {:?} differs from its declaration", "a/w"),
+            ),
             (Hdf5Protocol::AlreadyWritten { tensor: t() }, format!("tensor {:?} was already written", "a/w")),
             (
                 Hdf5Protocol::StartedBeforePreviousEnded { tensor: t() },
@@ -307,7 +313,10 @@ mod tests {
                 Hdf5Protocol::WrongStringCount { tensor: t(), shape: vec![2, 3], given: 1 },
                 format!("tensor {:?} of shape {:?} was given {} strings", "a/w", vec![2u64, 3], 1),
             ),
-            (Hdf5Protocol::FinishedWhileOpen { tensor: t() }, format!("finished while tensor {:?} was still being written", "a/w")),
+            (
+                Hdf5Protocol::FinishedWhileOpen { tensor: t() },
+                format!("finished while tensor {:?} was still being written", "a/w"),
+            ),
             (Hdf5Protocol::NeverWritten { tensor: t() }, format!("tensor {:?} was declared but never written", "a/w")),
         ];
         for (reason, text) in cases {
@@ -323,13 +332,24 @@ mod tests {
         let library = || -> crate::LibraryError { "H5Aopen failed".into() };
         let cases = [
             (KerasAttributeReason::Unreadable { source: library() }, "H5Aopen failed".to_string()),
-            (KerasAttributeReason::NotStrings { source: library() }, "not a list of strings: H5Aopen failed".to_string()),
+            (
+                KerasAttributeReason::NotStrings { source: library() },
+                "not a list of strings: H5Aopen failed".to_string(),
+            ),
             (KerasAttributeReason::NotUtf8, "a name is not UTF-8".to_string()),
-            (KerasAttributeReason::LayerWithoutGroup { layer: "d1".into() }, format!("names layer {:?}, which has no group", "d1")),
+            (
+                KerasAttributeReason::LayerWithoutGroup { layer: "d1".into() },
+                format!("names layer {:?}, which has no group", "d1"),
+            ),
         ];
         for (reason, text) in cases {
             assert_eq!(reason.to_string(), text);
-            let e = Hdf5Error::KerasAttribute { path: "m.h5".into(), group: "/model_weights".into(), attribute: "layer_names".into(), reason };
+            let e = Hdf5Error::KerasAttribute {
+                path: "m.h5".into(),
+                group: "/model_weights".into(),
+                attribute: "layer_names".into(),
+                reason,
+            };
             assert_eq!(e.to_string(), format!("m.h5: attribute \"layer_names\" of group \"/model_weights\": {text}"));
         }
     }

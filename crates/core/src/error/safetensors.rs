@@ -300,7 +300,6 @@ pub enum SafetensorsError {
     },
 }
 
-
 impl From<SafetensorsError> for crate::Error {
     fn from(e: SafetensorsError) -> Self {
         crate::Error::Safetensors(Box::new(e))

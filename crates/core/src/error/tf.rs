@@ -143,9 +143,7 @@ pub enum TfError {
         dtype: i32,
     },
     /// A TensorFlow dtype we know but cannot present (resource, variant, quantized...).
-    #[error(
-        "{path}: tensor {tensor:?} has TensorFlow dtype {dtype}, which warmstart does not support"
-    )]
+    #[error("{path}: tensor {tensor:?} has TensorFlow dtype {dtype}, which warmstart does not support")]
     UnsupportedDType {
         /// The file.
         path: PathBuf,
@@ -165,9 +163,7 @@ pub enum TfError {
         reason: String,
     },
     /// An entry names a shard the header does not have.
-    #[error(
-        "{path}: tensor {tensor:?} is in shard {shard}, but the bundle has {num_shards} shards"
-    )]
+    #[error("{path}: tensor {tensor:?} is in shard {shard}, but the bundle has {num_shards} shards")]
     BadShardId {
         /// The `.index` file.
         path: PathBuf,
@@ -193,7 +189,9 @@ pub enum TfError {
         file_len: u64,
     },
     /// An entry's size does not match dtype x shape.
-    #[error("{path}: invalid size in bundle entry of tensor {tensor:?}: {size} bytes, dtype and shape need {expected}")]
+    #[error(
+        "{path}: invalid size in bundle entry of tensor {tensor:?}: {size} bytes, dtype and shape need {expected}"
+    )]
     SizeMismatch {
         /// The `.index` file.
         path: PathBuf,
@@ -339,13 +337,9 @@ pub enum TfError {
 impl TfError {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TfError::Io {
-            path: path.into(),
-            source,
-        }
+        TfError::Io { path: path.into(), source }
     }
 }
-
 
 impl From<TfError> for crate::Error {
     fn from(e: TfError) -> Self {
@@ -353,40 +347,14 @@ impl From<TfError> for crate::Error {
         match e {
             TfError::Io { path, source } => E::Io { path, source },
             TfError::NotFound { path, tensor } => E::TensorNotFound { path, name: tensor },
-            TfError::RowsOutOfRange {
-                path,
-                tensor,
-                start,
-                end,
-                rows,
-            } => E::RowsOutOfRange {
-                path,
-                name: tensor,
-                start,
-                end,
-                rows,
-            },
-            TfError::WrongDType {
-                path,
-                tensor,
-                dtype,
-            } => E::WrongDType {
-                path,
-                name: tensor,
-                dtype,
-            },
+            TfError::RowsOutOfRange { path, tensor, start, end, rows } => {
+                E::RowsOutOfRange { path, name: tensor, start, end, rows }
+            }
+            TfError::WrongDType { path, tensor, dtype } => E::WrongDType { path, name: tensor, dtype },
             TfError::TooLarge { path, tensor } => E::TooLarge { path, name: tensor },
-            TfError::SinkSize {
-                path,
-                tensor,
-                given,
-                expected,
-            } => E::SizeMismatch {
-                path,
-                name: tensor,
-                given,
-                expected,
-            },
+            TfError::SinkSize { path, tensor, given, expected } => {
+                E::SizeMismatch { path, name: tensor, given, expected }
+            }
             other => E::Tf(Box::new(other)),
         }
     }

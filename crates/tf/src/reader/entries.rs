@@ -23,33 +23,19 @@ type NamedEntries = Vec<(String, Vec<u8>)>;
 pub(super) type SliceEntries = HashMap<Vec<u8>, Vec<u8>>;
 
 /// The bundle header, which must be the table's first entry, under the empty key.
-pub(super) fn header(
-    index_path: &Path,
-    first: Option<(Vec<u8>, Vec<u8>)>,
-) -> Result<BundleHeaderProto, TfError> {
+pub(super) fn header(index_path: &Path, first: Option<(Vec<u8>, Vec<u8>)>) -> Result<BundleHeaderProto, TfError> {
     match first {
-        Some((key, value)) if key.is_empty() => BundleHeaderProto::decode(value.as_slice())
-            .map_err(|source| TfError::BadProto {
-                path: index_path.to_path_buf(),
-                what: "bundle header".into(),
-                source: source.into(),
-            }),
-        _ => Err(TfError::MissingHeader {
-            path: index_path.to_path_buf(),
+        Some((key, value)) if key.is_empty() => BundleHeaderProto::decode(value.as_slice()).map_err(|source| {
+            TfError::BadProto { path: index_path.to_path_buf(), what: "bundle header".into(), source: source.into() }
         }),
+        _ => Err(TfError::MissingHeader { path: index_path.to_path_buf() }),
     }
 }
 
 /// Checks that the header's version admits this reader; gives whether the bundle is big-endian and
 /// how many data shards it has.
-pub(super) fn check_header(
-    index_path: &Path,
-    header: &BundleHeaderProto,
-) -> Result<(bool, u32), TfError> {
-    let bad_header = |reason: String| TfError::BadHeader {
-        path: index_path.to_path_buf(),
-        reason,
-    };
+pub(super) fn check_header(index_path: &Path, header: &BundleHeaderProto) -> Result<(bool, u32), TfError> {
+    let bad_header = |reason: String| TfError::BadHeader { path: index_path.to_path_buf(), reason };
     let version = header.version.clone().unwrap_or_default();
     if version.min_consumer > BUNDLE_VERSION {
         return Err(bad_header(format!(
@@ -58,17 +44,15 @@ pub(super) fn check_header(
         )));
     }
     if version.producer < 0 || version.bad_consumers.contains(&BUNDLE_VERSION) {
-        return Err(bad_header(format!(
-            "version {version:?} excludes this reader"
-        )));
+        return Err(bad_header(format!("version {version:?} excludes this reader")));
     }
     let big_endian = match header.endianness {
         0 => false,
         1 => true,
         other => return Err(bad_header(format!("unknown endianness {other}"))),
     };
-    let num_shards = u32::try_from(header.num_shards)
-        .map_err(|_| bad_header(format!("num_shards {}", header.num_shards)))?;
+    let num_shards =
+        u32::try_from(header.num_shards).map_err(|_| bad_header(format!("num_shards {}", header.num_shards)))?;
     Ok((big_endian, num_shards))
 }
 
@@ -87,10 +71,7 @@ pub(super) fn by_kind(
             let name = String::from_utf8(key).map_err(|e| TfError::CorruptTable {
                 path: index_path.to_path_buf(),
                 offset: 0,
-                reason: format!(
-                    "tensor name {:?} is not UTF-8",
-                    String::from_utf8_lossy(e.as_bytes())
-                ),
+                reason: format!("tensor name {:?} is not UTF-8", String::from_utf8_lossy(e.as_bytes())),
             })?;
             named.push((name, value));
         }
@@ -128,11 +109,7 @@ impl TfSource {
         })
     }
 
-    pub(super) fn dtype_and_shape(
-        &self,
-        name: &str,
-        entry: &BundleEntryProto,
-    ) -> Result<(DType, Vec<u64>), TfError> {
+    pub(super) fn dtype_and_shape(&self, name: &str, entry: &BundleEntryProto) -> Result<(DType, Vec<u64>), TfError> {
         let dtype = match from_tf(entry.dtype) {
             TfDType::Known(d) => d,
             TfDType::Unsupported(tf_name) => {
@@ -155,11 +132,8 @@ impl TfSource {
     }
 
     pub(super) fn shape(&self, name: &str, proto: Option<&TensorShapeProto>) -> Result<Vec<u64>, TfError> {
-        let bad = |reason: String| TfError::BadShape {
-            path: self.index_path.clone(),
-            tensor: name.to_string(),
-            reason,
-        };
+        let bad =
+            |reason: String| TfError::BadShape { path: self.index_path.clone(), tensor: name.to_string(), reason };
         let Some(proto) = proto else {
             return Ok(Vec::new());
         };
@@ -171,13 +145,8 @@ impl TfSource {
             .iter()
             .map(|d| u64::try_from(d.size).map_err(|_| bad(format!("dimension {}", d.size))))
             .collect::<Result<_, _>>()?;
-        if warmstart_core::TensorInfo::new(name, DType::U8, shape.clone())
-            .num_elements()
-            .is_none()
-        {
-            return Err(bad(format!(
-                "{shape:?} has more elements than fit in 64 bits"
-            )));
+        if warmstart_core::TensorInfo::new(name, DType::U8, shape.clone()).num_elements().is_none() {
+            return Err(bad(format!("{shape:?} has more elements than fit in 64 bits")));
         }
         Ok(shape)
     }
@@ -190,15 +159,14 @@ impl TfSource {
         dtype: DType,
         shape: &[u64],
     ) -> Result<Stored, TfError> {
-        let shard = usize::try_from(entry.shard_id)
-            .ok()
-            .filter(|&s| s < self.shards.len())
-            .ok_or_else(|| TfError::BadShardId {
+        let shard = usize::try_from(entry.shard_id).ok().filter(|&s| s < self.shards.len()).ok_or_else(|| {
+            TfError::BadShardId {
                 path: self.index_path.clone(),
                 tensor: name.to_string(),
                 shard: i64::from(entry.shard_id),
                 num_shards: self.shards.len() as u32,
-            })?;
+            }
+        })?;
         let file = &self.shards[shard];
         let file_len = file.bytes().len();
         let out_of_range = || TfError::DataOutOfRange {
@@ -237,13 +205,7 @@ impl TfSource {
             }
             None => {}
         }
-        Ok(Stored {
-            shard,
-            offset,
-            size,
-            crc: entry.crc32c,
-            computed: OnceLock::new(),
-        })
+        Ok(Stored { shard, offset, size, crc: entry.crc32c, computed: OnceLock::new() })
     }
 }
 
@@ -256,70 +218,37 @@ mod tests {
 
     #[test]
     fn forged_entries_name_the_tensor() {
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"f32", |e| e.size = 1 << 40)
-        });
-        assert!(
-            matches!(&e, TfError::DataOutOfRange { tensor, .. } if tensor == "f32"),
-            "{e}"
-        );
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"f32", |e| e.offset = -4)
-        });
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"f32", |e| e.size = 1 << 40));
+        assert!(matches!(&e, TfError::DataOutOfRange { tensor, .. } if tensor == "f32"), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"f32", |e| e.offset = -4));
         assert!(matches!(&e, TfError::DataOutOfRange { .. }), "{e}");
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"f32", |e| e.shape.as_mut().unwrap().dim[0].size = 3)
-        });
-        assert!(
-            matches!(&e, TfError::SizeMismatch { tensor, .. } if tensor == "f32"),
-            "{e}"
-        );
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"f32", |e| e.shape.as_mut().unwrap().dim[0].size = 3));
+        assert!(matches!(&e, TfError::SizeMismatch { tensor, .. } if tensor == "f32"), "{e}");
         assert!(e.to_string().contains("all.index"), "{e}");
         let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.dtype = 99));
-        assert!(
-            matches!(&e, TfError::UnknownDType { tensor, dtype: 99, .. } if tensor == "i8"),
-            "{e}"
-        );
+        assert!(matches!(&e, TfError::UnknownDType { tensor, dtype: 99, .. } if tensor == "i8"), "{e}");
         let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.dtype = 21));
-        assert!(
-            e.to_string().contains("DT_VARIANT") && e.to_string().contains("\"i8\""),
-            "{e}"
-        );
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"i8", |e| e.shard_id = 5)
-        });
+        assert!(e.to_string().contains("DT_VARIANT") && e.to_string().contains("\"i8\""), "{e}");
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.shard_id = 5));
         assert!(matches!(&e, TfError::BadShardId { shard: 5, .. }), "{e}");
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().dim[0].size = -1)
-        });
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().dim[0].size = -1));
         assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
         let e = open_err("dtypes", "all", |x| {
             edit_entry(x, b"i8", |e| {
                 e.shape = Some(TensorShapeProto {
-                    dim: vec![
-                        Dim {
-                            size: 1 << 40,
-                            name: String::new()
-                        };
-                        3
-                    ],
+                    dim: vec![Dim { size: 1 << 40, name: String::new() }; 3],
                     unknown_rank: false,
                 })
             })
         });
         assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
-        let e = open_err("dtypes", "all", |x| {
-            edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().unknown_rank = true)
-        });
+        let e = open_err("dtypes", "all", |x| edit_entry(x, b"i8", |e| e.shape.as_mut().unwrap().unknown_rank = true));
         assert!(matches!(&e, TfError::BadShape { .. }), "{e}");
         let e = open_err("dtypes", "all", |x| {
             let (_, v) = x.iter_mut().find(|(k, _)| k == b"u8").unwrap();
             *v = vec![0x12, 0xff, 0xff];
         });
-        assert!(
-            matches!(&e, TfError::BadProto { what, .. } if what.contains("u8")),
-            "{e}"
-        );
+        assert!(matches!(&e, TfError::BadProto { what, .. } if what.contains("u8")), "{e}");
     }
 
     #[test]
@@ -328,22 +257,15 @@ mod tests {
             x.remove(0);
         });
         assert!(matches!(e, TfError::MissingHeader { .. }), "{e}");
-        let e = open_err("dtypes", "all", |x| {
-            edit_header(x, |h| h.version.as_mut().unwrap().min_consumer = 2)
-        });
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.version.as_mut().unwrap().min_consumer = 2));
         assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
         let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.endianness = 7));
         assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
         let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.num_shards = -1));
         assert!(matches!(e, TfError::BadHeader { .. }), "{e}");
         // A forged shard count is bounded by the files that exist: the first missing one is the error.
-        let e = open_err("dtypes", "all", |x| {
-            edit_header(x, |h| h.num_shards = i32::MAX)
-        });
+        let e = open_err("dtypes", "all", |x| edit_header(x, |h| h.num_shards = i32::MAX));
         assert!(matches!(&e, TfError::MissingShard { shard: 0, .. }), "{e}");
-        assert!(
-            e.to_string().contains("all.data-00000-of-2147483647"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("all.data-00000-of-2147483647"), "{e}");
     }
 }

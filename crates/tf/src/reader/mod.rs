@@ -102,18 +102,15 @@ impl TfSource {
     }
 
     fn layout(&self, name: &str) -> Result<(&TensorInfo, &Layout), TfError> {
-        let i = *self.by_name.get(name).ok_or_else(|| TfError::NotFound {
-            path: self.prefix.clone(),
-            tensor: name.to_string(),
-        })?;
+        let i = *self
+            .by_name
+            .get(name)
+            .ok_or_else(|| TfError::NotFound { path: self.prefix.clone(), tensor: name.to_string() })?;
         Ok((&self.tensors[i], &self.layouts[i]))
     }
 
     fn too_large(&self, name: &str) -> TfError {
-        TfError::TooLarge {
-            path: self.prefix.clone(),
-            tensor: name.to_string(),
-        }
+        TfError::TooLarge { path: self.prefix.clone(), tensor: name.to_string() }
     }
 }
 
@@ -147,11 +144,9 @@ impl CheckpointSource for TfSource {
     fn read_rows(&self, name: &str, rows: Range<u64>) -> warmstart_core::Result<Cow<'_, [u8]>> {
         let (info, layout) = self.layout(name)?;
         let Some(width) = info.dtype.size() else {
-            return Err(TfError::WrongDType {
-                path: self.prefix.clone(),
-                tensor: name.to_string(),
-                dtype: info.dtype,
-            }.into());
+            return Err(
+                TfError::WrongDType { path: self.prefix.clone(), tensor: name.to_string(), dtype: info.dtype }.into()
+            );
         };
         let total_rows = info.rows();
         if rows.start > rows.end || rows.end > total_rows {
@@ -161,7 +156,8 @@ impl CheckpointSource for TfSource {
                 start: rows.start,
                 end: rows.end,
                 rows: total_rows,
-            }.into());
+            }
+            .into());
         }
         if rows.start == rows.end {
             // No rows, including every read of a tensor with no rows, whose row size may overflow
@@ -198,18 +194,17 @@ impl CheckpointSource for TfSource {
     fn read_strings(&self, name: &str) -> warmstart_core::Result<Vec<Vec<u8>>> {
         let (info, layout) = self.layout(name)?;
         if info.dtype != DType::String {
-            return Err(TfError::WrongDType {
-                path: self.prefix.clone(),
-                tensor: name.to_string(),
-                dtype: info.dtype,
-            }.into());
+            return Err(
+                TfError::WrongDType { path: self.prefix.clone(), tensor: name.to_string(), dtype: info.dtype }.into()
+            );
         }
         let Layout::Whole(stored) = layout else {
             return Err(TfError::BadSlice {
                 path: self.index_path.clone(),
                 tensor: name.to_string(),
                 reason: "string tensors cannot be read from slices".into(),
-            }.into());
+            }
+            .into());
         };
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
@@ -247,8 +242,8 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::dtype::{from_tf, TfDType};
-    use prost::Message;
     use crate::table::{build_table, mask_crc, read_table};
+    use prost::Message;
 
     #[test]
     fn released_rows_read_back_the_same() {
@@ -278,24 +273,13 @@ mod tests {
 
     #[test]
     fn forged_string_counts() {
-        let (_dir, p) = edited("dtypes", "all", |x| {
-            edit_entry(x, b"str_vec", |e| {
-                e.shape.as_mut().unwrap().dim[0].size = 1 << 50
-            })
-        });
+        let (_dir, p) =
+            edited("dtypes", "all", |x| edit_entry(x, b"str_vec", |e| e.shape.as_mut().unwrap().dim[0].size = 1 << 50));
         let ckpt = TfSource::open(&p).unwrap();
         let e = ckpt.read_strings("str_vec").unwrap_err();
-        assert!(
-            matches!(e.tf(), Some(TfError::BadStrings { tensor, .. }) if tensor == "str_vec"),
-            "{e}"
-        );
-        let (_dir, p) = edited("dtypes", "all", |x| {
-            edit_entry(x, b"str_vec", |e| e.crc32c ^= 1)
-        });
-        let e = TfSource::open(&p)
-            .unwrap()
-            .read_strings("str_vec")
-            .unwrap_err();
+        assert!(matches!(e.tf(), Some(TfError::BadStrings { tensor, .. }) if tensor == "str_vec"), "{e}");
+        let (_dir, p) = edited("dtypes", "all", |x| edit_entry(x, b"str_vec", |e| e.crc32c ^= 1));
+        let e = TfSource::open(&p).unwrap().read_strings("str_vec").unwrap_err();
         assert!(e.to_string().contains("checksum mismatch"), "{e}");
     }
 
@@ -309,9 +293,7 @@ mod tests {
         edit_header(&mut entries, |h| h.endianness = 1);
         for (key, value) in entries.iter_mut().skip(1) {
             let mut e = BundleEntryProto::decode(value.as_slice()).unwrap();
-            let TfDType::Known(dtype) = from_tf(e.dtype) else {
-                panic!()
-            };
+            let TfDType::Known(dtype) = from_tf(e.dtype) else { panic!() };
             if dtype == DType::String {
                 continue;
             }

@@ -28,7 +28,8 @@ impl TfSource {
                 path: self.index_path.clone(),
                 tensor: OBJECT_GRAPH_KEY.to_string(),
                 reason: format!("holds {} strings, expected one", values.len()),
-            }.into());
+            }
+            .into());
         };
         Ok(Some(keys(&self.index_path, bytes)?))
     }
@@ -42,12 +43,7 @@ fn keys(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, TfError> {
         what: "TrackableObjectGraph in _CHECKPOINTABLE_OBJECT_GRAPH".into(),
         source: source.into(),
     })?;
-    Ok(graph
-        .nodes
-        .into_iter()
-        .flat_map(|n| n.attributes)
-        .map(|a| (a.full_name, a.checkpoint_key))
-        .collect())
+    Ok(graph.nodes.into_iter().flat_map(|n| n.attributes).map(|a| (a.full_name, a.checkpoint_key)).collect())
 }
 
 #[cfg(test)]
@@ -56,10 +52,7 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_errors() {
-        assert!(matches!(
-            keys(Path::new("m.index"), &[0x0a, 0x05]),
-            Err(TfError::BadProto { .. })
-        ));
+        assert!(matches!(keys(Path::new("m.index"), &[0x0a, 0x05]), Err(TfError::BadProto { .. })));
         assert_eq!(keys(Path::new("m.index"), &[]).unwrap(), HashMap::new());
     }
 }

@@ -147,9 +147,8 @@ impl TfSource {
     pub(super) fn verified(&self, name: &str, stored: &Stored) -> Result<&[u8], TfError> {
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
-        let computed = *stored
-            .computed
-            .get_or_init(|| mask_crc(shard.checksum(stored.offset..stored.offset + stored.size)));
+        let computed =
+            *stored.computed.get_or_init(|| mask_crc(shard.checksum(stored.offset..stored.offset + stored.size)));
         if computed != stored.crc {
             return Err(TfError::TensorChecksum {
                 path: shard.path.clone(),

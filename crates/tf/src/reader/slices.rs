@@ -22,22 +22,16 @@ impl TfSource {
         shape: &[u64],
         slice_entries: &SliceEntries,
     ) -> Result<Vec<(Slice, Stored)>, TfError> {
-        let bad = |reason: String| TfError::BadSlice {
-            path: self.index_path.clone(),
-            tensor: name.to_string(),
-            reason,
-        };
+        let bad =
+            |reason: String| TfError::BadSlice { path: self.index_path.clone(), tensor: name.to_string(), reason };
         let mut parts: Vec<(Slice, Stored)> = Vec::new();
         for (i, proto) in entry.slices.iter().enumerate() {
             let (slice, extents) = slice_of(i, proto, shape).map_err(bad)?;
             let desc = format!("{name} slice {:?}+{:?}", slice.start, slice.len);
             let key = slice_key::encode(name, &extents);
-            let value = slice_entries.get(&key).ok_or_else(|| {
-                bad(format!(
-                    "the entry of slice {:?}+{:?} is missing",
-                    slice.start, slice.len
-                ))
-            })?;
+            let value = slice_entries
+                .get(&key)
+                .ok_or_else(|| bad(format!("the entry of slice {:?}+{:?} is missing", slice.start, slice.len)))?;
             let part = self.decode_entry(&desc, value)?;
             let (part_dtype, part_shape) = self.dtype_and_shape(&desc, &part)?;
             if part_dtype != dtype || part_shape != slice.len {
@@ -89,10 +83,7 @@ impl TfSource {
         let dst_strides = strides(&region);
         for piece in pieces {
             let slice = piece.slice;
-            let src = self.verified(
-                &format!("{name} slice {:?}+{:?}", slice.start, slice.len),
-                piece.stored,
-            )?;
+            let src = self.verified(&format!("{name} slice {:?}+{:?}", slice.start, slice.len), piece.stored)?;
             copy_piece(&mut out, src, &piece, &lo, &dst_strides, width);
         }
         Ok(out)
@@ -103,41 +94,21 @@ impl TfSource {
 /// why it is invalid.
 fn slice_of(i: usize, proto: &TensorSliceProto, shape: &[u64]) -> Result<(Slice, Vec<Extent>), String> {
     if proto.extent.len() != shape.len() {
-        return Err(format!(
-            "slice {i} has rank {}, the tensor {}",
-            proto.extent.len(),
-            shape.len()
-        ));
+        return Err(format!("slice {i} has rank {}, the tensor {}", proto.extent.len(), shape.len()));
     }
     let mut extents = Vec::with_capacity(shape.len());
-    let mut slice = Slice {
-        start: Vec::with_capacity(shape.len()),
-        len: Vec::with_capacity(shape.len()),
-    };
+    let mut slice = Slice { start: Vec::with_capacity(shape.len()), len: Vec::with_capacity(shape.len()) };
     for (d, e) in proto.extent.iter().enumerate() {
-        let length = e
-            .has_length
-            .map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
+        let length = e.has_length.map(|crate::proto::tensor_slice_proto::extent::HasLength::Length(l)| l);
         let (start, len) = match length {
             None if e.start == 0 => (0, shape[d]),
             Some(l) if e.start >= 0 && l >= 0 => (e.start as u64, l as u64),
-            _ => {
-                return Err(format!(
-                    "slice {i} has extent start {} length {length:?}",
-                    e.start
-                ))
-            }
+            _ => return Err(format!("slice {i} has extent start {} length {length:?}", e.start)),
         };
         if start.checked_add(len).is_none_or(|end| end > shape[d]) {
-            return Err(format!(
-                "slice {i} runs past dimension {d} ({start}+{len} > {})",
-                shape[d]
-            ));
+            return Err(format!("slice {i} runs past dimension {d} ({start}+{len} > {})", shape[d]));
         }
-        extents.push(Extent {
-            start: e.start,
-            length,
-        });
+        extents.push(Extent { start: e.start, length });
         slice.start.push(start);
         slice.len.push(len);
     }
@@ -154,10 +125,7 @@ struct Piece<'a> {
 
 /// Elements in the box from `a` to `b` (one past).
 fn volume(a: &[u64], b: &[u64]) -> u128 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| u128::from(y - x))
-        .product::<u128>()
+    a.iter().zip(b).map(|(x, y)| u128::from(y - x)).product::<u128>()
 }
 
 /// Row-major strides, in elements, of an array of `dims`.
@@ -191,33 +159,19 @@ fn pieces<'a>(parts: &'a [(Slice, Stored)], lo: &[u64], hi: &[u64]) -> (Vec<Piec
     let mut covered: u128 = 0;
     for (slice, stored) in parts {
         let ilo: Vec<u64> = (0..rank).map(|d| lo[d].max(slice.start[d])).collect();
-        let ihi: Vec<u64> = (0..rank)
-            .map(|d| hi[d].min(slice.start[d] + slice.len[d]))
-            .collect();
+        let ihi: Vec<u64> = (0..rank).map(|d| hi[d].min(slice.start[d] + slice.len[d])).collect();
         if (0..rank).any(|d| ilo[d] >= ihi[d]) {
             continue;
         }
         covered += volume(&ilo, &ihi);
-        pieces.push(Piece {
-            slice,
-            stored,
-            lo: ilo,
-            hi: ihi,
-        });
+        pieces.push(Piece { slice, stored, lo: ilo, hi: ihi });
     }
     (pieces, covered)
 }
 
 /// Copies `piece` out of `src` (its slice's bytes) into `out` (the box from `lo`, row-major with
 /// `dst_strides`), a run along the last dimension at a time.
-fn copy_piece(
-    out: &mut [u8],
-    src: &[u8],
-    piece: &Piece<'_>,
-    lo: &[u64],
-    dst_strides: &[usize],
-    width: usize,
-) {
+fn copy_piece(out: &mut [u8], src: &[u8], piece: &Piece<'_>, lo: &[u64], dst_strides: &[usize], width: usize) {
     let rank = lo.len();
     if rank == 0 {
         out.copy_from_slice(&src[..width]);
@@ -228,14 +182,9 @@ fn copy_piece(
     let run = (ihi[rank - 1] - ilo[rank - 1]) as usize * width;
     let mut idx = ilo.clone();
     'copy: loop {
-        let src_el: usize = (0..rank)
-            .map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d])
-            .sum();
-        let dst_el: usize = (0..rank)
-            .map(|d| (idx[d] - lo[d]) as usize * dst_strides[d])
-            .sum();
-        out[dst_el * width..dst_el * width + run]
-            .copy_from_slice(&src[src_el * width..src_el * width + run]);
+        let src_el: usize = (0..rank).map(|d| (idx[d] - slice.start[d]) as usize * src_strides[d]).sum();
+        let dst_el: usize = (0..rank).map(|d| (idx[d] - lo[d]) as usize * dst_strides[d]).sum();
+        out[dst_el * width..dst_el * width + run].copy_from_slice(&src[src_el * width..src_el * width + run]);
         // Advance an odometer over every dimension but the last.
         let mut d = rank - 1;
         loop {
@@ -254,8 +203,7 @@ fn copy_piece(
 
 /// Whether two slices share an element.
 fn overlaps(a: &Slice, b: &Slice) -> bool {
-    (0..a.start.len())
-        .all(|d| a.start[d] < b.start[d] + b.len[d] && b.start[d] < a.start[d] + a.len[d])
+    (0..a.start.len()).all(|d| a.start[d] < b.start[d] + b.len[d] && b.start[d] < a.start[d] + a.len[d])
 }
 
 #[cfg(test)]
@@ -266,26 +214,10 @@ mod tests {
 
     #[test]
     fn forged_slices() {
-        let key = slice_key::encode(
-            "emb",
-            &[
-                Extent {
-                    start: 100,
-                    length: Some(100),
-                },
-                Extent {
-                    start: 0,
-                    length: Some(2),
-                },
-            ],
-        );
-        let e = open_err("tf1_partitioned", "model-0", |x| {
-            x.retain(|(k, _)| *k != key)
-        });
-        assert!(
-            matches!(&e, TfError::BadSlice { tensor, .. } if tensor == "emb"),
-            "{e}"
-        );
+        let key =
+            slice_key::encode("emb", &[Extent { start: 100, length: Some(100) }, Extent { start: 0, length: Some(2) }]);
+        let e = open_err("tf1_partitioned", "model-0", |x| x.retain(|(k, _)| *k != key));
+        assert!(matches!(&e, TfError::BadSlice { tensor, .. } if tensor == "emb"), "{e}");
         assert!(e.to_string().contains("missing"), "{e}");
         let e = open_err("tf1_partitioned", "model-0", |x| {
             edit_entry(x, b"emb", |e| {
@@ -314,17 +246,6 @@ mod tests {
         assert!(ckpt.read_rows("emb", 0..100).is_ok());
         assert!(ckpt.read_rows("emb", 250..300).is_ok());
         let e = ckpt.read_rows("emb", 99..101).unwrap_err();
-        assert!(
-            matches!(
-                e.tf(),
-                Some(TfError::SlicesDoNotCover {
-                    start: 99,
-                    end: 101,
-                    ..
-                })
-            ),
-            "{e}"
-        );
+        assert!(matches!(e.tf(), Some(TfError::SlicesDoNotCover { start: 99, end: 101, .. })), "{e}");
     }
-
 }

@@ -11,18 +11,11 @@ use crate::table::{build_table, read_table};
 pub(super) use crate::TfError;
 
 pub(super) fn fixture(case: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/tf")
-        .join(case)
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tf").join(case).join(name)
 }
 
 /// Copies a fixture bundle into a temporary directory with its index entries edited.
-pub(super) fn edited(
-    case: &str,
-    prefix: &str,
-    edit: impl FnOnce(&mut Entries),
-) -> (tempfile::TempDir, PathBuf) {
+pub(super) fn edited(case: &str, prefix: &str, edit: impl FnOnce(&mut Entries)) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture(case, "")).unwrap() {
         let entry = entry.unwrap();
@@ -56,4 +49,3 @@ pub(super) fn open_err(case: &str, prefix: &str, edit: impl FnOnce(&mut Entries)
         Err(e) => e,
     }
 }
-

@@ -14,14 +14,7 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The cases, each a directory with `expected.json`.
-pub const CASES: [&str; 6] = [
-    "tf1_single",
-    "tf1_sharded",
-    "tf1_partitioned",
-    "dtypes",
-    "slice_keys",
-    "tf2_keras",
-];
+pub const CASES: [&str; 6] = ["tf1_single", "tf1_sharded", "tf1_partitioned", "dtypes", "slice_keys", "tf2_keras"];
 
 pub fn expected(case: &str) -> Value {
     let text = std::fs::read_to_string(fixtures().join(case).join("expected.json")).unwrap();
@@ -31,16 +24,11 @@ pub fn expected(case: &str) -> Value {
 /// The prefix TensorFlow's `latest_checkpoint` resolves in a case directory.
 pub fn prefix(case: &str) -> PathBuf {
     let exp = expected(case);
-    fixtures()
-        .join(case)
-        .join(exp["checkpoint"].as_str().unwrap())
+    fixtures().join(case).join(exp["checkpoint"].as_str().unwrap())
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -52,12 +40,7 @@ pub fn describe(ckpt: &TfSource, name: &str) -> Value {
     let info = ckpt.tensor(name).unwrap();
     let mut v = serde_json::json!({"dtype": info.dtype.name(), "shape": info.shape});
     if info.dtype == warmstart_core::DType::String {
-        let strings: Vec<String> = ckpt
-            .read_strings(name)
-            .unwrap()
-            .iter()
-            .map(|s| hex(s))
-            .collect();
+        let strings: Vec<String> = ckpt.read_strings(name).unwrap().iter().map(|s| hex(s)).collect();
         v["strings"] = serde_json::json!(strings);
     } else {
         v["sha256"] = serde_json::json!(sha256_hex(&ckpt.read(name).unwrap()));
