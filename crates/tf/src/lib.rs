@@ -39,5 +39,5 @@ pub mod proto {
 }
 
 pub use reader::{TfSource, OBJECT_GRAPH_KEY};
-pub use warmstart_core::TfError;
+pub use warmstart_core::{StateFileError, TfError};
 pub use writer::TfSink;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::TfError;
+use crate::{StateFileError, TfError};
 
 /// The name of the state file in a checkpoint directory.
 pub const STATE_FILE: &str = "checkpoint";
@@ -86,13 +86,13 @@ fn strip_data_suffix(name: &str) -> Option<&str> {
 }
 
 /// The `model_checkpoint_path` of a text-format `CheckpointState`.
-pub fn parse_state(text: &[u8]) -> Result<String, String> {
+pub fn parse_state(text: &[u8]) -> Result<String, StateFileError> {
     let mut lexer = Lexer { s: text, pos: 0 };
     let mut model_path: Option<Vec<u8>> = None;
     while let Some(field) = lexer.ident()? {
         lexer.skip_ws();
         if !lexer.eat(b':') {
-            return Err(format!("expected ':' after {field}"));
+            return Err(StateFileError::ExpectedColon { field });
         }
         lexer.skip_ws();
         match field.as_str() {
@@ -101,11 +101,11 @@ pub fn parse_state(text: &[u8]) -> Result<String, String> {
                 lexer.string()?;
             }
             "all_model_checkpoint_timestamps" | "last_preserved_timestamp" => lexer.number()?,
-            other => return Err(format!("unknown field {other}")),
+            _ => return Err(StateFileError::UnknownField { field }),
         }
     }
-    let path = model_path.filter(|p| !p.is_empty()).ok_or("no model_checkpoint_path")?;
-    String::from_utf8(path).map_err(|_| "model_checkpoint_path is not UTF-8".to_string())
+    let path = model_path.filter(|p| !p.is_empty()).ok_or(StateFileError::NoModelPath)?;
+    String::from_utf8(path).map_err(|_| StateFileError::ModelPathNotUtf8)
 }
 
 struct Lexer<'a> {
@@ -137,7 +137,7 @@ impl Lexer<'_> {
         }
     }
 
-    fn ident(&mut self) -> Result<Option<String>, String> {
+    fn ident(&mut self) -> Result<Option<String>, StateFileError> {
         self.skip_ws();
         let start = self.pos;
         while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
@@ -146,38 +146,38 @@ impl Lexer<'_> {
         if start == self.pos {
             return match self.s.get(self.pos) {
                 None => Ok(None),
-                Some(c) => Err(format!("unexpected {:?} at byte {}", *c as char, self.pos)),
+                Some(c) => Err(StateFileError::Unexpected { found: *c as char, at: self.pos }),
             };
         }
         Ok(Some(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()))
     }
 
-    fn number(&mut self) -> Result<(), String> {
+    fn number(&mut self) -> Result<(), StateFileError> {
         let start = self.pos;
         while self.s.get(self.pos).is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c)) {
             self.pos += 1;
         }
         if start == self.pos {
-            return Err(format!("expected a number at byte {start}"));
+            return Err(StateFileError::ExpectedNumber { at: start });
         }
         Ok(())
     }
 
     /// One or more adjacent quoted strings, C-unescaped and concatenated.
-    fn string(&mut self) -> Result<Vec<u8>, String> {
+    fn string(&mut self) -> Result<Vec<u8>, StateFileError> {
         let mut out = Vec::new();
         let mut any = false;
         while let Some(&quote) = self.s.get(self.pos).filter(|c| **c == b'"' || **c == b'\'') {
             any = true;
             self.pos += 1;
             loop {
-                let c = *self.s.get(self.pos).ok_or("unterminated string")?;
+                let c = *self.s.get(self.pos).ok_or(StateFileError::UnterminatedString)?;
                 self.pos += 1;
                 match c {
                     _ if c == quote => break,
-                    b'\n' => return Err("newline in string".to_string()),
+                    b'\n' => return Err(StateFileError::NewlineInString),
                     b'\\' => {
-                        let e = *self.s.get(self.pos).ok_or("unterminated escape")?;
+                        let e = *self.s.get(self.pos).ok_or(StateFileError::UnterminatedEscape)?;
                         self.pos += 1;
                         match e {
                             b'n' => out.push(b'\n'),
@@ -198,7 +198,7 @@ impl Lexer<'_> {
                                         _ => break,
                                     }
                                 }
-                                out.push(u8::try_from(v).map_err(|_| "octal escape out of range")?);
+                                out.push(u8::try_from(v).map_err(|_| StateFileError::OctalOutOfRange)?);
                             }
                             b'x' => {
                                 let mut v = 0u32;
@@ -212,7 +212,7 @@ impl Lexer<'_> {
                                     self.pos += 1;
                                 }
                                 if n == 0 {
-                                    return Err("empty \\x escape".to_string());
+                                    return Err(StateFileError::EmptyHexEscape);
                                 }
                                 out.push(v as u8);
                             }
@@ -225,7 +225,7 @@ impl Lexer<'_> {
             self.skip_ws();
         }
         if !any {
-            return Err(format!("expected a quoted string at byte {}", self.pos));
+            return Err(StateFileError::ExpectedString { at: self.pos });
         }
         Ok(out)
     }
@@ -262,9 +262,19 @@ mod tests {
             all_model_checkpoint_paths: \"/a/ckpt-2\"\nall_model_checkpoint_timestamps: 1700000000.5\n\
             last_preserved_timestamp: 1.7e+09\n";
         assert_eq!(parse_state(newer).unwrap(), "/a/ckpt-2");
-        assert!(parse_state(b"model_checkpoint_path: \"\"\n").is_err());
-        assert!(parse_state(b"model_checkpoint_path: \"unterminated\n").is_err());
-        assert!(parse_state(b"").is_err());
+        assert_eq!(parse_state(b"model_checkpoint_path: \"\"\n"), Err(StateFileError::NoModelPath));
+        assert_eq!(parse_state(b"model_checkpoint_path: \"unterminated\n"), Err(StateFileError::NewlineInString));
+        assert_eq!(parse_state(b""), Err(StateFileError::NoModelPath));
+        assert_eq!(
+            parse_state(b"model_checkpoint_path \"a\""),
+            Err(StateFileError::ExpectedColon { field: "model_checkpoint_path".into() })
+        );
+        assert_eq!(parse_state(b"x: 1").unwrap_err().to_string(), "unknown field x");
+        assert_eq!(parse_state(b"model_checkpoint_path: \"\\x\"").unwrap_err().to_string(), "empty \\x escape");
+        assert_eq!(
+            parse_state(b"model_checkpoint_path: \"\\777\"").unwrap_err().to_string(),
+            "octal escape out of range"
+        );
     }
 
     #[test]

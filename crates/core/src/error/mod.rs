@@ -14,7 +14,7 @@ mod tf;
 pub use formats::FormatsError;
 pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
 pub use safetensors::SafetensorsError;
-pub use tf::TfError;
+pub use tf::{StateFileError, TfError};
 
 use std::path::PathBuf;
 

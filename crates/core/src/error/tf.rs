@@ -30,7 +30,7 @@ pub enum TfError {
         /// The `checkpoint` file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: StateFileError,
     },
     /// A data shard named by the header is missing.
     #[error("{path}: data shard {shard} of {num_shards} is missing: {source}")]
@@ -358,4 +358,63 @@ impl From<TfError> for crate::Error {
             other => E::Tf(Box::new(other)),
         }
     }
+}
+
+/// What is wrong with a `checkpoint` state file (a text-format `CheckpointState`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateFileError {
+    /// A field name not followed by `:`.
+    #[error("expected ':' after {field}")]
+    ExpectedColon {
+        /// The field.
+        field: String,
+    },
+    /// A field `CheckpointState` does not have.
+    #[error("unknown field {field}")]
+    UnknownField {
+        /// The field.
+        field: String,
+    },
+    /// No (or an empty) `model_checkpoint_path`.
+    #[error("no model_checkpoint_path")]
+    NoModelPath,
+    /// The `model_checkpoint_path` is not UTF-8.
+    #[error("model_checkpoint_path is not UTF-8")]
+    ModelPathNotUtf8,
+    /// A character where a field name belongs.
+    #[error("unexpected {found:?} at byte {at}")]
+    Unexpected {
+        /// The character.
+        found: char,
+        /// Its offset.
+        at: usize,
+    },
+    /// No number where a timestamp belongs.
+    #[error("expected a number at byte {at}")]
+    ExpectedNumber {
+        /// The offset.
+        at: usize,
+    },
+    /// No quoted string where a path belongs.
+    #[error("expected a quoted string at byte {at}")]
+    ExpectedString {
+        /// The offset.
+        at: usize,
+    },
+    /// The file ends inside a string.
+    #[error("unterminated string")]
+    UnterminatedString,
+    /// A string runs over a line end.
+    #[error("newline in string")]
+    NewlineInString,
+    /// The file ends inside an escape.
+    #[error("unterminated escape")]
+    UnterminatedEscape,
+    /// An octal escape above `\377`.
+    #[error("octal escape out of range")]
+    OctalOutOfRange,
+    /// `\x` without hex digits.
+    #[error("empty \\x escape")]
+    EmptyHexEscape,
 }
