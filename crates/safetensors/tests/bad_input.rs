@@ -11,7 +11,7 @@ use warmstart_safetensors::SafetensorsSource;
 
 /// `tests/fixtures/safetensors/<case>` of the workspace.
 fn case_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/safetensors").join(case)
+    warmstart_core::test_support::fixture("safetensors", case)
 }
 
 /// Numbers an attacker would forge: zero, off by one, the edges of 32 and 64 bits, past 64 bits,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// `tests/fixtures/hdf5/<case>` of the workspace.
 pub fn case_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hdf5").join(case)
+    warmstart_core::test_support::fixture("hdf5", case)
 }
 
 /// The cases written by Keras and h5py, each with an `expected.json`.

@@ -1,6 +1,6 @@
 //! Helpers of the reader's unit tests: fixture bundles copied with their index entries edited.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use prost::Message;
 
@@ -11,7 +11,7 @@ use crate::table::{build_table, read_table};
 pub(super) use crate::TfError;
 
 pub(super) fn fixture(case: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tf").join(case).join(name)
+    warmstart_core::test_support::fixture("tf", case).join(name)
 }
 
 /// Copies a fixture bundle into a temporary directory with its index entries edited.

@@ -10,7 +10,7 @@ use warmstart_tf::TfSource;
 
 /// `tests/fixtures/tf` of the workspace.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tf")
+    warmstart_core::test_support::fixtures().join("tf")
 }
 
 /// The cases, each a directory with `expected.json`.
