@@ -168,9 +168,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        warm::write_report_json(&mut out, &plan, &report, &args.out, format.name())
+        warm::write_report_json(&mut out, &plan, &report, &args.out, format)
     } else {
-        warm::write_report(&mut out, &plan, &report, &args.out, format.name())
+        warm::write_report(&mut out, &plan, &report, &args.out, format)
     }
     .map_err(Failure::stdout)
 }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use warmstart::{Action, Plan, PlanError, Report};
+use warmstart::{Action, Format, Plan, PlanError, Report};
 
 use crate::inspect::human_bytes;
 
@@ -77,7 +77,7 @@ pub fn write_report(
     plan: &Plan,
     report: &Report,
     dst: &std::path::Path,
-    format: &str,
+    format: Format,
 ) -> io::Result<()> {
     writeln!(out, "{}", summary(plan))?;
     for name in &plan.skipped {
@@ -98,9 +98,9 @@ pub fn write_report_json(
     plan: &Plan,
     report: &Report,
     dst: &std::path::Path,
-    format: &str,
+    format: Format,
 ) -> io::Result<()> {
-    let value = serde_json::json!({ "out": dst, "format": format, "report": report, "plan": plan });
+    let value = serde_json::json!({ "out": dst, "format": format.name(), "report": report, "plan": plan });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)
 }

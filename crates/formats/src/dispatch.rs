@@ -238,25 +238,21 @@ mod tests {
         let template = src;
         let kernel = template.tensor("d1/kernel").unwrap().clone();
         let tensors = [SinkTensor::whole(kernel.clone())];
-        let opts = WriteOptions { template: Some(LayoutTemplate::of(template.as_ref())), ..Default::default() };
-        let out = dir.path().join("t.h5");
-        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
-        sink.begin_tensor(&tensors[0]).unwrap();
-        sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
-        sink.end_tensor().unwrap();
-        sink.finish().unwrap();
-        let back = warmstart_hdf5::Hdf5Source::open(&out).unwrap();
+        let write_kernel = |name: &str, layout: LayoutTemplate| {
+            let opts = WriteOptions { template: Some(layout), ..Default::default() };
+            let out = dir.path().join(name);
+            let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
+            sink.begin_tensor(&tensors[0]).unwrap();
+            sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
+            sink.end_tensor().unwrap();
+            sink.finish().unwrap();
+            warmstart_hdf5::Hdf5Source::open(&out).unwrap()
+        };
+        let back = write_kernel("t.h5", LayoutTemplate::of(template.as_ref()));
         assert_eq!(back.dataset_path("d1/kernel"), Some("model_weights/d1/d1/kernel"));
         // A template of another format is not one: the tensor goes to its own name.
         let elsewhere = LayoutTemplate { format: Format::Tf, path: template.path().to_path_buf() };
-        let opts = WriteOptions { template: Some(elsewhere), ..Default::default() };
-        let out = dir.path().join("u.h5");
-        let mut sink = create_sink(&out, Format::Hdf5, &tensors, &opts).unwrap();
-        sink.begin_tensor(&tensors[0]).unwrap();
-        sink.write_data(&template.read("d1/kernel").unwrap()).unwrap();
-        sink.end_tensor().unwrap();
-        sink.finish().unwrap();
-        let back = warmstart_hdf5::Hdf5Source::open(&out).unwrap();
+        let back = write_kernel("u.h5", elsewhere);
         assert_eq!(back.dataset_path("d1/kernel"), Some("d1/kernel"));
     }
 
