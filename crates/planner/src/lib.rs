@@ -11,6 +11,7 @@ mod error;
 mod plan;
 pub mod remap_plan;
 mod settings;
+mod var_list;
 pub mod vocab;
 
 pub use error::{cpp_dtype, py_dtype, PlanError};

@@ -12,6 +12,7 @@ use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 use crate::error::py_str;
 use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};
 use crate::settings::{PlanSettings, VarsToWarmStart, VocabInfo};
+use crate::var_list::{listed_reason, select_listed_variables, unlisted_reason};
 use crate::PlanError;
 
 /// A variable of the target model.
@@ -210,6 +211,9 @@ fn group_variables(settings: &PlanSettings, vars: &[TargetVariable]) -> Result<V
                 out.extend(all.iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| *m));
             }
             out
+        }
+        VarsToWarmStart::Variables(names) => {
+            select_listed_variables(names, vars)?.into_iter().map(|(var, part)| Member { var, part }).collect()
         }
     };
     let mut groups: Vec<Group> = Vec::new();
@@ -677,6 +681,7 @@ fn copy_reason(
     let selection = match &settings.vars_to_warm_start {
         VarsToWarmStart::Regex(r) => format!("matches vars_to_warm_start {r:?}"),
         VarsToWarmStart::List(l) => format!("matches vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Variables(_) => listed_reason(var, parts),
         VarsToWarmStart::Nothing => String::new(),
     };
     let parts = match parts {
@@ -697,6 +702,7 @@ fn keep_reason(settings: &PlanSettings, var: &TargetVariable, grouped: bool) -> 
         }
         VarsToWarmStart::Regex(r) => format!("does not match vars_to_warm_start {r:?}"),
         VarsToWarmStart::List(l) => format!("matches none of vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Variables(_) => unlisted_reason(var),
         VarsToWarmStart::Nothing => {
             "not trainable, and vars_to_warm_start is false: only trainable variables with a vocabulary are warm-started"
                 .into()
