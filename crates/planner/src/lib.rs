@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod kernel_limits;
 mod plan;
 pub mod remap_plan;
 mod settings;
@@ -19,6 +20,7 @@ pub use plan::{
     compile_match_regex, plan, variables_from_graph, variables_without_graph, Action, OldCheckpoint, OutputTensor,
     PartInfo, Plan, Target, TargetVariable, VariablePlan,
 };
+pub use kernel_limits::{mark_tf_kernel_limits, TfKernelFailure};
 pub use remap_plan::{PartitionGeometry, PartitionRemap, RemapParams, RemapPlan};
 
 pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};

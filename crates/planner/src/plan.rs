@@ -10,6 +10,7 @@ use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 
 use crate::error::py_str;
+use crate::kernel_limits::TfKernelFailure;
 use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};
 use crate::settings::{PlanSettings, VarsToWarmStart, VocabInfo};
 use crate::var_list::{listed_reason, select_listed_variables, unlisted_reason};
@@ -98,6 +99,10 @@ pub struct VariablePlan {
     pub action: Action,
     /// Why.
     pub reason: String,
+    /// Where TensorFlow itself would fail for a kernel it lacks (see `kernel_limits`); warmstart still
+    /// produces the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensorflow_fails: Option<TfKernelFailure>,
 }
 
 /// One tensor of the output, in order.
@@ -618,6 +623,7 @@ fn variable_plan(var: &TargetVariable, action: Action, reason: String) -> Variab
             .collect(),
         action,
         reason,
+        tensorflow_fails: None,
     }
 }
 
