@@ -10,16 +10,22 @@
 //!   `BundleReader::GetSliceValue`, used by RestoreV2 for a slice spec and for a tensor saved in
 //!   slices). When the requested region is exactly one stored slice (same partitions old and new, or
 //!   neither partitioned) the bytes are read directly, for any dtype. Otherwise the stored slices are
-//!   copied element-wise into the requested one, and that copy exists only for float, double, int32,
-//!   uint8, int16, int8, complex64, complex128, int64, bool, qint32, quint8, qint8 and bfloat16; every
-//!   other dtype fails with InvalidArgumentError "Dtype <name> not supported.". On TF 2.21, half,
-//!   uint16, uint32, uint64 and string fail so in all three re-slicing directions (old in 2 parts to new
-//!   in 3, old whole to new in 2, old in 2 to new whole), and work with equal partitions; bfloat16,
-//!   float, double, int8, uint8, int16, int32, int64, bool, complex64 and complex128 work in every
-//!   direction. The 8-bit floats and 4-bit integers are not among the copied dtypes either (TF 2.21's
-//!   `tf.compat.v1` variables of those dtypes could not be built to run it). This is the one limitation
-//!   the planner marks ([`mark_tf_kernel_limits`]); warmstart re-slices the old values as TF saved
-//!   them, which is what TF gives when the partitions match.
+//!   copied element-wise into the requested region, and that copy exists only for the dtypes of its
+//!   `HANDLE_COPY` list; any other fails with InvalidArgumentError "Dtype <name> not supported.". The
+//!   source read lists float, double, int32, uint8, int16, int8, complex64, complex128, int64, bool,
+//!   qint32, quint8, qint8 and bfloat16; TF 2.21 also copies int4 and uint4. Run on TF 2.21 in all
+//!   three re-slicing directions (old in 2 parts to new in 3, old whole to new in 2, old in 2 to new
+//!   whole) and with equal partitions:
+//!   - fail re-slicing, work with equal partitions: half (float16), uint16, uint32, uint64, string,
+//!     float8_e5m2, float8_e4m3fn, int2, uint2;
+//!   - work in every direction: bfloat16, float, double, int8, uint8, int16, int32, int64, bool,
+//!     complex64, complex128, int4, uint4;
+//!   - not run: float8_e4m3fnuz, float8_e5m2fnuz and float8_e4m3b11fnuz (TF 2.21 cannot make their
+//!     initial values: "Element type not supported in TensorProto"), float8_e8m0fnu and the quantized
+//!     types; they are marked as lacking the copy, as the source says.
+//!
+//!   This is the one limitation the planner marks ([`mark_tf_kernel_limits`]); warmstart re-slices the
+//!   old values as TF saved them, which is what TF gives when the partitions match.
 //! - **Vocabulary remap** (`core/kernels/load_and_remap_matrix_op.cc`, LoadAndRemapMatrix): float32
 //!   only, old tensor and output. TF's Python refuses any other dtype first (ValueError "Tensor
 //!   conversion requested dtype ..."), and so does the planner, with TF's messages; nothing to mark.
