@@ -90,7 +90,9 @@ pub enum ConfigProblem {
     },
     /// `vars_to_warm_start = { variables = [...] }` is malformed: another key, no `variables`, or an item
     /// that is not a string.
-    #[error("vars_to_warm_start: {problem}; the list of variables is written {{ variables = [\"v1\", \"dense/kernel\"] }}")]
+    #[error(
+        "vars_to_warm_start: {problem}; the list of variables is written {{ variables = [\"v1\", \"dense/kernel\"] }}"
+    )]
     VariablesList {
         /// What is wrong with it.
         problem: String,

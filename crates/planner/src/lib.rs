@@ -16,11 +16,11 @@ mod var_list;
 pub mod vocab;
 
 pub use error::{cpp_dtype, py_dtype, PlanError};
+pub use kernel_limits::{mark_tf_kernel_limits, TfKernelFailure};
 pub use plan::{
     compile_match_regex, plan, variables_from_graph, variables_without_graph, Action, OldCheckpoint, OutputTensor,
     PartInfo, Plan, Target, TargetVariable, VariablePlan,
 };
-pub use kernel_limits::{mark_tf_kernel_limits, TfKernelFailure};
 pub use remap_plan::{PartitionGeometry, PartitionRemap, RemapParams, RemapPlan};
 
 pub use settings::{BackupInitializer, PlanSettings, VarsToWarmStart, VocabFile, VocabInfo};

@@ -36,7 +36,8 @@ pub(crate) fn select_listed_variables(
             }
             continue;
         }
-        let part = vars.iter().enumerate().find_map(|(i, v)| v.parts.iter().position(|p| &p.name == name).map(|p| (i, p)));
+        let part =
+            vars.iter().enumerate().find_map(|(i, v)| v.parts.iter().position(|p| &p.name == name).map(|p| (i, p)));
         match part {
             Some((i, p)) => out.push((i, Some(p))),
             None => return Err(unknown(name, vars)),
