@@ -3,6 +3,11 @@
 //! variable what it gets (a copy of an old tensor, a vocabulary remap, or its initial value) and why,
 //! or refuses exactly where TensorFlow refuses, with TensorFlow's message.
 //!
+//! Where TF fails only for a kernel it lacks (re-slicing some dtypes on restore), the planner does not
+//! refuse: [`mark_tf_kernel_limits`] marks the variable; [`kernel_limits`] lists every such limitation
+//! on the warm-start paths (restore re-slicing, LoadAndRemapMatrix, GenerateVocabRemapping) and how each
+//! was checked against TF.
+//!
 //! No I/O and no file formats: callers (the `warmstart` library) read the checkpoints and the
 //! vocabulary files and hand over plain data; the executor carries out the [`Plan`].
 #![deny(missing_docs)]
