@@ -11,7 +11,7 @@
 //!   slices). When the requested region is exactly one stored slice (same partitions old and new, or
 //!   neither partitioned) the bytes are read directly, for any dtype. Otherwise the stored slices are
 //!   copied element-wise into the requested region, and that copy exists only for the dtypes of its
-//!   `HANDLE_COPY` list; any other fails with InvalidArgumentError "Dtype <name> not supported.". The
+//!   `HANDLE_COPY` list; any other fails with InvalidArgumentError "Dtype NAME not supported.". The
 //!   source read lists float, double, int32, uint8, int16, int8, complex64, complex128, int64, bool,
 //!   qint32, quint8, qint8 and bfloat16; TF 2.21 also copies int4 and uint4. Run on TF 2.21 in all
 //!   three re-slicing directions (old in 2 parts to new in 3, old whole to new in 2, old in 2 to new
