@@ -106,7 +106,7 @@ fn reslice_failure(v: &VariablePlan, from: &str, stored: usize) -> TfKernelFailu
         class: "InvalidArgumentError".into(),
         message: format!("Dtype {dtype} not supported."),
         why: format!(
-            "{from} is stored {old} and {} is {new}: TF's restore kernel (BundleReader::GetSliceValue) \
+            "the old {from} is stored {old} and the new {} is {new}: TF's restore kernel (BundleReader::GetSliceValue) \
              cannot re-slice {dtype} tensors; warmstart re-slices the old values as TF saved them, which is \
              what TF gives when the partitions match",
             v.name
