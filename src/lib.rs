@@ -20,7 +20,7 @@ pub use warmstart_config::{
 };
 pub use warmstart_executor::{ExecError, ExecOptions, Report};
 pub use warmstart_formats::Format;
-pub use warmstart_planner::{Action, Plan, PlanError, VariablePlan};
+pub use warmstart_planner::{Action, Plan, PlanError, TfKernelFailure, VariablePlan};
 
 /// Everything that can stop a warm-start.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +125,10 @@ pub fn plan_with(
         object_graph_keys: keys.as_ref(),
     };
     let target = Target { variables: &variables, tensors: target.tensors() };
-    Ok(warmstart_planner::plan(&plan_settings, &old_checkpoint, &target)?)
+    let mut plan = warmstart_planner::plan(&plan_settings, &old_checkpoint, &target)?;
+    // Where TF itself would fail for a missing kernel: marked, not refused.
+    warmstart_planner::mark_tf_kernel_limits(&mut plan, old.tensors(), |n| old.slices(n));
+    Ok(plan)
 }
 
 /// Plans the warm-start (the dry run), keeping partitions when the target's format stores them (TF).

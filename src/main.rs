@@ -166,6 +166,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let result = warmstart::run_files(&settings, &args.out, &output, &options);
     progress.finish();
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;
+    warm::warn_tensorflow_fails(&plan);
     let mut out = std::io::stdout().lock();
     if args.json {
         warm::write_report_json(&mut out, &plan, &report, &args.out, format)

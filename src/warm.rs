@@ -37,6 +37,9 @@ pub fn write_plan(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
         if !v.reason.is_empty() {
             writeln!(out, "    because: {}", v.reason)?;
         }
+        if let Some(f) = &v.tensorflow_fails {
+            writeln!(out, "    warning: TensorFlow itself would fail here: {}: {} ({})", f.class, f.message, f.why)?;
+        }
     }
     for name in &plan.passthrough {
         writeln!(out, "{name}: not a variable, copied through unchanged")?;
@@ -69,6 +72,16 @@ pub fn write_refusal_json(out: &mut dyn Write, e: &PlanError) -> io::Result<()> 
     });
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)
+}
+
+/// One line on stderr per variable where TensorFlow itself would fail (a kernel it lacks) though
+/// warmstart wrote the values.
+pub fn warn_tensorflow_fails(plan: &Plan) {
+    for v in &plan.variables {
+        if let Some(f) = &v.tensorflow_fails {
+            eprintln!("warning: {}: TensorFlow itself would fail here: {}: {} ({})", v.name, f.class, f.message, f.why);
+        }
+    }
 }
 
 /// The end-of-run summary.

@@ -390,6 +390,10 @@ cases!(
     beyond_repartition_vocab_3_to_2,
     error_conditions_prev_var_name,
     error_conditions_vocab_info,
+    list_of_strings_takes_slot,
+    list_of_variables_partitioned_full_name,
+    list_of_variables_parts,
+    list_of_variables_skips_slot,
     refuse_dtype_mismatch,
     refuse_duplicate_new_token_in_old_vocab,
     refuse_duplicate_old_token,
@@ -398,6 +402,8 @@ cases!(
     refuse_empty_new_vocab,
     refuse_empty_new_vocab_path,
     refuse_empty_old_vocab,
+    refuse_list_of_variables_one_part,
+    refuse_list_of_variables_twice,
     refuse_missing_renamed_tensor,
     refuse_missing_tensor,
     refuse_missing_tensor_with_vocab,
@@ -418,6 +424,8 @@ cases!(
     refuse_vocab_axis_two,
     refuse_vocab_info_float64,
     refuse_vocab_old_float64,
+    tf_fails_float16_repartition,
+    tf_fails_uint32_whole_to_parts,
     warm_start_bucketized_column,
     warm_start_embedding_column,
     warm_start_embedding_column_linear_model,
@@ -449,6 +457,47 @@ cases!(
     warm_start_var_with_vocab_prev_var_partitioned,
     warm_start_vars_to_warmstart_is_none,
 );
+
+/// Where TF itself fails only for a missing kernel (`tf_error.json` beside TF's values): `plan --json`
+/// carries TF's error on the variable, the plan text and `run`'s stderr say that TF would fail.
+#[test]
+fn tensorflow_kernel_failures_are_reported() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(dir.join("tf_error.json")) else { continue };
+        seen += 1;
+        let tf: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let (class, message, variable) =
+            (tf["class"].as_str().unwrap(), tf["message"].as_str().unwrap(), tf["variable"].as_str().unwrap());
+        let config = dir.join("config.toml");
+        let plan =
+            warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref()]).expect_code(0);
+        let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        let v = plan["variables"].as_array().unwrap().iter().find(|v| v["name"] == variable).unwrap();
+        assert_eq!(v["tensorflow_fails"]["class"], class, "{}", dir.display());
+        assert_eq!(v["tensorflow_fails"]["message"], message, "{}", dir.display());
+        assert!(v["reason"].as_str().unwrap().contains("TensorFlow itself would fail"), "{v}");
+        let text = warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str()]).expect_code(0);
+        assert!(
+            text.stdout.contains(&format!("TensorFlow itself would fail here: {class}: {message}")),
+            "{}",
+            text.stdout
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out.safetensors");
+        let run =
+            warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+                .expect_code(0);
+        let line = format!("warning: {variable}: TensorFlow itself would fail here: {class}: {message}");
+        assert!(run.stderr.contains(&line), "{}", run.stderr);
+    }
+    assert!(seen >= 2, "the tf_fails_* fixture cases");
+    // Cases TF accepts carry no such mark.
+    let config = fixtures().join("beyond_repartition_3_to_2/config.toml");
+    let plan = warmstart(["plan".as_ref(), "--config".as_ref(), config.as_os_str(), "--json".as_ref()]).expect_code(0);
+    assert!(!plan.stdout.contains("tensorflow_fails"), "{}", plan.stdout);
+}
 
 /// The README's example (`examples/vocab-embedding`, made by TF) gives TF's values.
 #[test]

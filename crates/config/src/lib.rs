@@ -4,7 +4,7 @@
 //! ```toml
 //! ckpt_to_initialize_from = "old"        # directory (latest checkpoint), prefix or file
 //! target = "newinit/model.ckpt"          # the new model's initial checkpoint
-//! vars_to_warm_start = ".*"              # a string, a list of strings, or false
+//! vars_to_warm_start = ".*"              # a string, a list of strings, { variables = [...] }, or false
 //! non_trainable = ["global_step"]        # for targets without a graph
 //! [var_name_to_prev_var_name]
 //! "new_scope/kernel" = "old_scope/kernel"
@@ -17,6 +17,18 @@
 //! backup_initializer = "zeros"           # "zeros" | "ones" | "initial" | { constant = 0.25 }
 //! axis = 0                               # 0 or 1
 //! ```
+//! `vars_to_warm_start` takes TF's forms:
+//! - a string: a regex (Python `re.match` on `name:0`) over the TRAINABLE variables;
+//! - a list of strings: one regex scope each over the GLOBAL variables (optimizer slots included:
+//!   `["v1"]` also takes `v1/Momentum`);
+//! - `{ variables = ["v1", "dense/kernel/part_0"] }`: TF's list of `Variable` objects, exactly those
+//!   variables (no regex, no collection filter). Each name is a variable's exact name (for a partitioned
+//!   variable, all its parts, as TF's `list(partitioned_variable)`) or one part's name (that part alone,
+//!   grouped under its variable's full name as TF groups it). A name the target does not have is
+//!   refused with a message naming it, since a TF `Variable` object cannot name a variable outside its
+//!   graph. `{ variables = [] }` is TF's empty list (falsy);
+//! - `false`: TF's `None`.
+//!
 //! Unknown keys are refused by name. Paths are relative to the configuration file's folder; messages
 //! show them as written, as TF shows the paths it was given.
 #![deny(missing_docs)]
@@ -67,14 +79,23 @@ pub enum ConfigProblem {
         /// The item, as TOML.
         value: String,
     },
-    /// `vars_to_warm_start` is neither a string, a list nor `false`.
+    /// `vars_to_warm_start` is neither a string, a list, `{ variables = [...] }` nor `false`.
     #[error(
         "vars_to_warm_start = {value} is not a setting: use a regex string (\".*\" for all trainable \
-         variables), a list of regexes, or false"
+         variables), a list of regexes, {{ variables = [\"name\", ...] }} (a list of variables), or false"
     )]
     VarsToWarmStart {
         /// The value, as TOML.
         value: String,
+    },
+    /// `vars_to_warm_start = { variables = [...] }` is malformed: another key, no `variables`, or an item
+    /// that is not a string.
+    #[error(
+        "vars_to_warm_start: {problem}; the list of variables is written {{ variables = [\"v1\", \"dense/kernel\"] }}"
+    )]
+    VariablesList {
+        /// What is wrong with it.
+        problem: String,
     },
     /// A vocabulary's `backup_initializer` is not one of the settings.
     #[error(
@@ -212,6 +233,7 @@ impl WarmStartSettings {
                     })
                     .collect::<Result<_, _>>()?,
             ),
+            Some(toml::Value::Table(t)) => variables_list(t)?,
             Some(toml::Value::Boolean(false)) => VarsToWarmStart::Nothing,
             Some(other) => return Err(ConfigProblem::VarsToWarmStart { value: other.to_string() }.into()),
         };
@@ -261,6 +283,28 @@ impl WarmStartSettings {
             non_trainable: raw.non_trainable,
         })
     }
+}
+
+/// `vars_to_warm_start = { variables = [...] }`: TF's list of `Variable` objects, by name.
+fn variables_list(table: toml::Table) -> Result<VarsToWarmStart, ConfigProblem> {
+    let bad = |problem: String| ConfigProblem::VariablesList { problem };
+    if let Some(key) = table.keys().find(|k| *k != "variables") {
+        return Err(bad(format!("unknown key {key:?}")));
+    }
+    let Some(value) = table.get("variables") else {
+        return Err(bad("the table has no key \"variables\"".into()));
+    };
+    let toml::Value::Array(items) = value else {
+        return Err(bad(format!("variables = {value} is not a list")));
+    };
+    let names = items
+        .iter()
+        .map(|v| match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            other => Err(bad(format!("variables: list items must be variable names (strings), not {other}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(VarsToWarmStart::Variables(names))
 }
 
 /// The TOML parser's error as a [`ConfigProblem`], with the line it points at.
@@ -368,6 +412,25 @@ axis = 1
             matches!(e, ConfigError::Invalid { path: None, problem: ConfigProblem::VarsToWarmStart { .. } }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn list_of_variables() {
+        let base = "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n";
+        let parse = |v: &str| WarmStartSettings::from_toml(&format!("{base}vars_to_warm_start = {v}"), Path::new(""));
+        let s = parse("{ variables = [\"v1\", \"dense/kernel/part_0\"] }").unwrap();
+        assert_eq!(s.vars_to_warm_start, VarsToWarmStart::Variables(vec!["v1".into(), "dense/kernel/part_0".into()]));
+        assert!(!parse("{ variables = [] }").unwrap().vars_to_warm_start.is_truthy());
+        for (bad, says) in [
+            ("{ variable = [\"v1\"] }", "unknown key \"variable\""),
+            ("{}", "no key \"variables\""),
+            ("{ variables = \"v1\" }", "is not a list"),
+            ("{ variables = [1] }", "not 1"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { problem: ConfigProblem::VariablesList { .. }, .. }), "{e}");
+            assert!(e.to_string().contains(says) && e.to_string().contains("{ variables = ["), "{e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,19 @@ pub enum PlanError {
         /// The variable.
         variable: String,
     },
+    /// `vars_to_warm_start`'s list of variables names one the target does not have (ours: in TF a
+    /// `Variable` object cannot name a variable outside its graph).
+    #[error(
+        "vars_to_warm_start lists variable {variable}, which the target does not have (a TF Variable object \
+         cannot name a variable outside its graph); its variables are {}",
+        .known.join(", ")
+    )]
+    UnknownListedVariable {
+        /// The listed name.
+        variable: String,
+        /// The target's variables.
+        known: Vec<String>,
+    },
     /// The target lists a variable its checkpoint does not hold.
     #[error("the target's graph lists variable {variable} but its checkpoint has no tensor {tensor}")]
     TargetTensorMissing {
@@ -439,6 +452,7 @@ impl PlanError {
         match self {
             InvalidRegex { pattern, .. } => pattern,
             DuplicateVariable { variable }
+            | UnknownListedVariable { variable, .. }
             | TargetTensorMissing { variable, .. }
             | PartitionOutside { variable, .. }
             | ObjectCheckpointMissing { variable, .. }
@@ -484,6 +498,7 @@ impl PlanError {
         use PlanError::*;
         Some(match self {
             InvalidRegex { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
+            UnknownListedVariable { .. } => return None,
             RemapOldRowOutOfRange { .. } | RemapOldColumnOutOfRange { .. } | TooLarge { .. } => return None,
             SinglePartitionSelected { .. } | PartitionOutside { .. } => return None,
             RemapOldNotFound { .. } | VocabFileUnreadable { .. } => "NotFoundError",

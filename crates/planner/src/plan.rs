@@ -10,8 +10,10 @@ use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
 
 use crate::error::py_str;
+use crate::kernel_limits::TfKernelFailure;
 use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};
 use crate::settings::{PlanSettings, VarsToWarmStart, VocabInfo};
+use crate::var_list::{listed_reason, select_listed_variables, unlisted_reason};
 use crate::PlanError;
 
 /// A variable of the target model.
@@ -97,6 +99,10 @@ pub struct VariablePlan {
     pub action: Action,
     /// Why.
     pub reason: String,
+    /// Where TensorFlow itself would fail for a kernel it lacks (see `kernel_limits`); warmstart still
+    /// produces the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensorflow_fails: Option<TfKernelFailure>,
 }
 
 /// One tensor of the output, in order.
@@ -210,6 +216,9 @@ fn group_variables(settings: &PlanSettings, vars: &[TargetVariable]) -> Result<V
                 out.extend(all.iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| *m));
             }
             out
+        }
+        VarsToWarmStart::Variables(names) => {
+            select_listed_variables(names, vars)?.into_iter().map(|(var, part)| Member { var, part }).collect()
         }
     };
     let mut groups: Vec<Group> = Vec::new();
@@ -614,6 +623,7 @@ fn variable_plan(var: &TargetVariable, action: Action, reason: String) -> Variab
             .collect(),
         action,
         reason,
+        tensorflow_fails: None,
     }
 }
 
@@ -677,6 +687,7 @@ fn copy_reason(
     let selection = match &settings.vars_to_warm_start {
         VarsToWarmStart::Regex(r) => format!("matches vars_to_warm_start {r:?}"),
         VarsToWarmStart::List(l) => format!("matches vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Variables(_) => listed_reason(var, parts),
         VarsToWarmStart::Nothing => String::new(),
     };
     let parts = match parts {
@@ -697,6 +708,7 @@ fn keep_reason(settings: &PlanSettings, var: &TargetVariable, grouped: bool) -> 
         }
         VarsToWarmStart::Regex(r) => format!("does not match vars_to_warm_start {r:?}"),
         VarsToWarmStart::List(l) => format!("matches none of vars_to_warm_start {l:?}"),
+        VarsToWarmStart::Variables(_) => unlisted_reason(var),
         VarsToWarmStart::Nothing => {
             "not trainable, and vars_to_warm_start is false: only trainable variables with a vocabulary are warm-started"
                 .into()

@@ -16,6 +16,12 @@ pub enum VarsToWarmStart {
     Regex(String),
     /// One regular expression each, over the GLOBAL variables; the union without de-duplication.
     List(Vec<String>),
+    /// TF's list of `Variable` objects, by name: exactly those variables, in this order, with no regex
+    /// and no collection filter. Each name is a variable's full name (for a partitioned variable, all
+    /// its parts, as TF's `list(partitioned_variable)`) or one part's name (`x/part_0`, that part
+    /// alone); parts are grouped under their variable's full name. A name the target does not have is
+    /// refused (a `Variable` object that is not in the graph cannot exist in TF).
+    Variables(Vec<String>),
     /// TF's `None`: the trainable variables are grouped, but only those with a vocabulary are
     /// warm-started.
     Nothing,
@@ -32,7 +38,7 @@ impl VarsToWarmStart {
     pub fn is_truthy(&self) -> bool {
         match self {
             VarsToWarmStart::Regex(s) => !s.is_empty(),
-            VarsToWarmStart::List(l) => !l.is_empty(),
+            VarsToWarmStart::List(l) | VarsToWarmStart::Variables(l) => !l.is_empty(),
             VarsToWarmStart::Nothing => false,
         }
     }
