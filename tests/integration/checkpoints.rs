@@ -6,6 +6,8 @@ use std::path::Path;
 
 use warmstart_core::CheckpointSource;
 
+// Used by the tf and warmstart modules, which need safetensors as well.
+#[cfg_attr(not(feature = "safetensors"), allow(dead_code))]
 /// Opens a TF checkpoint (folder with a `checkpoint` file, or prefix).
 pub(crate) fn open_checkpoint(path: &Path) -> Box<dyn CheckpointSource> {
     Box::new(warmstart_tf::TfSource::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
