@@ -927,6 +927,45 @@ mod tests {
         assert!(matches!(e, PlanError::PartitionOutside { .. }), "{e}");
     }
 
+    fn partitioned(name: &str, rows: u64) -> TargetVariable {
+        let half = rows / 2;
+        let part = |i: u64, start: u64, len: u64| VariablePart {
+            name: format!("{name}/part_{i}"),
+            slice: Slice { start: vec![start], len: vec![len] },
+        };
+        TargetVariable {
+            shape: vec![rows],
+            parts: vec![part(0, 0, half), part(1, half, rows - half)],
+            ..var(name, true)
+        }
+    }
+
+    #[test]
+    fn only_unpartitioned_variables_selected_twice_are_refused() {
+        let vars = [partitioned("p", 2), var("v", true)];
+        let twice = |re: &str| VarsToWarmStart::List(vec![re.into(), re.into()]);
+        let p = run(&with(twice("p")), &vars, &["p", "v"], None).unwrap();
+        assert_eq!(copied(&p), ["p"]);
+        let e = run(
+            &with(VarsToWarmStart::List(vec![".*part_1".into(), "v".into(), ".*".into()])),
+            &vars,
+            &["p", "v"],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "At least two variables have the same name: v");
+    }
+
+    #[test]
+    fn run_time_refusals_come_from_the_op_built_last() {
+        // Both restores fail in RestoreV2 (full shape [4] against [2]); their batch is built in
+        // checkpoint-name order, a then b, and b's op, built last, is reported.
+        let vars = [partitioned("a", 4), partitioned("b", 4)];
+        let e = run(&with(VarsToWarmStart::default()), &vars, &["a", "b"], None).unwrap_err();
+        assert!(matches!(e, PlanError::SliceShapeMismatch { .. }), "{e}");
+        assert_eq!(e.variable(), "b");
+    }
+
     #[test]
     fn one_old_tensor_feeds_two_variables() {
         let vars = [var("v1", true), var("v2", true)];
