@@ -231,8 +231,18 @@ struct PendingCopy {
 
 /// A decision made at "graph construction" time, checked further at "run time".
 enum Decision {
-    Copy { tensor: String, parts: Option<Vec<usize>>, reason: String },
-    Remap { tensor: String, vocab: VocabInfo, parts: Vec<Option<usize>>, listed: Vec<Option<usize>>, reason: String },
+    Copy {
+        tensor: String,
+        parts: Option<Vec<usize>>,
+        reason: String,
+    },
+    Remap {
+        tensor: String,
+        vocab: Box<VocabInfo>,
+        parts: Vec<Option<usize>>,
+        listed: Vec<Option<usize>>,
+        reason: String,
+    },
 }
 
 /// Python's `str(dict)` of the checkpoint's variable-to-shape map.
@@ -465,7 +475,7 @@ impl<'a> GraphConstruction<'a> {
         parts.dedup();
         let note = rename_note(&g.name, &tensor, self.prev_names.by_object_graph);
         let reason = format!("has a vocabulary (axis {}){note}", vocab.axis);
-        self.decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), parts, listed, reason });
+        self.decisions[g.var] = Some(Decision::Remap { tensor, vocab: Box::new(vocab.clone()), parts, listed, reason });
         self.built.push(g.var);
         Ok(())
     }
