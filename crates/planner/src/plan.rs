@@ -240,8 +240,18 @@ struct PendingCopy {
 
 /// A decision made at "graph construction" time, checked further at "run time".
 enum Decision {
-    Copy { tensor: String, parts: Option<Vec<usize>>, reason: String },
-    Remap { tensor: String, vocab: VocabInfo, parts: Vec<Option<usize>>, reason: String },
+    Copy {
+        tensor: String,
+        parts: Option<Vec<usize>>,
+        reason: String,
+    },
+    Remap {
+        tensor: String,
+        vocab: Box<VocabInfo>,
+        parts: Vec<Option<usize>>,
+        listed: Vec<Option<usize>>,
+        reason: String,
+    },
 }
 
 /// Python's `str(dict)` of the checkpoint's variable-to-shape map.
@@ -261,16 +271,38 @@ fn shape_map_repr(tensors: &[TensorInfo]) -> String {
 /// Plans TF's `warm_start(old, vars_to_warm_start, var_name_to_vocab_info, var_name_to_prev_var_name)`
 /// for the target, or says why TF would refuse.
 ///
-/// The stages follow TF's order of work (`python/training/warm_starting_util.py`), each refusing what
-/// TF refuses at that point: the target's own consistency (`check_target`); the selection and
-/// grouping of variables (`group_variables`, `_get_grouped_variables`); the previous names
-/// (`prev_var_names`); per grouped variable, its previous name and the vocabulary or copy path
-/// (`GraphConstruction::warm_start_var`), copies checked in `init_from_checkpoint`'s batches
-/// (`GraphConstruction::flush_restores`); the checks that every rename and vocabulary info was used
-/// (`GraphConstruction::check_all_used`); then, at "run time", the ops' own checks (`run_time`).
+/// When a configuration has several problems, the refusal is TF's first: the stages are TF's order of
+/// work (`python/training/warm_starting_util.py`, spec §1.2-1.4 and §7), each refusing what TF refuses at
+/// that point:
+/// 1. `check_target` (ours): the target's own consistency, which a real graph guarantees.
+/// 2. `check_vocab_infos`: `VocabInfo(...)` itself, built before `warm_start` is called, refuses an
+///    `axis` other than 0 or 1.
+/// 3. `group_variables` (`_get_grouped_variables`): the selection (a string over TRAINABLE, a list over
+///    GLOBAL, each regex in turn, the union without de-duplication), grouped under the full name in the
+///    order the names first appear (a Python dict keeps insertion order); partitions gather under their
+///    variable.
+/// 4. `prev_var_names` (`_get_object_checkpoint_renames`): without renames, an object-based checkpoint
+///    must hold every grouped variable.
+/// 5. `GraphConstruction::warm_start_var`, per grouped variable in that order: its previous name, then
+///    `_warm_start_var_with_vocab` (argument checks, "At least two variables have the same name" for an
+///    unpartitioned variable listed twice without a previous name, each listed partition's geometry)
+///    or `_warm_start_var` (the same duplicate refusal, in `_get_var_info`), whose copies join
+///    `init_from_checkpoint`'s batch; a batch is flushed (`GraphConstruction::flush_restores`: missing
+///    tensors, a single variable's shape, by checkpoint tensor name) when its old tensor comes again.
+/// 6. The last batch is flushed, then `GraphConstruction::check_all_used`: unused renames, then unused
+///    vocabulary infos.
+/// 7. `run_time`: `global_variables_initializer` runs the ops built above, RestoreV2 (dtype, a
+///    partitioned variable's full shape) and the remap ops (vocabulary files, table sizes, the old
+///    tensor). They run concurrently, so which failing op TF reports varies from run to run (spec §7.1);
+///    in our runs of TF 2.21 the op built last was reported most often (a RestoreV2 of the final batch
+///    over an earlier vocabulary remap 7-8 times in 10; of two remaps, the later one 6-9 times in 10), so
+///    the ops are checked in reverse order of building. Within one remap, the vocabulary files are read
+///    (GenerateVocabRemapping) before the old tensor (LoadAndRemapMatrix, which depends on it).
+///
 /// The output tensors follow (`output_tensors`).
 pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_>) -> Result<Plan, PlanError> {
     check_target(target)?;
+    check_vocab_infos(settings)?;
     let old_by_name: HashMap<&str, &TensorInfo> = old.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let groups = group_variables(settings, target.variables)?;
     let prev_names = prev_var_names(settings, old, &groups)?;
@@ -280,9 +312,21 @@ pub fn plan(settings: &PlanSettings, old: &OldCheckpoint<'_>, target: &Target<'_
     }
     graph.flush_restores()?;
     graph.check_all_used()?;
-    let variables = run_time(settings, target.variables, &groups, &old_by_name, graph.decisions)?;
+    let built = std::mem::take(&mut graph.built);
+    let variables = run_time(settings, target.variables, &groups, &old_by_name, graph.decisions, &built)?;
     let (outputs, passthrough) = output_tensors(settings, target);
     Ok(Plan { old_checkpoint: old.display.to_string(), variables, passthrough, outputs, skipped: Vec::new() })
+}
+
+/// `VocabInfo`'s constructor: `axis` must be 0 or 1 (checked before `warm_start` runs, so even for a
+/// vocabulary info no variable uses).
+fn check_vocab_infos(settings: &PlanSettings) -> Result<(), PlanError> {
+    for (name, vocab) in &settings.var_name_to_vocab_info {
+        if vocab.axis != 0 && vocab.axis != 1 {
+            return Err(PlanError::VocabBadAxis { variable: name.clone(), axis: vocab.axis });
+        }
+    }
+    Ok(())
 }
 
 /// Before TF's work: every variable of the target has its tensor, and its partitions lie inside it
@@ -358,8 +402,10 @@ struct GraphConstruction<'a> {
     used_vocab: BTreeSet<String>,
     /// Per target variable, what it gets (`None`: its initial value).
     decisions: Vec<Option<Decision>>,
-    /// `init_from_checkpoint`'s current batch, by old tensor.
+    /// `init_from_checkpoint`'s current batch, by old tensor (it restores in checkpoint-name order).
     pending: BTreeMap<String, PendingCopy>,
+    /// The variables in the order their initialising ops were built.
+    built: Vec<usize>,
 }
 
 impl<'a> GraphConstruction<'a> {
@@ -382,6 +428,7 @@ impl<'a> GraphConstruction<'a> {
             used_vocab: BTreeSet::new(),
             decisions: (0..vars.len()).map(|_| None).collect(),
             pending: BTreeMap::new(),
+            built: Vec::new(),
         }
     }
 
@@ -390,10 +437,9 @@ impl<'a> GraphConstruction<'a> {
     fn warm_start_var(&mut self, gi: usize) -> Result<(), PlanError> {
         let g = &self.groups[gi];
         let prev = self.prev_var_name(g);
-        let has_duplicates = {
-            let mut seen = BTreeSet::new();
-            !g.members.iter().all(|m| seen.insert((m.var, m.part)))
-        };
+        // `op_list_to_dict` refuses a name seen twice only for unpartitioned variables: partitions are
+        // slices, gathered into one list under the full name, however often each is listed.
+        let has_duplicates = g.members.len() > 1 && self.vars[g.var].parts.is_empty();
         if let Some(vocab) = self.settings.var_name_to_vocab_info.get(&g.name) {
             self.used_vocab.insert(g.name.clone());
             self.warm_start_var_with_vocab(g, vocab, prev, has_duplicates)
@@ -429,14 +475,17 @@ impl<'a> GraphConstruction<'a> {
             return Err(PlanError::DuplicateVariable { variable: g.name.clone() });
         }
         let tensor = prev.unwrap_or_else(|| g.name.clone());
-        let mut members = g.members.clone();
-        members.sort_by_key(|m| m.part);
-        members.dedup();
-        let parts: Vec<Option<usize>> = members.iter().map(|m| m.part).collect();
-        check_vocab_partitions(&self.vars[g.var], &parts, vocab, &tensor)?;
+        // TF's list, duplicates included: its Python checks run over it in order, and a column remap's
+        // rows are the sum over it.
+        let listed: Vec<Option<usize>> = g.members.iter().map(|m| m.part).collect();
+        check_vocab_partitions(&self.vars[g.var], &listed, vocab, &tensor)?;
+        let mut parts = listed.clone();
+        parts.sort_unstable();
+        parts.dedup();
         let note = rename_note(&g.name, &tensor, self.prev_names.by_object_graph);
         let reason = format!("has a vocabulary (axis {}){note}", vocab.axis);
-        self.decisions[g.var] = Some(Decision::Remap { tensor, vocab: vocab.clone(), parts, reason });
+        self.decisions[g.var] = Some(Decision::Remap { tensor, vocab: Box::new(vocab.clone()), parts, listed, reason });
+        self.built.push(g.var);
         Ok(())
     }
 
@@ -461,6 +510,7 @@ impl<'a> GraphConstruction<'a> {
             let g = &self.groups[p.group];
             let decision = self.init_from_checkpoint(g, tensor)?;
             self.decisions[g.var] = Some(decision);
+            self.built.push(g.var);
         }
         Ok(())
     }
@@ -551,40 +601,59 @@ fn check_single_restore(
     Ok(())
 }
 
-/// "Run time": the restore and remap ops' own checks, variable by variable in the target's order, and
-/// the plan of each variable.
+/// "Run time": the restore and remap ops' own checks, in reverse order of building (`built`; see
+/// [`plan`]), then the plan of every variable in the target's order.
 fn run_time(
     settings: &PlanSettings,
     vars: &[TargetVariable],
     groups: &[Group],
     old_by_name: &HashMap<&str, &TensorInfo>,
-    decisions: Vec<Option<Decision>>,
+    mut decisions: Vec<Option<Decision>>,
+    built: &[usize],
 ) -> Result<Vec<VariablePlan>, PlanError> {
-    let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
-    let mut plans = Vec::with_capacity(vars.len());
-    for ((i, var), decision) in vars.iter().enumerate().zip(decisions) {
-        let (action, reason) = match decision {
-            None => (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))),
-            Some(Decision::Copy { tensor, parts, reason }) => {
-                check_restore_op(var, &tensor, old_by_name[tensor.as_str()])?;
-                (Action::Copy { from: tensor, parts }, reason)
-            }
-            Some(Decision::Remap { tensor, vocab, parts, reason }) => {
-                let remap =
-                    plan_variable_remap(var, &parts, &vocab, &tensor, old_by_name.get(tensor.as_str()).copied())?;
-                let reason = format!(
-                    "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
-                    remap.entries_found,
-                    remap.entries_found + remap.entries_missing,
-                    remap.entries_missing,
-                    remap.oov_buckets
-                );
-                (Action::Remap(remap), reason)
-            }
-        };
-        plans.push(variable_plan(var, action, reason));
+    let mut actions: Vec<Option<(Action, String)>> = (0..vars.len()).map(|_| None).collect();
+    for &i in built.iter().rev() {
+        if let Some(decision) = decisions[i].take() {
+            actions[i] = Some(run_ops(&vars[i], old_by_name, decision)?);
+        }
     }
-    Ok(plans)
+    let grouped: HashSet<usize> = groups.iter().map(|g| g.var).collect();
+    Ok(vars
+        .iter()
+        .zip(actions)
+        .enumerate()
+        .map(|(i, (var, action))| {
+            let (action, reason) =
+                action.unwrap_or_else(|| (Action::KeepInitial, keep_reason(settings, var, grouped.contains(&i))));
+            variable_plan(var, action, reason)
+        })
+        .collect())
+}
+
+/// The ops that initialise `var` as `decision` says: their checks, and what `var` gets and why.
+fn run_ops(
+    var: &TargetVariable,
+    old_by_name: &HashMap<&str, &TensorInfo>,
+    decision: Decision,
+) -> Result<(Action, String), PlanError> {
+    match decision {
+        Decision::Copy { tensor, parts, reason } => {
+            check_restore_op(var, &tensor, old_by_name[tensor.as_str()])?;
+            Ok((Action::Copy { from: tensor, parts }, reason))
+        }
+        Decision::Remap { tensor, vocab, parts, listed, reason } => {
+            let old = old_by_name.get(tensor.as_str()).copied();
+            let remap = plan_variable_remap(var, &parts, &listed, &vocab, &tensor, old)?;
+            let reason = format!(
+                "{reason}: {} of {} vocabulary entries found in the old vocabulary, {} missing, {} OOV buckets",
+                remap.entries_found,
+                remap.entries_found + remap.entries_missing,
+                remap.entries_missing,
+                remap.oov_buckets
+            );
+            Ok((Action::Remap(remap), reason))
+        }
+    }
 }
 
 /// The restore op's checks of the old tensor `tensor` against `var`: same dtype, and for a partitioned
@@ -878,6 +947,45 @@ mod tests {
         v.parts = vec![VariablePart { name: "x/part_0".into(), slice: Slice { start: vec![1], len: vec![2] } }];
         let e = run(&with(VarsToWarmStart::default()), &[v], &["x"], None).unwrap_err();
         assert!(matches!(e, PlanError::PartitionOutside { .. }), "{e}");
+    }
+
+    fn partitioned(name: &str, rows: u64) -> TargetVariable {
+        let half = rows / 2;
+        let part = |i: u64, start: u64, len: u64| VariablePart {
+            name: format!("{name}/part_{i}"),
+            slice: Slice { start: vec![start], len: vec![len] },
+        };
+        TargetVariable {
+            shape: vec![rows],
+            parts: vec![part(0, 0, half), part(1, half, rows - half)],
+            ..var(name, true)
+        }
+    }
+
+    #[test]
+    fn only_unpartitioned_variables_selected_twice_are_refused() {
+        let vars = [partitioned("p", 2), var("v", true)];
+        let twice = |re: &str| VarsToWarmStart::List(vec![re.into(), re.into()]);
+        let p = run(&with(twice("p")), &vars, &["p", "v"], None).unwrap();
+        assert_eq!(copied(&p), ["p"]);
+        let e = run(
+            &with(VarsToWarmStart::List(vec![".*part_1".into(), "v".into(), ".*".into()])),
+            &vars,
+            &["p", "v"],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "At least two variables have the same name: v");
+    }
+
+    #[test]
+    fn run_time_refusals_come_from_the_op_built_last() {
+        // Both restores fail in RestoreV2 (full shape [4] against [2]); their batch is built in
+        // checkpoint-name order, a then b, and b's op, built last, is reported.
+        let vars = [partitioned("a", 4), partitioned("b", 4)];
+        let e = run(&with(VarsToWarmStart::default()), &vars, &["a", "b"], None).unwrap_err();
+        assert!(matches!(e, PlanError::SliceShapeMismatch { .. }), "{e}");
+        assert_eq!(e.variable(), "b");
     }
 
     #[test]

@@ -361,17 +361,20 @@ pub(crate) fn check_vocab_partitions(
 }
 
 /// The run-time part of a variable's vocabulary remap: every partition's remap (with the ops' checks
-/// against the old tensor `old`, `None` if the checkpoint lacks it), and the entries found.
+/// against the old tensor `old`, `None` if the checkpoint lacks it), and the entries found. `parts` are
+/// the partitions remapped, `listed` the list TF was given (a partition may be listed more than once;
+/// a column remap's rows are summed over it).
 pub(crate) fn plan_variable_remap(
     var: &TargetVariable,
     parts: &[Option<usize>],
+    listed: &[Option<usize>],
     vocab: &VocabInfo,
     tensor: &str,
     old: Option<&TensorInfo>,
 ) -> Result<RemapPlan, PlanError> {
     let mut partitions = Vec::with_capacity(parts.len());
     for &part in parts {
-        let (params, _, geometry) = partition_inputs(var, parts, part, vocab, tensor)?;
+        let (params, _, geometry) = partition_inputs(var, listed, part, vocab, tensor)?;
         partitions.push(remap_partition(&params, part, geometry, old)?);
     }
     let (found, total) = if vocab.axis == 0 {
