@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use warmstart_pyre::Regex;
 use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
+use warmstart_pyre::Regex;
 
 use crate::error::py_str;
 use crate::remap_plan::{check_vocab_partitions, plan_variable_remap, RemapPlan};

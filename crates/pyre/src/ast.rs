@@ -86,18 +86,39 @@ pub(crate) enum Node {
     Literal(u32),
     NotLiteral(u32),
     /// A set (`negate` is sre's leading NEGATE).
-    In { negate: bool, items: Vec<SetItem> },
+    In {
+        negate: bool,
+        items: Vec<SetItem>,
+    },
     Any,
     At(At),
     Branch(Vec<Vec<Node>>),
     /// A group: capturing (`group`) and/or with scoped flags.
-    Subpattern { group: Option<usize>, add: u32, del: u32, body: Vec<Node> },
+    Subpattern {
+        group: Option<usize>,
+        add: u32,
+        del: u32,
+        body: Vec<Node>,
+    },
     Atomic(Vec<Node>),
-    Repeat { greed: Greed, min: u64, max: u64, body: Vec<Node> },
+    Repeat {
+        greed: Greed,
+        min: u64,
+        max: u64,
+        body: Vec<Node>,
+    },
     GroupRef(usize),
-    GroupRefExists { group: usize, yes: Vec<Node>, no: Option<Vec<Node>> },
+    GroupRefExists {
+        group: usize,
+        yes: Vec<Node>,
+        no: Option<Vec<Node>>,
+    },
     /// A lookaround: `behind` for `(?<=` / `(?<!`, `negate` for `(?!` / `(?<!`.
-    Assert { behind: bool, negate: bool, body: Vec<Node> },
+    Assert {
+        behind: bool,
+        negate: bool,
+        body: Vec<Node>,
+    },
 }
 
 /// `MAXWIDTH` of `re._parser`.

@@ -56,18 +56,43 @@ pub(crate) enum Anchor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
     /// One character `c` (after folding) equals the code, or differs from it if `not`.
-    Literal { code: u32, fold: Fold, not: bool },
+    Literal {
+        code: u32,
+        fold: Fold,
+        not: bool,
+    },
     Set(Box<Set>),
-    Any { all: bool },
+    Any {
+        all: bool,
+    },
     Anchor(Anchor),
     Branch(Vec<Vec<Op>>),
-    Group { index: usize, body: Vec<Op> },
+    Group {
+        index: usize,
+        body: Vec<Op>,
+    },
     Seq(Vec<Op>),
     Atomic(Vec<Op>),
-    Repeat { greed: Greed, min: u64, max: u64, body: Vec<Op> },
-    GroupRef { group: usize, fold: Fold },
-    GroupRefExists { group: usize, yes: Vec<Op>, no: Vec<Op> },
-    Assert { behind: Option<usize>, negate: bool, body: Vec<Op> },
+    Repeat {
+        greed: Greed,
+        min: u64,
+        max: u64,
+        body: Vec<Op>,
+    },
+    GroupRef {
+        group: usize,
+        fold: Fold,
+    },
+    GroupRefExists {
+        group: usize,
+        yes: Vec<Op>,
+        no: Vec<Op>,
+    },
+    Assert {
+        behind: Option<usize>,
+        negate: bool,
+        body: Vec<Op>,
+    },
 }
 
 impl Op {

@@ -225,8 +225,7 @@ pub(crate) fn parse_sub(src: &mut Source<'_>, state: &mut State, verbose: bool, 
     }
     let mut out = Vec::new();
     // Common prefixes move out of the branch.
-    loop {
-        let Some(prefix) = items[0].first().cloned() else { break };
+    while let Some(prefix) = items[0].first().cloned() {
         if !items.iter().all(|it| it.first() == Some(&prefix)) {
             break;
         }
@@ -461,8 +460,7 @@ pub(crate) fn parse_flags(src: &mut Source<'_>, state: &mut State, first: Tok) -
     let (mut add, mut del) = (0u32, 0u32);
     let mut tok = first;
     if tok != Tok::Ch('-') {
-        loop {
-            let Tok::Ch(c) = tok else { break };
+        while let Tok::Ch(c) = tok {
             let Some(f) = flag::of(c) else { break };
             if c == 'L' {
                 return Err(src.error("bad inline flags: cannot use 'L' flag with a str pattern", 0));

@@ -10,11 +10,16 @@ const WHITESPACE: &str = " \t\n\r\u{b}\u{c}";
 const SPECIAL: &str = ".\\[{()*+?^$|";
 
 /// `_parse(source, state, verbose, nested, first)`.
-pub(crate) fn parse(src: &mut Source<'_>, state: &mut State, verbose: bool, nested: usize, first: bool) -> PResult<Vec<Node>> {
+pub(crate) fn parse(
+    src: &mut Source<'_>,
+    state: &mut State,
+    verbose: bool,
+    nested: usize,
+    first: bool,
+) -> PResult<Vec<Node>> {
     let mut out: Vec<Node> = Vec::new();
     let mut verbose = verbose;
-    loop {
-        let Some(this) = src.next else { break };
+    while let Some(this) = src.next {
         if this == Tok::Ch('|') || this == Tok::Ch(')') {
             break;
         }
@@ -67,7 +72,10 @@ impl Tok {
 fn parse_set(src: &mut Source<'_>) -> PResult<Node> {
     let here = src.tell() - 1;
     let mut set: Vec<SetItem> = Vec::new();
-    let negate = src.next == Some(Tok::Ch('^')) && { src.get()?; true };
+    let negate = src.next == Some(Tok::Ch('^')) && {
+        src.get()?;
+        true
+    };
     let unterminated = |src: &Source<'_>| src.error("unterminated character set", src.tell() - here);
     loop {
         let this = src.get()?.ok_or_else(|| unterminated(src))?;

@@ -40,18 +40,16 @@ fn repeat_one(greed: Greed, min: u64, max: u64, item: &Op, pos: usize, cx: &mut 
     }
     match greed {
         Greed::Possessive => k(pos + n as usize, cx),
-        Greed::Max => {
-            loop {
-                cx.step()?;
-                if k(pos + n as usize, cx)? {
-                    return Ok(true);
-                }
-                if n == min {
-                    return Ok(false);
-                }
-                n -= 1;
+        Greed::Max => loop {
+            cx.step()?;
+            if k(pos + n as usize, cx)? {
+                return Ok(true);
             }
-        }
+            if n == min {
+                return Ok(false);
+            }
+            n -= 1;
+        },
         Greed::Min => loop {
             cx.step()?;
             if k(pos + n as usize, cx)? {
@@ -81,9 +79,8 @@ fn max_until(
         return crate::matcher::seq(body, pos, cx, &mut |p, cx| max_until(body, min, max, count + 1, last, p, cx, k));
     }
     if below(count, max) && last != Some(pos) {
-        let more = crate::matcher::seq(body, pos, cx, &mut |p, cx| {
-            max_until(body, min, max, count + 1, Some(pos), p, cx, k)
-        })?;
+        let more =
+            crate::matcher::seq(body, pos, cx, &mut |p, cx| max_until(body, min, max, count + 1, Some(pos), p, cx, k))?;
         if more {
             return Ok(true);
         }
