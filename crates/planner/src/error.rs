@@ -6,12 +6,23 @@
 #[non_exhaustive]
 pub enum PlanError {
     // ---- selection and naming ----
-    /// A `vars_to_warm_start` or `non_trainable` regular expression does not compile.
-    #[error("invalid regular expression {pattern:?}: {reason}")]
+    /// A `vars_to_warm_start` or `non_trainable` regular expression does not compile: Python's `re`
+    /// refuses it, and TF raises that `re.error` (or `OverflowError`) from `re.compile`.
+    #[error("{reason}")]
     InvalidRegex {
         /// The expression.
         pattern: String,
-        /// What the regex engine said.
+        /// Python's message (`bad escape \z at position 3`).
+        reason: String,
+        /// Python's exception class (`error`, i.e. `re.error`, or `OverflowError`).
+        class: &'static str,
+    },
+    /// A regular expression backtracks past the matcher's step budget on a variable name.
+    #[error("regular expression {pattern:?}: {reason}")]
+    RegexTooSlow {
+        /// The expression.
+        pattern: String,
+        /// What the matcher said (it says TF would likely not finish either).
         reason: String,
     },
     /// The same variable was selected twice (a list of overlapping regexes).
@@ -450,7 +461,7 @@ impl PlanError {
     pub fn variable(&self) -> &str {
         use PlanError::*;
         match self {
-            InvalidRegex { pattern, .. } => pattern,
+            InvalidRegex { pattern, .. } | RegexTooSlow { pattern, .. } => pattern,
             DuplicateVariable { variable }
             | UnknownListedVariable { variable, .. }
             | TargetTensorMissing { variable, .. }
@@ -497,7 +508,8 @@ impl PlanError {
     pub fn tf_class(&self) -> Option<&'static str> {
         use PlanError::*;
         Some(match self {
-            InvalidRegex { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
+            InvalidRegex { class, .. } => class,
+            RegexTooSlow { .. } | TargetTensorMissing { .. } | RemapColumnPartitioned { .. } => return None,
             UnknownListedVariable { .. } => return None,
             RemapOldRowOutOfRange { .. } | RemapOldColumnOutOfRange { .. } | TooLarge { .. } => return None,
             SinglePartitionSelected { .. } | PartitionOutside { .. } => return None,

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use fancy_regex::Regex;
 use serde::Serialize;
 use warmstart_core::{DType, SinkTensor, Slice, TensorInfo, VariablePart};
+use warmstart_pyre::Regex;
 
 use crate::error::py_str;
 use crate::kernel_limits::TfKernelFailure;
@@ -159,15 +159,19 @@ fn serialize_dtype<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(d.name())
 }
 
-/// Compiles a Python regex for `re.match` (anchored at the start only).
+/// Compiles a Python regex for `re.match` (anchored at the start only) with Python 3.11's `re` dialect
+/// and messages (warmstart-pyre).
 pub fn compile_match_regex(pattern: &str) -> Result<Regex, PlanError> {
-    Regex::new(&format!("\\A(?:{pattern})"))
-        .map_err(|e| PlanError::InvalidRegex { pattern: pattern.to_string(), reason: e.to_string() })
+    Regex::new(pattern).map_err(|e| PlanError::InvalidRegex {
+        pattern: pattern.to_string(),
+        reason: e.to_string(),
+        class: e.python_class(),
+    })
 }
 
-fn is_match(re: &Regex, name: &str) -> bool {
-    // A backtracking limit hit counts as no match (Python would keep going; such patterns are pathological).
-    re.is_match(name).unwrap_or(false)
+/// `re.match(re, name) is not None`; a match past the step budget is refused (TF would likely hang).
+fn is_match(re: &Regex, name: &str) -> Result<bool, PlanError> {
+    re.is_match(name).map_err(|e| PlanError::RegexTooSlow { pattern: re.as_str().to_string(), reason: e.to_string() })
 }
 
 /// One member of the collections: a variable, or one partition of it.
@@ -205,15 +209,32 @@ fn group_variables(settings: &PlanSettings, vars: &[TargetVariable]) -> Result<V
     let selected: Vec<Member> = match &settings.vars_to_warm_start {
         VarsToWarmStart::Nothing => members(true).into_iter().map(|(m, _)| m).collect(),
         VarsToWarmStart::Regex(re) => {
-            let re = compile_match_regex(re)?;
-            members(true).into_iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| m).collect()
+            // get_collection compiles the scope only when the collection exists (has a variable).
+            let trainable = members(true);
+            let re = if trainable.is_empty() { None } else { Some(compile_match_regex(re)?) };
+            let mut out = Vec::new();
+            for (m, n) in trainable {
+                if let Some(re) = &re {
+                    if is_match(re, &n)? {
+                        out.push(m);
+                    }
+                }
+            }
+            out
         }
         VarsToWarmStart::List(list) => {
             let all = members(false);
             let mut out = Vec::new();
             for re in list {
+                if all.is_empty() {
+                    continue;
+                }
                 let re = compile_match_regex(re)?;
-                out.extend(all.iter().filter(|(_, n)| is_match(&re, n)).map(|(m, _)| *m));
+                for (m, n) in &all {
+                    if is_match(&re, n)? {
+                        out.push(*m);
+                    }
+                }
             }
             out
         }
@@ -802,7 +823,7 @@ pub fn variables_without_graph(
     let full_names: HashMap<&str, &str> = object_graph_keys
         .map(|keys| keys.iter().map(|(name, key)| (key.as_str(), name.as_str())).collect())
         .unwrap_or_default();
-    Ok(tensors
+    tensors
         .iter()
         .filter(|t| t.name != OBJECT_GRAPH_KEY)
         .map(|t| {
@@ -817,16 +838,23 @@ pub fn variables_without_graph(
                         .collect()
                 })
                 .unwrap_or_default();
-            TargetVariable {
-                trainable: !regexes.iter().any(|re| is_match(re, &tensor_name)),
+            let mut trainable = true;
+            for re in &regexes {
+                if is_match(re, &tensor_name)? {
+                    trainable = false;
+                    break;
+                }
+            }
+            Ok(TargetVariable {
+                trainable,
                 name,
                 tensor: t.name.clone(),
                 dtype: t.dtype,
                 shape: t.shape.clone(),
                 parts,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Builds the target variables from a graph's variable list and the checkpoint's tensors.
