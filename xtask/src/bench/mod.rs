@@ -36,6 +36,9 @@ const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
 /// at scale 4 or less.
 const BIG_WINDOW_MIB: u64 = 4096;
 
+/// The sizes `--scaling` measures, relative to the asked size: W1 at 1/4, 1/2, 1, 2 and 4 x (about 2.4 GB).
+const SCALING: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
+
 /// Entry point of `cargo xtask bench ARGS`; `--worker ...` runs the worker (release build only).
 pub fn bench(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("--worker") {
@@ -52,7 +55,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
     let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let bench = Bench::new(&root, &target, &options)?;
-    let scales: Vec<f64> = if options.scaling { vec![0.25, 0.5, 1.0] } else { vec![1.0] };
+    let scales: Vec<f64> = if options.scaling { SCALING.to_vec() } else { vec![1.0] };
     let mut results = Vec::new();
     for s in scales {
         let w = bench.workload(s);
@@ -77,6 +80,15 @@ struct Bench<'a> {
     warmstart: PathBuf,
     worker: PathBuf,
     modes: Vec<&'static str>,
+}
+
+/// The runs of one case so far.
+#[derive(Default)]
+struct CaseRuns {
+    samples: Vec<Sample>,
+    /// The child's own times (`seconds=S` on its stdout), for TensorFlow without its import.
+    inner_samples: Vec<Sample>,
+    error: Option<String>,
 }
 
 /// One thing to measure: a name, the case it is compared with, and how to run it.
@@ -223,6 +235,7 @@ impl<'a> Bench<'a> {
             });
         }
         if !self.options.no_readers {
+            cases.extend(self.convert_cases(dir, out, bytes));
             for (format, path, file) in [
                 ("tf", Workload::old_prefix(dir), Workload::old_data(dir)),
                 ("safetensors", dir.join("old.safetensors"), dir.join("old.safetensors")),
@@ -253,7 +266,40 @@ impl<'a> Bench<'a> {
         cases
     }
 
-    /// Measures every case of one workload in every cache mode.
+    /// `warmstart convert` from TF to safetensors (against the TF floor) and from safetensors to TF
+    /// (against `cp` of the safetensors file, its own floor).
+    fn convert_cases(&self, dir: &Path, out: &Path, bytes: u64) -> Vec<Case> {
+        let safetensors = dir.join("old.safetensors");
+        let convert = |from: &Path, to: PathBuf| {
+            let mut c = Command::new(&self.warmstart);
+            c.arg("convert").arg(from).arg(to);
+            c
+        };
+        let mut cp = Command::new("cp");
+        cp.arg(&safetensors).arg(out.join("copy.safetensors"));
+        let st_floor = "cp safetensors (floor)";
+        vec![
+            Case {
+                name: "convert tf -> safetensors".into(),
+                floor: Some("cp (floor)".into()),
+                bytes,
+                command: convert(&Workload::old_prefix(dir), out.join("o.safetensors")),
+                inner: None,
+            },
+            Case { name: st_floor.into(), floor: None, bytes, command: cp, inner: None },
+            Case {
+                name: "convert safetensors -> tf".into(),
+                floor: Some(st_floor.into()),
+                bytes,
+                command: convert(&safetensors, out.join("model.ckpt")),
+                inner: None,
+            },
+        ]
+    }
+
+    /// Measures every case of one workload in every cache mode. The cases are interleaved: each round
+    /// runs every case once, so that the machine's drift (its +-30% noise comes and goes) falls on all of
+    /// them alike. In warm mode a first, untimed round fills the page cache.
     fn measure_workload(&self, w: &Workload, dir: &Path, scale: f64) -> Result<Vec<Measurement>, String> {
         let out = self.cache.join("out");
         if self.options.with_tf.is_some() {
@@ -262,56 +308,32 @@ impl<'a> Bench<'a> {
         }
         let mut results = Vec::new();
         for &mode in &self.modes {
-            for mut case in self.cases(w, dir, &out) {
-                eprintln!("bench: {} {mode}: {}", w.key(), case.name);
-                let log = self.cache.join("logs").join(case.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-                let runs = self.options.runs + usize::from(mode == "warm");
-                let mut samples: Vec<Sample> = Vec::new();
-                let mut inner_samples: Vec<Sample> = Vec::new();
-                let mut error = None;
-                for i in 0..runs {
-                    let _ = fs::remove_dir_all(&out);
-                    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-                    // Earlier runs' output is written back first, so that it does not compete with this run.
-                    measure::sync();
-                    if mode == "cold" {
-                        measure::drop_page_cache()?;
-                    }
-                    match measure::run(&mut case.command, &log) {
-                        // The first warm run only fills the page cache.
-                        Ok(_) if mode == "warm" && i == 0 => {}
-                        Ok((sample, stdout)) => {
-                            samples.push(sample);
-                            let inner = stdout.lines().find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok());
-                            if let Some(seconds) = inner {
-                                inner_samples.push(Sample { seconds, ..sample });
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("bench: {e}");
-                            // The child's first stderr line, else the command line.
-                            let line = e.lines().skip(1).find(|l| !l.trim().is_empty()).or_else(|| e.lines().next());
-                            error = Some(line.unwrap_or_default().to_string());
-                            break;
-                        }
-                    }
+            let mut cases = self.cases(w, dir, &out);
+            let mut runs: Vec<CaseRuns> = cases.iter().map(|_| CaseRuns::default()).collect();
+            let rounds = self.options.runs + usize::from(mode == "warm");
+            for round in 0..rounds {
+                eprintln!("bench: {} {mode}: round {} of {rounds}", w.key(), round + 1);
+                for (case, acc) in cases.iter_mut().zip(runs.iter_mut()) {
+                    let timed = !(mode == "warm" && round == 0);
+                    self.run_once(case, mode, timed, acc, &out)?;
                 }
-                let (floor, bytes) = (case.floor.clone(), case.bytes);
-                let measurement = |name: String, samples: Vec<Sample>, error: Option<String>| Measurement {
+            }
+            for (case, acc) in cases.into_iter().zip(runs) {
+                let measurement = |name: String, samples: Vec<Sample>| Measurement {
                     workload: w.key(),
                     scale,
                     data_bytes: w.data_bytes(),
                     cache: mode,
                     case: name,
-                    floor: floor.clone(),
-                    bytes,
+                    floor: case.floor.clone(),
+                    bytes: case.bytes,
                     samples,
-                    error,
+                    error: acc.error.clone(),
                     output_check: None,
                 };
-                results.push(measurement(case.name, samples, error.clone()));
-                if let Some(inner) = case.inner {
-                    results.push(measurement(inner, inner_samples, error));
+                results.push(measurement(case.name.clone(), acc.samples));
+                if let Some(inner) = &case.inner {
+                    results.push(measurement(inner.clone(), acc.inner_samples));
                 }
             }
         }
@@ -324,6 +346,39 @@ impl<'a> Bench<'a> {
         }
         let _ = fs::remove_dir_all(&out);
         Ok(results)
+    }
+
+    /// Runs `case` once into a fresh, empty output folder (as `run` writes a fresh output, so does the
+    /// floor's `cp`), after earlier runs' output is written back and, cold, the page cache dropped. A
+    /// failure is kept in `acc` and the case is not run again.
+    fn run_once(&self, case: &mut Case, mode: &str, timed: bool, acc: &mut CaseRuns, out: &Path) -> Result<(), String> {
+        if acc.error.is_some() {
+            return Ok(());
+        }
+        let log = self.cache.join("logs").join(case.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        let _ = fs::remove_dir_all(out);
+        fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        measure::sync();
+        if mode == "cold" {
+            measure::drop_page_cache()?;
+        }
+        match measure::run(&mut case.command, &log) {
+            Ok(_) if !timed => {}
+            Ok((sample, stdout)) => {
+                acc.samples.push(sample);
+                let inner = stdout.lines().find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok());
+                if let Some(seconds) = inner {
+                    acc.inner_samples.push(Sample { seconds, ..sample });
+                }
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                // The child's first stderr line, else the command line.
+                let line = e.lines().skip(1).find(|l| !l.trim().is_empty()).or_else(|| e.lines().next());
+                acc.error = Some(line.unwrap_or_default().to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Runs `warmstart run` and TensorFlow once more into separate folders and compares their outputs.

@@ -48,8 +48,8 @@ pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim 
   --scale F      W1 size relative to full (1,000,000 x 128 embedding, 8 dense 1024x1024 layers,
                  ~613 MB); rows and layers scale (default 1)
   --rows/--dim/--layers/--width  set one size exactly (overrides --scale for it)
-  --runs N       timed runs per measurement, median reported (default 3)
-  --scaling      measure W1 at 1/4, 1/2 and 1 x the size
+  --runs N       timed rounds, each running every case once (interleaved); medians reported (default 3)
+  --scaling      measure W1 at 1/4, 1/2, 1, 2 and 4 x the size
   --cache MODE   warm (after a warm-up run), cold (page cache dropped before each run, needs root) or
                  both (default: both if the cache can be dropped, else warm)
   --json         JSON on stdout, the table on stderr

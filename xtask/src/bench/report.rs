@@ -199,7 +199,16 @@ fn scaling(all: &[Measurement]) -> String {
     text
 }
 
-/// The results as JSON: `environment` and one object per measurement.
+/// The JSON schema's name and version: bumped whenever a field changes meaning or goes away (adding a
+/// field keeps the version), so that runs can be compared over time.
+pub const SCHEMA: &str = "warmstart-bench/1";
+
+/// The results as JSON, schema [`SCHEMA`]: `{"schema", "environment": {cpus, loadavg, runs,
+/// cache_modes}, "results": [...]}`, one result per case, workload and cache mode, with `workload`,
+/// `scale`, `data_bytes`, `cache` (`warm`|`cold`), `case`, `floor` (the case it is compared with, or
+/// null), `bytes`, `error` (null, or why it failed), `median_seconds`, `min_seconds`, `seconds` (every
+/// timed run), `throughput_mb_per_s`, `ratio_to_floor` (null without a floor), `peak_rss_bytes`,
+/// `peak_anon_bytes`, `warmstart_speedup` (TensorFlow's rows) and `output_check` (TensorFlow's rows).
 pub fn json(all: &[Measurement], environment: &Value) -> Value {
     let results: Vec<Value> = all
         .iter()
@@ -214,6 +223,7 @@ pub fn json(all: &[Measurement], environment: &Value) -> Value {
                 "bytes": m.bytes,
                 "error": m.error,
                 "median_seconds": m.seconds(),
+                "min_seconds": m.samples.iter().map(|s| s.seconds).reduce(f64::min),
                 "seconds": m.samples.iter().map(|s| s.seconds).collect::<Vec<_>>(),
                 "throughput_mb_per_s": m.throughput(),
                 "ratio_to_floor": m.ratio(all),
@@ -224,7 +234,7 @@ pub fn json(all: &[Measurement], environment: &Value) -> Value {
             })
         })
         .collect();
-    json!({ "environment": environment, "results": results })
+    json!({ "schema": SCHEMA, "environment": environment, "results": results })
 }
 
 #[cfg(test)]
@@ -258,5 +268,7 @@ mod tests {
         let j = json(&all, &json!({}));
         assert_eq!(j["results"][1]["ratio_to_floor"], json!(1.5));
         assert_eq!(j["results"][0]["median_seconds"], json!(2.0));
+        assert_eq!(j["results"][0]["min_seconds"], json!(1.0));
+        assert_eq!(j["schema"], json!(SCHEMA));
     }
 }
