@@ -16,6 +16,10 @@
 //! - folders made for the output ([`CreatedFolders`]) are removed again, if still empty, unless the
 //!   output is committed.
 //!
+//! The temporary files and made folders of the outputs not committed yet are also listed process-wide,
+//! so that a program ending on a signal can remove them with [`abandon_uncommitted`] (the library
+//! installs no signal handler; the `warmstart` binary does).
+//!
 //! Crash consistency builds on [`AtomicOutput::commit`]: it is the one place where files of an output
 //! become visible, so a different commit protocol (for instance a fresh folder renamed as a whole, or
 //! keeping what a rename replaces until the last rename is done) changes only this module.
@@ -23,11 +27,88 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::{Error, Result};
 
 /// The buffer of a [`StagedFile`]'s writer.
 const WRITE_BUFFER: usize = 1 << 20;
+
+/// The temporary files and made folders of the outputs of this process that are not committed (or
+/// dropped) yet, and how many outputs were committed. Staging a file, making folders and committing
+/// hold its lock, so [`abandon_uncommitted`] sees no half-made file and no half-done commit.
+struct Pending {
+    files: Vec<PathBuf>,
+    folders: Vec<PathBuf>,
+    commits: usize,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending { files: Vec::new(), folders: Vec::new(), commits: 0 });
+
+fn pending() -> MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn forget_path(list: &mut Vec<PathBuf>, path: &Path) {
+    if let Some(i) = list.iter().rposition(|p| p == path) {
+        list.swap_remove(i);
+    }
+}
+
+/// What [`abandon_uncommitted`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    /// The temporary files removed.
+    pub files: usize,
+    /// The outputs this process had committed (put in place) before.
+    pub committed: usize,
+}
+
+/// For a process about to exit on a signal: removes the temporary file of every output not committed
+/// yet and the folders made for them (those still empty, deepest first). A commit in progress is let
+/// finish first. The list stays locked afterwards, so that no output is staged or committed any more:
+/// a thread that tries blocks until the process exits.
+pub fn abandon_uncommitted() -> Abandoned {
+    let mut pending = pending();
+    let mut files = 0;
+    for file in std::mem::take(&mut pending.files) {
+        if std::fs::remove_file(&file).is_ok() {
+            files += 1;
+        }
+    }
+    // Registered in the order made, each guard's deepest first: removed from the last made back.
+    for folder in std::mem::take(&mut pending.folders).iter().rev() {
+        let _ = std::fs::remove_dir(folder);
+    }
+    let committed = pending.commits;
+    std::mem::forget(pending);
+    Abandoned { files, committed }
+}
+
+/// A staged file's entry in [`Pending`], left when the file is committed or dropped.
+struct Registration(Option<PathBuf>);
+
+impl Registration {
+    fn new(pending: &mut Pending, temp: &Path) -> Registration {
+        pending.files.push(temp.to_path_buf());
+        Registration(Some(temp.to_path_buf()))
+    }
+
+    /// Leaves the list, whose lock the caller holds.
+    fn leave(mut self, pending: &mut Pending) {
+        if let Some(path) = self.0.take() {
+            forget_path(&mut pending.files, &path);
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            forget_path(&mut pending().files, &path);
+        }
+    }
+}
 
 /// Folders made for an output, from the deepest up to the topmost that did not exist. Dropped without
 /// [`keep`](CreatedFolders::keep), it removes them again as long as they are empty, deepest first, so
@@ -44,10 +125,15 @@ impl CreatedFolders {
         if dir.as_os_str().is_empty() {
             return Ok(CreatedFolders::default());
         }
-        let made =
+        let mut pending = pending();
+        let made: Vec<PathBuf> =
             dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(CreatedFolders { made })
+        let result = std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e));
+        // Listed even on a failure: some of them may have been made.
+        pending.folders.extend(made.iter().cloned());
+        drop(pending);
+        let folders = CreatedFolders { made };
+        result.map(|()| folders)
     }
 
     /// The folders made, deepest first.
@@ -57,6 +143,10 @@ impl CreatedFolders {
 
     /// Keeps the folders: the output they were made for is in place.
     pub fn keep(mut self) {
+        let mut pending = pending();
+        for folder in &self.made {
+            forget_path(&mut pending.folders, folder);
+        }
         self.made.clear();
     }
 
@@ -76,6 +166,12 @@ impl Drop for CreatedFolders {
                 break;
             }
         }
+        if !self.made.is_empty() {
+            let mut pending = pending();
+            for folder in &self.made {
+                forget_path(&mut pending.folders, folder);
+            }
+        }
     }
 }
 
@@ -86,6 +182,8 @@ pub struct StagedFile {
     temp: tempfile::TempPath,
     dest: PathBuf,
     written: u64,
+    /// Dropped after `temp`: the file is gone before it leaves the list.
+    registration: Registration,
 }
 
 impl std::fmt::Debug for StagedFile {
@@ -110,12 +208,16 @@ impl StagedFile {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
+        // Made and listed under the lock, so that a signal never finds it made but not listed.
+        let mut pending = pending();
         let (file, temp) = builder.tempfile_in(dir).map_err(|e| Error::io(dest, e))?.into_parts();
+        let registration = Registration::new(&mut pending, &temp);
         Ok(StagedFile {
             writer: BufWriter::with_capacity(WRITE_BUFFER, file),
             temp,
             dest: dest.to_path_buf(),
             written: 0,
+            registration,
         })
     }
 
@@ -222,24 +324,45 @@ impl AtomicOutput {
         for file in &mut self.files {
             file.flush(sync)?;
         }
-        let mut placed: Vec<PathBuf> = Vec::with_capacity(self.files.len());
-        for file in std::mem::take(&mut self.files) {
-            let StagedFile { writer, temp, dest, .. } = file;
-            drop(writer);
-            if let Err(e) = temp.persist(&dest) {
-                for path in &placed {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(Error::io(dest, e.error));
-            }
-            placed.push(dest);
-        }
+        let files = std::mem::take(&mut self.files);
+        // Under the lock: a signal's clean-up waits until every file is in place or taken back.
+        let mut pending = pending();
+        let placed = place(files, &mut pending)?;
+        pending.commits += 1;
+        drop(pending);
         if sync {
             sync_folders(&placed)?;
         }
         std::mem::take(&mut self.folders).keep();
         Ok(())
     }
+}
+
+/// Renames each of `files` into place, in order, with `pending` (their list) locked; if one fails,
+/// takes back the ones placed and removes the rest.
+fn place(files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> {
+    let mut placed: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let mut files = files.into_iter();
+    while let Some(file) = files.next() {
+        let StagedFile { writer, temp, dest, registration, .. } = file;
+        drop(writer);
+        let result = temp.persist(&dest);
+        registration.leave(pending);
+        if let Err(e) = result {
+            for path in &placed {
+                let _ = std::fs::remove_file(path);
+            }
+            // Their drops would take the lock this thread holds.
+            for rest in files {
+                let StagedFile { writer, temp, registration, .. } = rest;
+                drop((writer, temp));
+                registration.leave(pending);
+            }
+            return Err(Error::io(dest, e.error));
+        }
+        placed.push(dest);
+    }
+    Ok(placed)
 }
 
 /// Flushes to the disk each distinct folder that `files` were renamed into, so that the renames
@@ -360,6 +483,35 @@ mod tests {
         let err = out.commit().unwrap_err();
         assert!(err.to_string().contains(&dir.path().join("b").display().to_string()), "{err}");
         assert_eq!(names(dir.path()), ["b"]);
+    }
+
+    fn listed(path: &Path) -> (bool, bool) {
+        let pending = pending();
+        (pending.files.iter().any(|p| p == path), pending.folders.iter().any(|p| p == path))
+    }
+
+    #[test]
+    fn uncommitted_files_and_made_folders_are_listed_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = AtomicOutput::new(false);
+        out.create_folder(&dir.path().join("m")).unwrap();
+        assert_eq!(listed(&dir.path().join("m")), (false, true));
+        let i = out.stage(&dir.path().join("m/f")).unwrap();
+        let temp = out.files()[i].temp_path().to_path_buf();
+        assert_eq!(listed(&temp), (true, false));
+        out.commit().unwrap();
+        assert_eq!(listed(&temp), (false, false));
+        assert_eq!(listed(&dir.path().join("m")), (false, false));
+
+        let mut out = AtomicOutput::new(false);
+        out.create_folder(&dir.path().join("n")).unwrap();
+        let i = out.stage(&dir.path().join("n/f")).unwrap();
+        let temp = out.files()[i].temp_path().to_path_buf();
+        assert_eq!(listed(&temp), (true, false));
+        drop(out);
+        assert_eq!(listed(&temp), (false, false));
+        assert_eq!(listed(&dir.path().join("n")), (false, false));
+        assert_eq!(names(dir.path()), ["m"]);
     }
 
     #[cfg(unix)]
