@@ -1,10 +1,16 @@
 //! The `warmstart` command line. It only parses arguments and wires the library crates together: one
 //! small function per subcommand, the work itself in `warmstart-formats` and the format crates.
 //!
-//! Exit codes: 0 success, 1 a refused input or a failed operation, 2 a usage error.
+//! Exit codes: 0 success, 1 a refused input or a failed operation, 2 a usage error, 128 + n a `run` or
+//! `convert` ended by signal n (SIGINT, SIGTERM, SIGHUP), having removed what it had begun to write.
+//! Standard output closed by its reader (`| head`) ends a command quietly with 0; standard output
+//! failing after `run` or `convert` put their output in place is a warning (the exit code says whether
+//! the output is there).
 
 mod failure;
 mod inspect;
+#[cfg(unix)]
+mod signals;
 mod warm;
 
 use std::io::Write;
@@ -112,6 +118,13 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(Failure::USAGE) } else { ExitCode::SUCCESS };
         }
     };
+    #[cfg(unix)]
+    {
+        signals::ignore_file_size_limit();
+        if matches!(cli.command, Command::Run(_) | Command::Convert(_)) {
+            signals::clean_up_on_interrupt();
+        }
+    }
     match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -143,6 +156,7 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
     let plan = warmstart::plan_files(&settings).map_err(|e| refused(e, args.json))?;
     let mut out = std::io::stdout().lock();
     if args.json { warm::write_plan_json(&mut out, &plan) } else { warm::write_plan(&mut out, &plan) }
+        .and_then(|()| out.flush())
         .map_err(Failure::stdout)
 }
 
@@ -168,18 +182,19 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let (plan, report) = result.map_err(|e| refused(e, args.json))?;
     warm::warn_tensorflow_fails(&plan);
     let mut out = std::io::stdout().lock();
-    if args.json {
+    let written = if args.json {
         warm::write_report_json(&mut out, &plan, &report, &args.out, format)
     } else {
         warm::write_report(&mut out, &plan, &report, &args.out, format)
-    }
-    .map_err(Failure::stdout)
+    };
+    failure::report_after_output(written.and_then(|()| out.flush()), &args.out)
 }
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
     if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
+        .and_then(|()| out.flush())
         .map_err(Failure::stdout)
 }
 
@@ -193,12 +208,12 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(
+    let written = writeln!(
         out,
         "wrote {} tensors ({}) to {} ({format})",
         report.tensors,
         inspect::human_bytes(report.bytes),
         args.dst.display()
-    )
-    .map_err(Failure::stdout)
+    );
+    failure::report_after_output(written.and_then(|()| out.flush()), &args.dst)
 }

@@ -76,8 +76,10 @@ pub fn abandon_uncommitted() -> Abandoned {
             files += 1;
         }
     }
-    // Registered in the order made, each guard's deepest first: removed from the last made back.
-    for folder in std::mem::take(&mut pending.folders).iter().rev() {
+    // Deepest first, so that a folder is empty when its turn comes (those that are not stay).
+    let mut folders = std::mem::take(&mut pending.folders);
+    folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
+    for folder in &folders {
         let _ = std::fs::remove_dir(folder);
     }
     let committed = pending.commits;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use warmstart_core::copy::{copy_tensor, DEFAULT_BLOCK_BYTES};
+use warmstart_core::output::CreatedFolders;
 use warmstart_core::{CheckpointSource, DType, Result, SinkTensor};
 
 use crate::dispatch::LayoutTemplate;
@@ -32,8 +33,9 @@ pub struct SkippedTensor {
 ///
 /// String tensors are skipped (and listed in the report) when `format` cannot store them. Unless
 /// `opts.metadata` is set, the source's metadata is carried over; unless `opts.template` is set, the
-/// source is the layout template (a Keras HDF5 source converted to HDF5 keeps its layout). Nothing is
-/// left at `dst` on failure.
+/// source is the layout template (a Keras HDF5 source converted to HDF5 keeps its layout). `dst`'s
+/// missing parent folders are made, as by `run_files` and TensorFlow's savers. Nothing is left at
+/// `dst` on failure, and no folder made for it.
 pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &WriteOptions) -> Result<ConvertReport> {
     let mut report = ConvertReport::default();
     let mut tensors = Vec::with_capacity(src.tensors().len());
@@ -54,6 +56,11 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
     if opts.template.is_none() {
         opts.template = Some(LayoutTemplate::of(src));
     }
+    // Removed again, if still empty, unless the output is put in place.
+    let folders = match dst.parent() {
+        Some(parent) => CreatedFolders::create(parent)?,
+        None => CreatedFolders::default(),
+    };
     let mut sink = create_sink(dst, format, &tensors, &opts)?;
     for tensor in &tensors {
         copy_tensor(src, &tensor.info.name, sink.as_mut(), tensor, DEFAULT_BLOCK_BYTES)?;
@@ -61,6 +68,7 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
         report.bytes += tensor.byte_len().unwrap_or(0);
     }
     sink.finish()?;
+    folders.keep();
     Ok(report)
 }
 
@@ -119,5 +127,17 @@ mod tests {
         let err = convert(&src, &dst, Format::Safetensors, &WriteOptions::default());
         assert!(err.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn missing_folders_are_made_and_removed_again_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("x/y/o.safetensors");
+        convert(&source(), &dst, Format::Safetensors, &WriteOptions::default()).unwrap();
+        assert!(dst.is_file());
+        let src = source().with_unreadable(TensorInfo::new("unreadable", DType::F32, vec![1]));
+        assert!(convert(&src, &dir.path().join("p/q/o.safetensors"), Format::Safetensors, &Default::default()).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["x"]);
     }
 }
