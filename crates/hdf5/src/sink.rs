@@ -69,6 +69,7 @@ impl Hdf5Sink {
         hdf5::silence_errors(true);
         let template = layout_from.map(Hdf5Source::open).transpose()?;
         let template = template.as_ref().filter(|t| t.keras_layout().is_some());
+        check_groups(path, tensors, template)?;
         let mut output = AtomicOutput::new(false);
         // Declared after `output`, so dropped before it on an error: HDF5 closes the file before the
         // staged file is removed.
@@ -148,6 +149,33 @@ fn create_datasets(
         planned.push(Planned { info: info.clone(), dataset, written: false });
     }
     Ok((planned, index))
+}
+
+/// Refuses, before anything is created, tensors whose dataset paths make one of them a group of
+/// another's (`k` and `k/Adam`), which HDF5 cannot hold: its library would fail midway with an
+/// unhelpful error. Names that are no valid path are left to [`dataset_for`] to refuse.
+fn check_groups(path: &Path, tensors: &[SinkTensor], template: Option<&Hdf5Source>) -> Result<(), Hdf5Error> {
+    let datasets: Vec<(String, &str)> = tensors
+        .iter()
+        .filter_map(|t| {
+            let name = t.info.name.as_str();
+            normalize(template.and_then(|t| t.dataset_path(name)).unwrap_or(name)).map(|d| (d, name))
+        })
+        .collect();
+    let by_dataset: HashMap<&str, &str> = datasets.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    for (nested_dataset, nested) in &datasets {
+        let groups = nested_dataset.match_indices('/').map(|(i, _)| &nested_dataset[..i]);
+        if let Some((dataset, tensor)) = groups.filter_map(|g| by_dataset.get(g).map(|t| (g, *t))).next() {
+            return Err(Hdf5Error::DatasetIsGroup {
+                path: path.to_path_buf(),
+                tensor: tensor.to_string(),
+                dataset: dataset.to_string(),
+                nested: nested.to_string(),
+                nested_dataset: nested_dataset.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The element type and the dataset path (without the leading `/`) of `tensor`, after checking that

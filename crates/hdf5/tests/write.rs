@@ -202,6 +202,35 @@ fn misuse_is_an_error_and_leaves_no_file() {
     assert_eq!(back.read_strings("names").unwrap(), [b"alpha".to_vec(), "β".as_bytes().to_vec()]);
 }
 
+/// A tensor whose dataset would be a group of another's (TF's `k` and its slot `k/Adam`) is refused
+/// before the file is made, naming both, in either order and at any depth.
+#[test]
+fn a_dataset_that_would_be_a_group_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let cases = [
+        (["k", "k/Adam"], ("k", "k/Adam")),
+        (["k/Adam", "k"], ("k", "k/Adam")),
+        (["/a", "a/b/c"], ("/a", "a/b/c")),
+        (["a/b", "a/b/c/d"], ("a/b", "a/b/c/d")),
+    ];
+    for (names, (tensor, nested)) in cases {
+        let tensors: Vec<SinkTensor> = names.iter().map(|n| t(n, DType::F32, &[2])).collect();
+        let err = Hdf5Sink::create(&out, &tensors, None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err.hdf5(), Some(warmstart_hdf5::Hdf5Error::DatasetIsGroup { tensor: a, nested: b, .. })
+                if a == tensor && b == nested),
+            "{text}"
+        );
+        assert!(text.contains("cannot hold a dataset") && text.contains("map one of the names"), "{text}");
+        assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    }
+    // Siblings and names sharing a prefix that is not a whole component are fine.
+    let tensors = [t("k/Adam", DType::F32, &[1]), t("k/Adam_1", DType::F32, &[1]), t("ka", DType::F32, &[1])];
+    drop(Hdf5Sink::create(&out, &tensors, None).unwrap());
+}
+
 /// Writes copies of the fixtures into `$WARMSTART_HDF5_OUT` for `tests/fixtures/verify_hdf5.py`:
 /// each Keras file through itself as template, the same without template (which Keras must refuse),
 /// and the plain h5py file.

@@ -114,6 +114,25 @@ pub enum Hdf5Error {
         /// The second dataset.
         second: String,
     },
+    /// One tensor's dataset path is a group of another's (TF's `k` and its slot `k/Adam`): an HDF5 file
+    /// cannot hold a dataset and a group under one name.
+    #[error(
+        "{path}: tensors {tensor:?} and {nested:?} cannot both be written: HDF5 cannot hold a dataset {dataset:?} \
+         and a group of that name holding dataset {nested_dataset:?}; map one of the names to another (for \
+         instance {tensor:?} to \"{tensor}/value\"), or write safetensors or TF, which hold both"
+    )]
+    DatasetIsGroup {
+        /// The destination.
+        path: PathBuf,
+        /// The tensor whose dataset would be the group.
+        tensor: String,
+        /// Its dataset path.
+        dataset: String,
+        /// The tensor whose dataset lies under it.
+        nested: String,
+        /// That tensor's dataset path.
+        nested_dataset: String,
+    },
     /// A tensor name that is not a valid HDF5 path (empty, or with an empty component).
     #[error("{path}: tensor name {name:?} is not a valid HDF5 dataset path")]
     InvalidName {
