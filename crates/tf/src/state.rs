@@ -66,6 +66,41 @@ pub fn data_path(prefix: &Path, shard: u32, num_shards: u32) -> PathBuf {
     append(prefix, &format!(".data-{shard:05}-of-{num_shards:05}"))
 }
 
+/// Removes the data files that an earlier checkpoint at `prefix` with another number of shards left
+/// (`prefix.data-NNNNN-of-MMMMM` with MMMMM not `num_shards`): the new index no longer names them, so
+/// they are only stale bytes. Called once the new checkpoint is in place; best effort, as a file that
+/// cannot be removed harms nothing.
+pub fn remove_stale_shards(prefix: &Path, num_shards: u32) {
+    let Some(name) = prefix.file_name() else { return };
+    let dir = match prefix.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let stale = file_name
+            .as_encoded_bytes()
+            .strip_prefix(name.as_encoded_bytes())
+            .and_then(shard_count)
+            .is_some_and(|n| n != num_shards);
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// MMMMM of a data file's suffix `.data-NNNNN-of-MMMMM`, if it is one.
+fn shard_count(suffix: &[u8]) -> Option<u32> {
+    let five_digits = |b: &[u8]| b.len() == 5 && b.iter().all(u8::is_ascii_digit);
+    let rest = suffix.strip_prefix(b".data-")?;
+    let (shard, count) = (rest.get(..5)?, rest.get(5..)?.strip_prefix(b"-of-")?);
+    if !five_digits(shard) || !five_digits(count) {
+        return None;
+    }
+    std::str::from_utf8(count).ok()?.parse().ok()
+}
+
 /// `prefix.meta`.
 pub fn meta_path(prefix: &Path) -> PathBuf {
     append(prefix, ".meta")
@@ -253,6 +288,32 @@ pub fn state_text(prefix_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_shards_of_other_counts_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "m.ckpt.data-00000-of-00001",
+            "m.ckpt.data-00000-of-00003",
+            "m.ckpt.data-00002-of-00003",
+            "m.ckpt.index",
+            "m.ckpt.data-0000-of-00003",
+            "m.ckpt.data-00000-of-00003.bak",
+            "other.data-00000-of-00003",
+            "m.ckpt2.data-00000-of-00003",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        remove_stale_shards(&dir.path().join("m.ckpt"), 1);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut expected = names.to_vec();
+        expected.retain(|n| !["m.ckpt.data-00000-of-00003", "m.ckpt.data-00002-of-00003"].contains(n));
+        expected.sort();
+        assert_eq!(left, expected);
+    }
 
     #[test]
     fn parses_tf_state_files() {

@@ -16,7 +16,7 @@ use crate::proto::{
     VersionDef,
 };
 use crate::slice_key::{self, Extent};
-use crate::state::{data_path, index_path, state_text, STATE_FILE};
+use crate::state::{data_path, index_path, remove_stale_shards, state_text, STATE_FILE};
 use crate::table::{build_table, mask_crc};
 use crate::TfError;
 
@@ -374,18 +374,21 @@ impl CheckpointSink for TfSink {
     }
 
     /// Completes the files and moves them into place: data shards, then the index, then the
-    /// `checkpoint` state file. If any of them cannot be, none is left behind.
+    /// `checkpoint` state file. If any of them cannot be, none is left behind. Once they are, the data
+    /// files of an earlier checkpoint at the prefix with another number of shards are removed.
     fn finish(self: Box<Self>) -> Result<()> {
         if self.current.is_some() {
             return Err(self.misuse("finish with a tensor still open".into()).into());
         }
         let index = self.index_bytes()?;
-        let TfSink { prefix, dir, mut output, .. } = *self;
+        let TfSink { prefix, dir, mut output, num_shards, .. } = *self;
         let i = output.stage(&index_path(&prefix))?;
         output.file(i).write_all(&index)?;
         let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let state = output.stage(&dir.join(STATE_FILE))?;
         output.file(state).write_all(state_text(&name).as_bytes())?;
-        output.commit()
+        output.commit()?;
+        remove_stale_shards(&prefix, num_shards as u32);
+        Ok(())
     }
 }
