@@ -4,6 +4,9 @@
 #[cfg(feature = "tf")]
 mod checkpoints;
 mod cli;
+// Inputs are made as safetensors files; signals and pipes as on Unix.
+#[cfg(all(unix, feature = "safetensors"))]
+mod faults;
 #[cfg(feature = "hdf5")]
 mod hdf5;
 #[cfg(feature = "safetensors")]

@@ -1,0 +1,284 @@
+//! Faults around a write (issue 14): signals during `run` and `convert`, a file size limit, standard
+//! output closed or full, a destination folder that does not exist, an HDF5 output that cannot hold
+//! its names, and a TF prefix rewritten with fewer shards. Each leaves no temporary file behind.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{files_in, warmstart};
+
+/// Writes a safetensors file of F32 tensors of the given byte sizes (multiples of 4), all zeros: the
+/// data is a hole in a sparse file, so that a large input costs nothing to make.
+fn safetensors_of_zeros(path: &Path, tensors: &[(&str, u64)]) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (name, bytes) in tensors {
+        let entry = serde_json::json!({"dtype": "F32", "shape": [bytes / 4], "data_offsets": [offset, offset + bytes]});
+        header.insert(name.to_string(), entry);
+        offset += bytes;
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut file, &(json.len() as u64).to_le_bytes()).unwrap();
+    std::io::Write::write_all(&mut file, &json).unwrap();
+    file.set_len(8 + json.len() as u64 + offset).unwrap();
+}
+
+/// The built binary, its signal dispositions reset to the default (a test run in the background
+/// of a script inherits SIGINT ignored, which the binary respects).
+fn binary() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warmstart"));
+    // SAFETY: between fork and exec, only signal(), which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Every file under `dir`, recursively, as paths relative to it.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Waits until a staged temporary file under `dir` has data in it, then sends `sig` to `child`.
+fn signal_mid_write(child: &mut Child, dir: &Path, sig: libc::c_int) {
+    let start = Instant::now();
+    loop {
+        let writing = tree(dir).iter().any(|f| {
+            f.ends_with(".tmp") && std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0 || m.blocks() > 0)
+        });
+        if writing {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ended before writing: {:?}", tree(dir));
+        assert!(start.elapsed() < Duration::from_secs(20), "no temporary file appeared: {:?}", tree(dir));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill() only sends a signal to the child this test started and has not waited for.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// The formats this build writes, with a destination name of each.
+fn outputs() -> Vec<&'static str> {
+    let mut outputs = vec!["out.safetensors"];
+    if cfg!(feature = "tf") {
+        outputs.push("out.ckpt");
+    }
+    if cfg!(feature = "hdf5") {
+        outputs.push("out.h5");
+    }
+    outputs
+}
+
+/// SIGTERM, SIGINT and SIGHUP in the middle of a 1 GiB conversion into a folder that did not exist:
+/// exit 128 + n with a message, and neither a temporary file nor the folders made are left.
+#[test]
+fn a_signal_mid_convert_removes_the_staged_output_and_exits_128_plus_n() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.safetensors");
+    safetensors_of_zeros(&src, &[("big", 1 << 30)]);
+    let signals = [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT"), (libc::SIGHUP, "SIGHUP")];
+    for (i, dst) in outputs().into_iter().enumerate() {
+        let (sig, name) = signals[i % signals.len()];
+        let dst = dir.path().join("made/deeper").join(dst);
+        let mut child =
+            binary().arg("convert").arg(&src).arg(&dst).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        signal_mid_write(&mut child, dir.path(), sig);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(128 + sig), "{dst:?}: {stderr}");
+        assert!(stderr.contains(&format!("interrupted by {name}; nothing was written")), "{stderr}");
+        assert_eq!(files_in(dir.path()), ["big.safetensors"], "{dst:?}");
+    }
+}
+
+/// The same for `run`: its output and the folders made for it go.
+#[test]
+fn a_signal_mid_run_removes_the_staged_output() {
+    let dir = tempfile::tempdir().unwrap();
+    safetensors_of_zeros(&dir.path().join("big.safetensors"), &[("w", 1 << 30), ("b", 4)]);
+    let config = dir.path().join("w.toml");
+    std::fs::write(&config, "ckpt_to_initialize_from = \"big.safetensors\"\ntarget = \"big.safetensors\"\n").unwrap();
+    let out = dir.path().join("new/model.safetensors");
+    let mut child = binary()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    signal_mid_write(&mut child, dir.path(), libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT; nothing was written"), "{stderr}");
+    assert_eq!(files_in(dir.path()), ["big.safetensors", "w.toml"]);
+}
+
+/// Past `ulimit -f`, the write fails with "File too large" (SIGXFSZ is ignored), exit 1, and nothing
+/// is left, not even the folder made for the output.
+#[test]
+fn a_file_size_limit_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.safetensors");
+    safetensors_of_zeros(&src, &[("w", 4 << 20)]);
+    for dst in outputs() {
+        let dst = dir.path().join("made").join(dst);
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -f 1000 && exec \"$0\" convert \"$1\" \"$2\"")
+            .arg(env!("CARGO_BIN_EXE_warmstart"))
+            .arg(&src)
+            .arg(&dst)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{dst:?}: {stderr}");
+        assert!(stderr.contains("File too large") || stderr.contains("too large"), "{dst:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(files_in(dir.path()), ["in.safetensors"], "{dst:?}");
+    }
+}
+
+/// `warmstart inspect X | head -1`: standard output closed early ends the command quietly with 0.
+#[test]
+fn standard_output_closed_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("many.safetensors");
+    // Far more listing than a pipe holds, so that the binary is still writing when the pipe closes.
+    let names: Vec<String> = (0..4000).map(|i| format!("layer_{i:05}/a_long_enough_weight_name")).collect();
+    let tensors: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 4)).collect();
+    safetensors_of_zeros(&src, &tensors);
+    for json in [false, true] {
+        let mut command = binary();
+        command.arg("inspect").arg(&src).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if json {
+            command.arg("--json");
+        }
+        let mut child = command.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "");
+    }
+}
+
+/// Standard output that cannot be written: `inspect` fails (its output is what was asked for), while
+/// `convert` and `run`, whose output is in place, warn and exit 0.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_standard_output_fails_inspect_and_warns_after_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.safetensors");
+    safetensors_of_zeros(&src, &[("w", 16)]);
+    let full = || std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let output = binary().arg("inspect").arg(&src).stdout(full()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("writing to standard output"), "{stderr}");
+
+    let dst = dir.path().join("out.safetensors");
+    let output = binary().arg("convert").arg(&src).arg(&dst).stdout(full()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.starts_with("warning: ") && stderr.contains("was written, but its report could not"), "{stderr}");
+    assert!(dst.is_file());
+
+    let config = dir.path().join("w.toml");
+    std::fs::write(&config, "ckpt_to_initialize_from = \"in.safetensors\"\ntarget = \"in.safetensors\"\n").unwrap();
+    let out = dir.path().join("run.safetensors");
+    let output =
+        binary().args(["run", "--config"]).arg(&config).arg("--out").arg(&out).stdout(full()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("was written, but its report could not"), "{stderr}");
+    assert!(out.is_file());
+}
+
+/// `convert` makes a destination's missing folders, as `run` does, in every format; a failed one
+/// removes them again.
+#[test]
+fn convert_makes_missing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.safetensors");
+    safetensors_of_zeros(&src, &[("w", 16)]);
+    for dst in outputs() {
+        let dst: PathBuf = dir.path().join("a/b").join(dst);
+        warmstart(["convert".as_ref(), src.as_os_str(), dst.as_os_str()]).expect_code(0);
+        warmstart(["inspect".as_ref(), dst.as_os_str()]).expect_code(0);
+    }
+    let missing = dir.path().join("missing.safetensors");
+    let dst = dir.path().join("c/d/out.safetensors");
+    warmstart(["convert".as_ref(), missing.as_os_str(), dst.as_os_str()]).expect_code(1);
+    assert_eq!(files_in(dir.path()), ["a", "in.safetensors"]);
+}
+
+/// A TF checkpoint holding `k` and its slot `k/Adam` cannot be HDF5 (a dataset and a group of one
+/// name): refused up front, naming both, leaving nothing.
+#[cfg(all(feature = "tf", feature = "hdf5"))]
+#[test]
+fn hdf5_refuses_a_tensor_that_would_be_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.safetensors");
+    safetensors_of_zeros(&src, &[("k", 16), ("k/Adam", 16), ("other", 4)]);
+    let ckpt = dir.path().join("tf/model.ckpt");
+    warmstart(["convert".as_ref(), src.as_os_str(), ckpt.as_os_str()]).expect_code(0);
+    let dst = dir.path().join("made/out.h5");
+    let run = warmstart(["convert".as_ref(), ckpt.as_os_str(), dst.as_os_str()]).expect_code(1);
+    assert!(run.stderr.contains("tensors \"k\" and \"k/Adam\" cannot both be written"), "{}", run.stderr);
+    assert!(run.stderr.contains("map one of the names"), "{}", run.stderr);
+    assert!(!run.stderr.contains("unknown library error"), "{}", run.stderr);
+    assert_eq!(files_in(dir.path()), ["in.safetensors", "tf"]);
+}
+
+/// Rewriting a TF prefix with fewer shards removes the earlier checkpoint's other shards.
+#[cfg(feature = "tf")]
+#[test]
+fn a_tf_prefix_rewritten_with_fewer_shards_keeps_no_stale_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.safetensors");
+    safetensors_of_zeros(&src, &[("a", 16), ("b", 16), ("c", 16)]);
+    let prefix = dir.path().join("ckpt/model.ckpt");
+    let convert = |shards: &str| {
+        warmstart(["convert".as_ref(), src.as_os_str(), prefix.as_os_str(), "--shards".as_ref(), shards.as_ref()])
+            .expect_code(0)
+    };
+    convert("3");
+    let three = ["checkpoint", "model.ckpt.data-00000-of-00003", "model.ckpt.data-00001-of-00003"];
+    assert_eq!(files_in(&dir.path().join("ckpt"))[..3], three);
+    convert("1");
+    assert_eq!(
+        files_in(&dir.path().join("ckpt")),
+        ["checkpoint", "model.ckpt.data-00000-of-00001", "model.ckpt.index"]
+    );
+    let run = warmstart(["inspect".as_ref(), prefix.as_os_str()]).expect_code(0);
+    assert!(run.stdout.contains("\nc "), "{}", run.stdout);
+}
