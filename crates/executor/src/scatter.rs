@@ -185,10 +185,11 @@ impl<'a> Emitter<'_, 'a> {
     }
 }
 
-/// `crc32c_append(crc, bytes)`, in parallel pieces combined.
+/// `crc32c_append(crc, bytes)`, in one piece per thread, combined (a combine costs about as much as
+/// hashing tens of KiB, so pieces are few).
 fn crc_append(crc: u32, bytes: &[u8]) -> u32 {
-    const PIECE: usize = 1 << 20;
-    let pieces: Vec<(u32, usize)> = bytes.par_chunks(PIECE).map(|p| (crc32c::crc32c(p), p.len())).collect();
+    let piece = bytes.len().div_ceil(rayon::current_num_threads().max(1)).max(1 << 20);
+    let pieces: Vec<(u32, usize)> = bytes.par_chunks(piece).map(|p| (crc32c::crc32c(p), p.len())).collect();
     pieces.into_iter().fold(crc, |acc, (c, n)| crc32c::crc32c_combine(acc, c, n))
 }
 
@@ -299,12 +300,13 @@ fn scatter_rows(
     let stage_len = (stage_bytes as usize / rb).max(1) * rb;
     let chunk_rows = usize::try_from(ctx.block_bytes / old_row_bytes as u64).unwrap_or(usize::MAX).max(1);
     let backup = Backup::Constant(ctx.remap.backup.constant().unwrap_or(0.0).to_le_bytes());
-    // Per region: the slot of its first staged row, and the staged rows.
-    let mut stages: Vec<(u32, Vec<u8>)> = (0..regions).map(|_| (0, Vec::new())).collect();
-    let flush = |r: usize, stage: &mut (u32, Vec<u8>)| -> Result<(), ExecError> {
+    // Per region: the slot of its first staged row, the bytes staged, and the buffer (made at its first
+    // row, never zeroed again: every staged byte is written before it is flushed).
+    let mut stages: Vec<(u32, usize, Vec<u8>)> = (0..regions).map(|_| (0, 0, Vec::new())).collect();
+    let flush = |r: usize, stage: &mut (u32, usize, Vec<u8>)| -> Result<(), ExecError> {
         let at = base + (r * layout.region_rows + stage.0 as usize) as u64 * rb as u64;
-        out.write_at(at, &stage.1)?;
-        stage.1.clear();
+        out.write_at(at, &stage.2[..stage.1])?;
+        stage.1 = 0;
         Ok(())
     };
     let mut start = rows.start;
@@ -323,14 +325,16 @@ fn scatter_rows(
             }
             let r = k as usize / layout.region_rows;
             let stage = &mut stages[r];
-            if stage.1.is_empty() {
+            if stage.1 == 0 {
                 stage.0 = layout.slot[k as usize];
-                stage.1.reserve_exact(stage_len);
+                if stage.2.is_empty() {
+                    stage.2 = vec![0; stage_len];
+                }
             }
-            let at = stage.1.len();
-            stage.1.resize(at + rb, 0);
-            fill_row_from(src, part, backup, &mut stage.1[at..]);
-            if stage.1.len() >= stage_len {
+            let at = stage.1;
+            fill_row_from(src, part, backup, &mut stage.2[at..at + rb]);
+            stage.1 += rb;
+            if stage.1 >= stage_len {
                 flush(r, stage)?;
             }
         }
@@ -338,7 +342,7 @@ fn scatter_rows(
         ctx.old.release(from, a..b);
     }
     for (r, stage) in stages.iter_mut().enumerate() {
-        if !stage.1.is_empty() {
+        if stage.1 > 0 {
             flush(r, stage)?;
         }
     }
@@ -396,7 +400,7 @@ fn put_in_order(
         if let Some(rows) = &initial {
             check_len(&ctx.var.tensor, g0, g1, rows.len(), (k1 - k0) * rb)?;
         }
-        out.clear();
+        // Every byte is overwritten: only new capacity is zeroed.
         out.resize((k1 - k0) * rb, 0);
         let row = |k: usize, dst: &mut [u8]| -> Result<(), ExecError> {
             let init = initial.as_deref().map(|b| &b[(k - k0) * rb..(k - k0 + 1) * rb]);
