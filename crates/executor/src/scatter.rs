@@ -355,7 +355,7 @@ fn missing_cells(part: &PartitionRemap, old_cols: usize, cols: usize) -> Vec<Ran
     let g = &part.geometry;
     let new_cols = usize::try_from(g.new_cols).unwrap_or(usize::MAX);
     if part.col_remap.is_empty() {
-        return vec![cols.min(old_cols).min(new_cols)..cols];
+        return std::iter::once(cols.min(old_cols).min(new_cols)..cols).collect();
     }
     let mut ranges: Vec<Range<usize>> = Vec::new();
     for j in 0..cols {

@@ -89,7 +89,7 @@ pub(crate) fn write_variable<'a>(
         }
         _ => (0..rows_all, None),
     };
-    let whole_rows = inner.map_or(true, |s| boxes::inner_is_full(&var.shape, &s.start, &s.len));
+    let whole_rows = !matches!(inner, Some(s) if !boxes::inner_is_full(&var.shape, &s.start, &s.len));
     let n = rows.end - rows.start;
     if let Some(remap) = scatter::applies(var, old, row_bytes, n, whole_rows, options.block_bytes) {
         let block_bytes = options.block_bytes;
