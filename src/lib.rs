@@ -151,9 +151,6 @@ pub struct RunOptions<'a> {
     /// Leave string tensors out of the output (for formats that cannot store them); they are listed in
     /// [`Plan::skipped`].
     pub skip_string_tensors: bool,
-    /// The executor's window for remapping large old tensors, if not the default (see
-    /// [`ExecOptions::window_bytes`]).
-    pub window_bytes: Option<u64>,
     /// The executor's row block size, if not the default (see [`ExecOptions::block_bytes`]).
     pub block_bytes: Option<u64>,
 }
@@ -176,9 +173,6 @@ pub fn run(
     }
     let mut sink = create_sink(&plan.sink_tensors())?;
     let mut exec = ExecOptions { progress: options.progress, ..ExecOptions::default() };
-    if let Some(window_bytes) = options.window_bytes {
-        exec.window_bytes = window_bytes;
-    }
     if let Some(block_bytes) = options.block_bytes {
         exec.block_bytes = block_bytes;
     }

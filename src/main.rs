@@ -62,18 +62,10 @@ struct RunArgs {
     out: PathBuf,
     #[command(flatten)]
     output: OutputArgs,
-    /// Memory, in MiB, for remapping an embedding larger than it: the new one is then computed in
-    /// windows of this size (two at a time), each in one pass over the old one, which is never held
-    /// whole. Larger windows take fewer passes.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_WINDOW_MIB, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
-    window: u64,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
 }
-
-/// The default of `run --window`.
-const DEFAULT_WINDOW_MIB: u64 = warmstart_executor::DEFAULT_WINDOW_BYTES >> 20;
 
 #[derive(Args)]
 struct InspectArgs {
@@ -166,12 +158,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
-    let options = warmstart::RunOptions {
-        progress: Some(&on_progress),
-        on_plan: Some(&on_plan),
-        window_bytes: Some(args.window << 20),
-        ..Default::default()
-    };
+    let options = warmstart::RunOptions { progress: Some(&on_progress), on_plan: Some(&on_plan), ..Default::default() };
     let output = warmstart::OutputOptions {
         format: Some(format),
         shards: args.output.shards.map(|n| n as usize),

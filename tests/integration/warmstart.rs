@@ -80,13 +80,13 @@ fn load_config(dir: &Path, config: &str) -> Case {
     Case { dir: dir.to_path_buf(), settings, old, target }
 }
 
-/// Runs a case, returning what the sink received. With a `window` of a few bytes, every remap takes the
-/// streaming path that large embeddings take (windows of new rows, each filled in one pass over the
-/// old tensor in file order, in chunks of a row or two), and every other tensor is read and written in
-/// blocks of about one row.
-fn run_case(case: &Case, keep_partitions: bool, window: Option<u64>) -> Result<Collected, Error> {
+/// Runs a case, returning what the sink received. With a `block` of a few bytes, every remap takes the
+/// path that large embeddings take (one pass over the old tensor in file order, in chunks of a row or
+/// two, rows scattered to regions of a few rows; into this sink, which takes bytes in order only,
+/// through a scratch file), and every other tensor is read and written in blocks of about one row.
+fn run_case(case: &Case, keep_partitions: bool, block: Option<u64>) -> Result<Collected, Error> {
     let store = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let options = RunOptions { keep_partitions, window_bytes: window, block_bytes: window, ..Default::default() };
+    let options = RunOptions { keep_partitions, block_bytes: block, ..Default::default() };
     let store2 = store.clone();
     warmstart::run(
         &case.settings,
@@ -127,17 +127,39 @@ impl CheckpointSink for SharedSink {
     }
 }
 
-/// The tiny executor window of the streaming runs (see [`run_case`]).
-const STREAMING_WINDOW: u64 = 24;
+/// The tiny executor block of the small-chunk runs (see [`run_case`]).
+const SMALL_BLOCK: u64 = 24;
 
 fn check_success(case: &Case) -> Result<(), String> {
     check_success_with(case, None)?;
-    check_success_with(case, Some(STREAMING_WINDOW))
-        .map_err(|e| format!("streaming in windows of {STREAMING_WINDOW} bytes: {e}"))
+    check_success_with(case, Some(SMALL_BLOCK)).map_err(|e| format!("in blocks of {SMALL_BLOCK} bytes: {e}"))?;
+    check_tf_files(case, SMALL_BLOCK).map_err(|e| format!("into a TF bundle in blocks of {SMALL_BLOCK} bytes: {e}"))
 }
 
-fn check_success_with(case: &Case, window: Option<u64>) -> Result<(), String> {
-    let got = run_case(case, false, window).map_err(|e| format!("refused: {e}"))?;
+/// Through `run_files` into a TF bundle (remaps written at offsets, with their checksums), whole and,
+/// if the case has partitions, with partitions kept; read back (checksums verified), TF's values.
+fn check_tf_files(case: &Case, block: u64) -> Result<(), String> {
+    let bytes = std::fs::read(case.dir.join("expected.safetensors")).unwrap();
+    let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let keep = if case.dir.join("expected_parts.safetensors").exists() { vec![false, true] } else { vec![false] };
+    for keep_partitions in keep {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("tf/model.ckpt");
+        let options = RunOptions { keep_partitions, block_bytes: Some(block), ..Default::default() };
+        warmstart::run_files(&case.settings, &out, &Default::default(), &options).map_err(|e| format!("{e}"))?;
+        let written = open_checkpoint(&out);
+        for (name, view) in expected.tensors() {
+            let got = written.read(&name).map_err(|e| format!("{name} (partitions kept: {keep_partitions}): {e}"))?;
+            if &*got != view.data() {
+                return Err(format!("{name} (partitions kept: {keep_partitions}): got {:?}", floats(&got)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_success_with(case: &Case, block: Option<u64>) -> Result<(), String> {
+    let got = run_case(case, false, block).map_err(|e| format!("refused: {e}"))?;
     let bytes = std::fs::read(case.dir.join("expected.safetensors")).unwrap();
     let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut problems = Vec::new();
@@ -162,7 +184,7 @@ fn check_success_with(case: &Case, window: Option<u64>) -> Result<(), String> {
     }
     let parts_file = case.dir.join("expected_parts.safetensors");
     if parts_file.exists() {
-        let got = run_case(case, true, window).map_err(|e| format!("refused with partitions kept: {e}"))?;
+        let got = run_case(case, true, block).map_err(|e| format!("refused with partitions kept: {e}"))?;
         let bytes = std::fs::read(parts_file).unwrap();
         let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let graph = case.target.graph().expect("a partitioned target has a graph");
@@ -528,7 +550,7 @@ fn example_vocab_embedding() {
 }
 
 /// `run --shards N` writes the warm-started TF bundle in N data shards, with TF's values (also with
-/// `--sync` and the smallest `--window`).
+/// `--sync`).
 #[test]
 fn run_writes_the_data_shards_asked_for() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
@@ -545,8 +567,6 @@ fn run_writes_the_data_shards_asked_for() {
         "--shards".as_ref(),
         "2".as_ref(),
         "--sync".as_ref(),
-        "--window".as_ref(),
-        "1".as_ref(),
     ])
     .expect_code(0);
     let data: Vec<String> = files_in(tmp.path()).into_iter().filter(|f| f.contains(".data-")).collect();
@@ -560,7 +580,7 @@ fn run_writes_the_data_shards_asked_for() {
 
 /// A damaged old embedding (its last byte flipped: the last tensor of the data file) is refused, naming
 /// the tensor and the checksum, and nothing is written, not even the output's folders, whether it is
-/// gathered whole or streamed in windows, in every output format.
+/// gathered whole or remapped in one pass in small chunks, in every output format.
 #[test]
 fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vocab-embedding");
@@ -580,12 +600,12 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
     *bytes.last_mut().unwrap() ^= 0x40;
     std::fs::write(&data, bytes).unwrap();
     let settings = WarmStartSettings::from_file(&copy.join("warmstart.toml")).unwrap();
-    for window in [None, Some(STREAMING_WINDOW)] {
+    for block in [None, Some(SMALL_BLOCK)] {
         let outputs = ["warm.safetensors", "warm.h5", "ckpt/model.ckpt"];
         for name in outputs.into_iter().filter(|n| cfg!(feature = "hdf5") || !n.ends_with(".h5")) {
             // Into folders that do not exist yet: they are not left behind either.
             let out = tmp.path().join("out/made").join(name);
-            let options = RunOptions { window_bytes: window, block_bytes: window, ..Default::default() };
+            let options = RunOptions { block_bytes: block, ..Default::default() };
             let err = warmstart::run_files(&settings, &out, &Default::default(), &options).unwrap_err();
             // The TF reader's own error reaches the caller as its type, not as a boxed trait object.
             let tf = tf_error(&err);
@@ -594,8 +614,8 @@ fn a_damaged_old_embedding_is_refused_and_nothing_is_written() {
                 "{err:?}"
             );
             let err = err.to_string();
-            assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, window {window:?}: {err}");
-            assert_eq!(files_in(tmp.path()), ["example"], "{name}, window {window:?}");
+            assert!(err.contains("input/embedding") && err.contains("checksum"), "{name}, block {block:?}: {err}");
+            assert_eq!(files_in(tmp.path()), ["example"], "{name}, block {block:?}");
         }
     }
 }
@@ -679,17 +699,23 @@ fn converted_checkpoints_give_tf_values(ext: &str) {
         }
         // Close the files before opening them again (HDF5 locks an open file).
         drop(converted);
-        let out = tmp.path().join(format!("out.{ext}"));
-        let mut attempts = 0;
-        while let Err(e) = warmstart::run_files(&settings, &out, &Default::default(), &RunOptions::default()) {
-            attempts += 1;
-            assert!(e.to_string().contains("unable to lock file") && attempts < 100, "{e}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let written = open_retrying(&out);
-        let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
-        for (name, view) in safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors() {
-            assert_eq!(&*written.read(&name).unwrap(), view.data(), "{} {ext} output: {name}", dir.display());
+        // Default blocks, and blocks of a few bytes (every remap in one pass, written at offsets into
+        // safetensors, through a scratch file into HDF5).
+        for (i, block) in [None, Some(SMALL_BLOCK)].into_iter().enumerate() {
+            let out = tmp.path().join(format!("out{i}.{ext}"));
+            let options = RunOptions { block_bytes: block, ..Default::default() };
+            let mut attempts = 0;
+            while let Err(e) = warmstart::run_files(&settings, &out, &Default::default(), &options) {
+                attempts += 1;
+                assert!(e.to_string().contains("unable to lock file") && attempts < 100, "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let written = open_retrying(&out);
+            let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+            for (name, view) in safetensors::SafeTensors::deserialize(&bytes).unwrap().tensors() {
+                let what = format!("{} {ext} output, block {block:?}: {name}", dir.display());
+                assert_eq!(&*written.read(&name).unwrap(), view.data(), "{what}");
+            }
         }
         checked += 1;
     }

@@ -26,6 +26,6 @@ pub use error::{
     StateFileError, TfError,
 };
 pub use format::{Format, UnknownFormat};
-pub use sink::{CheckpointSink, SinkTensor};
+pub use sink::{CheckpointSink, SinkTensor, TensorRegion};
 pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};
 pub use tensor::{Slice, TensorInfo};

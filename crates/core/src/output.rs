@@ -29,7 +29,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::{Error, Result};
+use crate::{Error, Result, TensorRegion};
 
 /// The buffer of a [`StagedFile`]'s writer.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -255,6 +255,32 @@ impl StagedFile {
     /// Sets the file's length (reserving its size up front, for formats that know it).
     pub fn set_len(&mut self, len: u64) -> Result<()> {
         self.writer.get_ref().set_len(len).map_err(|e| Error::io(&self.dest, e))
+    }
+
+    /// Bytes `start..start + len` of the file as a [`TensorRegion`] written at offsets (the file is
+    /// extended to hold them); `crc32c` as [`TensorRegion::new`]. The buffer is flushed first. End it
+    /// with [`end_region`](StagedFile::end_region).
+    pub fn region(&mut self, start: u64, len: u64, crc32c: bool) -> Result<TensorRegion> {
+        self.writer.flush().map_err(|e| Error::io(&self.dest, e))?;
+        let file = self.writer.get_ref();
+        let end =
+            start.checked_add(len).ok_or_else(|| Error::TooLarge { path: self.dest.clone(), name: String::new() })?;
+        let size = file.metadata().map_err(|e| Error::io(&self.dest, e))?.len();
+        if size < end {
+            file.set_len(end).map_err(|e| Error::io(&self.dest, e))?;
+        }
+        let file = file.try_clone().map_err(|e| Error::io(&self.dest, e))?;
+        Ok(TensorRegion::new(file, start, len, self.dest.clone(), crc32c))
+    }
+
+    /// Ends a region [`region`](StagedFile::region) gave: the bytes it held count as written, and the
+    /// writer continues after them.
+    pub fn end_region(&mut self, region: TensorRegion) -> Result<()> {
+        let (len, end) = (region.len(), region.start() + region.len());
+        drop(region);
+        self.writer.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&self.dest, e))?;
+        self.written += len;
+        Ok(())
     }
 
     /// Flushes the buffer and, with `sync`, the file's data to the disk. A file written by path by

@@ -1,8 +1,9 @@
 //! The [`CheckpointSink`] trait: what every format writer offers the executor.
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
-use crate::{Result, Slice, TensorInfo};
+use crate::{Error, Result, Slice, TensorInfo};
 
 /// A tensor (or one slice of a partitioned tensor) about to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,4 +61,102 @@ pub trait CheckpointSink: Send {
 
     /// Completes the files and moves them into place.
     fn finish(self: Box<Self>) -> Result<()>;
+
+    /// Whether [`begin_tensor_at`](CheckpointSink::begin_tensor_at) works: the sink knows where each
+    /// tensor's bytes go before they arrive (a TF bundle, a safetensors file). A sink that does not (a
+    /// chunked HDF5 dataset, an object store) takes bytes in order only, through `write_data`.
+    fn writes_at_offsets(&self) -> bool {
+        false
+    }
+
+    /// Starts a numeric tensor whose bytes are written at offsets, in any order and possibly more than
+    /// once, through the returned region (instead of `write_data`), then ended by
+    /// [`end_tensor_at`](CheckpointSink::end_tensor_at). Only if
+    /// [`writes_at_offsets`](CheckpointSink::writes_at_offsets).
+    fn begin_tensor_at(&mut self, tensor: &SinkTensor) -> Result<TensorRegion> {
+        let _ = tensor;
+        Err(Error::io(self.path(), std::io::Error::from(std::io::ErrorKind::Unsupported)))
+    }
+
+    /// Ends the tensor started by [`begin_tensor_at`](CheckpointSink::begin_tensor_at), every byte of
+    /// which has been written through `region`; `crc32c` is the CRC32C of the tensor's bytes in order,
+    /// given when the region [asked for it](TensorRegion::wants_crc32c).
+    fn end_tensor_at(&mut self, region: TensorRegion, crc32c: Option<u32>) -> Result<()> {
+        let _ = (region, crc32c);
+        Err(Error::io(self.path(), std::io::Error::from(std::io::ErrorKind::Unsupported)))
+    }
+}
+
+/// The bytes of one numeric tensor in a file, written and read back at offsets from the tensor's start
+/// with positional I/O (`pwrite`/`pread`, which never move a shared file position, so threads may use
+/// one region at once). A sink gives one for an output tensor
+/// ([`CheckpointSink::begin_tensor_at`]); [`scratch`](TensorRegion::scratch) makes one in an anonymous
+/// temporary file.
+#[derive(Debug)]
+pub struct TensorRegion {
+    file: File,
+    start: u64,
+    len: u64,
+    path: PathBuf,
+    crc32c: bool,
+}
+
+impl TensorRegion {
+    /// Bytes `start..start + len` of `file` (named `path` in errors); `crc32c` if the sink wants the
+    /// tensor's CRC32C at the end.
+    pub fn new(file: File, start: u64, len: u64, path: PathBuf, crc32c: bool) -> Self {
+        TensorRegion { file, start, len, path, crc32c }
+    }
+
+    /// A region of `len` bytes in a new anonymous temporary file (in the system's temporary folder),
+    /// removed when the region is dropped.
+    pub fn scratch(len: u64) -> Result<Self> {
+        let path = std::env::temp_dir();
+        let file = tempfile::tempfile().map_err(|e| Error::io(&path, e))?;
+        file.set_len(len).map_err(|e| Error::io(&path, e))?;
+        Ok(TensorRegion { file, start: 0, len, path, crc32c: false })
+    }
+
+    /// The tensor's bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the tensor has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the tensor starts in the file.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Whether the sink wants the CRC32C of the tensor's bytes at the end.
+    pub fn wants_crc32c(&self) -> bool {
+        self.crc32c
+    }
+
+    /// The file offset of `len` bytes at `offset` in the tensor, if they lie within it.
+    fn at(&self, offset: u64, len: usize) -> Result<u64> {
+        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len);
+        end.map(|_| self.start + offset).ok_or_else(|| {
+            let reason = format!("bytes {offset}..+{len} outside a tensor of {} bytes", self.len);
+            Error::io(&self.path, std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))
+        })
+    }
+
+    /// Writes `bytes` at `offset` in the tensor.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = self.at(offset, bytes.len())?;
+        self.file.write_all_at(bytes, at).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Reads `buf.len()` bytes at `offset` in the tensor.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = self.at(offset, buf.len())?;
+        self.file.read_exact_at(buf, at).map_err(|e| Error::io(&self.path, e))
+    }
 }

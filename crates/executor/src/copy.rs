@@ -34,7 +34,7 @@ pub(crate) fn copy_tensor<'a>(
     writer.send(Job::Begin(tensor))?;
     for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
         let (bytes, release) = Release::read(src, name, rows)?;
-        writer.send(Job::Data { bytes, done: None, release, window: false })?;
+        writer.send(Job::Data { bytes, done: None, release })?;
     }
     writer.send(Job::End)?;
     // Progress is reported once the whole tensor is written.

@@ -5,9 +5,9 @@
 //! remaps gather their rows in parallel (rayon) within each block, then blocks are written in order.
 //! Writing runs on its own thread, fed through a short bounded queue, so that computing (or reading)
 //! the next block overlaps writing the current one while memory stays bounded. Rows read from a memory
-//! map are released from resident memory once written. A remap whose old tensor is larger than the
-//! window is computed in windows of new rows, each in one pass over the old tensor in file order (see
-//! the `remap` module), at most [`WINDOWS_IN_FLIGHT`] windows at a time.
+//! map are released from resident memory once written. A remap whose old tensor is larger than a block
+//! is done in one pass over the old tensor in file order, its rows scattered to their places in the
+//! output, written at offsets when the sink can (the `scatter` module, whose doc says why).
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
 //!
 //! A run goes one way through the modules. [`execute`] (here) starts the writer thread (`writer`) and
@@ -15,7 +15,7 @@
 //! through whole (`copy`); a variable's output tensor is written block by block (`variable`), its rows
 //! taken from the target (initial value), from the old tensor (a copy; `copy` when only some
 //! partitions are copied) or computed by a vocabulary remap (`remap`, executing the planner's
-//! `remap_plan`). Every path reads source rows through `rows`, which uses none of them; `boxes` does
+//! `remap_plan`; `scatter` for a large old tensor). Every path reads source rows through `rows`, which uses none of them; `boxes` does
 //! the row-major arithmetic of partition boxes.
 #![deny(missing_docs)]
 
@@ -24,6 +24,7 @@ mod copy;
 mod error;
 mod remap;
 mod rows;
+mod scatter;
 mod variable;
 mod writer;
 
@@ -40,30 +41,17 @@ use writer::{write_jobs, Stop, Writer, WriterStopped};
 
 /// How to execute.
 pub struct ExecOptions<'a> {
-    /// About how many bytes one row block holds (at least one row).
+    /// About how many bytes one row block holds (at least one row). A vocabulary remap whose old
+    /// tensor is larger than a block is done in one pass over it in file order (the `scatter` module),
+    /// in regions of two blocks, reading the old tensor in chunks of a block.
     pub block_bytes: u64,
-    /// An old tensor of a vocabulary remap larger than this many bytes is never resident whole: the
-    /// new variable is computed in windows of about this many bytes, each in one pass over the old
-    /// tensor in file order. Peak memory is about [`WINDOWS_IN_FLIGHT`] windows; a smaller window
-    /// means more passes.
-    pub window_bytes: u64,
     /// Called after each block with the bytes written so far.
     pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
 }
 
-/// The default [`ExecOptions::window_bytes`].
-pub const DEFAULT_WINDOW_BYTES: u64 = 64 << 20;
-
-/// Remap windows alive at once: one being written while the next is computed.
-pub const WINDOWS_IN_FLIGHT: usize = 2;
-
 impl Default for ExecOptions<'_> {
     fn default() -> Self {
-        ExecOptions {
-            block_bytes: warmstart_core::copy::DEFAULT_BLOCK_BYTES,
-            window_bytes: DEFAULT_WINDOW_BYTES,
-            progress: None,
-        }
+        ExecOptions { block_bytes: warmstart_core::copy::DEFAULT_BLOCK_BYTES, progress: None }
     }
 }
 
@@ -97,8 +85,12 @@ enum Job<'a> {
     /// `begin_tensor`.
     Begin(&'a SinkTensor),
     /// `write_data`, then releasing the rows the bytes came from, if given, and the progress callback
-    /// with `done` bytes, if given. A `window` buffer goes back to the producer's window pool.
-    Data { bytes: Cow<'a, [u8]>, done: Option<u64>, release: Option<Release<'a>>, window: bool },
+    /// with `done` bytes, if given.
+    Data { bytes: Cow<'a, [u8]>, done: Option<u64>, release: Option<Release<'a>> },
+    /// `begin_tensor_at`, its region sent back to the producer.
+    BeginAt(&'a SinkTensor, mpsc::SyncSender<warmstart_core::TensorRegion>),
+    /// `end_tensor_at` with the tensor's region and CRC32C, if the sink wants it.
+    EndAt(warmstart_core::TensorRegion, Option<u32>),
     /// The progress callback with this many bytes.
     Progress(u64),
     /// `end_tensor`.
@@ -128,11 +120,11 @@ pub fn execute(
     let progress = options.progress;
     let (queue, jobs) = mpsc::sync_channel(QUEUE_BLOCKS);
     let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
-    let (windows_return, windows_back) = mpsc::sync_channel(WINDOWS_IN_FLIGHT);
+    let offsets = sink.writes_at_offsets();
     let (produced, written) = std::thread::scope(|scope| {
         let mut ahead = Some(scope.spawn(|| read_remap_sources_ahead(plan, old)));
-        let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, windows_return, sink, progress));
-        let writer = Writer::new(queue, recycled, windows_back);
+        let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, sink, progress));
+        let writer = Writer::new(queue, recycled, offsets);
         let produced = produce(plan, old, target, &writer, options, &mut report, &mut ahead);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -9,12 +9,11 @@
 //! each block reads the range of old rows it needs once (falling back to one read per row only when
 //! that range would be too large to hold). Rows whose columns are not remapped are copied whole.
 //!
-//! An old tensor larger than the executor's window is never gathered at random (which would map, or
-//! read, all of it at once): each window of new rows is filled in one pass over the old tensor in file
-//! order, chunk by chunk, each chunk read once and released from resident memory once copied.
+//! This gather, at random from the whole old tensor, is for old tensors of a few blocks: a larger one
+//! is remapped in one pass in file order by the `scatter` module, which uses [`fill_row_from`] and
+//! [`Backup`] from here.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -36,12 +35,9 @@ const PREFETCH_ROWS: usize = 8;
 /// The most bytes of old rows one block reads at once from a source that does not memory-map them.
 const MAX_RANGE_BYTES: usize = 64 << 20;
 
-/// About how many bytes of old rows one task of a pass in file order copies from, then releases.
-const OLD_CHUNK_BYTES: usize = 4 << 20;
-
 /// Where missing cells come from for one row.
 #[derive(Clone, Copy)]
-enum Backup<'a> {
+pub(crate) enum Backup<'a> {
     /// A float32 constant, as little-endian bytes.
     Constant([u8; 4]),
     /// The target's own row.
@@ -50,7 +46,7 @@ enum Backup<'a> {
 
 impl Backup<'_> {
     /// Fills the cells of `dst` (a whole row) from cell `from` on.
-    fn fill(&self, dst: &mut [u8], from: usize) {
+    pub(crate) fn fill(&self, dst: &mut [u8], from: usize) {
         let start = (from * 4).min(dst.len());
         match self {
             Backup::Constant([0, 0, 0, 0]) => dst[start..].fill(0),
@@ -76,25 +72,13 @@ enum OldAccess<'a> {
     Undecided,
     /// The whole old tensor, borrowed from the source, with its row size.
     Whole(&'a [u8], usize),
-    /// Too large to be resident whole: read in file order, chunk by chunk, each released after; with
-    /// its row count and row size.
-    Streamed(usize, usize),
     /// Read per block; the old row size if the source lists the tensor.
     Blockwise(Option<usize>),
 }
 
-/// Whether the old tensor `from` is streamed (read in file order, chunk by chunk) rather than held: it
-/// has rows of some bytes and more than `stream_above` bytes in all.
-pub(crate) fn streams(old: &dyn CheckpointSource, from: &str, stream_above: u64) -> bool {
-    let info = old.tensor(from);
-    let bytes = info.filter(|t| t.row_bytes().is_some_and(|b| b > 0)).and_then(|t| t.byte_len());
-    bytes.is_some_and(|b| b > stream_above)
-}
-
 impl<'a> OldAccess<'a> {
-    /// Decides how to read `from`: streamed if it holds more than `stream_above` bytes; else probes one
-    /// row, and borrows the whole tensor if the source lends it.
-    fn decide(old: &'a dyn CheckpointSource, from: &str, stream_above: u64) -> Result<Self, ExecError> {
+    /// Decides how to read `from`: probes one row, and borrows the whole tensor if the source lends it.
+    fn decide(old: &'a dyn CheckpointSource, from: &str) -> Result<Self, ExecError> {
         let Some(info) = old.tensor(from) else { return Ok(OldAccess::Blockwise(None)) };
         let row_bytes = info.row_bytes().and_then(|b| usize::try_from(b).ok());
         let (Some(row_bytes), rows) = (row_bytes, info.rows()) else { return Ok(OldAccess::Blockwise(None)) };
@@ -102,9 +86,6 @@ impl<'a> OldAccess<'a> {
             return Ok(OldAccess::Blockwise(Some(row_bytes)));
         }
         let bytes = checked_len(from, rows, row_bytes)?;
-        if streams(old, from, stream_above) {
-            return Ok(OldAccess::Streamed(bytes / row_bytes, row_bytes));
-        }
         if let Cow::Borrowed(_) = old.read_rows(from, 0..1)? {
             if let Cow::Borrowed(all) = old.read_rows(from, 0..rows)? {
                 check_len(from, 0, rows, all.len(), bytes)?;
@@ -165,7 +146,7 @@ impl BlockRows<'_, '_> {
 }
 
 /// The old row of local row `local` of the partition, or -1.
-fn old_row_of(part: &PartitionRemap, local: u64) -> i64 {
+pub(crate) fn old_row_of(part: &PartitionRemap, local: u64) -> i64 {
     let g = &part.geometry;
     if g.oov_only || local >= g.rows_to_load {
         -1
@@ -182,13 +163,20 @@ fn fill_partition_row(
     backup: Backup<'_>,
     dst: &mut [u8],
 ) -> Result<(), ExecError> {
-    let g = &part.geometry;
     let old_row = old_row_of(part, local);
     if old_row < 0 {
         backup.fill(dst, 0);
         return Ok(());
     }
     let src = rows.row(old_row as u64)?;
+    fill_row_from(&src, part, backup, dst);
+    Ok(())
+}
+
+/// Fills `dst` (one row of `geometry.cols` float32 cells) from `src`, its old row: its columns
+/// remapped, the cells it has none for from `backup`.
+pub(crate) fn fill_row_from(src: &[u8], part: &PartitionRemap, backup: Backup<'_>, dst: &mut [u8]) {
+    let g = &part.geometry;
     let old_cols = src.len() / 4;
     let cols = dst.len() / 4;
     if part.col_remap.is_empty() {
@@ -196,7 +184,7 @@ fn fill_partition_row(
         let n = cols.min(old_cols).min(usize::try_from(g.new_cols).unwrap_or(usize::MAX));
         dst[..n * 4].copy_from_slice(&src[..n * 4]);
         backup.fill(dst, n);
-        return Ok(());
+        return;
     }
     for (j, cell) in dst.chunks_exact_mut(4).enumerate() {
         let old_col = if j as u64 >= g.new_cols { -1 } else { part.col_remap[j] };
@@ -207,19 +195,15 @@ fn fill_partition_row(
             cell.copy_from_slice(backup.cell(j));
         }
     }
-    Ok(())
 }
 
 /// Fills `dst` with local rows `local` of the partition, in parallel, reading old rows as `access`
-/// says (deciding it first if needed, streaming old tensors of more than `stream_above` bytes);
-/// `backup(k)` gives the backup of the block's row `k`.
-#[allow(clippy::too_many_arguments)]
+/// says (deciding it first if needed); `backup(k)` gives the backup of the block's row `k`.
 fn fill_partition_block<'a, 'b>(
     old: &'a dyn CheckpointSource,
     from: &'a str,
     part: &PartitionRemap,
     access: &mut OldAccess<'a>,
-    stream_above: u64,
     local: Range<u64>,
     backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
     dst: &mut [u8],
@@ -259,17 +243,11 @@ fn fill_partition_block<'a, 'b>(
         return fill(&BlockRows::PerRow(old, from));
     };
     if let OldAccess::Undecided = access {
-        *access = OldAccess::decide(old, from, stream_above)?;
+        *access = OldAccess::decide(old, from)?;
     }
     let (lo, hi) = (lo as u64, hi as u64 + 1);
     match *access {
         OldAccess::Whole(bytes, row_bytes) => fill(&BlockRows::Range { tensor: from, bytes, first: 0, row_bytes }),
-        OldAccess::Streamed(old_rows, old_row_bytes) => {
-            // Chunks no larger than the window, so that small windows (in tests) walk many chunks.
-            let chunk_bytes = OLD_CHUNK_BYTES.min(usize::try_from(stream_above).unwrap_or(usize::MAX));
-            let old_tensor = OldTensor { source: old, name: from, rows: old_rows, row_bytes: old_row_bytes };
-            fill_in_old_order(&old_tensor, part, local, backup, dst, row_bytes, chunk_bytes)
-        }
         OldAccess::Blockwise(Some(old_row_bytes))
             if ((hi - lo) as usize).saturating_mul(old_row_bytes) <= MAX_RANGE_BYTES =>
         {
@@ -288,140 +266,19 @@ fn fill_partition_block<'a, 'b>(
 /// Reads one row of `from` on the calling thread before parallel tasks read it. What a source does once
 /// per tensor, on its first read (a TF bundle verifies the tensor's checksum, itself in parallel), must
 /// not run inside a rayon task while other tasks wait for it: they would hold the threads it needs.
-fn first_read_here(old: &dyn CheckpointSource, from: &str, row: u64) -> Result<(), ExecError> {
+pub(crate) fn first_read_here(old: &dyn CheckpointSource, from: &str, row: u64) -> Result<(), ExecError> {
     old.read_rows(from, row..row + 1)?;
     Ok(())
-}
-
-/// An old tensor read in chunks: its source, name, row count and row size (not zero).
-struct OldTensor<'a> {
-    source: &'a dyn CheckpointSource,
-    name: &'a str,
-    rows: usize,
-    row_bytes: usize,
-}
-
-/// Fills `dst` (local rows `local` of the partition, `row_bytes` each) in one pass over the old tensor
-/// in file order: the rows without an old row get their backup, the others are grouped by chunk of
-/// about `chunk_bytes` of old rows, and tasks (in parallel) read each chunk once, copy its rows, then
-/// release it.
-fn fill_in_old_order<'b>(
-    old: &OldTensor<'_>,
-    part: &PartitionRemap,
-    local: Range<u64>,
-    backup: &(dyn Fn(usize) -> Backup<'b> + Sync),
-    dst: &mut [u8],
-    row_bytes: usize,
-    chunk_bytes: usize,
-) -> Result<(), ExecError> {
-    let (from, old_rows, old_row_bytes) = (old.name, old.rows, old.row_bytes);
-    let chunk_rows = (chunk_bytes / old_row_bytes).max(1);
-    let chunks = old_rows.div_ceil(chunk_rows);
-    let new_rows = dst.len() / row_bytes;
-    let old_row = |k: usize| old_row_of(part, local.start + k as u64);
-    // Counting sort of the rows that have an old row by its chunk: `order[starts[c]..starts[c + 1]]`.
-    let mut starts = vec![0usize; chunks + 1];
-    for k in 0..new_rows {
-        if let Ok(o) = usize::try_from(old_row(k)) {
-            let c = o / chunk_rows;
-            if c >= chunks {
-                let (got, expected) = (old_rows * old_row_bytes, o.saturating_add(1).saturating_mul(old_row_bytes));
-                return Err(ExecError::ShortRead {
-                    tensor: from.to_string(),
-                    start: o as u64,
-                    end: o as u64 + 1,
-                    got,
-                    expected,
-                });
-            }
-            starts[c + 1] += 1;
-        }
-    }
-    for c in 0..chunks {
-        starts[c + 1] += starts[c];
-    }
-    let mut next = starts.clone();
-    let mut order = vec![0usize; starts[chunks]];
-    for k in 0..new_rows {
-        if let Ok(o) = usize::try_from(old_row(k)) {
-            let slot = &mut next[o / chunk_rows];
-            order[*slot] = k;
-            *slot += 1;
-        }
-    }
-    dst.par_chunks_mut(row_bytes).enumerate().for_each(|(k, d)| {
-        if old_row(k) < 0 {
-            backup(k).fill(d, 0);
-        }
-    });
-    if let Some(&k) = order.first() {
-        first_read_here(old.source, from, old_row(k) as u64)?;
-    }
-    let out = DisjointRows::new(dst, row_bytes);
-    (0..chunks).into_par_iter().try_for_each(|c| {
-        let first = (c * chunk_rows) as u64;
-        let chunk = first..(first + chunk_rows as u64).min(old_rows as u64);
-        if starts[c] == starts[c + 1] {
-            return Ok(());
-        }
-        let bytes = old.source.read_rows(from, chunk.clone())?;
-        check_len(from, chunk.start, chunk.end, bytes.len(), (chunk.end - chunk.start) as usize * old_row_bytes)?;
-        let rows = BlockRows::Range { tensor: from, bytes: &bytes, first: chunk.start, row_bytes: old_row_bytes };
-        for &k in &order[starts[c]..starts[c + 1]] {
-            // SAFETY: `order` lists every row `k` at most once (each row of 0..new_rows is placed in
-            // one slot), so no two tasks, nor two iterations, hold the same row at once.
-            let d = unsafe { out.row(k) };
-            fill_partition_row(&rows, part, local.start + k as u64, backup(k), d)?;
-        }
-        old.source.release(from, chunk);
-        Ok(())
-    })
-}
-
-/// Rows of a buffer that parallel tasks fill, each row by one task.
-struct DisjointRows<'a> {
-    ptr: *mut u8,
-    row_bytes: usize,
-    rows: usize,
-    _buffer: PhantomData<&'a mut [u8]>,
-}
-
-// SAFETY: a `DisjointRows` is the exclusive borrow of its buffer, handed out row by row; `row`'s
-// contract keeps the rows handed out at once disjoint, so sharing it between threads is sharing
-// disjoint `&mut [u8]`, which are `Send`.
-unsafe impl Send for DisjointRows<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for DisjointRows<'_> {}
-
-impl<'a> DisjointRows<'a> {
-    fn new(buffer: &'a mut [u8], row_bytes: usize) -> Self {
-        let rows = buffer.len().checked_div(row_bytes).unwrap_or(0);
-        DisjointRows { ptr: buffer.as_mut_ptr(), row_bytes, rows, _buffer: PhantomData }
-    }
-
-    /// Row `k` of the buffer.
-    ///
-    /// # Safety
-    /// No two borrows of the same row may be alive at the same time.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, k: usize) -> &mut [u8] {
-        assert!(k < self.rows, "row {k} of {}", self.rows);
-        // SAFETY: row `k` lies within the buffer (checked above), which this borrows exclusively for
-        // 'a; the caller guarantees no other borrow of the row is alive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(k * self.row_bytes), self.row_bytes) }
-    }
 }
 
 /// Per variable: how each partition reads its old tensor, kept across the variable's blocks.
 pub(crate) struct RemapState<'a> {
     access: Vec<OldAccess<'a>>,
-    /// Old tensors of more bytes than this are streamed in file order (see the module's doc).
-    stream_above: u64,
 }
 
 impl RemapState<'_> {
-    pub(crate) fn new(remap: &RemapPlan, stream_above: u64) -> Self {
-        RemapState { access: remap.partitions.iter().map(|_| OldAccess::Undecided).collect(), stream_above }
+    pub(crate) fn new(remap: &RemapPlan) -> Self {
+        RemapState { access: remap.partitions.iter().map(|_| OldAccess::Undecided).collect() }
     }
 }
 
@@ -486,7 +343,7 @@ pub(crate) fn remap_rows<'a>(
         };
         let dst = &mut out[(rows.start - start) as usize * row_bytes..(rows.end - start) as usize * row_bytes];
         let local = rows.start - part.geometry.offset..rows.end - part.geometry.offset;
-        fill_partition_block(old, &remap.from, part, &mut state.access[p], state.stream_above, local, &backup, dst)?;
+        fill_partition_block(old, &remap.from, part, &mut state.access[p], local, &backup, dst)?;
     }
     if initial.is_some() {
         target.release(&var.tensor, start..end);
@@ -529,7 +386,7 @@ pub fn gather_partition(
     let backup = move |_k: usize| backup;
     // `old` outlives the call; the source is never consulted for an already decided access.
     let none: &dyn CheckpointSource = &NoSource;
-    fill_partition_block(none, "gather", part, &mut access, u64::MAX, 0..g.rows, &backup, dst)
+    fill_partition_block(none, "gather", part, &mut access, 0..g.rows, &backup, dst)
 }
 
 /// A source with no tensors, for [`gather_partition`], whose old rows are given in memory.
@@ -606,7 +463,7 @@ fn remap_values(
     if row_bytes > 0 {
         let mut access = OldAccess::Undecided;
         let backup = move |_k: usize| constant;
-        fill_partition_block(old, params.old_tensor, &part, &mut access, u64::MAX, 0..g.rows, &backup, &mut bytes)?;
+        fill_partition_block(old, params.old_tensor, &part, &mut access, 0..g.rows, &backup, &mut bytes)?;
     }
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }

@@ -1,5 +1,5 @@
-//! Writing one output tensor of a variable: its rows, block by block (or window by window for a remap
-//! whose old tensor is streamed), come from the target (initial value), the old tensor (a copy, whole
+//! Writing one output tensor of a variable: its rows, block by block (or through the `scatter` module
+//! for a remap of a large old tensor), come from the target (initial value), the old tensor (a copy, whole
 //! or in some partitions: the `copy` module) or a vocabulary remap (the `remap` module); a partition
 //! written on its own is cut out of those rows (the `boxes` module).
 
@@ -10,7 +10,7 @@ use warmstart_planner::{Action, OutputTensor, VariablePlan};
 
 use crate::rows::{check_len, checked_len, elem_size, Release};
 use crate::writer::{Stop, Writer};
-use crate::{boxes, copy, remap, ExecError, ExecOptions, Job};
+use crate::{boxes, copy, remap, scatter, ExecError, ExecOptions, Job};
 
 /// Produces rows of a variable's final (full) value.
 struct VariableRows<'a> {
@@ -18,8 +18,6 @@ struct VariableRows<'a> {
     old: &'a dyn CheckpointSource,
     target: &'a dyn CheckpointSource,
     row_bytes: usize,
-    /// See [`ExecOptions::window_bytes`].
-    window_bytes: u64,
     /// For a remap: how its old tensor is read, kept across blocks.
     remap: Option<remap::RemapState<'a>>,
 }
@@ -42,7 +40,7 @@ impl<'a> VariableRows<'a> {
                 None,
             ),
             Action::Remap(remap) => {
-                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap, self.window_bytes));
+                let state = self.remap.get_or_insert_with(|| remap::RemapState::new(remap));
                 let out = buf();
                 (
                     Cow::Owned(remap::remap_rows(
@@ -63,17 +61,11 @@ impl<'a> VariableRows<'a> {
         check_len(&self.var.name, start, end, bytes.len(), expected)?;
         Ok((bytes, release))
     }
-
-    /// Whether the variable is computed in windows: a remap whose old tensor is streamed.
-    fn windowed(&self) -> bool {
-        let Action::Remap(remap) = &self.var.action else { return false };
-        remap::streams(self.old, &remap.from, self.window_bytes)
-    }
 }
 
 /// Writes one output tensor of a variable (the whole variable, or one partition of it) in row blocks,
-/// or in windows when it is remapped from an old tensor larger than the window; returns the bytes
-/// written.
+/// or through the `scatter` module when it is remapped from an old tensor larger than a block; returns
+/// the bytes written.
 pub(crate) fn write_variable<'a>(
     var: &'a VariablePlan,
     out: &'a OutputTensor,
@@ -97,9 +89,14 @@ pub(crate) fn write_variable<'a>(
         }
         _ => (0..rows_all, None),
     };
-    let mut source = VariableRows { var, old, target, row_bytes, window_bytes: options.window_bytes, remap: None };
-    let windowed = source.windowed();
-    let block_bytes = if windowed { options.window_bytes } else { options.block_bytes };
+    let whole_rows = !matches!(inner, Some(s) if !boxes::inner_is_full(&var.shape, &s.start, &s.len));
+    let n = rows.end - rows.start;
+    if let Some(remap) = scatter::applies(var, old, row_bytes, n, whole_rows, options.block_bytes) {
+        let block_bytes = options.block_bytes;
+        return scatter::write_remapped(var, remap, out, rows, row_bytes, old, target, writer, block_bytes, done);
+    }
+    let mut source = VariableRows { var, old, target, row_bytes, remap: None };
+    let block_bytes = options.block_bytes;
     let out_row_bytes = match inner {
         Some(slice) if !slice.len.is_empty() => {
             let n: u64 = slice.len[1..].iter().product();
@@ -114,8 +111,7 @@ pub(crate) fn write_variable<'a>(
     let mut start = rows.start;
     while start < rows.end {
         let end = start.saturating_add(rows_per_block.max(1)).min(rows.end);
-        let (block, release) =
-            source.rows(start, end, || if windowed { writer.window_buffer() } else { writer.buffer() })?;
+        let (block, release) = source.rows(start, end, || writer.buffer())?;
         match inner {
             Some(slice) if !boxes::inner_is_full(&var.shape, &slice.start, &slice.len) => {
                 let mut buf = writer.buffer();
@@ -130,21 +126,11 @@ pub(crate) fn write_variable<'a>(
                     &mut buf,
                 );
                 written += buf.len() as u64;
-                writer.send(Job::Data {
-                    bytes: Cow::Owned(buf),
-                    done: Some(done + written),
-                    release,
-                    window: false,
-                })?;
-                if let (true, Cow::Owned(window)) = (windowed, block) {
-                    // Back to the pool at once: only the extract goes to the writer.
-                    writer.give_back_window(window);
-                }
+                writer.send(Job::Data { bytes: Cow::Owned(buf), done: Some(done + written), release })?;
             }
             _ => {
                 written += block.len() as u64;
-                let window = windowed && matches!(block, Cow::Owned(_));
-                writer.send(Job::Data { bytes: block, done: Some(done + written), release, window })?;
+                writer.send(Job::Data { bytes: block, done: Some(done + written), release })?;
             }
         }
         start = end;

@@ -3,37 +3,43 @@
 //! came from and hands the buffers back for reuse.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::sync::mpsc;
 
-use warmstart_core::{CheckpointSink, Error as CoreError};
+use warmstart_core::{CheckpointSink, Error as CoreError, SinkTensor, TensorRegion};
 
-use crate::{ExecError, Job, WINDOWS_IN_FLIGHT};
+use crate::{ExecError, Job};
 
 /// The producing side of the writer thread's queue.
 pub(crate) struct Writer<'a> {
     queue: mpsc::SyncSender<Job<'a>>,
     /// Block buffers the writer is done with, for reuse: their pages stay mapped and warm.
     recycled: mpsc::Receiver<Vec<u8>>,
-    /// Window buffers the writer is done with.
-    windows_back: mpsc::Receiver<Vec<u8>>,
-    /// Window buffers made and not given back by the writer (including `spare_window`).
-    windows_out: Cell<usize>,
-    /// A window buffer that never went to the writer, for the next window.
-    spare_window: Cell<Option<Vec<u8>>>,
+    /// Whether the sink writes tensors at offsets ([`CheckpointSink::writes_at_offsets`]).
+    offsets: bool,
 }
 
 /// The writer thread has stopped on an error, which `execute` reports instead.
 pub(crate) struct WriterStopped;
 
 impl<'a> Writer<'a> {
-    /// The producing side of `queue`, with the channels the writer gives block and window buffers back on.
-    pub(crate) fn new(
-        queue: mpsc::SyncSender<Job<'a>>,
-        recycled: mpsc::Receiver<Vec<u8>>,
-        windows_back: mpsc::Receiver<Vec<u8>>,
-    ) -> Self {
-        Writer { queue, recycled, windows_back, windows_out: Cell::new(0), spare_window: Cell::new(None) }
+    /// The producing side of `queue`, with the channel the writer gives block buffers back on, for a
+    /// sink that writes at `offsets` or not.
+    pub(crate) fn new(queue: mpsc::SyncSender<Job<'a>>, recycled: mpsc::Receiver<Vec<u8>>, offsets: bool) -> Self {
+        Writer { queue, recycled, offsets }
+    }
+
+    /// Whether the sink writes tensors at offsets.
+    pub(crate) fn offsets(&self) -> bool {
+        self.offsets
+    }
+
+    /// Starts `tensor` written at offsets (once the writer has written everything queued before it),
+    /// returning its region.
+    pub(crate) fn begin_at(&self, tensor: &'a SinkTensor) -> Result<TensorRegion, Stop> {
+        let (reply, region) = mpsc::sync_channel(1);
+        self.send(Job::BeginAt(tensor, reply))?;
+        // A writer that failed drops the reply channel; its error is reported.
+        region.recv().map_err(|_| Stop::Writer(WriterStopped))
     }
 
     /// Queues `job` for the writer thread.
@@ -45,27 +51,6 @@ impl<'a> Writer<'a> {
     pub(crate) fn buffer(&self) -> Vec<u8> {
         let mut buf = self.recycled.try_recv().unwrap_or_default();
         buf.clear();
-        buf
-    }
-
-    /// Keeps a window buffer that never went to the writer for the next window.
-    pub(crate) fn give_back_window(&self, window: Vec<u8>) {
-        self.spare_window.set(Some(window));
-    }
-
-    /// A buffer for a remap window: the spare one, else a new one while fewer than
-    /// [`WINDOWS_IN_FLIGHT`] exist, else the next one the writer gives back (waiting for it).
-    pub(crate) fn window_buffer(&self) -> Vec<u8> {
-        let buf = if let Some(spare) = self.spare_window.take() {
-            spare
-        } else if self.windows_out.get() < WINDOWS_IN_FLIGHT {
-            self.windows_out.set(self.windows_out.get() + 1);
-            Vec::new()
-        } else {
-            // A stopped writer gives nothing back; the next send reports it.
-            self.windows_back.recv().unwrap_or_default()
-        };
-        // Not cleared: a window is overwritten whole, so keeping its length saves zeroing it again.
         buf
     }
 }
@@ -88,28 +73,20 @@ impl<E: Into<ExecError>> From<E> for Stop {
 pub(crate) fn write_jobs(
     jobs: mpsc::Receiver<Job<'_>>,
     recycle: mpsc::SyncSender<Vec<u8>>,
-    windows_back: mpsc::SyncSender<Vec<u8>>,
     sink: &mut dyn CheckpointSink,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<(), CoreError> {
     for job in jobs {
         match job {
             Job::Begin(tensor) => sink.begin_tensor(tensor)?,
-            Job::Data { bytes, done, release, window } => {
+            Job::Data { bytes, done, release } => {
                 sink.write_data(&bytes)?;
                 if let Some(release) = release {
                     release.run();
                 }
-                match bytes {
-                    // Never full: at most WINDOWS_IN_FLIGHT windows exist.
-                    Cow::Owned(buf) if window => {
-                        let _ = windows_back.try_send(buf);
-                    }
-                    // A full pool just drops it.
-                    Cow::Owned(buf) => {
-                        let _ = recycle.try_send(buf);
-                    }
-                    Cow::Borrowed(_) => {}
+                // A full pool just drops it.
+                if let Cow::Owned(buf) = bytes {
+                    let _ = recycle.try_send(buf);
                 }
                 if let (Some(progress), Some(done)) = (progress, done) {
                     progress(done);
@@ -121,6 +98,12 @@ pub(crate) fn write_jobs(
                 }
             }
             Job::End => sink.end_tensor()?,
+            Job::BeginAt(tensor, reply) => {
+                let region = sink.begin_tensor_at(tensor)?;
+                // The producer waits for it; if it stopped, the region is dropped.
+                let _ = reply.send(region);
+            }
+            Job::EndAt(region, crc) => sink.end_tensor_at(region, crc)?,
             Job::Strings(tensor, values) => sink.write_strings(&tensor, &values)?,
         }
     }

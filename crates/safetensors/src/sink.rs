@@ -33,6 +33,8 @@ struct OpenTensor {
     index: usize,
     len: u64,
     remaining: u64,
+    /// Written at offsets through a region (`begin_tensor_at`), not through `write_data`.
+    at: bool,
 }
 
 impl SafetensorsSink {
@@ -169,12 +171,12 @@ impl CheckpointSink for SafetensorsSink {
         let offset = self.declared[index].1;
         self.file().seek(offset)?;
         let len = self.declared[index].0.byte_len().unwrap_or(0);
-        self.open = Some(OpenTensor { index, len, remaining: len });
+        self.open = Some(OpenTensor { index, len, remaining: len, at: false });
         Ok(())
     }
 
     fn write_data(&mut self, bytes: &[u8]) -> Result<()> {
-        let Some(open) = &mut self.open else {
+        let Some(open) = self.open.as_mut().filter(|o| !o.at) else {
             return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
         };
         let given = bytes.len() as u64;
@@ -191,7 +193,7 @@ impl CheckpointSink for SafetensorsSink {
     }
 
     fn end_tensor(&mut self) -> Result<()> {
-        let Some(open) = self.open.take() else {
+        let Some(open) = self.open.take_if(|o| !o.at) else {
             return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
         };
         if open.remaining != 0 {
@@ -202,6 +204,33 @@ impl CheckpointSink for SafetensorsSink {
                 expected: open.len,
             });
         }
+        self.written[open.index] = true;
+        Ok(())
+    }
+
+    fn writes_at_offsets(&self) -> bool {
+        true
+    }
+
+    fn begin_tensor_at(&mut self, tensor: &SinkTensor) -> Result<warmstart_core::TensorRegion> {
+        self.begin_tensor(tensor)?;
+        let Some(open) = self.open.as_mut() else {
+            return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
+        };
+        open.at = true;
+        let (offset, len) = (self.declared[open.index].1, open.len);
+        self.file().region(offset, len, false)
+    }
+
+    fn end_tensor_at(&mut self, region: warmstart_core::TensorRegion, _crc32c: Option<u32>) -> Result<()> {
+        let Some(open) = self.open.take_if(|o| o.at) else {
+            return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
+        };
+        if region.start() != self.declared[open.index].1 || region.len() != open.len {
+            let tensor = self.declared[open.index].0.info.name.clone();
+            return Err(SafetensorsError::SinkTensorOpen { path: self.path.clone(), tensor }.into());
+        }
+        self.file().end_region(region)?;
         self.written[open.index] = true;
         Ok(())
     }

@@ -52,6 +52,8 @@ struct Current {
     given: u64,
     expected: u64,
     crc: u32,
+    /// Written at offsets through a region (`begin_tensor_at`), not through `write_data`.
+    at: bool,
 }
 
 fn shape_proto(shape: &[u64]) -> TensorShapeProto {
@@ -291,14 +293,14 @@ impl CheckpointSink for TfSink {
             reason: "string tensors are written with write_strings".into(),
         })?;
         let offset = self.shard_len(self.declared[index].shard);
-        self.current = Some(Current { index, offset, given: 0, expected, crc: 0 });
+        self.current = Some(Current { index, offset, given: 0, expected, crc: 0, at: false });
         Ok(())
     }
 
     /// Appends bytes of the current tensor.
     fn write_data(&mut self, bytes: &[u8]) -> Result<()> {
-        let Some(cur) = self.current.as_mut() else {
-            return Err(self.misuse("write_data outside a tensor".into()).into());
+        let Some(cur) = self.current.as_mut().filter(|c| !c.at) else {
+            return Err(self.misuse("write_data outside a tensor written in order".into()).into());
         };
         let given = cur.given.saturating_add(bytes.len() as u64);
         if given > cur.expected {
@@ -328,8 +330,8 @@ impl CheckpointSink for TfSink {
 
     /// Ends the current tensor.
     fn end_tensor(&mut self) -> Result<()> {
-        let Some(cur) = self.current.take() else {
-            return Err(self.misuse("end_tensor outside a tensor".into()).into());
+        let Some(cur) = self.current.take_if(|c| !c.at) else {
+            return Err(self.misuse("end_tensor outside a tensor written in order".into()).into());
         };
         let d = &mut self.declared[cur.index];
         if cur.given != cur.expected {
@@ -342,6 +344,38 @@ impl CheckpointSink for TfSink {
             .into());
         }
         d.written = Some((cur.offset, cur.given, mask_crc(cur.crc)));
+        Ok(())
+    }
+
+    fn writes_at_offsets(&self) -> bool {
+        true
+    }
+
+    /// Starts a numeric tensor written at offsets: its place in its shard is reserved at once.
+    fn begin_tensor_at(&mut self, tensor: &SinkTensor) -> Result<warmstart_core::TensorRegion> {
+        self.begin_tensor(tensor)?;
+        let Some(cur) = self.current.as_mut() else {
+            return Err(self.misuse("begin_tensor_at without a tensor".into()).into());
+        };
+        cur.at = true;
+        let (offset, len, shard) = (cur.offset, cur.expected, self.declared[cur.index].shard);
+        self.output.file(shard).region(offset, len, true)
+    }
+
+    /// Ends a tensor written at offsets, with the CRC32C of its bytes.
+    fn end_tensor_at(&mut self, region: warmstart_core::TensorRegion, crc32c: Option<u32>) -> Result<()> {
+        let Some(cur) = self.current.take_if(|c| c.at) else {
+            return Err(self.misuse("end_tensor_at outside a tensor written at offsets".into()).into());
+        };
+        let Some(crc) = crc32c else {
+            return Err(self.misuse("end_tensor_at without the tensor's CRC32C".into()).into());
+        };
+        if region.start() != cur.offset || region.len() != cur.expected {
+            return Err(self.misuse("end_tensor_at with another tensor's region".into()).into());
+        }
+        let shard = self.declared[cur.index].shard;
+        self.output.file(shard).end_region(region)?;
+        self.declared[cur.index].written = Some((cur.offset, cur.expected, mask_crc(crc)));
         Ok(())
     }
 
