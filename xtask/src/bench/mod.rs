@@ -32,10 +32,6 @@ use workload::Workload;
 /// The TensorFlow side of `--with-tf`, run with the given python.
 const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
 
-/// The `--window` (MiB) of the unbounded-memory `warmstart run` case: above any embedding the bench makes
-/// at scale 4 or less.
-const BIG_WINDOW_MIB: u64 = 4096;
-
 /// The sizes `--scaling` measures, relative to the asked size: W1 at 1/4, 1/2, 1, 2 and 4 x (about 2.4 GB).
 const SCALING: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
 
@@ -215,13 +211,6 @@ impl<'a> Bench<'a> {
             command: run,
             inner: None,
         });
-        // The same with a window larger than the embedding: gathered at random from the whole mapped old
-        // tensor, faster, in memory that grows with the embedding.
-        let mut run = Command::new(&self.warmstart);
-        run.arg("run").arg("--config").arg(dir.join("warmstart.toml")).arg("--out").arg(out.join("model.ckpt"));
-        run.arg("--window").arg(BIG_WINDOW_MIB.to_string());
-        let name = format!("warmstart run --window {BIG_WINDOW_MIB}");
-        cases.push(Case { name, floor: Some("cp (floor)".into()), bytes, command: run, inner: None });
         if let Some(python) = &self.options.with_tf {
             let mut tf = Command::new(python);
             tf.arg(self.cache.join("tf_warm_start.py")).arg(dir).arg(out.join("model.ckpt"));

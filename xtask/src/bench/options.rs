@@ -54,7 +54,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim 
                  both (default: both if the cache can be dropped, else warm)
   --json         JSON on stdout, the table on stderr
   --with-tf PY   also time TensorFlow's warm_start + save with this python
-  --no-readers   only warmstart run (default window and --window 4096) and the cp floor";
+  --no-readers   only warmstart run and the cp floor";
 
 impl Options {
     /// Parses the flags after `bench`.
