@@ -1,9 +1,9 @@
 //! `warmstart-fuzz [--seconds N] [--seed S] [--out DIR] [--hang-ms MS] [--mem-mb MB] [TARGET...]`:
 //! runs each target (all by default) for N seconds from seed S, each in child processes of its own,
-//! and prints executions and findings per target. Exits 1 if a Rust-side failure was found (a crash
+//! and prints executions and findings per target. `warmstart-fuzz --run TARGET FILE` runs one input. Exits 1 if a Rust-side failure was found (a crash
 //! inside the HDF5 C library is reported as a known issue, see fuzz/KNOWN_ISSUES.md, and does not fail).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
     let mut options = Options {
         seconds: 10,
         seed: 1,
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fuzz")),
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target/fuzz"),
         hang: Duration::from_secs(1),
         mem_mb: 4096,
     };
@@ -57,6 +57,11 @@ fn usage() {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, name, file] = args.as_slice() {
+        if flag == "--run" {
+            return reproduce(name, Path::new(file));
+        }
+    }
     let cli = match parse(&args) {
         Ok(cli) => cli,
         Err(message) => {
@@ -77,6 +82,25 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("warmstart-fuzz: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--run TARGET FILE`: runs one input in this process (a reproducer), without catching anything.
+fn reproduce(name: &str, file: &Path) -> ExitCode {
+    let Some(t) = target(name) else {
+        eprintln!("warmstart-fuzz: no target {name:?}");
+        return ExitCode::from(2);
+    };
+    match std::fs::read(file) {
+        Ok(data) => {
+            (t.run)(&data);
+            println!("warmstart-fuzz: {name} returned on {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("warmstart-fuzz: cannot read {}: {e}", file.display());
+            ExitCode::from(2)
         }
     }
 }
