@@ -15,9 +15,10 @@ type Task = fn(&[String]) -> Result<(), String>;
 
 /// Every task: its name, what it does, and the function that does it.
 const TASKS: &[(&str, &str, Task)] = &[
-    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then cargo fmt --check, every test of every crate with all features, clippy -D warnings, and each format feature alone", test),
+    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then cargo fmt --check, every test of every crate with all features, clippy -D warnings, each format feature alone, and 20 s of each fuzz target from seed 1", test),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
     ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
+    ("fuzz", "run the fuzz targets of fuzz/ from a fixed seed: [--release] [--seconds N] [--seed S] [TARGET...] (see fuzz/README.md)", fuzz),
     ("fixtures", "regenerate tests/fixtures (or the named areas) with the pinned reference Python libraries, in target/fixtures-venv", fixtures::fixtures),
 ];
 
@@ -57,7 +58,8 @@ const FORMAT_PACKAGES: [&str; 2] = ["warmstart", "warmstart-formats"];
 
 /// `cargo xtask test`: what CI runs, in order: `cargo fmt --check`, every test of every crate with
 /// all features, `cargo clippy --all-targets --all-features -D warnings`, then the packages with format
-/// features tested with each format alone. `cargo xtask test ARGS...` runs only the full test step,
+/// features tested with each format alone, and each fuzz target for `FUZZ_CI_SECONDS` from seed 1.
+/// `cargo xtask test ARGS...` runs only the full test step,
 /// with `ARGS` passed to `cargo test` (for iterating on a few tests).
 fn test(extra: &[String]) -> Result<(), String> {
     use_cmake_for_hdf5()?;
@@ -78,7 +80,24 @@ fn test(extra: &[String]) -> Result<(), String> {
         }
         run(command.args(["--no-default-features", "--features", feature]))?;
     }
-    Ok(())
+    // Reproducible from the fixed seed; 20 s per target keeps CI within a few minutes.
+    fuzz(&["--seconds".to_string(), FUZZ_CI_SECONDS.to_string(), "--seed".to_string(), "1".to_string()])
+}
+
+/// Seconds per fuzz target in `cargo xtask test`.
+const FUZZ_CI_SECONDS: u32 = 20;
+
+/// `cargo xtask fuzz [--release] [ARGS...]`: builds the fuzz driver (debug unless `--release`) and
+/// runs it with `ARGS` (`--seconds N`, `--seed S`, target names; see fuzz/README.md).
+fn fuzz(args: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
+    let release = args.iter().any(|a| a == "--release");
+    let mut command = cargo();
+    command.args(["run", "--quiet", "--package", "warmstart-fuzz"]);
+    if release {
+        command.arg("--release");
+    }
+    run(command.arg("--").args(args.iter().filter(|a| *a != "--release")))
 }
 
 /// Makes sure the rustup components `names` (rustfmt, clippy) are installed, adding any missing.
