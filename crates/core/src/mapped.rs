@@ -54,10 +54,7 @@ struct Stamp {
 
 impl Stamp {
     fn of(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            len: meta.len(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-        }
+        Stamp { len: meta.len(), modified: (meta.mtime(), meta.mtime_nsec()) }
     }
 }
 

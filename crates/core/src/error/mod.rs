@@ -99,7 +99,9 @@ pub enum Error {
     },
     /// An input file changed while it was being read: truncated (bytes it had when mapped vanished)
     /// or rewritten in place (its size or modification time changed).
-    #[error("{path}: the input changed while being read: {reason}; inputs must not be modified until warmstart is done")]
+    #[error(
+        "{path}: the input changed while being read: {reason}; inputs must not be modified until warmstart is done"
+    )]
     InputChanged {
         /// The input file.
         path: PathBuf,

@@ -129,9 +129,9 @@ impl Registration {
         if !INSTALLED.load(Ordering::Acquire) || start.is_null() || len == 0 {
             return None;
         }
-        let slot = REGISTRY.iter().position(|s| {
-            s.taken.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        })?;
+        let slot = REGISTRY
+            .iter()
+            .position(|s| s.taken.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok())?;
         let entry = &REGISTRY[slot];
         entry.faulted.store(false, Ordering::Relaxed);
         entry.len.store(len, Ordering::Release);

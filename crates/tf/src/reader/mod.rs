@@ -212,8 +212,11 @@ impl CheckpointSource for TfSource {
         let values = strings::decode(bytes, count, stored.crc);
         // A truncated shard reads zeros: that, not their checksum, is the error.
         shard.map.check_read()?;
-        let values =
-            values.map_err(|reason| TfError::BadStrings { path: shard.path.clone(), tensor: name.to_string(), reason })?;
+        let values = values.map_err(|reason| TfError::BadStrings {
+            path: shard.path.clone(),
+            tensor: name.to_string(),
+            reason,
+        })?;
         Ok(values)
     }
 
