@@ -156,7 +156,8 @@ pub struct RunOptions<'a> {
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
-/// would accept the warm-start, so a refused run writes nothing; the sink is finished at the end.
+/// would accept the warm-start, so a refused run writes nothing; the sink is finished at the end, unless
+/// an input changed while being read (see [`CheckpointSource::check_unchanged`]), which is the error.
 pub fn run(
     settings: &WarmStartSettings,
     old: &dyn CheckpointSource,
@@ -176,7 +177,12 @@ pub fn run(
     if let Some(block_bytes) = options.block_bytes {
         exec.block_bytes = block_bytes;
     }
-    let report = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec)?;
+    let executed = warmstart_executor::execute(&plan, old, target, sink.as_mut(), &exec);
+    // An input truncated or rewritten while read: its error (which explains a failed write: bytes of
+    // a vanished map make write(2) fail with EFAULT), and the output is not put in place.
+    old.check_unchanged()?;
+    target.check_unchanged()?;
+    let report = executed?;
     sink.finish()?;
     Ok((plan, report))
 }

@@ -2,8 +2,10 @@
 //! temporary files of the output being written and the folders made for it (see
 //! [`warmstart_core::output::abandon_uncommitted`]), say so, and end the process with 128 + the
 //! signal's number. SIGXFSZ is ignored, so that writing past `ulimit -f` fails with "File too large"
-//! (and the usual clean-up) instead of killing the process. The library installs no handler: only
-//! this binary decides what a signal does.
+//! (and the usual clean-up) instead of killing the process. The library installs one handler of its
+//! own, for SIGBUS in its input maps (a file truncated while being read reads as zeros and becomes an
+//! error naming it, see `warmstart_core::mapped::InputMap`), in this binary and for every library
+//! caller alike; every other SIGBUS keeps its usual effect. Only this binary decides the rest.
 
 use std::io::{IsTerminal, Write};
 

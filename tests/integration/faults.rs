@@ -12,7 +12,7 @@ use crate::util::{files_in, warmstart};
 
 /// Writes a safetensors file of F32 tensors of the given byte sizes (multiples of 4), all zeros: the
 /// data is a hole in a sparse file, so that a large input costs nothing to make.
-fn safetensors_of_zeros(path: &Path, tensors: &[(&str, u64)]) {
+pub(crate) fn safetensors_of_zeros(path: &Path, tensors: &[(&str, u64)]) {
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
     for (name, bytes) in tensors {
@@ -30,7 +30,7 @@ fn safetensors_of_zeros(path: &Path, tensors: &[(&str, u64)]) {
 
 /// The built binary, its signal dispositions reset to the default (a test run in the background
 /// of a script inherits SIGINT ignored, which the binary respects).
-fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_warmstart"));
     // SAFETY: between fork and exec, only signal(), which is async-signal-safe, is called.
@@ -46,7 +46,7 @@ fn binary() -> Command {
 }
 
 /// Every file under `dir`, recursively, as paths relative to it.
-fn tree(dir: &Path) -> Vec<String> {
+pub(crate) fn tree(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -82,7 +82,7 @@ fn signal_mid_write(child: &mut Child, dir: &Path, sig: libc::c_int) {
 }
 
 /// The formats this build writes, with a destination name of each.
-fn outputs() -> Vec<&'static str> {
+pub(crate) fn outputs() -> Vec<&'static str> {
     let mut outputs = vec!["out.safetensors"];
     if cfg!(feature = "tf") {
         outputs.push("out.ckpt");

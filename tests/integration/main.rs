@@ -9,6 +9,9 @@ mod cli;
 mod faults;
 #[cfg(feature = "hdf5")]
 mod hdf5;
+// Inputs truncated or rewritten under the reader; made as safetensors files, like `faults`.
+#[cfg(all(unix, feature = "safetensors"))]
+mod inputs;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.

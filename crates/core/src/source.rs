@@ -38,6 +38,16 @@ pub trait CheckpointSource: Send + Sync {
     /// bounded however large the checkpoint. Does nothing by default.
     fn release(&self, _name: &str, _rows: Range<u64>) {}
 
+    /// An error naming the input if a file of this checkpoint changed since it was opened: truncated
+    /// while being read (found by the reads themselves), or rewritten in place (its size or
+    /// modification time differ). Writers of a new checkpoint call it before putting the output in
+    /// place, and when a write fails (a write from a map whose pages vanished fails with EFAULT: the
+    /// input, not the output, is at fault). Sources that read whole files at open keep the default,
+    /// which says nothing changed.
+    fn check_unchanged(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Row-major bytes of a whole numeric tensor, little-endian.
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let rows = self.require(name)?.rows();

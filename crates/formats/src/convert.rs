@@ -35,7 +35,8 @@ pub struct SkippedTensor {
 /// `opts.metadata` is set, the source's metadata is carried over; unless `opts.template` is set, the
 /// source is the layout template (a Keras HDF5 source converted to HDF5 keeps its layout). `dst`'s
 /// missing parent folders are made, as by `run_files` and TensorFlow's savers. Nothing is left at
-/// `dst` on failure, and no folder made for it.
+/// `dst` on failure, and no folder made for it; nor if `src` changed while being read (see
+/// [`CheckpointSource::check_unchanged`]), which is then the error.
 pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &WriteOptions) -> Result<ConvertReport> {
     let mut report = ConvertReport::default();
     let mut tensors = Vec::with_capacity(src.tensors().len());
@@ -62,11 +63,16 @@ pub fn convert(src: &dyn CheckpointSource, dst: &Path, format: Format, opts: &Wr
         None => CreatedFolders::default(),
     };
     let mut sink = create_sink(dst, format, &tensors, &opts)?;
-    for tensor in &tensors {
+    let copied: Result<()> = tensors.iter().try_for_each(|tensor| {
         copy_tensor(src, &tensor.info.name, sink.as_mut(), tensor, DEFAULT_BLOCK_BYTES)?;
         report.tensors += 1;
         report.bytes += tensor.byte_len().unwrap_or(0);
-    }
+        Ok(())
+    });
+    // An input truncated or rewritten while read: its error (which explains a failed write: bytes of
+    // a vanished map make write(2) fail with EFAULT), and the output is not put in place.
+    src.check_unchanged()?;
+    copied?;
     sink.finish()?;
     folders.keep();
     Ok(report)

@@ -1,5 +1,7 @@
 //! [`SafetensorsSource`]: a single safetensors file, a sharded checkpoint named by its index, or a
-//! folder holding either, memory-mapped and served as zero-copy row ranges.
+//! folder holding either, memory-mapped and served as zero-copy row ranges. The maps are guarded
+//! ([`InputMap`]): a file truncated while being read is an error naming it (not SIGBUS), and one
+//! rewritten in place is noticed by its size and modification time ([`CheckpointSource::check_unchanged`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -8,7 +10,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use warmstart_core::mapped::InputMap;
 use warmstart_core::{CheckpointSource, Error, Format, Result, TensorInfo};
 
 use crate::header;
@@ -24,7 +26,7 @@ pub(crate) const MAX_INDEX_LEN: u64 = 64 << 20;
 #[derive(Debug)]
 pub struct SafetensorsSource {
     path: PathBuf,
-    maps: Vec<Mmap>,
+    maps: Vec<InputMap>,
     tensors: Vec<TensorInfo>,
     locations: HashMap<String, Location>,
     metadata: Option<BTreeMap<String, String>>,
@@ -152,7 +154,7 @@ fn is_index_name(path: &Path) -> bool {
 
 impl SafetensorsSource {
     /// The map and byte range holding rows `rows` of `name`, if it has them.
-    fn mapped_rows(&self, name: &str, rows: Range<u64>) -> Option<(&Mmap, Range<usize>)> {
+    fn mapped_rows(&self, name: &str, rows: Range<u64>) -> Option<(&InputMap, Range<usize>)> {
         let (info, location) = (self.tensor(name)?, self.location(name).ok()?);
         let row_bytes = info.row_bytes()?;
         let offset = |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok());
@@ -163,13 +165,9 @@ impl SafetensorsSource {
     }
 }
 
-/// Memory-maps a whole file.
-fn map_file(path: &Path) -> std::io::Result<Mmap> {
-    let file = File::open(path)?;
-    // SAFETY: the map is only read. Like every memory-mapped reader, we rely on the file not being
-    // truncated or rewritten in place while it is open; warmstart's own writers always write a new
-    // file and rename it, which leaves existing maps intact.
-    unsafe { Mmap::map(&file) }
+/// Memory-maps a whole file (guarded: see [`InputMap`]).
+fn map_file(path: &Path) -> std::io::Result<InputMap> {
+    InputMap::open(path)
 }
 
 /// The file to open in a folder: its `model.safetensors.index.json`, else its only
@@ -242,18 +240,25 @@ impl CheckpointSource for SafetensorsSource {
         let offset =
             |row: u64| row.checked_mul(row_bytes).and_then(|b| usize::try_from(b).ok()).ok_or_else(out_of_range);
         let (start, end) = (offset(rows.start)?, offset(rows.end)?);
-        let bytes = &self.maps[location.map][location.bytes.clone()];
+        let map = &self.maps[location.map];
+        // Bytes read before may have vanished since (the file truncated): an error from then on.
+        map.check_read()?;
+        let bytes = &map[location.bytes.clone()];
         bytes.get(start..end).map(Cow::Borrowed).ok_or_else(out_of_range)
     }
 
     fn release(&self, name: &str, rows: Range<u64>) {
         if let Some((map, bytes)) = self.mapped_rows(name, rows) {
-            warmstart_core::mapped::release(map, bytes);
+            map.release(bytes);
         }
     }
 
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.metadata.as_ref()
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        self.maps.iter().try_for_each(InputMap::check_unchanged)
     }
 }
 
@@ -457,5 +462,38 @@ mod tests {
         let err = format_err(SafetensorsSource::open(dir.path()).unwrap_err());
         assert!(matches!(&err, SafetensorsError::AmbiguousFolder { candidates, .. } if candidates.len() == 2));
         assert!(err.to_string().contains("a.safetensors, b.safetensors"));
+    }
+
+    #[test]
+    fn a_file_truncated_under_the_source_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = r#"{"big":{"dtype":"U8","shape":[4,4096],"data_offsets":[0,16384]}}"#;
+        let path = write(dir.path(), "m.safetensors", &file(header, &[9u8; 16384]));
+        let src = SafetensorsSource::open(&path).unwrap();
+        assert!(src.check_unchanged().is_ok());
+        let rows = src.read_rows("big", 0..4).unwrap();
+        assert!(rows.iter().all(|&b| b == 9));
+        std::fs::File::options().write(true).open(&path).unwrap().set_len(4096).unwrap();
+        // The bytes borrowed before read zeros past the new end, without SIGBUS.
+        assert!(rows[8192..].iter().all(|&b| b == 0));
+        let err = src.read_rows("big", 3..4).unwrap_err().to_string();
+        assert!(err.contains("m.safetensors") && err.contains("truncated"), "{err}");
+        let err = src.check_unchanged().unwrap_err().to_string();
+        assert!(err.contains("m.safetensors") && err.contains("changed while being read"), "{err}");
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_noticed() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.safetensors", &file(HEADER, &data()));
+        let src = SafetensorsSource::open(&path).unwrap();
+        // Past the clock tick that file times are taken from.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::File::options().write(true).open(&path).unwrap().write_all_at(&[0xff], len - 1).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        let err = src.check_unchanged().unwrap_err().to_string();
+        assert!(err.contains("m.safetensors") && err.contains("it was modified"), "{err}");
     }
 }

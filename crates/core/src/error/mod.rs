@@ -97,6 +97,17 @@ pub enum Error {
         /// Bytes expected.
         expected: u64,
     },
+    /// An input file changed while it was being read: truncated (bytes it had when mapped vanished)
+    /// or rewritten in place (its size or modification time changed).
+    #[error(
+        "{path}: the input changed while being read: {reason}; inputs must not be modified until warmstart is done"
+    )]
+    InputChanged {
+        /// The input file.
+        path: PathBuf,
+        /// What changed.
+        reason: String,
+    },
     /// A TensorFlow checkpoint cannot be read or written.
     #[error(transparent)]
     Tf(Box<TfError>),

@@ -209,12 +209,19 @@ impl CheckpointSource for TfSource {
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
         let count = info.num_elements().ok_or_else(|| self.too_large(name))?;
-        let values = strings::decode(bytes, count, stored.crc).map_err(|reason| TfError::BadStrings {
+        let values = strings::decode(bytes, count, stored.crc);
+        // A truncated shard reads zeros: that, not their checksum, is the error.
+        shard.map.check_read()?;
+        let values = values.map_err(|reason| TfError::BadStrings {
             path: shard.path.clone(),
             tensor: name.to_string(),
             reason,
         })?;
         Ok(values)
+    }
+
+    fn check_unchanged(&self) -> warmstart_core::Result<()> {
+        self.shards.iter().try_for_each(|shard| shard.map.check_unchanged())
     }
 
     fn release(&self, name: &str, rows: Range<u64>) {

@@ -1,4 +1,5 @@
-//! The data shards: each `.data-*` file memory-mapped, the runs of bytes entries point at, the rows of a
+//! The data shards: each `.data-*` file memory-mapped (guarded: a shard truncated under the map reads
+//! as zeros and is reported as changed, see [`warmstart_core::mapped::InputMap`]), the runs of bytes entries point at, the rows of a
 //! tensor located in them (to drop them from resident memory), and each run's CRC32C verified once,
 //! before any of its bytes are handed out (large runs hashed in parallel chunks).
 
@@ -7,8 +8,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use memmap2::Mmap;
 use rayon::prelude::*;
+use warmstart_core::mapped::InputMap;
 
 use super::{Layout, TfSource};
 use crate::state::data_path;
@@ -26,14 +27,7 @@ pub(super) fn map_shards(prefix: &Path, num_shards: u32) -> Result<Vec<Shard>, T
             num_shards,
             source,
         })?;
-        let len = file.metadata().map_err(|e| TfError::io(&path, e))?.len();
-        let map = if len == 0 {
-            None
-        } else {
-            // SAFETY: the map is read-only; as with every memory-mapped reader, the file must not be
-            // truncated or rewritten while the checkpoint is open.
-            Some(unsafe { Mmap::map(&file) }.map_err(|e| TfError::io(&path, e))?)
-        };
+        let map = InputMap::new(file, &path).map_err(|e| TfError::io(&path, e))?;
         shards.push(Shard { path, map });
     }
     Ok(shards)
@@ -42,20 +36,17 @@ pub(super) fn map_shards(prefix: &Path, num_shards: u32) -> Result<Vec<Shard>, T
 /// One memory-mapped data file.
 pub(super) struct Shard {
     pub(super) path: PathBuf,
-    /// `None` for an empty file (which cannot be mapped).
-    pub(super) map: Option<Mmap>,
+    pub(super) map: InputMap,
 }
 
 impl Shard {
     pub(super) fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.bytes()
     }
 
     /// Drops bytes `range` of the shard from resident memory (see [`warmstart_core::mapped::release`]).
     pub(super) fn release(&self, range: Range<usize>) {
-        if let Some(map) = &self.map {
-            warmstart_core::mapped::release(map, range);
-        }
+        self.map.release(range);
     }
 
     /// The CRC32C of bytes `range` (within the shard). A large run is hashed in parallel chunks, each
@@ -143,19 +134,23 @@ impl TfSource {
         }
     }
 
-    /// The bytes of a stored run, after verifying its CRC32C (computed once).
-    pub(super) fn verified(&self, name: &str, stored: &Stored) -> Result<&[u8], TfError> {
+    /// The bytes of a stored run, after verifying its CRC32C (computed once), and that its shard was
+    /// not found truncated (checked on every read: bytes read before may have vanished since).
+    pub(super) fn verified(&self, name: &str, stored: &Stored) -> warmstart_core::Result<&[u8]> {
         let shard = &self.shards[stored.shard];
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
         let computed =
             *stored.computed.get_or_init(|| mask_crc(shard.checksum(stored.offset..stored.offset + stored.size)));
+        // Before the checksum: a truncated shard reads zeros, which fail it (or, for zeros, pass).
+        shard.map.check_read()?;
         if computed != stored.crc {
             return Err(TfError::TensorChecksum {
                 path: shard.path.clone(),
                 tensor: name.to_string(),
                 stored: stored.crc,
                 computed,
-            });
+            }
+            .into());
         }
         Ok(bytes)
     }
@@ -171,9 +166,8 @@ mod tests {
         let data: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(&data).unwrap();
-        // SAFETY: (test) the temporary file is not modified while mapped.
-        let map = unsafe { Mmap::map(file.as_file()) }.unwrap();
-        let shard = Shard { path: file.path().to_path_buf(), map: Some(map) };
+        let map = InputMap::open(file.path()).unwrap();
+        let shard = Shard { path: file.path().to_path_buf(), map };
         for (range, chunk) in [(0..data.len(), 4096), (17..99_000, 1000), (5..6, 1), (0..0, 7), (3..50_000, 49_997)] {
             let expected = crc32c::crc32c(&data[range.clone()]);
             assert_eq!(shard.checksum_in_chunks(range.clone(), chunk), expected, "{range:?} in chunks of {chunk}");

@@ -60,7 +60,7 @@ impl TfSource {
         width: usize,
         parts: &[(Slice, Stored)],
         rows: Range<u64>,
-    ) -> Result<Vec<u8>, TfError> {
+    ) -> warmstart_core::Result<Vec<u8>> {
         let (lo, hi) = row_region(&info.shape, &rows);
         let wanted = volume(&lo, &hi);
         let (pieces, covered) = pieces(parts, &lo, &hi);
@@ -74,7 +74,8 @@ impl TfSource {
                 tensor: name.to_string(),
                 start: rows.start,
                 end: rows.end,
-            });
+            }
+            .into());
         }
         // Bounded by the slices' data, which lies in the files.
         let out_len = usize::try_from(wanted * width as u128).map_err(|_| self.too_large(name))?;
