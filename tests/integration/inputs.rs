@@ -91,10 +91,11 @@ impl Input {
 
 /// The inputs this build reads.
 fn inputs(dir: &Path) -> Vec<Input> {
-    let mut inputs = vec![Input::safetensors(dir)];
+    let safetensors = Input::safetensors(dir);
     #[cfg(feature = "tf")]
-    inputs.push(Input::tf(dir));
-    inputs
+    return vec![safetensors, Input::tf(dir)];
+    #[cfg(not(feature = "tf"))]
+    vec![safetensors]
 }
 
 /// Asserts that a run ended with exit 1 and an error naming `input` as changed.
