@@ -10,6 +10,7 @@
 pub mod copy;
 mod dtype;
 pub mod error;
+pub mod journal;
 mod format;
 pub mod mapped;
 pub mod output;
