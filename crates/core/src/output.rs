@@ -392,27 +392,22 @@ fn place(files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> 
 /// Moves `files` into place through a commit journal beside `dest` (see [`journal`]), with `pending`
 /// (their list) locked. A failure rolls back to what was in place before.
 fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> {
-    for file in &files {
-        if std::fs::symlink_metadata(&file.dest).is_ok_and(|m| m.is_dir()) {
-            let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "a folder stands where the file goes");
-            return Err(Error::io(&file.dest, e));
-        }
-    }
-    let mut list = Vec::with_capacity(files.len());
-    for file in &files {
-        let size = std::fs::metadata(file.temp_path()).map_err(|e| Error::io(&file.dest, e))?.len();
-        list.push((file.dest.clone(), file.temp_path().to_path_buf(), size));
-    }
-    let plan = Plan::new(dest, &list);
-    let mut rename = Renamer { hook: None };
-    plan.write(&mut rename)?;
-    // From here on the journal accounts for the temporary files: they stay until placed or rolled back.
+    let planned = plan_of(dest, &files).and_then(|plan| {
+        plan.write(&mut Renamer { hook: None })?;
+        Ok(plan)
+    });
+    // From here on the journal accounts for the temporary files: they stay until placed or rolled
+    // back. Without a journal they go.
     for file in files {
         let StagedFile { writer, temp, registration, .. } = file;
         drop(writer);
-        let _ = temp.keep();
+        if planned.is_ok() {
+            let _ = temp.keep();
+        }
         registration.leave(pending);
     }
+    let plan = planned?;
+    let mut rename = Renamer { hook: None };
     if let Err(e) = plan.roll_forward(&mut rename) {
         let at = &plan.journal;
         return Err(match plan.roll_back(&mut rename) {
@@ -427,7 +422,21 @@ fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -
         });
     }
     plan.done().map_err(|e| Error::io(&plan.journal, e))?;
-    Ok(list.into_iter().map(|(dest, _, _)| dest).collect())
+    Ok(plan.entries.iter().map(|e| e.dest.clone()).collect())
+}
+
+/// The journal's plan for `files`, if none of their destinations is a folder.
+fn plan_of(dest: &Path, files: &[StagedFile]) -> Result<Plan> {
+    let mut list = Vec::with_capacity(files.len());
+    for file in files {
+        if std::fs::symlink_metadata(&file.dest).is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "a folder stands where the file goes");
+            return Err(Error::io(&file.dest, e));
+        }
+        let size = std::fs::metadata(file.temp_path()).map_err(|e| Error::io(&file.dest, e))?.len();
+        list.push((file.dest.clone(), file.temp_path().to_path_buf(), size));
+    }
+    Ok(Plan::new(dest, &list))
 }
 
 /// Flushes to the disk each distinct folder that `files` were renamed into, so that the renames
