@@ -325,7 +325,9 @@ impl Plan {
         let mut text = format!("{MAGIC}\n");
         let dir = folder_of(&self.journal);
         for e in &self.entries {
-            let names = [&e.dest, &e.temp].map(|p| (folder_of(p) == dir).then(|| p.file_name()?.to_str()).flatten());
+            // Temporary files are made beside their destinations (under the folder's absolute path).
+            let names = [&e.dest, &e.temp].map(|p| p.file_name()?.to_str());
+            let names = if folder_of(&e.dest) == dir { names } else { [None, None] };
             let [Some(dest), Some(temp)] = names else {
                 let msg = "a journaled output's files must be UTF-8 names in one folder";
                 return Err(Error::io(&e.dest, io::Error::new(io::ErrorKind::InvalidInput, msg)));
