@@ -9,6 +9,9 @@ mod cli;
 mod faults;
 #[cfg(feature = "hdf5")]
 mod hdf5;
+// TF outputs' commit journal, killed with strace (Linux).
+#[cfg(all(unix, feature = "tf"))]
+mod journal;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.
