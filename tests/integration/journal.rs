@@ -119,7 +119,10 @@ fn the_next_write_recovers_and_a_reader_names_the_interrupted_write() {
     assert!(err.contains("interrupted write; run `warmstart recover"), "{err}");
     let run = convert(&old_src, &dst, &[]).expect_code(0);
     assert!(run.stderr.contains("an interrupted write was rolled forward"), "{}", run.stderr);
-    assert_eq!(files_in(work.path()), ["checkpoint", "model.ckpt.data-00000-of-00002", "model.ckpt.data-00001-of-00002", "model.ckpt.index"]);
+    assert_eq!(
+        files_in(work.path()),
+        ["checkpoint", "model.ckpt.data-00000-of-00002", "model.ckpt.data-00001-of-00002", "model.ckpt.index"]
+    );
     warmstart(["inspect".as_ref(), dst.as_os_str()]).expect_code(0);
 }
 

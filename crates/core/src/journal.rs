@@ -444,9 +444,9 @@ impl Plan {
 
     /// Whether every new file is in place or staged whole.
     fn complete(&self) -> bool {
-        self.entries.iter().all(|e| {
-            e.placed() || std::fs::symlink_metadata(&e.temp).is_ok_and(|m| m.is_file() && m.len() == e.size)
-        })
+        self.entries
+            .iter()
+            .all(|e| e.placed() || std::fs::symlink_metadata(&e.temp).is_ok_and(|m| m.is_file() && m.len() == e.size))
     }
 
     /// Finishes the interrupted commit if every new file is there, else rolls it back.

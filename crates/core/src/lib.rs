@@ -10,8 +10,8 @@
 pub mod copy;
 mod dtype;
 pub mod error;
-pub mod journal;
 mod format;
+pub mod journal;
 pub mod mapped;
 pub mod output;
 mod sink;

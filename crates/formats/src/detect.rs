@@ -63,9 +63,10 @@ fn detect_folder(dir: &Path) -> Result<Format> {
         if !path.is_file() {
             continue;
         }
-        let journal = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.ends_with(warmstart_core::journal::JOURNAL_SUFFIX) && !n.starts_with('.')
-        });
+        let journal = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(warmstart_core::journal::JOURNAL_SUFFIX) && !n.starts_with('.'));
         if journal || (path.file_name().is_some_and(|n| n == "checkpoint") && is_tf_state_file(&path)?) {
             formats.insert(FormatOrder(Format::Tf));
         } else if let Some(format) = detect_file(&path)? {

@@ -68,7 +68,10 @@ fn check_not_interrupted(path: &Path) -> Result<(), TfError> {
             name.ends_with(suffix) && !name.starts_with('.')
         })
     } else {
-        let stem = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".index").or_else(|| strip_data_suffix(n)));
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".index").or_else(|| strip_data_suffix(n)));
         let candidates = [Some(path.to_path_buf()), stem.map(|s| path.with_file_name(s))];
         candidates.into_iter().flatten().any(|p| warmstart_core::journal::journal_path(&p).exists())
     };
