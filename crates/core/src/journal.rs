@@ -29,7 +29,7 @@
 //!
 //! Writers lock the destination folder (an advisory `flock` on the folder itself, so that nothing is
 //! left behind) from their first staged file until their commit or drop: a second writer to the same
-//! folder fails at once, or waits with [`set_wait_for_lock`].
+//! folder fails within half a second, or waits with [`set_wait_for_lock`].
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -45,6 +45,9 @@ pub const JOURNAL_SUFFIX: &str = ".warmstart-commit";
 pub const ASIDE_SUFFIX: &str = ".warmstart-old";
 /// The first line of a journal.
 const MAGIC: &str = "warmstart-commit 1";
+
+/// How long a writer without `--wait` retries a held lock before failing.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 static WAIT: AtomicBool = AtomicBool::new(false);
 static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -96,6 +99,7 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
         use std::os::unix::io::AsRawFd;
         let wait = WAIT.load(Ordering::Relaxed);
         let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        let start = std::time::Instant::now();
         loop {
             // SAFETY: flock only takes a file descriptor, which `file` keeps open, and flags.
             if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
@@ -104,6 +108,11 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
+                // A child forked by another thread of this process holds a copy of a lock just let go
+                // until it execs: a short grace before giving up.
+                io::ErrorKind::WouldBlock if start.elapsed() < LOCK_GRACE => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 io::ErrorKind::WouldBlock => {
                     let msg = "another warmstart is writing to this folder; wait for it, or pass --wait";
                     return Err(Error::io(dir, io::Error::new(io::ErrorKind::WouldBlock, msg)));
