@@ -35,7 +35,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::{Error, Result};
 
@@ -85,14 +85,36 @@ fn aside_path(dest: &Path) -> PathBuf {
     folder_of(dest).join(format!(".{}{ASIDE_SUFFIX}", name_of(dest)))
 }
 
-/// An advisory lock on a destination folder, held until dropped.
+/// An advisory lock on a destination folder, held until dropped (shared by the outputs of this process
+/// writing to that folder at once).
 #[derive(Debug)]
 pub struct FolderLock {
-    _file: File,
+    _file: Arc<File>,
+    /// Whether another output of this process held the lock already.
+    shared: bool,
 }
+
+/// The folders this process holds locked, so that two outputs of one process (say a safetensors and
+/// an HDF5 file written side by side) share the lock rather than refuse each other.
+static LOCKED: Mutex<Vec<(PathBuf, Weak<File>)>> = Mutex::new(Vec::new());
 
 /// Locks `dir` for writing (waiting if [`set_wait_for_lock`] said so).
 pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
+    let key = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let mut locked = LOCKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    locked.retain(|(_, f)| f.strong_count() > 0);
+    if let Some(file) = locked.iter().find(|(d, _)| *d == key).and_then(|(_, f)| f.upgrade()) {
+        return Ok(FolderLock { _file: file, shared: true });
+    }
+    drop(locked);
+    let file = Arc::new(flock(dir)?);
+    let mut locked = LOCKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    locked.push((key, Arc::downgrade(&file)));
+    Ok(FolderLock { _file: file, shared: false })
+}
+
+/// Opens `dir` and takes its `flock`.
+fn flock(dir: &Path) -> Result<File> {
     let file = File::open(dir).map_err(|e| Error::io(dir, e))?;
     #[cfg(unix)]
     {
@@ -121,7 +143,7 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
             }
         }
     }
-    Ok(FolderLock { _file: file })
+    Ok(file)
 }
 
 /// Locks the folder of `dest`, recovers every interrupted commit in it and removes what killed writes
@@ -129,6 +151,10 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock> {
 pub fn claim(dest: &Path, extra: &[&str]) -> Result<FolderLock> {
     let dir = folder_of(dest);
     let lock = lock_folder(dir)?;
+    if lock.shared {
+        // Recovered when this process took the lock; its other outputs' files are not leftovers.
+        return Ok(lock);
+    }
     for (journal, outcome) in recover_folder(dir)? {
         let note = format!("{}: an interrupted write was {outcome}", journal_dest(&journal).display());
         NOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(note);

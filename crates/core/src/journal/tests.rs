@@ -172,11 +172,13 @@ fn leftovers_are_recognised_by_name() {
 
 #[cfg(unix)]
 #[test]
-fn a_second_writer_to_a_folder_fails_at_once() {
+fn a_second_writer_to_a_folder_fails_and_outputs_of_one_process_share_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let first = lock_folder(dir.path()).unwrap();
-    let err = lock_folder(dir.path()).unwrap_err();
+    let same_process = lock_folder(dir.path()).unwrap();
+    assert!(same_process.shared && !first.shared);
+    let err = flock(dir.path()).unwrap_err();
     assert!(err.to_string().contains("another warmstart is writing"), "{err}");
-    drop(first);
-    lock_folder(dir.path()).unwrap();
+    drop((first, same_process));
+    flock(dir.path()).unwrap();
 }
