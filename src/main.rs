@@ -40,6 +40,17 @@ enum Command {
     Plan(PlanArgs),
     /// Warm-start: write the target's variables, warm-started from the old checkpoint, to --out.
     Run(RunArgs),
+    /// Finish or roll back a write to DST that was interrupted (killed), and remove what it left.
+    Recover(RecoverArgs),
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    /// The destination of the interrupted write (a TF prefix, a file) or its folder.
+    dst: PathBuf,
+    /// If another warmstart is writing there, wait for it rather than fail.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Args)]
@@ -99,6 +110,9 @@ struct OutputArgs {
     /// do not; use it when the checkpoint must survive a crash of the machine.
     #[arg(long)]
     sync: bool,
+    /// If another warmstart is writing to the destination's folder, wait for it rather than fail.
+    #[arg(long)]
+    wait: bool,
 }
 
 fn main() -> ExitCode {
@@ -117,7 +131,12 @@ fn main() -> ExitCode {
             signals::clean_up_on_interrupt();
         }
     }
-    match try_main(cli) {
+    let result = try_main(cli);
+    // What a write found and recovered at its destination, success or not.
+    for note in warmstart_core::journal::take_notes() {
+        eprintln!("note: {note}");
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             failure.print();
@@ -132,7 +151,23 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Convert(args) => convert(args),
         Command::Plan(args) => plan(args),
         Command::Run(args) => run(args),
+        Command::Recover(args) => recover(args),
     }
+}
+
+fn recover(args: RecoverArgs) -> Result<(), Failure> {
+    warmstart_core::journal::set_wait_for_lock(args.wait);
+    let (done, removed) = warmstart_core::journal::recover(&args.dst).map_err(Failure::failed)?;
+    let mut out = std::io::stdout().lock();
+    let mut lines = Vec::new();
+    for (journal, outcome) in &done {
+        lines.push(format!("{}: the interrupted write was {outcome}", journal.display()));
+    }
+    if done.is_empty() {
+        lines.push(format!("{}: no interrupted write", args.dst.display()));
+    }
+    lines.push(format!("removed {removed} leftover temporary files"));
+    lines.iter().try_for_each(|l| writeln!(out, "{l}")).and_then(|()| out.flush()).map_err(Failure::stdout)
 }
 
 /// A refusal: TF's message on stderr (and as JSON on stdout with --json), exit 1.
@@ -153,6 +188,7 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
 }
 
 fn run(args: RunArgs) -> Result<(), Failure> {
+    warmstart_core::journal::set_wait_for_lock(args.output.wait);
     let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
     let format = warmstart_formats::destination_format(&args.out, args.output.to).map_err(Failure::usage)?;
     let progress = warm::Progress::new();
@@ -186,6 +222,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 }
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
+    warmstart_core::journal::set_wait_for_lock(args.output.wait);
     let format = warmstart_formats::destination_format(&args.dst, args.output.to).map_err(Failure::usage)?;
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
     let options =

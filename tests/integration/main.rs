@@ -12,6 +12,9 @@ mod hdf5;
 // Inputs truncated or rewritten under the reader; made as safetensors files, like `faults`.
 #[cfg(all(unix, feature = "safetensors"))]
 mod inputs;
+// TF outputs' commit journal, killed with strace (Linux).
+#[cfg(all(unix, feature = "tf"))]
+mod journal;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.

@@ -63,6 +63,7 @@ const FORMAT_PACKAGES: [&str; 2] = ["warmstart", "warmstart-formats"];
 /// with `ARGS` passed to `cargo test` (for iterating on a few tests).
 fn test(extra: &[String]) -> Result<(), String> {
     use_cmake_for_hdf5()?;
+    ensure_strace();
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
     if !extra.is_empty() {
@@ -229,6 +230,24 @@ fn cmake_version(text: &str) -> Option<(u32, u32)> {
 }
 
 /// Whether we run as root (`id -u` prints 0).
+/// Installs strace (the integration tests kill a write at each of its renames with it) with apt-get when
+/// running as root; elsewhere those tests are skipped with a note.
+fn ensure_strace() {
+    if succeeds(Command::new("strace").arg("-V")) || !is_root() {
+        return;
+    }
+    println!("xtask: installing strace with apt-get (the crash tests of the commit journal use it)");
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    if run(&mut apt(&["install", "-y", "-qq", "--no-install-recommends", "strace"])).is_err() {
+        let _ = run(&mut apt(&["update", "-qq"]))
+            .and_then(|()| run(&mut apt(&["install", "-y", "-qq", "--no-install-recommends", "strace"])));
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")

@@ -11,6 +11,7 @@ pub mod copy;
 mod dtype;
 pub mod error;
 mod format;
+pub mod journal;
 pub mod mapped;
 pub mod output;
 mod sink;

@@ -29,6 +29,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::journal::{self, FolderLock, Plan, Renamer};
 use crate::{Error, Result, TensorRegion};
 
 /// The buffer of a [`StagedFile`]'s writer.
@@ -301,13 +302,15 @@ pub struct AtomicOutput {
     files: Vec<StagedFile>,
     sync: bool,
     folders: CreatedFolders,
+    /// The destination that names the commit journal, and the lock on its folder (see [`journal`]).
+    claim: Option<(PathBuf, FolderLock)>,
 }
 
 impl AtomicOutput {
     /// An empty output; with `sync`, [`commit`](AtomicOutput::commit) flushes every file to the disk
     /// before moving it into place.
     pub fn new(sync: bool) -> AtomicOutput {
-        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default() }
+        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default(), claim: None }
     }
 
     /// Sets whether [`commit`](AtomicOutput::commit) flushes every file to the disk before moving it
@@ -327,8 +330,22 @@ impl AtomicOutput {
     /// Starts the file that will be at `dest`, returning its index among the staged files. Files are
     /// moved into place in the order they are staged.
     pub fn stage(&mut self, dest: &Path) -> Result<usize> {
+        if self.claim.is_none() {
+            self.claim(dest, &[])?;
+        }
         self.files.push(StagedFile::create(dest)?);
         Ok(self.files.len() - 1)
+    }
+
+    /// Locks the folder of `dest` for this output until it is committed or dropped, finishing or rolling
+    /// back an interrupted commit there and removing what killed writes of `dest` (or of the `extra`
+    /// names in its folder) left; see [`journal::claim`]. The first [`stage`](AtomicOutput::stage) does
+    /// it for the staged file, if this was not called first. An output of several files commits through
+    /// the journal `<dest>.warmstart-commit`.
+    pub fn claim(&mut self, dest: &Path, extra: &[&str]) -> Result<()> {
+        let lock = journal::claim(dest, extra)?;
+        self.claim = Some((dest.to_path_buf(), lock));
+        Ok(())
     }
 
     /// The staged file `index` (as [`stage`](AtomicOutput::stage) returned it).
@@ -345,8 +362,10 @@ impl AtomicOutput {
     }
 
     /// Moves every staged file into place, in the order staged (flushing each to the disk first with
-    /// `sync`), and keeps the folders made for them. If a rename fails, the files already moved are
-    /// removed again and the rest are dropped, so that a failed commit leaves no partial output behind.
+    /// `sync`), and keeps the folders made for them. One file is renamed into place; several go through
+    /// the journaled sequence of [`journal`] (the last staged, the key, leaves first and arrives last).
+    /// If a rename fails, what was in place before is put back and the rest are dropped, so that a
+    /// failed commit leaves no partial output behind.
     pub fn commit(mut self) -> Result<()> {
         let sync = self.sync;
         for file in &mut self.files {
@@ -355,7 +374,10 @@ impl AtomicOutput {
         let files = std::mem::take(&mut self.files);
         // Under the lock: a signal's clean-up waits until every file is in place or taken back.
         let mut pending = pending();
-        let placed = place(files, &mut pending)?;
+        let placed = match &self.claim {
+            Some((dest, _)) if files.len() > 1 => place_journaled(dest, files, &mut pending)?,
+            _ => place(files, &mut pending)?,
+        };
         pending.commits += 1;
         drop(pending);
         if sync {
@@ -391,6 +413,56 @@ fn place(files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> 
         placed.push(dest);
     }
     Ok(placed)
+}
+
+/// Moves `files` into place through a commit journal beside `dest` (see [`journal`]), with `pending`
+/// (their list) locked. A failure rolls back to what was in place before.
+fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> {
+    let planned = plan_of(dest, &files).and_then(|plan| {
+        plan.write(&mut Renamer { hook: None })?;
+        Ok(plan)
+    });
+    // From here on the journal accounts for the temporary files: they stay until placed or rolled
+    // back. Without a journal they go.
+    for file in files {
+        let StagedFile { writer, temp, registration, .. } = file;
+        drop(writer);
+        if planned.is_ok() {
+            let _ = temp.keep();
+        }
+        registration.leave(pending);
+    }
+    let plan = planned?;
+    let mut rename = Renamer { hook: None };
+    if let Err(e) = plan.roll_forward(&mut rename) {
+        let at = &plan.journal;
+        return Err(match plan.roll_back(&mut rename) {
+            Ok(()) => Error::io(at, std::io::Error::new(e.kind(), format!("{e}; the commit was rolled back"))),
+            Err(back) => Error::io(
+                at,
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{e}; rolling back failed too ({back}): run `warmstart recover {}`", dest.display()),
+                ),
+            ),
+        });
+    }
+    plan.done().map_err(|e| Error::io(&plan.journal, e))?;
+    Ok(plan.entries.iter().map(|e| e.dest.clone()).collect())
+}
+
+/// The journal's plan for `files`, if none of their destinations is a folder.
+fn plan_of(dest: &Path, files: &[StagedFile]) -> Result<Plan> {
+    let mut list = Vec::with_capacity(files.len());
+    for file in files {
+        if std::fs::symlink_metadata(&file.dest).is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "a folder stands where the file goes");
+            return Err(Error::io(&file.dest, e));
+        }
+        let size = std::fs::metadata(file.temp_path()).map_err(|e| Error::io(&file.dest, e))?.len();
+        list.push((file.dest.clone(), file.temp_path().to_path_buf(), size));
+    }
+    Ok(Plan::new(dest, &list))
 }
 
 /// Flushes to the disk each distinct folder that `files` were renamed into, so that the renames

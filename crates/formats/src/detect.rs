@@ -45,6 +45,10 @@ fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
     let mut index = prefix.as_os_str().to_owned();
     index.push(".index");
     let index = PathBuf::from(index);
+    // A TF write interrupted mid-commit: the TF reader says so.
+    if warmstart_core::journal::journal_path(prefix).is_file() {
+        return Ok(Some(Format::Tf));
+    }
     if !index.is_file() {
         return Ok(None);
     }
@@ -59,7 +63,11 @@ fn detect_folder(dir: &Path) -> Result<Format> {
         if !path.is_file() {
             continue;
         }
-        if path.file_name().is_some_and(|n| n == "checkpoint") && is_tf_state_file(&path)? {
+        let journal = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(warmstart_core::journal::JOURNAL_SUFFIX) && !n.starts_with('.'));
+        if journal || (path.file_name().is_some_and(|n| n == "checkpoint") && is_tf_state_file(&path)?) {
             formats.insert(FormatOrder(Format::Tf));
         } else if let Some(format) = detect_file(&path)? {
             formats.insert(FormatOrder(format));

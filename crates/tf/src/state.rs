@@ -15,6 +15,7 @@ pub const STATE_FILE: &str = "checkpoint";
 /// - the `.index` file itself, or a `.data-NNNNN-of-NNNNN` file: their prefix (TensorFlow does not take
 ///   these; resolving them is friendlier than its errors).
 pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
+    check_not_interrupted(path)?;
     if path.is_dir() {
         let state_path = path.join(STATE_FILE);
         let text = match std::fs::read(&state_path) {
@@ -54,6 +55,33 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf, TfError> {
         path: path.to_path_buf(),
         reason: "neither a directory with a 'checkpoint' file nor a prefix with a .index file".to_string(),
     })
+}
+
+/// Refuses a checkpoint whose write was interrupted: a commit journal (`<prefix>.warmstart-commit`) is
+/// beside `path` (a prefix, its `.index` or a data file) or in it (a folder).
+fn check_not_interrupted(path: &Path) -> Result<(), TfError> {
+    let suffix = warmstart_core::journal::JOURNAL_SUFFIX;
+    let found = if path.is_dir() {
+        std::fs::read_dir(path).ok().into_iter().flatten().flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(suffix) && !name.starts_with('.')
+        })
+    } else {
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".index").or_else(|| strip_data_suffix(n)));
+        let candidates = [Some(path.to_path_buf()), stem.map(|s| path.with_file_name(s))];
+        candidates.into_iter().flatten().any(|p| warmstart_core::journal::journal_path(&p).exists())
+    };
+    if found {
+        return Err(TfError::NoCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("interrupted write; run `warmstart recover {}`", path.display()),
+        });
+    }
+    Ok(())
 }
 
 /// `prefix.index`.
@@ -288,6 +316,18 @@ pub fn state_text(prefix_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_journal_means_an_interrupted_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("m.ckpt");
+        std::fs::write(index_path(&prefix), b"").unwrap();
+        std::fs::write(dir.path().join("m.ckpt.warmstart-commit"), b"").unwrap();
+        for path in [prefix.clone(), index_path(&prefix), data_path(&prefix, 0, 1), dir.path().to_path_buf()] {
+            let err = resolve_prefix(&path).unwrap_err().to_string();
+            assert!(err.contains("interrupted write; run `warmstart recover"), "{err}");
+        }
+    }
 
     #[test]
     fn stale_shards_of_other_counts_are_removed_and_nothing_else() {

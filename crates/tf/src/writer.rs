@@ -1,8 +1,10 @@
 //! [`TfSink`]: writes a V2 checkpoint TensorFlow reads. Tensors stream into the data shards, staged as
 //! temporary files beside their destinations by [`warmstart_core::output::AtomicOutput`]; `finish`
 //! stages the index (header, entries sorted by key, slices under their OrderedCode keys plus a full-name
-//! entry listing them) and the directory's `checkpoint` state file, then commits the output: the
-//! shards, then the index, then the state file are moved into place, and none is left if one fails.
+//! entry listing them) and the directory's `checkpoint` state file, then commits the output through the
+//! commit journal `<prefix>.warmstart-commit` (see [`warmstart_core::journal`]): the old index is moved
+//! aside first, the shards and the state file replace theirs, the new index arrives last; a failure
+//! puts the older checkpoint back.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,8 @@ impl TfSink {
         // As TensorFlow's savers do, create the destination folder.
         let mut output = AtomicOutput::new(false);
         output.create_folder(&dir)?;
+        // One writer per folder; an interrupted commit there is finished or rolled back first.
+        output.claim(prefix, &[STATE_FILE])?;
         for i in 0..shards {
             output.stage(&data_path(prefix, i as u32, shards as u32))?;
         }
@@ -407,8 +411,9 @@ impl CheckpointSink for TfSink {
         Ok(())
     }
 
-    /// Completes the files and moves them into place: data shards, then the index, then the
-    /// `checkpoint` state file. If any of them cannot be, none is left behind. Once they are, the data
+    /// Completes the files and moves them into place through the commit journal: the old index aside,
+    /// the data shards and the `checkpoint` state file, the new index last. If any of them cannot be,
+    /// what was in place before is put back. Once they are, the data
     /// files of an earlier checkpoint at the prefix with another number of shards are removed.
     fn finish(self: Box<Self>) -> Result<()> {
         if self.current.is_some() {
@@ -416,11 +421,12 @@ impl CheckpointSink for TfSink {
         }
         let index = self.index_bytes()?;
         let TfSink { prefix, dir, mut output, num_shards, .. } = *self;
-        let i = output.stage(&index_path(&prefix))?;
-        output.file(i).write_all(&index)?;
         let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let state = output.stage(&dir.join(STATE_FILE))?;
         output.file(state).write_all(state_text(&name).as_bytes())?;
+        // Staged last: the index is the commit's key, moved aside first and put in place last.
+        let i = output.stage(&index_path(&prefix))?;
+        output.file(i).write_all(&index)?;
         output.commit()?;
         remove_stale_shards(&prefix, num_shards as u32);
         Ok(())

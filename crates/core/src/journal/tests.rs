@@ -1,0 +1,184 @@
+use super::*;
+
+/// The files of a small "checkpoint" `m`: two data files, the state file and the index (the key, last).
+const NAMES: [&str; 4] = ["m.data-0", "m.data-1", "checkpoint", "m.index"];
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// A folder holding the old checkpoint (if `old`) and the new one's temporary files, and the plan.
+fn setup(old: bool) -> (tempfile::TempDir, Plan) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let dest = dir.path().join(name);
+        if old {
+            std::fs::write(&dest, format!("old {name}")).unwrap();
+        }
+        let temp = dir.path().join(format!(".{name}.abc{i}XY.tmp"));
+        std::fs::write(&temp, format!("new {name}!")).unwrap();
+        files.push((dest, temp, format!("new {name}!").len() as u64));
+    }
+    let plan = Plan::new(&dir.path().join("m"), &files);
+    (dir, plan)
+}
+
+/// Which checkpoint the destinations hold: "old", "new", "none" (no index, the journal present), or
+/// a panic for a mix.
+fn state(dir: &Path) -> &'static str {
+    let index = std::fs::read_to_string(dir.join("m.index")).ok();
+    let data: Vec<Option<String>> = NAMES[..2].iter().map(|n| std::fs::read_to_string(dir.join(n)).ok()).collect();
+    match index.as_deref() {
+        None => {
+            assert!(dir.join("m.warmstart-commit").exists(), "no index and no journal: {:?}", names(dir));
+            "none"
+        }
+        Some("old m.index") => {
+            assert!(data.iter().all(|d| d.as_deref().is_some_and(|d| d.starts_with("old "))), "{data:?}");
+            "old"
+        }
+        Some(_) => {
+            assert!(data.iter().all(|d| d.as_deref().is_some_and(|d| d.starts_with("new "))), "{data:?}");
+            "new"
+        }
+    }
+}
+
+/// Runs the commit's renames (journal included), stopping before rename `k` as a kill would.
+fn commit_until(plan: &Plan, k: usize) -> bool {
+    let mut count = 0;
+    let mut hook = || {
+        count += 1;
+        if count > k {
+            Err(io::Error::other("stopped"))
+        } else {
+            Ok(())
+        }
+    };
+    let mut rename = Renamer { hook: Some(&mut hook) };
+    if plan.write(&mut rename).is_err() {
+        return false;
+    }
+    plan.roll_forward(&mut rename).is_ok() && plan.done().is_ok()
+}
+
+fn sorted_names() -> Vec<String> {
+    let mut all: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+    all.sort();
+    all
+}
+
+/// After recovery: the old checkpoint or the new one (or nothing, for a first write), nothing else.
+fn recovered(dir: &Path, old: bool, expect: &str) {
+    drop(claim(&dir.join("m"), &["checkpoint"]).unwrap());
+    if expect == "empty" {
+        assert!(names(dir).is_empty(), "{:?}", names(dir));
+        return;
+    }
+    assert_eq!(state(dir), expect);
+    assert_eq!(names(dir), sorted_names(), "old {old}");
+    let want = if expect == "old" { "old checkpoint" } else { "new checkpoint!" };
+    assert_eq!(std::fs::read_to_string(dir.join("checkpoint")).unwrap(), want);
+}
+
+#[test]
+fn a_crash_after_any_step_rolls_forward_once_the_journal_is_written() {
+    for old in [true, false] {
+        let mut k = 0;
+        loop {
+            let (dir, plan) = setup(old);
+            let finished = commit_until(&plan, k);
+            if old || k > 0 {
+                let seen = state(dir.path());
+                assert!(old || seen != "old");
+            }
+            let expect = match (k, old) {
+                (0, true) => "old",
+                (0, false) => "empty",
+                _ => "new",
+            };
+            recovered(dir.path(), old, expect);
+            k += 1;
+            if finished {
+                break;
+            }
+        }
+        // The journal, the old index aside, 3 x (aside, place), the index placed.
+        assert_eq!(k, if old { 10 } else { 6 });
+    }
+}
+
+#[test]
+fn a_crash_with_a_damaged_new_file_rolls_back_after_any_step() {
+    for old in [true, false] {
+        for k in 1..10 {
+            let (dir, plan) = setup(old);
+            if commit_until(&plan, k) {
+                break;
+            }
+            // A staged file not yet placed lost its tail (as after a crash of the machine without --sync).
+            let Some(e) = plan.entries.iter().find(|e| !e.placed()) else { continue };
+            std::fs::write(&e.temp, b"new").unwrap();
+            recovered(dir.path(), old, if old { "old" } else { "empty" });
+        }
+    }
+}
+
+#[test]
+fn a_failure_in_process_after_any_step_rolls_back() {
+    for old in [true, false] {
+        for k in 1..10 {
+            let (dir, plan) = setup(old);
+            if commit_until(&plan, k) {
+                break;
+            }
+            plan.roll_back(&mut Renamer { hook: None }).unwrap();
+            if old {
+                assert_eq!(state(dir.path()), "old");
+                assert_eq!(names(dir.path()), sorted_names());
+            } else {
+                assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+            }
+        }
+    }
+}
+
+#[test]
+fn journals_read_back_and_names_are_escaped() {
+    let (_dir, mut plan) = setup(true);
+    plan.entries[0].dest = plan.entries[0].dest.with_file_name("a b%c\nd");
+    let mut rename = Renamer { hook: None };
+    plan.write(&mut rename).unwrap();
+    assert_eq!(Plan::read(&plan.journal).unwrap(), plan);
+    std::fs::write(&plan.journal, "something else\n").unwrap();
+    assert!(Plan::read(&plan.journal).unwrap_err().to_string().contains("not a warmstart commit journal"));
+}
+
+#[test]
+fn leftovers_are_recognised_by_name() {
+    assert!(is_leftover(".m.index.aB3dE9.tmp", "m"));
+    assert!(is_leftover(".m.warmstart-commit.aB3dE9.tmp", "m"));
+    assert!(is_leftover(".m.data-00000-of-00002.warmstart-old", "m"));
+    assert!(is_leftover(".checkpoint.warmstart-old", "checkpoint"));
+    assert!(!is_leftover(".mx.index.aB3dE9.tmp", "m"));
+    assert!(!is_leftover("m.index", "m"));
+    assert!(!is_leftover(".m.index.long-random.tmp", "m"));
+    assert!(is_leftover(".anything.aB3dE9.tmp", ""));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_writer_to_a_folder_fails_and_outputs_of_one_process_share_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = lock_folder(dir.path()).unwrap();
+    let same_process = lock_folder(dir.path()).unwrap();
+    assert!(same_process.shared && !first.shared);
+    let err = flock(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("another warmstart is writing"), "{err}");
+    drop((first, same_process));
+    flock(dir.path()).unwrap();
+}
