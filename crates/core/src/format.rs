@@ -14,11 +14,14 @@ pub enum Format {
     Tf,
     /// HDF5, as Keras writes weights (`.weights.h5`, `.h5`).
     Hdf5,
+    /// A Keras 3 archive (`.keras`: a zip of `config.json`, `metadata.json` and `model.weights.h5`), or
+    /// sharded Keras weights (`.weights.json` and its `*_NNNNN.weights.h5` shards).
+    Keras,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 3] = [Format::Safetensors, Format::Tf, Format::Hdf5];
+    pub const ALL: [Format; 4] = [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Keras];
 
     /// The short name, as `--to` takes it, `inspect` prints it and the cargo feature is called.
     pub fn name(self) -> &'static str {
@@ -26,6 +29,7 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Tf => "tf",
             Format::Hdf5 => "hdf5",
+            Format::Keras => "keras",
         }
     }
 
@@ -49,7 +53,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5)")]
+#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, keras)")]
 pub struct UnknownFormat {
     /// The name given.
     pub name: String,
@@ -80,7 +84,7 @@ mod tests {
         assert_eq!("TF".parse::<Format>().unwrap(), Format::Tf);
         let err = "onnx".parse::<Format>().unwrap_err();
         assert_eq!(err, UnknownFormat { name: "onnx".into() });
-        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5)");
+        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, keras)");
     }
 
     #[test]

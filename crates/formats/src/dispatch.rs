@@ -18,6 +18,8 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
+        #[cfg(feature = "keras")]
+        Format::Keras => warmstart_keras::open(path),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -88,6 +90,13 @@ pub fn create_sink(
             }
             Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?.sync_on_finish(opts.sync)))
         }
+        #[cfg(feature = "keras")]
+        Format::Keras => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            Ok(Box::new(warmstart_keras::KerasSink::create(path, tensors, template)?.sync_on_finish(opts.sync)))
+        }
         #[cfg(feature = "tf")]
         Format::Tf => {
             let prefix = tf_prefix(path);
@@ -115,8 +124,8 @@ fn tf_prefix(path: &Path) -> std::path::PathBuf {
 }
 
 /// The format to write `path` in: `explicit` (`--to`) if given, else told from the name: `.safetensors`
-/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; a name containing `.ckpt`, ending in
-/// `/`, or an existing folder is a TF bundle prefix.
+/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.keras` is a Keras archive; a name
+/// containing `.ckpt`, ending in `/`, or an existing folder is a TF bundle prefix.
 pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Format> {
     if let Some(format) = explicit {
         return Ok(format);
@@ -127,6 +136,8 @@ pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Forma
         Ok(Format::Safetensors)
     } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
         Ok(Format::Hdf5)
+    } else if name.ends_with(".keras") {
+        Ok(Format::Keras)
     } else if name.contains(".ckpt") || text.ends_with('/') || path.is_dir() {
         Ok(Format::Tf)
     } else {
@@ -154,6 +165,7 @@ mod tests {
             ("run/model.ckpt", Format::Tf),
             ("run/model.ckpt-100", Format::Tf),
             ("run/out/", Format::Tf),
+            ("out/model.keras", Format::Keras),
         ];
         for (path, format) in cases {
             assert_eq!(destination_format(Path::new(path), None).unwrap(), format, "{path}");
@@ -161,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(destination_format(dir.path(), None).unwrap(), Format::Tf);
         assert_eq!(destination_format(Path::new("x.safetensors"), Some(Format::Hdf5)).unwrap(), Format::Hdf5);
-        for path in ["model.keras", "model.bin", "model"] {
+        for path in ["model.bin", "model"] {
             let err = destination_format(Path::new(path), None).unwrap_err().to_string();
             assert!(err.contains(path) && err.contains("--to"), "{err}");
         }

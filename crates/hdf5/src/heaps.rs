@@ -8,6 +8,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::image::FileImage;
+
 /// A collection's signature.
 const SIGNATURE: &[u8; 4] = b"GCOL";
 /// The collection header: signature, version (1), three reserved bytes and the 8-byte size.
@@ -52,17 +54,33 @@ impl From<&HeapCheckError> for hdf5::Error {
 #[derive(Debug)]
 pub(crate) struct GlobalHeaps {
     path: PathBuf,
+    /// For a file read in place from a mapped input, its bytes (looked at instead of the path).
+    image: Option<FileImage>,
     checked: OnceLock<Result<(), HeapCheckError>>,
 }
 
 impl GlobalHeaps {
     pub(crate) fn new(path: &Path) -> GlobalHeaps {
-        GlobalHeaps { path: path.to_path_buf(), checked: OnceLock::new() }
+        GlobalHeaps { path: path.to_path_buf(), image: None, checked: OnceLock::new() }
+    }
+
+    /// The check of the file held in `image` (of the input at `path`).
+    pub(crate) fn for_image(path: &Path, image: FileImage) -> GlobalHeaps {
+        GlobalHeaps { path: path.to_path_buf(), image: Some(image), checked: OnceLock::new() }
     }
 
     /// Fine if no collection of the file would make the library loop; else why.
     pub(crate) fn check(&self) -> Result<(), &HeapCheckError> {
-        self.checked.get_or_init(|| check_file(&self.path)).as_ref().copied()
+        self.checked
+            .get_or_init(|| match &self.image {
+                Some(image) => match looping_collection(image.bytes()) {
+                    Some(at) => Err(HeapCheckError::LoopingCollection { at }),
+                    None => Ok(()),
+                },
+                None => check_file(&self.path),
+            })
+            .as_ref()
+            .copied()
     }
 }
 

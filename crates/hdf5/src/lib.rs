@@ -33,11 +33,13 @@
 compile_error!("warmstart-hdf5 serves little-endian bytes through native memory types: little-endian hosts only");
 
 mod heaps;
+mod image;
 mod layout;
 mod raw;
 mod sink;
 mod source;
 
+pub use image::FileImage;
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};
 pub use warmstart_core::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};

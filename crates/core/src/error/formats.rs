@@ -9,7 +9,7 @@ use crate::Format;
 #[non_exhaustive]
 pub enum FormatsError {
     /// The content matches no format warmstart knows.
-    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, or HDF5 signature)", path.display())]
+    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, HDF5 signature, or Keras archive or index)", path.display())]
     Undetected {
         /// The path.
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum FormatsError {
         format: Format,
     },
     /// The destination's format cannot be told from its name.
-    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5", path.display())]
+    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, .keras, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5|keras", path.display())]
     NoDestinationFormat {
         /// The destination.
         path: PathBuf,

@@ -8,11 +8,13 @@
 
 mod formats;
 mod hdf5;
+mod keras;
 mod safetensors;
 mod tf;
 
 pub use formats::FormatsError;
 pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use keras::KerasError;
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
 
@@ -120,6 +122,9 @@ pub enum Error {
     /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
     #[error(transparent)]
     Formats(Box<FormatsError>),
+    /// A Keras archive or sharded Keras weights index cannot be read or written.
+    #[error(transparent)]
+    Keras(Box<KerasError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -149,6 +154,14 @@ impl Error {
     pub fn hdf5(&self) -> Option<&Hdf5Error> {
         match self {
             Error::Hdf5(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The Keras archive reader's or writer's own error, if this is one.
+    pub fn keras(&self) -> Option<&KerasError> {
+        match self {
+            Error::Keras(e) => Some(e),
             _ => None,
         }
     }
