@@ -9,6 +9,8 @@ mod cli;
 mod faults;
 #[cfg(feature = "hdf5")]
 mod hdf5;
+#[cfg(feature = "keras")]
+mod keras;
 // Inputs truncated or rewritten under the reader; made as safetensors files, like `faults`.
 #[cfg(all(unix, feature = "safetensors"))]
 mod inputs;

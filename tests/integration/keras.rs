@@ -1,0 +1,151 @@
+//! Keras archives through the binary: `inspect --json` lists what h5py read from the archive's weights;
+//! `convert` between archives, and from archives and sharded weights to other formats; `run` with a
+//! `.keras` target and a `.keras` output (the Keras user's whole warm-start); damaged archives refused
+//! with exit 1 and no output.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::util::{expected, files_in, fixture, warmstart};
+
+fn file_of(case: &str) -> PathBuf {
+    fixture("keras", case).join(expected("keras", case)["file"].as_str().unwrap())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every tensor of `case`'s expected.json, by name, with h5py's hex.
+fn expected_hex(case: &str) -> Vec<(String, String)> {
+    let json = expected("keras", case);
+    let tensors = json["tensors"].as_array().unwrap();
+    tensors.iter().map(|t| (t["name"].as_str().unwrap().into(), t["hex"].as_str().unwrap().into())).collect()
+}
+
+/// Asserts that the checkpoint at `path` holds exactly `case`'s tensors with h5py's bytes.
+fn assert_holds(path: &Path, case: &str) {
+    let out = warmstart_formats::open(path).unwrap();
+    let want = expected_hex(case);
+    let mut names: Vec<&str> = out.tensors().iter().map(|t| t.name.as_str()).collect();
+    let mut want_names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    want_names.sort();
+    assert_eq!(names, want_names, "{}", path.display());
+    for (name, h) in &want {
+        assert_eq!(&hex(&out.read(name).unwrap()), h, "{}: {name}", path.display());
+    }
+}
+
+#[test]
+fn inspect_json_lists_the_weights_h5py_read() {
+    for case in ["model", "bf16", "sharded"] {
+        let json = expected("keras", case);
+        let tensors: Vec<Value> = json["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| json!({"name": t["name"], "dtype": t["dtype"], "shape": t["shape"]}))
+            .collect();
+        let run = warmstart(["inspect".as_ref(), "--json".as_ref(), file_of(case).as_os_str()]).expect_code(0);
+        let got: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(got, json!({"format": "keras", "tensors": tensors}), "{case}");
+    }
+}
+
+#[test]
+fn convert_keeps_every_byte_between_archives_and_to_other_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("copy.keras");
+    warmstart(["convert".as_ref(), file_of("bf16").as_os_str(), out.as_os_str()]).expect_code(0);
+    assert_holds(&out, "bf16");
+    let h5 = dir.path().join("bf16.weights.h5");
+    warmstart(["convert".as_ref(), out.as_os_str(), h5.as_os_str()]).expect_code(0);
+    assert_holds(&h5, "bf16");
+    // Sharded weights read as one checkpoint.
+    let sharded = dir.path().join("sharded.weights.h5");
+    warmstart(["convert".as_ref(), file_of("sharded").as_os_str(), sharded.as_os_str()]).expect_code(0);
+    assert_holds(&sharded, "model");
+    // An archive needs an archive to come from: its config is not in any other format.
+    let refused = dir.path().join("from_h5.keras");
+    let run = warmstart(["convert".as_ref(), h5.as_os_str(), refused.as_os_str()]).expect_code(1);
+    assert!(run.stderr.contains("a .keras archive is written from another .keras archive"), "{}", run.stderr);
+    assert_eq!(files_in(dir.path()), ["bf16.weights.h5", "copy.keras", "sharded.weights.h5"]);
+}
+
+#[cfg(feature = "tf")]
+#[test]
+fn a_tf_checkpoint_of_bf16_tensors_converts_to_hdf5() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("from_tf.weights.h5");
+    warmstart(["convert".as_ref(), file_of("tf_bf16").as_os_str(), out.as_os_str()]).expect_code(0);
+    assert_holds(&out, "tf_bf16");
+    let src = warmstart_formats::open(&out).unwrap();
+    assert!(src.tensors().iter().all(|t| t.dtype == warmstart_core::DType::BF16));
+}
+
+/// Warm-starts `model` (the target) from `source` into `out` with `vars_to_warm_start` ".*".
+fn warm_start(dir: &Path, out: &Path) -> crate::util::Run {
+    let config = dir.join("warm.toml");
+    let text = format!(
+        "ckpt_to_initialize_from = {:?}\ntarget = {:?}\nvars_to_warm_start = \".*\"\n",
+        file_of("source").to_str().unwrap(),
+        file_of("model").to_str().unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+    warmstart(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+}
+
+#[test]
+fn run_warm_starts_a_keras_archive_into_a_new_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("warm.keras");
+    warm_start(dir.path(), &out).expect_code(0);
+    let got = warmstart_formats::open(&out).unwrap();
+    let (source, target) = (expected_hex("source"), expected_hex("model"));
+    assert_eq!(got.tensors().len(), target.len());
+    let mut warmed = 0;
+    for ((name, from_source), (tname, from_target)) in source.iter().zip(&target) {
+        assert_eq!(name, tname);
+        let value = hex(&got.read(name).unwrap());
+        assert!(&value == from_source || &value == from_target, "{name}: neither the source's nor the target's");
+        warmed += usize::from(&value == from_source && from_source != from_target);
+    }
+    // The layers' weights (not the optimizer's step counter) come from the source.
+    for name in ["layers/dense/vars/0", "layers/dense/vars/1", "layers/dense_1/vars/0"] {
+        let i = source.iter().position(|(n, _)| n == name).unwrap();
+        assert_eq!(hex(&got.read(name).unwrap()), source[i].1, "{name}");
+    }
+    assert!(warmed >= 3, "{warmed} warmed");
+    assert_eq!(files_in(dir.path()), ["warm.keras", "warm.toml"]);
+}
+
+#[test]
+fn damaged_archives_are_refused_with_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(file_of("model")).unwrap();
+    let offset = expected("keras", "model")["weights_offset"].as_u64().unwrap() as usize;
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("truncated.keras", good[..good.len() / 2].to_vec()),
+        // The superblock of the weights zeroed: the zip is fine, the HDF5 file in it is not.
+        ("no_superblock.keras", {
+            let mut b = good.clone();
+            b[offset..offset + 8].fill(0);
+            b
+        }),
+        ("short_weights.keras", {
+            let mut b = good.clone();
+            b.truncate(offset + 100);
+            b
+        }),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = dir.path().join("out.safetensors");
+        let run = warmstart(["convert".as_ref(), path.as_os_str(), out.as_os_str()]).expect_code(1);
+        assert!(run.stderr.contains(name), "{name}: {}", run.stderr);
+        assert!(!out.exists(), "{name}");
+    }
+}
