@@ -149,3 +149,57 @@ fn damaged_archives_are_refused_with_no_output() {
         assert!(!out.exists(), "{name}");
     }
 }
+
+/// A digest of what the checkpoint at `path` holds: every tensor's name, dtype, shape and bytes, in
+/// order (the files themselves may differ in HDF5's bookkeeping from run to run).
+fn content_digest(path: &Path) -> String {
+    let src = warmstart_formats::open(path).unwrap();
+    let mut all = Vec::new();
+    for t in src.tensors() {
+        let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+        all.extend(format!("{}\0{}\0{}\0", t.name, t.dtype, shape.join(",")).into_bytes());
+        all.extend_from_slice(&src.read(&t.name).unwrap());
+    }
+    crate::util::sha256_hex(&all)
+}
+
+/// The outputs `tests/fixtures/verify_keras.py` has Keras load, written into `dir` by the binary.
+fn write_verified_outputs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let warm = dir.join("warm.keras");
+    warm_start(dir, &warm).expect_code(0);
+    let bf16 = dir.join("bf16.keras");
+    warmstart(["convert".as_ref(), file_of("bf16").as_os_str(), bf16.as_os_str()]).expect_code(0);
+    let mut out = vec![("warm.keras", warm), ("bf16.keras", bf16)];
+    if cfg!(feature = "tf") {
+        let from_tf = dir.join("tf_bf16.weights.h5");
+        warmstart(["convert".as_ref(), file_of("tf_bf16").as_os_str(), from_tf.as_os_str()]).expect_code(0);
+        out.push(("tf_bf16.weights.h5", from_tf));
+    }
+    out
+}
+
+/// Writes the outputs verify_keras.py checks into `$WARMSTART_KERAS_OUT`, with their digests.
+#[test]
+#[ignore = "writes files for tests/fixtures/verify_keras.py"]
+fn write_outputs_for_verify_keras() {
+    let dir = PathBuf::from(std::env::var_os("WARMSTART_KERAS_OUT").expect("WARMSTART_KERAS_OUT"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let outputs = write_verified_outputs(&dir);
+    let manifest: serde_json::Map<String, Value> =
+        outputs.iter().map(|(name, path)| (name.to_string(), Value::from(content_digest(path)))).collect();
+    std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
+
+/// Keras (verify_keras.py, result committed) loaded what the binary writes today: every check passed,
+/// and today's outputs hold what the verified ones held.
+#[test]
+fn keras_loads_what_we_write() {
+    let verified: Value = serde_json::from_slice(&std::fs::read(fixture("keras", "verified.json")).unwrap()).unwrap();
+    let checks = verified["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, path) in write_verified_outputs(dir.path()) {
+        assert!(checks.iter().any(|c| c["file"] == name), "{name} was not checked by Keras");
+        assert_eq!(verified["digests"][name], content_digest(&path), "{name} holds other tensors than Keras loaded");
+    }
+}
