@@ -42,7 +42,7 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
 }
 
 /// Whether the file at `path` starts as a zip archive does.
-fn is_zip(path: &Path) -> Result<bool> {
+pub(crate) fn is_zip(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 4];
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;

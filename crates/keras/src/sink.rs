@@ -44,6 +44,10 @@ impl KerasSink {
             path: path.to_path_buf(),
             reason: "none was given (convert from a .keras archive, or warm-start a .keras target)".into(),
         })?;
+        if !crate::is_zip(template)? {
+            let reason = format!("{} is none (sharded weights hold no config)", template.display());
+            return Err(KerasError::NoTemplate { path: path.to_path_buf(), reason }.into());
+        }
         let template = KerasSource::open(template)?;
         let mut output = AtomicOutput::new(false);
         let staged = output.stage(path)?;
