@@ -60,6 +60,10 @@ struct Shared {
 /// the same file, and would serve the second from the first.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
+/// How many times the core driver was handed an image's own bytes to open a file on (instead of a
+/// copy): the tests' evidence that nothing is copied.
+static OPENED_IN_PLACE: AtomicUsize = AtomicUsize::new(0);
+
 /// Opens `image` read-only with the core driver, in place; `label` names it in the library's own
 /// bookkeeping (made unique here).
 pub(crate) fn open(image: &FileImage, label: &str) -> hdf5::Result<File> {
@@ -112,6 +116,9 @@ extern "C" fn image_malloc(size: usize, op: H5FD_file_image_op_t, udata: *mut c_
             | H5FD_file_image_op_t::H5FD_FILE_IMAGE_OP_FILE_OPEN
     );
     if taken && size == shared.len {
+        if matches!(op, H5FD_file_image_op_t::H5FD_FILE_IMAGE_OP_FILE_OPEN) {
+            OPENED_IN_PLACE.fetch_add(1, Ordering::Relaxed);
+        }
         shared.ptr as *mut c_void
     } else {
         std::ptr::null_mut()
@@ -167,4 +174,53 @@ unsafe extern "C" fn udata_free(udata: *mut c_void) -> i32 {
         drop(unsafe { Box::from_raw(shared) });
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warmstart_core::CheckpointSource;
+
+    /// An HDF5 file written at an odd offset inside a bigger file, as a Keras archive holds its weights.
+    fn embedded() -> (tempfile::TempDir, std::path::PathBuf, Range<usize>) {
+        let dir = tempfile::tempdir().unwrap();
+        let h5 = dir.path().join("w.h5");
+        let f = File::create(&h5).unwrap();
+        f.new_dataset::<f32>().shape([3]).create("a/w").unwrap().write(&[1.0f32, 2.0, 3.0]).unwrap();
+        drop(f);
+        let inner = std::fs::read(&h5).unwrap();
+        let mut outer = vec![7u8; 1513];
+        outer.extend(&inner);
+        outer.extend([9u8; 100]);
+        let path = dir.path().join("outer.bin");
+        std::fs::write(&path, outer).unwrap();
+        (dir, path, 1513..1513 + inner.len())
+    }
+
+    #[test]
+    fn a_file_image_is_read_in_place() {
+        let (_dir, path, range) = embedded();
+        let map = Arc::new(InputMap::open(&path).unwrap());
+        let before = OPENED_IN_PLACE.load(Ordering::Relaxed);
+        let image = FileImage::new(map.clone(), range.clone()).unwrap();
+        let src = crate::Hdf5Source::open_image(&path, image).unwrap();
+        assert!(OPENED_IN_PLACE.load(Ordering::Relaxed) > before, "the driver got a copy");
+        assert_eq!(src.read("a/w").unwrap().as_ref(), [1.0f32, 2.0, 3.0].map(f32::to_le_bytes).concat());
+        // Two images of one input open as two files (the driver would take one name for one file).
+        let again = FileImage::new(map.clone(), range.clone()).unwrap();
+        let other = crate::Hdf5Source::open_image(&path, again).unwrap();
+        assert_eq!(other.tensors().len(), 1);
+        drop((src, other));
+        assert!(FileImage::new(map.clone(), range.start..map.len() + 1).is_none());
+        assert!(FileImage::new(map, 5..5).is_none());
+    }
+
+    #[test]
+    fn an_image_that_is_no_hdf5_file_is_an_error() {
+        let (_dir, path, range) = embedded();
+        let map = Arc::new(InputMap::open(&path).unwrap());
+        let shifted = FileImage::new(map, range.start + 8..range.end).unwrap();
+        let err = crate::Hdf5Source::open_image(&path, shifted).unwrap_err().to_string();
+        assert!(err.contains("outer.bin") && err.contains("cannot open as HDF5"), "{err}");
+    }
 }

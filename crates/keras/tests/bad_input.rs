@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use warmstart_core::test_support::{read_everything, Rng};
-use warmstart_core::{Error, KerasError};
+use warmstart_core::{CheckpointSource, Error, KerasError};
 use warmstart_keras::{KerasShardedSource, KerasSource};
 
 /// The model archive's bytes.
@@ -219,4 +219,19 @@ fn bad_indexes_are_refused_naming_the_index_or_shard() {
             read_everything(&src).unwrap();
         }
     }
+}
+
+#[test]
+fn an_archive_truncated_while_open_is_an_input_changed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinking.keras");
+    std::fs::write(&path, model_bytes()).unwrap();
+    let src = KerasSource::open(&path).unwrap();
+    let offset = common::json("model").1["weights_offset"].as_u64().unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(offset + 10).unwrap();
+    let results: Vec<_> = src.tensors().iter().map(|t| src.read(&t.name).map(|_| ())).collect();
+    let err = results.into_iter().find_map(Result::err).expect("a read noticed the truncation");
+    assert!(matches!(err, Error::InputChanged { .. }), "{err}");
+    assert!(err.to_string().contains("shrinking.keras"), "{err}");
+    assert!(src.check_unchanged().is_err());
 }
