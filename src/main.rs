@@ -100,7 +100,7 @@ struct ConvertArgs {
 /// How `run` and `convert` write their output.
 #[derive(Args)]
 struct OutputArgs {
-    /// The output format: safetensors, tf or hdf5 (else told from the destination's name).
+    /// The output format: safetensors, tf, hdf5 or keras (else told from the destination's name).
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).

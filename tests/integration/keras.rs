@@ -213,3 +213,72 @@ fn keras_loads_what_we_write() {
         assert_eq!(verified["digests"][name], content_digest(&path), "{name} holds other tensors than Keras loaded");
     }
 }
+
+/// A `.keras` archive at `path` (`model`'s members) whose weights are one tensor of `rows` x 1024
+/// zeros at `model`'s first kernel's path: a large archive made at test time.
+#[cfg(unix)]
+fn big_archive(path: &Path, rows: u64) {
+    use warmstart_core::{DType, SinkTensor, TensorInfo};
+    use warmstart_formats::{Format, LayoutTemplate, WriteOptions};
+    let tensor = SinkTensor::whole(TensorInfo::new("layers/dense/vars/0", DType::F32, vec![rows, 1024]));
+    let template = LayoutTemplate { format: Format::Keras, path: file_of("model") };
+    let opts = WriteOptions { template: Some(template), ..Default::default() };
+    let mut sink = warmstart_formats::create_sink(path, Format::Keras, std::slice::from_ref(&tensor), &opts).unwrap();
+    sink.begin_tensor(&tensor).unwrap();
+    let block = vec![0u8; 4 << 20];
+    for _ in 0..(rows * 4096).div_ceil(block.len() as u64) {
+        sink.write_data(&block).unwrap();
+    }
+    sink.end_tensor().unwrap();
+    sink.finish().unwrap();
+}
+
+/// SIGINT in the middle of `run` writing a large `.keras` output: exit 130, and neither the staged
+/// weights nor the staged archive nor the folders made are left.
+#[cfg(unix)]
+#[test]
+fn a_signal_mid_run_into_an_archive_leaves_nothing() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.keras");
+    big_archive(&big, 1 << 16);
+    let config = dir.path().join("w.toml");
+    std::fs::write(&config, "ckpt_to_initialize_from = \"big.keras\"\ntarget = \"big.keras\"\n").unwrap();
+    let out = dir.path().join("new/deeper/warm.keras");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warmstart"));
+    // SAFETY: between fork and exec, only signal(), which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .args(["run".as_ref(), "--config".as_ref(), config.as_os_str(), "--out".as_ref(), out.as_os_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let made = dir.path().join("new/deeper");
+    let start = Instant::now();
+    loop {
+        let staged = std::fs::read_dir(&made).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".tmp") && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+        });
+        if staged {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ended before writing");
+        assert!(start.elapsed() < Duration::from_secs(60), "nothing staged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill() only sends a signal to the child this test started and has not waited for.
+    assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT; nothing was written"), "{stderr}");
+    assert_eq!(files_in(dir.path()), ["big.keras", "w.toml"]);
+}
