@@ -145,3 +145,34 @@ impl CheckpointSource for KerasShardedSource {
         self.shard_of(name)?.read_strings(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Result<Vec<String>, KerasError> {
+        shard_names(Path::new("m.weights.json"), text.as_bytes())
+    }
+
+    #[test]
+    fn shard_names_come_once_in_first_use_order() {
+        let index = r#"{"metadata": {"total_size": 8}, "weight_map": {
+            "/layers/dense/vars": ["m_00000.weights.h5", "m_00001.weights.h5"],
+            "/layers/dense_1/vars": "m_00001.weights.h5",
+            "/optimizer/vars": ["m_00002.weights.h5"]}}"#;
+        assert_eq!(names(index).unwrap(), ["m_00000.weights.h5", "m_00001.weights.h5", "m_00002.weights.h5"]);
+        assert_eq!(names(r#"{"weight_map": {}}"#).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_that_leave_the_folder_or_are_no_strings_are_refused() {
+        for bad in ["../x.weights.h5", "/abs.weights.h5", "a\\\\b", "", ".", ".."] {
+            let text = format!(r#"{{"weight_map": {{"/vars": "{bad}"}}}}"#);
+            let err = names(&text).unwrap_err();
+            assert!(matches!(err, KerasError::Index { .. }), "{bad:?}: {err}");
+        }
+        assert!(matches!(names(r#"{"weight_map": {"/vars": [1]}}"#), Err(KerasError::Index { .. })));
+        assert!(matches!(names(r#"{"weight_map": []}"#), Err(KerasError::Index { .. })));
+        assert!(matches!(names("[1"), Err(KerasError::Json { .. })));
+    }
+}

@@ -137,3 +137,14 @@ impl CheckpointSink for KerasSink {
         output.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_weights_are_staged_under_a_hidden_name_beside_the_archive() {
+        assert_eq!(hidden_weights_path(Path::new("out/m.keras")), Path::new("out/.m.keras.model.weights.h5"));
+        assert_eq!(hidden_weights_path(Path::new("m.keras")), Path::new(".m.keras.model.weights.h5"));
+    }
+}
