@@ -55,3 +55,14 @@ fn open_tells_archives_indexes_and_folders_by_content() {
     let sharded = common::case_dir("sharded");
     assert_eq!(warmstart_keras::open(&sharded).unwrap().tensors().len(), common::tensors("model").len());
 }
+
+#[test]
+fn an_archive_lists_what_the_hdf5_reader_lists_for_the_same_weights_saved_alone() {
+    // `bf16` holds model.save's archive and save_weights' .weights.h5 of one model.
+    let archive = KerasSource::open(&common::json("bf16").0).unwrap();
+    let alone = warmstart_hdf5::Hdf5Source::open(&common::case_dir("bf16").join("model.weights.h5")).unwrap();
+    assert_eq!(archive.tensors(), alone.tensors());
+    for t in alone.tensors() {
+        assert_eq!(archive.read(&t.name).unwrap(), alone.read(&t.name).unwrap(), "{}", t.name);
+    }
+}
