@@ -325,7 +325,7 @@ fn keras_opaque_dtype(dataset: &hdf5::Dataset, size: usize, heaps: &GlobalHeaps)
     let attr =
         dataset.attr(raw::KERAS_DTYPE_ATTRIBUTE).map_err(|e| format!("{what}, with an unreadable dtype ({e})"))?;
     let values = raw::read_strings(Values::Attribute(&attr), heaps)
-        .map_err(|e| format!("{what}, with a dtype attribute that is no string ({e})"))?;
+        .map_err(|e| format!("{what}, with a dtype attribute that cannot be read as a string ({e})"))?;
     let [name] = values.as_slice() else {
         return Err(format!("{what}, with a dtype attribute of {} strings", values.len()));
     };
