@@ -87,3 +87,32 @@ fn without_an_archive_template_nothing_is_written() {
     assert!(sink.finish().is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn assets_and_other_members_are_copied_byte_for_byte_in_their_order() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    // The model's archive with an asset member between its other members.
+    let template = dir.path().join("with_assets.keras");
+    let original = std::fs::read(common::json("model").0).unwrap();
+    let mut from = zip::ZipArchive::new(std::io::Cursor::new(original)).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&template).unwrap());
+    for i in 0..from.len() {
+        zip.raw_copy_file(from.by_index_raw(i).unwrap()).unwrap();
+        if i == 0 {
+            let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            zip.start_file("assets/layers/lookup/vocabulary.txt", stored).unwrap();
+            zip.write_all(b"a\nb\nc\n").unwrap();
+        }
+    }
+    zip.finish().unwrap();
+    let out = dir.path().join("out.keras");
+    write_from(&KerasSource::open(&common::json("source").0).unwrap(), &template, &out);
+    let (want, got) = (raw_members(&template), raw_members(&out));
+    let names: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(names, ["metadata.json", "assets/layers/lookup/vocabulary.txt", "config.json", "model.weights.h5"]);
+    for (w, g) in want.iter().zip(&got).filter(|(w, _)| w.0 != warmstart_keras::WEIGHTS) {
+        assert_eq!(g, w, "{}", w.0);
+    }
+    common::assert_lists(&KerasSource::open(&out).unwrap(), &common::tensors("source"));
+}
