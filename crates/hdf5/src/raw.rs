@@ -118,6 +118,8 @@ pub(crate) fn keras_opaque_dtype(name: &[u8], size: usize) -> Option<DType> {
 
 /// The size of `file_type` if it is an opaque type.
 pub(crate) fn opaque_size(file_type: &Datatype) -> Option<usize> {
+    // Every call into the library holds its lock (it is not built thread-safe).
+    let _lock = hdf5_sys::LOCK.lock();
     // SAFETY: a query on a valid type id.
     let class = unsafe { H5Tget_class(file_type.id()) };
     (class == H5T_class_t::H5T_OPAQUE).then(|| file_type.size())
