@@ -12,7 +12,7 @@ mod safetensors;
 mod tf;
 
 pub use formats::FormatsError;
-pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use hdf5::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
 
