@@ -495,7 +495,8 @@ impl Plan {
         let dir = folder_of(&self.journal);
         for e in &self.entries {
             // Temporary files are made beside their destinations (under the folder's absolute path).
-            let (Some(dest), Some(temp)) = (name_in(&e.dest, dir), name_in(&e.temp, dir)) else {
+            let temp = e.temp.file_name().and_then(|n| n.to_str());
+            let (Some(dest), Some(temp)) = (name_in(&e.dest, dir), temp) else {
                 return Err(not_in_one_folder(&e.dest));
             };
             text.push_str(&format!("{} {} {} {}\n", e.size, u8::from(e.old), escape(dest), escape(temp)));

@@ -7,7 +7,7 @@ fn repo() -> PathBuf {
 }
 
 fn known_issue(name: &str) -> Vec<u8> {
-    std::fs::read(repo().join("fuzz/known_issues/hdf5").join(name)).unwrap()
+    std::fs::read(repo().join("fuzz/regressions/hdf5").join(name)).unwrap()
 }
 
 /// Every `.h5` file under `dir`, recursively.
