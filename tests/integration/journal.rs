@@ -9,15 +9,15 @@ use std::process::Command;
 use crate::util::{files_in, fixture, warmstart};
 
 /// The old and the new checkpoint's sources.
-fn sources() -> (PathBuf, PathBuf) {
+pub(crate) fn sources() -> (PathBuf, PathBuf) {
     (fixture("tf", "tf1_sharded").join("model"), fixture("tf", "tf1_single").join("model.ckpt-12"))
 }
 
 /// Every file of a folder and its bytes.
-type Snapshot = BTreeMap<String, Vec<u8>>;
+pub(crate) type Snapshot = BTreeMap<String, Vec<u8>>;
 
 /// Every file of a folder and its bytes (a folder in it as its list of names).
-fn snapshot(dir: &Path) -> Snapshot {
+pub(crate) fn snapshot(dir: &Path) -> Snapshot {
     let bytes = |p: &Path| if p.is_dir() { files_in(p).join("/").into_bytes() } else { std::fs::read(p).unwrap() };
     files_in(dir).into_iter().map(|n| (n.clone(), bytes(&dir.join(&n)))).collect()
 }
@@ -26,14 +26,14 @@ fn convert(src: &Path, dst: &Path, extra: &[&str]) -> crate::util::Run {
     convert_shards(src, dst, "2", extra)
 }
 
-fn convert_shards(src: &Path, dst: &Path, shards: &str, extra: &[&str]) -> crate::util::Run {
+pub(crate) fn convert_shards(src: &Path, dst: &Path, shards: &str, extra: &[&str]) -> crate::util::Run {
     let mut args = vec!["convert".as_ref(), src.as_os_str(), dst.as_os_str()];
     args.extend(["--to", "tf", "--shards", shards].map(std::ffi::OsStr::new));
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     warmstart(args)
 }
 
-fn have_strace() -> bool {
+pub(crate) fn have_strace() -> bool {
     let found = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
     if !found {
         eprintln!("note: strace is not installed; skipping (cargo xtask test installs it as root)");
@@ -369,7 +369,7 @@ fn a_full_disk_at_the_state_file_or_any_later_write_keeps_old_or_new() {
 }
 
 /// Whether this process is root (needed to act as another user).
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
