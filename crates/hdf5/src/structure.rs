@@ -13,8 +13,10 @@
 //! structure that cannot be read, or that the walk does not know (superblock version 2 and 3, version-2
 //! object headers, newer chunk indexes), ends the walk there and is left to the library, which checks it
 //! itself. The bytes are read with positioned reads (no map, so a file cut meanwhile cannot fault), at
-//! most [`BUDGET`] structures per file.
+//! most [`BUDGET`] of them per file (a crafted file of many structures pointing at each other costs at
+//! most that; past it the rest is left to the library).
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
@@ -23,9 +25,9 @@ use warmstart_core::Hdf5StructureReason;
 
 /// The format signature, at byte 0, 512, 1024, 2048, ... of the file.
 const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
-/// How many structures (object headers, message blocks, B-tree nodes, symbol table nodes) one walk
-/// reads at most; past it the rest is left to the library.
-pub(crate) const BUDGET: usize = 100_000;
+/// How many reads (each a few bytes: a header, an address, a key) one walk makes at most. A Keras
+/// model of a thousand weights takes some ten thousand.
+pub(crate) const BUDGET: usize = 500_000;
 /// Groups nested deeper than this are not walked further.
 const MAX_DEPTH: usize = 64;
 /// B-trees of more levels than this are not walked (real ones have a handful; each level is a frame).
@@ -86,7 +88,7 @@ struct SymbolEntry {
     cached: Option<(Address, Address)>,
 }
 
-/// The walk of one file: its superblock's sizes, the structures seen and the budget left.
+/// The walk of one file: its superblock's sizes, the structures seen and the reads left.
 struct Walk<'b, B: ?Sized> {
     bytes: &'b B,
     /// Where addresses count from (the superblock's position, as the library takes it).
@@ -95,7 +97,7 @@ struct Walk<'b, B: ?Sized> {
     offsets: usize,
     lengths: usize,
     seen: HashSet<u64>,
-    budget: usize,
+    reads: Cell<usize>,
 }
 
 impl<'b, B: Bytes + ?Sized> Walk<'b, B> {
@@ -120,7 +122,7 @@ impl<'b, B: Bytes + ?Sized> Walk<'b, B> {
         if version > 1 || ![2, 4, 8].contains(&offsets) || ![2, 4, 8].contains(&lengths) {
             return None;
         }
-        let walk = Walk { bytes, base, offsets, lengths, seen: HashSet::new(), budget: BUDGET };
+        let walk = Walk { bytes, base, offsets, lengths, seen: HashSet::new(), reads: Cell::new(BUDGET) };
         // Fixed fields (24 bytes; 28 in version 1), then four addresses, then the root entry.
         let fixed: u64 = if version == 0 { 24 } else { 28 };
         let root_at = base.checked_add(fixed)?.checked_add(4 * offsets as u64)?;
@@ -128,8 +130,10 @@ impl<'b, B: Bytes + ?Sized> Walk<'b, B> {
         Some((walk, root))
     }
 
-    /// `n` bytes at absolute position `at`.
+    /// `n` (at most 16) bytes at absolute position `at`; none once the budget is spent.
     fn read(&self, at: u64, n: usize) -> Option<Vec<u8>> {
+        let left = self.reads.get().checked_sub(1)?;
+        self.reads.set(left);
         let mut buf = vec![0u8; n];
         self.bytes.read_at(at, &mut buf).then_some(buf)
     }
@@ -152,13 +156,9 @@ impl<'b, B: Bytes + ?Sized> Walk<'b, B> {
         self.base.checked_add(addr)
     }
 
-    /// Takes one structure from the budget, and `at` as seen; false if either is spent.
+    /// Takes `at` as seen; false if it was already.
     fn visit(&mut self, at: u64) -> bool {
-        if self.budget == 0 || !self.seen.insert(at) {
-            return false;
-        }
-        self.budget -= 1;
-        true
+        self.seen.insert(at)
     }
 
     /// A symbol table entry at `at`: link name offset, object header address, cache type, reserved,
@@ -205,10 +205,9 @@ impl<'b, B: Bytes + ?Sized> Walk<'b, B> {
         let mut left = usize::from(count);
         let mut found = Vec::new();
         while let Some((start, len)) = blocks.pop() {
-            if left == 0 || self.budget == 0 {
+            if left == 0 {
                 break;
             }
-            self.budget -= 1;
             self.messages(start, len, &mut left, &mut blocks, &mut found);
         }
         for message in found {

@@ -122,3 +122,40 @@ fn newer_superblocks_and_other_files_are_left_to_the_library() {
     shifted.extend(known_issue("btree-chunk-nbytes-zero.h5"));
     assert!(check(&shifted[..]).is_err());
 }
+
+/// A file whose one group B-tree leaf points at 65535 distinct symbol table nodes, each claiming 65535
+/// entries: the walk stops when its read budget is spent, quickly.
+#[test]
+fn a_crafted_file_of_many_structures_ends_within_the_budget() {
+    const NODES: usize = 2 << 20;
+    let mut bytes = vec![0u8; NODES + 65535 * 8 + (1 << 20)];
+    bytes[..8].copy_from_slice(SIGNATURE);
+    bytes[13] = 8; // size of offsets
+    bytes[14] = 8; // size of lengths
+                   // The root entry (after 24 fixed bytes and 4 addresses): its object header at 128.
+    bytes[56 + 8..56 + 16].copy_from_slice(&128u64.to_le_bytes());
+    // A version-1 object header of one symbol table message: B-tree at 256, local heap at 200.
+    bytes[128] = 1;
+    bytes[130] = 1;
+    bytes[136] = 24;
+    bytes[144] = 0x11;
+    bytes[146] = 16;
+    bytes[152..160].copy_from_slice(&256u64.to_le_bytes());
+    bytes[160..168].copy_from_slice(&200u64.to_le_bytes());
+    bytes[200..204].copy_from_slice(b"HEAP");
+    // The group B-tree leaf: 65535 children, child i the node at NODES + 8 i.
+    bytes[256..264].copy_from_slice(b"TREE\0\0\xff\xff");
+    bytes[264..280].fill(0xff);
+    for i in 0..65535 {
+        let child = 256 + 24 + 8 + i * 16;
+        bytes[child..child + 8].copy_from_slice(&((NODES + 8 * i) as u64).to_le_bytes());
+    }
+    for node in (NODES..bytes.len() - 8).step_by(8) {
+        bytes[node..node + 8].copy_from_slice(b"SNOD\x01\0\xff\xff");
+    }
+    let start = std::time::Instant::now();
+    let (mut walk, root) = Walk::open(&bytes[..]).unwrap();
+    assert_eq!(walk.root(&root), Ok(()));
+    assert_eq!(walk.reads.get(), 0, "the budget was not spent: the file is not what the test means");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+}
