@@ -19,14 +19,15 @@
 //! index does not name) are moved aside in step 2 with the old key, put back on a rollback and removed
 //! in step 5 with the other files moved aside.
 //!
-//! The journal (version 2) records the step reached: after steps 2, 3 (each file) and 4 a line
-//! `step 2`, `step 3 <file>` or `step 4` is appended. The lines are a hint, not flushed to the disk;
-//! recovery checks each against the files (which of temporary file, destination and file moved aside
-//! exist) and, where the two disagree or a version-1 journal has no lines, reads the step off the
-//! files alone. [`recover`] and the next write say where the interrupted write had stopped. At no
-//! moment do a key file and
-//! data files of different outputs stand together: the old key leaves before any file is replaced and
-//! the new key arrives after every file is in place. A failure in steps 2-4 rolls back (new files
+//! The journal (version 2; version 1, without step lines and retired files, is still read) records
+//! the step reached: after steps 2, 3 (each file) and 4 a line `step 2`, `step 3 <file>` or `step 4` is
+//! appended. The lines are a hint, neither flushed to the disk nor checked for errors; recovery takes
+//! the last one if the files (which of temporary file, destination and file moved aside exist) confirm
+//! it, else reads the step off the files alone (only the lines tell a step 2 that moved nothing from
+//! step 1). [`recover`] and the next write say where the interrupted write had stopped.
+//!
+//! At no moment do a key file and data files of different outputs stand together: the old key leaves
+//! before any file is replaced and the new key arrives after every file is in place. A failure in steps 2-4 rolls back (new files
 //! removed, the key first; the files moved aside put back, the key last), so an older checkpoint is
 //! never lost. After a kill, [`recover`] (or the next write to the folder, see [`claim`]) rolls the
 //! commit forward if every new file is in place or staged whole (its recorded size), else back.

@@ -90,9 +90,14 @@ impl Fixture {
         let big = work.path().join("big.safetensors");
         patterned(&big, BIG);
         let new_small = written_over_old(work.path(), &old_dir, &small, "new_small");
-        let start = std::time::Instant::now();
-        let new_big = written_over_old(work.path(), &old_dir, &big, "new_big");
-        let big_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // The quickest of three (the first reads a cold cache).
+        let mut big_ms = u64::MAX;
+        let mut new_big = Snapshot::new();
+        for i in 0..3 {
+            let start = std::time::Instant::now();
+            new_big = written_over_old(work.path(), &old_dir, &big, &format!("new_big{i}"));
+            big_ms = big_ms.min(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+        }
         let old = snapshot(&old_dir);
         let mut fx = Fixture { old, work, old_dir, small, new_small, big, new_big, small_writes: 0, big_ms };
         fx.small_writes = fx.count_writes();
@@ -218,8 +223,8 @@ fn sigterm(rng: &mut Rng, fx: &Fixture) -> Trial {
 }
 
 /// The big input cut to a random size at a random moment of the rewrite: exit 1 naming the input
-/// (old checkpoint), or 0 with the new checkpoint of the whole input (the cut came after the read);
-/// never a signal.
+/// (old checkpoint), or 0 with the new checkpoint of the whole input (the input's data is patterned,
+/// so bytes read after the cut would differ); never a signal.
 fn truncated_input(rng: &mut Rng, fx: &Fixture) -> Trial {
     let (keep, d) = fx.fresh();
     let input = keep.path().join("in.safetensors");
@@ -231,6 +236,8 @@ fn truncated_input(rng: &mut Rng, fx: &Fixture) -> Trial {
     let end = fx.end(&d, &fx.new_big)?;
     match (code, end) {
         (Some(1), End::Old) if stderr.contains("in.safetensors") => Ok(end),
+        // Byte for byte the whole input's: it was read and checked whole before the cut (which may
+        // still come before the commit's last rename).
         (Some(0), End::New) => Ok(end),
         _ => Err(format!("exit {code:?} with the {end:?} checkpoint: {stderr}")),
     }
@@ -268,11 +275,11 @@ fn two_writers(rng: &mut Rng, fx: &Fixture) -> Trial {
     Ok(if now == fx.old { End::Old } else { End::New })
 }
 
-/// `ulimit -f` of a random size (512-byte blocks, up to a little more than a data shard needs): exit
-/// 1 "File too large" with the old checkpoint, or 0 with the new one.
+/// `ulimit -f` of a random size (512-byte blocks, up to a little more than the data shard holding the
+/// one big tensor needs): exit 1 "File too large" with the old checkpoint, or 0 with the new one.
 fn file_size_limit(rng: &mut Rng, fx: &Fixture) -> Trial {
     let (_keep, d) = fx.fresh();
-    let blocks = 1 + rng.below(BIG / 2 / 512 * 6 / 5);
+    let blocks = 1 + rng.below(BIG / 512 * 6 / 5);
     let output = Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -f {blocks} && exec \"$0\" convert \"$1\" \"$2\" --to tf --shards 2"))
