@@ -243,6 +243,18 @@ fn version_1_journals_are_still_read_and_step_lines_are_hints() {
     assert_eq!(Plan::read(&plan.journal).unwrap().steps.len(), 1);
     // Every new file is staged whole: the commit is finished.
     recovered(dir.path(), true, "new");
+
+    // A version-1 journal of a write killed after its second file was placed is recovered too, the
+    // step read off the files.
+    let (dir, plan) = setup(true);
+    assert!(!commit_until(&plan, 6));
+    let v1 = std::fs::read_to_string(&plan.journal).unwrap().replacen("warmstart-commit 2", "warmstart-commit 1", 1);
+    let v1: String = v1.lines().filter(|l| !l.starts_with("step ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&plan.journal, v1).unwrap();
+    let said = recover(dir.path()).unwrap().0;
+    assert_eq!(said[0].stopped, Stopped { step: 3, placed: Some("m.data-1".into()) });
+    assert_eq!(said[0].outcome, Outcome::RolledForward);
+    assert_eq!(state(dir.path()), "new");
 }
 
 /// The old checkpoint's files that the new one does not replace (another shard count's data files).
