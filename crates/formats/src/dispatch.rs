@@ -18,6 +18,8 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
+        #[cfg(feature = "torch")]
+        Format::Torch => Ok(Box::new(warmstart_torch::TorchSource::open(path)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -95,6 +97,9 @@ pub fn create_sink(
                 warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
+        // Read only: PyTorch users are written safetensors.
+        #[cfg(feature = "torch")]
+        Format::Torch => Err(FormatsError::ReadOnly { path: path.to_path_buf(), format }.into()),
         #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
