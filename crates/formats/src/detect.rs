@@ -371,6 +371,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn archives_written_by_torch_are_torch_whatever_their_name() {
+        let torch = warmstart_core::test_support::fixtures().join("torch");
+        for case in [
+            "plain/model.pt",
+            "legacy/model.pt",
+            "bigendian/model.pt",
+            "sharded",
+            "sharded/pytorch_model.bin.index.json",
+        ] {
+            assert_eq!(detect(&torch.join(case)).unwrap(), Format::Torch, "{case}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let renamed = write(dir.path(), "weights.safetensors", &std::fs::read(torch.join("plain/model.pt")).unwrap());
+        assert_eq!(detect(&renamed).unwrap(), Format::Torch);
+        // A torch archive and a safetensors file side by side: refused with both named.
+        write(dir.path(), "model.safetensors", &safetensors_bytes());
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("several formats (safetensors, torch)"), "{err}");
+    }
+
+    #[test]
+    fn zips_of_other_kinds_and_broken_ones_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        // A local header whose first member is not <name>/data.pkl, and no central directory.
+        let mut other = b"PK\x03\x04".to_vec();
+        other.extend_from_slice(&[0; 22]);
+        other.extend_from_slice(&13u16.to_le_bytes());
+        other.extend_from_slice(&[0, 0]);
+        other.extend_from_slice(b"metadata.json");
+        let path = write(dir.path(), "m.zip", &other);
+        assert!(detect(&path).is_err());
+        // The same with archive/data.pkl first: a damaged torch archive, for the reader to describe.
+        let mut broken = other[..26].to_vec();
+        broken.extend_from_slice(&16u16.to_le_bytes());
+        broken.extend_from_slice(&[0, 0]);
+        broken.extend_from_slice(b"archive/data.pkl");
+        let path = write(dir.path(), "m.zip", &broken);
+        assert_eq!(detect(&path).unwrap(), Format::Torch);
+    }
+
+    #[test]
     fn missing_path_is_an_io_error() {
         let err = detect(Path::new("/nonexistent/model")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }));

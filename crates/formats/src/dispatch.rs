@@ -261,6 +261,18 @@ mod tests {
         assert_eq!(back.dataset_path("d1/kernel"), Some("d1/kernel"));
     }
 
+    #[cfg(feature = "torch")]
+    #[test]
+    fn torch_opens_and_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = warmstart_core::test_support::fixture("torch", "sharded");
+        let src = open(&fixture).unwrap();
+        assert_eq!(src.format(), Format::Torch);
+        assert!(src.tensor("embeddings.word_embeddings.weight").is_some());
+        let err = create_sink(&dir.path().join("out.bin"), Format::Torch, &[], &WriteOptions::default()).err().unwrap();
+        assert!(err.to_string().contains("torch checkpoints are read only"), "{err}");
+    }
+
     #[cfg(feature = "tf")]
     #[test]
     fn tf_create_into_a_folder_and_open() {
