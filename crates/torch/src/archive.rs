@@ -10,7 +10,7 @@ use std::io::Cursor;
 use std::ops::Range;
 use std::path::Path;
 
-use warmstart_core::TorchError;
+use warmstart_core::{Result, TorchError};
 use zip::CompressionMethod;
 
 /// The pickle stream of the legacy format's first record: protocol 2, then LONG1 of 10 bytes, the
@@ -45,20 +45,20 @@ struct Member {
 }
 
 /// Reads the central directory of the archive `bytes` (the file at `path`).
-pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Archive, TorchError> {
+pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Archive> {
     if is_legacy(bytes) {
-        return Err(TorchError::LegacyFormat { path: path.to_path_buf() });
+        return Err(TorchError::LegacyFormat { path: path.to_path_buf() }.into());
     }
     let members = members(path, bytes)?;
     let mut prefixes: Vec<String> =
         members.iter().filter_map(|m| m.name.strip_suffix("/data.pkl")).map(str::to_string).collect();
     prefixes.sort();
     let prefix = match prefixes.as_slice() {
-        [] => return Err(TorchError::NoDataPkl { path: path.to_path_buf() }),
+        [] => return Err(TorchError::NoDataPkl { path: path.to_path_buf() }.into()),
         [one] => one.clone(),
-        _ => return Err(TorchError::SeveralRecords { path: path.to_path_buf(), prefixes }),
+        _ => return Err(TorchError::SeveralRecords { path: path.to_path_buf(), prefixes }.into()),
     };
-    let in_place = |m: &Member| -> Result<Range<usize>, TorchError> {
+    let in_place = |m: &Member| -> Result<Range<usize>> {
         m.stored.clone().map_err(|method| TorchError::CompressedMember {
             path: path.to_path_buf(),
             member: m.name.clone(),
@@ -85,44 +85,47 @@ pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Archive, TorchError> {
             path: path.to_path_buf(),
             len: pickle.len() as u64,
             max: MAX_PICKLE_LEN,
-        });
+        }
+        .into());
     }
     Ok(Archive { pickle, big_endian, storages })
 }
 
 impl Archive {
     /// The bytes of storage `key`, or why not: missing, or compressed.
-    pub(crate) fn storage(&self, path: &Path, tensor: &str, key: &str) -> Result<Range<usize>, TorchError> {
+    pub(crate) fn storage(&self, path: &Path, tensor: &str, key: &str) -> Result<Range<usize>> {
         match self.storages.get(key) {
             Some(Ok(range)) => Ok(range.clone()),
             Some(Err(method)) => Err(TorchError::CompressedMember {
                 path: path.to_path_buf(),
                 member: format!("data/{key}"),
                 method: method.clone(),
-            }),
+            }
+            .into()),
             None => Err(TorchError::MissingStorage {
                 path: path.to_path_buf(),
                 tensor: tensor.to_string(),
                 key: key.to_string(),
-            }),
+            }
+            .into()),
         }
     }
 }
 
 /// `byteorder`'s value: `true` for big-endian.
-fn byte_order(path: &Path, value: &[u8]) -> Result<bool, TorchError> {
+fn byte_order(path: &Path, value: &[u8]) -> Result<bool> {
     match value {
         b"little" => Ok(false),
         b"big" => Ok(true),
         other => {
             let value = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
-            Err(TorchError::BadByteOrder { path: path.to_path_buf(), value })
+            Err(TorchError::BadByteOrder { path: path.to_path_buf(), value }.into())
         }
     }
 }
 
 /// Every file member, with its data's range in `bytes` (checked to lie inside it).
-fn members(path: &Path, bytes: &[u8]) -> Result<Vec<Member>, TorchError> {
+fn members(path: &Path, bytes: &[u8]) -> Result<Vec<Member>> {
     let bad_zip = |e: zip::result::ZipError| TorchError::BadZip { path: path.to_path_buf(), source: Box::new(e) };
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad_zip)?;
     let mut out = Vec::with_capacity(zip.len().min(1 << 16));
@@ -137,7 +140,9 @@ fn members(path: &Path, bytes: &[u8]) -> Result<Vec<Member>, TorchError> {
         let file_len = bytes.len() as u64;
         let Some(end) = end.filter(|&e| e <= file_len) else {
             let end = end.unwrap_or(u64::MAX);
-            return Err(TorchError::MemberOutOfFile { path: path.to_path_buf(), member: name, start, end, file_len });
+            return Err(
+                TorchError::MemberOutOfFile { path: path.to_path_buf(), member: name, start, end, file_len }.into()
+            );
         };
         let stored = if file.encrypted() {
             Err("encrypted".to_string())

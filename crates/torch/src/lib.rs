@@ -29,13 +29,14 @@ pub use warmstart_core::TorchError;
 /// The fuzz harness's entry to the unpickler alone: runs `bytes` as a `data.pkl` and names its
 /// tensors, returning how many there are, or the error. Not for other uses.
 #[doc(hidden)]
-pub fn fuzz_unpickle(bytes: &[u8]) -> Result<usize, TorchError> {
+pub fn fuzz_unpickle(bytes: &[u8]) -> warmstart_core::Result<usize> {
     let path = std::path::Path::new("data.pkl");
     let root = pickle::load(bytes).map_err(|e| match e {
         pickle::PickleError::Disallowed { module, name } => {
             TorchError::DisallowedGlobal { path: path.to_path_buf(), module, name }
         }
         pickle::PickleError::At { offset, problem } => TorchError::Pickle { path: path.to_path_buf(), offset, problem },
-    })?;
+    });
+    let root = root.map_err(warmstart_core::Error::from)?;
     Ok(names::tensors(path, &root)?.len())
 }

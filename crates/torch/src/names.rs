@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::rc::Rc;
 
-use warmstart_core::TorchError;
+use warmstart_core::{Result, TorchError};
 
 use crate::pickle::{TensorRef, Value};
 
@@ -18,9 +18,9 @@ pub(crate) const MAX_DEPTH: usize = 64;
 const MAX_VISITS: u64 = 1 << 22;
 
 /// Every tensor under the top-level dict `root`, with its dotted name, in the pickle's order.
-pub(crate) fn tensors(path: &Path, root: &Value) -> Result<Vec<(String, Rc<TensorRef>)>, TorchError> {
+pub(crate) fn tensors(path: &Path, root: &Value) -> Result<Vec<(String, Rc<TensorRef>)>> {
     if !matches!(root, Value::Dict(_)) {
-        return Err(TorchError::NotAStateDict { path: path.to_path_buf(), found: root.kind() });
+        return Err(TorchError::NotAStateDict { path: path.to_path_buf(), found: root.kind() }.into());
     }
     let mut walk = Walk { path, out: Vec::new(), seen: HashSet::new(), visits: 0 };
     walk.value("", root, 0)?;
@@ -35,14 +35,15 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn value(&mut self, name: &str, value: &Value, depth: usize) -> Result<(), TorchError> {
+    fn value(&mut self, name: &str, value: &Value, depth: usize) -> Result<()> {
         self.visits += 1;
         if depth > MAX_DEPTH || self.visits > MAX_VISITS {
             return Err(TorchError::TooDeep {
                 path: self.path.to_path_buf(),
                 parent: name.to_string(),
                 max: MAX_DEPTH,
-            });
+            }
+            .into());
         }
         match value {
             Value::Tensor(t) => {
@@ -50,7 +51,8 @@ impl Walk<'_> {
                     return Err(TorchError::DuplicateTensor {
                         path: self.path.to_path_buf(),
                         tensor: name.to_string(),
-                    });
+                    }
+                    .into());
                 }
                 self.out.push((name.to_string(), t.clone()));
             }
@@ -65,7 +67,8 @@ impl Walk<'_> {
                                 path: self.path.to_path_buf(),
                                 parent,
                                 found: other.kind(),
-                            });
+                            }
+                            .into());
                         }
                         _ => continue,
                     };
@@ -138,8 +141,12 @@ mod tests {
         Value::Str(Rc::from(text))
     }
 
-    fn names(root: &Value) -> Result<Vec<String>, TorchError> {
-        Ok(tensors(Path::new("m.pt"), root)?.into_iter().map(|(n, _)| n).collect())
+    fn names(root: &Value) -> std::result::Result<Vec<String>, Box<TorchError>> {
+        match tensors(Path::new("m.pt"), root) {
+            Ok(named) => Ok(named.into_iter().map(|(n, _)| n).collect()),
+            Err(warmstart_core::Error::Torch(e)) => Err(e),
+            Err(other) => panic!("{other}"),
+        }
     }
 
     #[test]
@@ -157,16 +164,18 @@ mod tests {
     #[test]
     fn duplicates_bad_keys_deep_nesting_and_non_dicts_are_refused() {
         let root = dict(vec![(s("a.b"), tensor()), (s("a"), dict(vec![(s("b"), tensor())]))]);
-        assert!(matches!(names(&root), Err(TorchError::DuplicateTensor { tensor, .. }) if tensor == "a.b"));
+        assert!(
+            matches!(names(&root).map_err(|e| *e), Err(TorchError::DuplicateTensor { tensor, .. }) if tensor == "a.b")
+        );
         let root = dict(vec![(Value::Float(1.0), tensor())]);
-        assert!(matches!(names(&root), Err(TorchError::BadKey { found: "float", .. })));
+        assert!(matches!(names(&root).map_err(|e| *e), Err(TorchError::BadKey { found: "float", .. })));
         // A float key over no tensors is left out.
         assert!(names(&dict(vec![(Value::Float(1.0), Value::Int(1))])).unwrap().is_empty());
         let Value::Dict(inner) = dict(vec![]) else { unreachable!() };
         let cyclic = Value::Dict(inner.clone());
         inner.borrow_mut().push((s("self"), cyclic.clone()));
-        assert!(matches!(names(&cyclic), Err(TorchError::TooDeep { .. })));
+        assert!(matches!(names(&cyclic).map_err(|e| *e), Err(TorchError::TooDeep { .. })));
         inner.borrow_mut().clear();
-        assert!(matches!(names(&tensor()), Err(TorchError::NotAStateDict { found: "tensor", .. })));
+        assert!(matches!(names(&tensor()).map_err(|e| *e), Err(TorchError::NotAStateDict { found: "tensor", .. })));
     }
 }

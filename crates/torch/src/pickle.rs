@@ -512,7 +512,7 @@ fn unsupported(op: u8) -> PickleProblem {
         b'o' => "OBJ",
         0x81 => "NEWOBJ",
         0x92 => "NEWOBJ_EX",
-        0x82 | 0x83 | 0x84 => "EXT",
+        0x82..=0x84 => "EXT",
         0x8f => "EMPTY_SET",
         0x90 => "ADDITEMS",
         0x91 => "FROZENSET",
@@ -530,7 +530,7 @@ fn wrong(op: &'static str, expected: &'static str, found: &Value) -> PickleProbl
 
 fn set_items(target: &Value, items: Vec<Value>, op: &'static str) -> Step {
     let Value::Dict(dict) = target else { return Err(wrong(op, "a dict", target).into()) };
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(PickleProblem::StackUnderflow(op).into());
     }
     let mut dict = dict.try_borrow_mut().map_err(|_| wrong(op, "a dict", target))?;

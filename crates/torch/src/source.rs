@@ -55,7 +55,7 @@ impl TorchSource {
     }
 
     /// Adds the tensors of the archive `map`, each checked by `check` first.
-    fn add_archive(&mut self, map: InputMap, check: impl Fn(&str) -> Result<(), TorchError>) -> Result<()> {
+    fn add_archive(&mut self, map: InputMap, check: impl Fn(&str) -> Result<()>) -> Result<()> {
         let path = map.path().to_path_buf();
         let archive = archive::read(&path, &map)?;
         let root = pickle::load(&map[archive.pickle.clone()]).map_err(|e| pickle_error(&path, e))?;
@@ -97,7 +97,7 @@ impl TorchSource {
                     return Ok(());
                 }
                 let (index, shard, tensor) = (index.to_path_buf(), shard.to_string(), tensor.to_string());
-                Err(TorchError::TensorNotInIndex { index, shard, tensor })
+                Err(TorchError::TensorNotInIndex { index, shard, tensor }.into())
             })?;
         }
         if let Some((tensor, shard)) = parsed.first_missing(|t| self.entries.contains_key(t)) {
@@ -115,7 +115,7 @@ impl TorchSource {
 
 /// The entry of tensor `name` of `archive` (map index 0 until added), with its view checked
 /// against its storage and the file.
-fn entry(path: &Path, map: &InputMap, archive: &Archive, name: &str, t: &TensorRef) -> Result<Entry, TorchError> {
+fn entry(path: &Path, map: &InputMap, archive: &Archive, name: &str, t: &TensorRef) -> Result<Entry> {
     let storage = archive.storage(path, name, &t.key)?;
     let has = storage.len() as u64;
     if has < t.storage_bytes {
@@ -126,7 +126,8 @@ fn entry(path: &Path, map: &InputMap, archive: &Archive, name: &str, t: &TensorR
             key,
             needed: t.storage_bytes,
             has,
-        });
+        }
+        .into());
     }
     // The dtype has a size: the unpickler refuses those without.
     let elem = t.dtype.size().unwrap_or(1);
@@ -143,19 +144,22 @@ fn entry(path: &Path, map: &InputMap, archive: &Archive, name: &str, t: &TensorR
             strides: t.strides.clone(),
             extent,
             numel,
-        });
+        }
+        .into());
     }
     let bytes = TensorInfo::new(name, t.dtype, t.shape.clone()).byte_len();
     let file_len = map.len() as u64;
     if bytes.is_none_or(|b| b > file_len) {
-        return Err(TorchError::ViewTooLarge { path: path.to_path_buf(), tensor: name.to_string(), bytes, file_len });
+        return Err(
+            TorchError::ViewTooLarge { path: path.to_path_buf(), tensor: name.to_string(), bytes, file_len }.into()
+        );
     }
     Ok(Entry { map: 0, storage, view })
 }
 
 impl Entry {
     /// Checks that the storage lies in the map (the archive reader made it so).
-    fn storage_check(&self, map: &InputMap) -> Result<(), TorchError> {
+    fn storage_check(&self, map: &InputMap) -> Result<()> {
         if self.storage.end > map.len() {
             return Err(TorchError::MemberOutOfFile {
                 path: map.path().to_path_buf(),
@@ -163,7 +167,8 @@ impl Entry {
                 start: self.storage.start as u64,
                 end: self.storage.end as u64,
                 file_len: map.len() as u64,
-            });
+            }
+            .into());
         }
         Ok(())
     }
