@@ -185,6 +185,11 @@ mod tests {
             let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
             assert!(err.contains("this build has no tf support"), "{err}");
         }
+        if !crate::compiled_in(Format::Torch) {
+            let pt = warmstart_core::test_support::fixture("torch", "tied").join("model.pt");
+            let err = open(&pt).err().unwrap().to_string();
+            assert!(err.contains("model.pt") && err.contains("this build has no torch support"), "{err}");
+        }
         for format in Format::ALL.into_iter().filter(|&f| !crate::compiled_in(f)) {
             let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
             assert!(err.to_string().contains(&format!("this build has no {format} support")));
