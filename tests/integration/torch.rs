@@ -61,6 +61,17 @@ fn convert_to_every_format_keeps_every_byte() {
                 continue;
             }
             let dst = dir.path().join(format!("{case}-{out}"));
+            // TensorFlow has no float8_e8m0: refused naming it, leaving nothing.
+            if case == "plain" && out.ends_with(".ckpt") {
+                let run = warmstart(["convert".as_ref(), source_of(case).as_os_str(), dst.as_os_str()]).expect_code(1);
+                assert!(run.stderr.contains("\"f8_e8m0\": TensorFlow has no dtype F8_E8M0"), "{}", run.stderr);
+                assert!(
+                    !files_in(dir.path()).iter().any(|f| f.starts_with("plain-m.ckpt")),
+                    "{:?}",
+                    files_in(dir.path())
+                );
+                continue;
+            }
             warmstart(["convert".as_ref(), source_of(case).as_os_str(), dst.as_os_str()]).expect_code(0);
             assert_holds_case(&dst, case);
         }
