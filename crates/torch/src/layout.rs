@@ -68,24 +68,29 @@ impl View {
     }
 
     /// Rows `rows` gathered from `storage`, row-major and little-endian; `None` if an element lies
-    /// outside `storage` (which the extent check at open rules out).
+    /// outside `storage` (which the extent check at open rules out). Runs of elements that lie back
+    /// to back (an innermost stride of 1, little-endian) are copied whole.
     pub(crate) fn gather(&self, storage: &[u8], rows: Range<u64>) -> Option<Vec<u8>> {
         let inner = self.shape.get(1..).unwrap_or(&[]);
         let inner_strides = self.strides.get(1..).unwrap_or(&[]);
+        let (outer, outer_strides, run) = match (inner.split_last(), inner_strides.split_last()) {
+            (Some((&run, outer)), Some((&1, outer_strides))) if !self.swap => (outer, outer_strides, run),
+            _ => (inner, inner_strides, 1),
+        };
         let row_stride = self.strides.first().copied().unwrap_or(0);
         let count = (rows.end - rows.start).checked_mul(self.row_elems())?;
         let mut out = Vec::with_capacity(usize::try_from(count.checked_mul(self.elem as u64)?).ok()?);
-        let mut index = vec![0u64; inner.len()];
+        if inner.contains(&0) {
+            return Some(out);
+        }
+        let mut index = vec![0u64; outer.len()];
         for row in rows {
             let base = self.offset.checked_add(row.checked_mul(row_stride)?)?;
-            if inner.contains(&0) {
-                continue;
-            }
             index.iter_mut().for_each(|i| *i = 0);
             loop {
-                let at = index.iter().zip(inner_strides).try_fold(base, |acc, (&i, &s)| acc.checked_add(i * s))?;
-                self.push_element(storage, at, &mut out)?;
-                if !advance(&mut index, inner) {
+                let at = index.iter().zip(outer_strides).try_fold(base, |acc, (&i, &s)| acc.checked_add(i * s))?;
+                self.push_run(storage, at, run, &mut out)?;
+                if !advance(&mut index, outer) {
                     break;
                 }
             }
@@ -93,11 +98,13 @@ impl View {
         Some(out)
     }
 
-    fn push_element(&self, storage: &[u8], at: u64, out: &mut Vec<u8>) -> Option<()> {
+    /// Appends the `run` elements from element `at` on, each byte-swapped if the storage is big-endian.
+    fn push_run(&self, storage: &[u8], at: u64, run: u64, out: &mut Vec<u8>) -> Option<()> {
         let start = usize::try_from(at).ok()?.checked_mul(self.elem)?;
-        let bytes = storage.get(start..start.checked_add(self.elem)?)?;
+        let len = usize::try_from(run).ok()?.checked_mul(self.elem)?;
+        let bytes = storage.get(start..start.checked_add(len)?)?;
         if self.swap {
-            out.extend(bytes.iter().rev());
+            bytes.chunks_exact(self.elem).for_each(|e| out.extend(e.iter().rev()));
         } else {
             out.extend_from_slice(bytes);
         }
