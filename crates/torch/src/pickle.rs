@@ -15,9 +15,10 @@
 //! - the dtypes (`torch.float32`, `torch.float8_e4m3fn`, ...), as `_rebuild_tensor_v3` takes them;
 //! - dicts, lists, tuples, ints, floats, strings, bytes, bools and None.
 //!
-//! Why hand-written: the `serde-pickle` crate decodes values but has no persistent ids (`BINPERSID`,
-//! how every storage is referenced) and turns globals into errors or `None`, so tensors cannot be
-//! rebuilt through it; and no crate offers a safe restricted subset with storages. The interpreter is
+//! Why hand-written: the `serde-pickle` crate (1.2) decodes values but has no persistent ids
+//! (`BINPERSID`, how every storage is referenced: "unsupported opcode"), turns every global into an
+//! error or `None` (so `_rebuild_tensor_v2` calls cannot be told from others), and sorts dict keys
+//! (losing the state dict's order); and no crate offers a safe restricted subset with storages. The interpreter is
 //! small: the ~40 opcodes protocols 2 to 5 use for such values.
 //!
 //! Memory is bounded: the stack, the marks, the memo and the values made are counted against fixed
