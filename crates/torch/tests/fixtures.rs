@@ -103,3 +103,19 @@ fn the_sharded_folder_opens_by_its_index_too() {
     assert!(one.tensors().len() < src.tensors().len());
     assert!(matches!(src.read_rows("nope", 0..1), Err(Error::TensorNotFound { .. })));
 }
+
+#[test]
+fn an_archive_truncated_under_the_reader_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.pt");
+    std::fs::copy(expected("plain").0, &path).unwrap();
+    let src = TorchSource::open(&path).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_len(4096).unwrap();
+    // Bytes past the new end read as zeros (no SIGBUS), and the reads from then on fail.
+    let results: Vec<_> =
+        src.tensors().iter().map(|t| src.read(&t.name).map(|b| b.iter().map(|&x| u64::from(x)).sum::<u64>())).collect();
+    let err = results.into_iter().find_map(Result::err).expect("a read after the truncation failed");
+    assert!(err.to_string().contains("model.pt") && err.to_string().contains("truncated"), "{err}");
+    let err = src.check_unchanged().unwrap_err().to_string();
+    assert!(err.contains("changed while being read"), "{err}");
+}
