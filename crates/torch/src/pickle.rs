@@ -211,8 +211,10 @@ impl<'a> Machine<'a> {
         self.stack.pop().ok_or_else(|| PickleProblem::StackUnderflow(op).into())
     }
 
+    /// The top of the stack above the last mark (as Python's unpickler sees it).
     fn top(&self, op: &'static str) -> Step<&Value> {
-        self.stack.last().ok_or_else(|| PickleProblem::StackUnderflow(op).into())
+        let floor = self.marks.last().copied().unwrap_or(0);
+        self.stack.get(floor..).and_then(<[Value]>::last).ok_or_else(|| PickleProblem::StackUnderflow(op).into())
     }
 
     /// The values above the last mark, removing them and the mark.
@@ -802,6 +804,8 @@ pub(crate) mod tests {
         assert!(matches!(problem(b"(u"), PickleProblem::StackUnderflow("SETITEMS")));
         // Underflow below a mark is refused too.
         assert_eq!(problem(b"K\x01(0"), PickleProblem::StackUnderflow("POP"));
+        assert_eq!(problem(b"}(K\x01K\x02s"), PickleProblem::StackUnderflow("SETITEM"));
+        assert_eq!(problem(b"K\x01(2"), PickleProblem::StackUnderflow("DUP"));
         assert!(matches!(load(b"K\x01(0").unwrap_err(), PickleError::At { offset: 3, .. }));
     }
 
