@@ -14,11 +14,13 @@ pub enum Format {
     Tf,
     /// HDF5, as Keras writes weights (`.weights.h5`, `.h5`).
     Hdf5,
+    /// NumPy: an `.npz` archive of `.npy` members (`np.savez`, `np.savez_compressed`) or one `.npy` file.
+    Numpy,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 3] = [Format::Safetensors, Format::Tf, Format::Hdf5];
+    pub const ALL: [Format; 4] = [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Numpy];
 
     /// The short name, as `--to` takes it, `inspect` prints it and the cargo feature is called.
     pub fn name(self) -> &'static str {
@@ -26,12 +28,20 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Tf => "tf",
             Format::Hdf5 => "hdf5",
+            Format::Numpy => "numpy",
         }
     }
 
     /// Whether the format can store string tensors.
     pub fn stores_strings(self) -> bool {
-        !matches!(self, Format::Safetensors)
+        !matches!(self, Format::Safetensors | Format::Numpy)
+    }
+
+    /// Whether warmstart writes this format (a read-only format is read, never written).
+    pub fn writable(self) -> bool {
+        match self {
+            Format::Safetensors | Format::Tf | Format::Hdf5 | Format::Numpy => true,
+        }
     }
 
     /// Whether the format keeps a partitioned variable's slices apart (TF bundles); other formats
@@ -49,7 +59,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5)")]
+#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, numpy)")]
 pub struct UnknownFormat {
     /// The name given.
     pub name: String,
@@ -80,14 +90,14 @@ mod tests {
         assert_eq!("TF".parse::<Format>().unwrap(), Format::Tf);
         let err = "onnx".parse::<Format>().unwrap_err();
         assert_eq!(err, UnknownFormat { name: "onnx".into() });
-        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5)");
+        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, numpy)");
     }
 
     #[test]
-    fn only_tf_keeps_partitions_and_only_safetensors_drops_strings() {
+    fn only_tf_keeps_partitions_and_safetensors_and_numpy_drop_strings() {
         let partitions: Vec<_> = Format::ALL.into_iter().filter(|f| f.stores_partitions()).collect();
         assert_eq!(partitions, [Format::Tf]);
         let no_strings: Vec<_> = Format::ALL.into_iter().filter(|f| !f.stores_strings()).collect();
-        assert_eq!(no_strings, [Format::Safetensors]);
+        assert_eq!(no_strings, [Format::Safetensors, Format::Numpy]);
     }
 }

@@ -23,8 +23,8 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, Result, SafetensorsError,
-    StateFileError, TfError,
+    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, NumpyError, Result,
+    SafetensorsError, StateFileError, TfError,
 };
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor, TensorRegion};

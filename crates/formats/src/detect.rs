@@ -20,6 +20,12 @@ const LEVELDB_TABLE_MAGIC: [u8; 8] = [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 
 /// A LevelDB table footer's size: two block handles padded to 40 bytes, then the magic.
 const LEVELDB_FOOTER_LEN: u64 = 48;
 
+/// The magic of a NumPy `.npy` file.
+const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The signature of a zip local file header, with which an `.npz` starts.
+const ZIP_LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
+
 /// The largest header safetensors allows.
 const MAX_SAFETENSORS_HEADER_LEN: u64 = 100_000_000;
 
@@ -112,6 +118,9 @@ fn detect_file(path: &Path) -> Result<Option<Format>> {
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
 
+    if is_numpy(&mut file).map_err(io)? {
+        return Ok(Some(Format::Numpy));
+    }
     if has_hdf5_signature(&mut file, len).map_err(io)? {
         return Ok(Some(Format::Hdf5));
     }
@@ -141,6 +150,21 @@ fn is_safetensors_index(path: &Path) -> Result<bool> {
     Ok(serde_json::from_slice::<serde_json::Value>(&text)
         .ok()
         .is_some_and(|v| v.get("weight_map").is_some_and(|m| m.is_object())))
+}
+
+/// Whether the file is a `.npy` (its magic) or an `.npz`: a zip whose first member is `<key>.npy`.
+fn is_numpy(file: &mut File) -> std::io::Result<bool> {
+    let mut head = [0u8; 30 + 512];
+    let got = read_up_to(file, 0, &mut head)?;
+    let head = &head[..got];
+    if head.starts_with(NPY_MAGIC) {
+        return Ok(true);
+    }
+    if !head.starts_with(ZIP_LOCAL_HEADER) || head.len() < 30 {
+        return Ok(false);
+    }
+    let name_len = usize::from(u16::from_le_bytes([head[26], head[27]]));
+    Ok(head.get(30..30 + name_len).is_some_and(|name| name.ends_with(b".npy")))
 }
 
 /// Whether the HDF5 signature is at offset 0, 512, 1024, 2048, ... of the file.

@@ -18,6 +18,8 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
+        #[cfg(feature = "numpy")]
+        Format::Numpy => Ok(Box::new(warmstart_numpy::NumpySource::open(numpy_file(path)?)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -95,6 +97,13 @@ pub fn create_sink(
                 warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
+        #[cfg(feature = "numpy")]
+        Format::Numpy => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            Ok(Box::new(warmstart_numpy::NumpySink::create(path, tensors)?.sync_on_finish(opts.sync)))
+        }
         #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
@@ -114,9 +123,37 @@ fn tf_prefix(path: &Path) -> std::path::PathBuf {
     }
 }
 
+/// The NumPy file to open for `path`: `path` itself, or the one NumPy file in the folder `path`.
+#[cfg(feature = "numpy")]
+fn numpy_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| warmstart_core::Error::io(path, e))? {
+        let file = entry.map_err(|e| warmstart_core::Error::io(path, e))?.path();
+        if file.is_file() && detect(&file).ok() == Some(Format::Numpy) {
+            found.push(file);
+        }
+    }
+    found.sort();
+    match <[PathBuf; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(found) => {
+            let candidates = found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+            Err(FormatsError::SeveralFiles {
+                path: path.to_path_buf(),
+                format: Format::Numpy,
+                candidates: candidates.collect(),
+            }
+            .into())
+        }
+    }
+}
+
 /// The format to write `path` in: `explicit` (`--to`) if given, else told from the name: `.safetensors`
-/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; a name containing `.ckpt`, ending in
-/// `/`, or an existing folder is a TF bundle prefix.
+/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.npz` and `.npy` are NumPy; a name
+/// containing `.ckpt`, ending in `/`, or an existing folder is a TF bundle prefix.
 pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Format> {
     if let Some(format) = explicit {
         return Ok(format);
@@ -127,6 +164,8 @@ pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Forma
         Ok(Format::Safetensors)
     } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
         Ok(Format::Hdf5)
+    } else if name.ends_with(".npz") || name.ends_with(".npy") {
+        Ok(Format::Numpy)
     } else if name.contains(".ckpt") || text.ends_with('/') || path.is_dir() {
         Ok(Format::Tf)
     } else {
@@ -154,6 +193,8 @@ mod tests {
             ("run/model.ckpt", Format::Tf),
             ("run/model.ckpt-100", Format::Tf),
             ("run/out/", Format::Tf),
+            ("weights.npz", Format::Numpy),
+            ("w.NPY", Format::Numpy),
         ];
         for (path, format) in cases {
             assert_eq!(destination_format(Path::new(path), None).unwrap(), format, "{path}");
@@ -280,5 +321,47 @@ mod tests {
         assert_eq!(&*src.read("w").unwrap(), &[4, 5]);
         assert_eq!(src.read_strings("s").unwrap(), [b"x".to_vec()]);
         assert!(out.join("model.ckpt.data-00001-of-00002").is_file());
+    }
+
+    #[cfg(feature = "numpy")]
+    #[test]
+    fn numpy_detect_open_and_create() {
+        use warmstart_core::{DType, TensorInfo};
+        let savez = warmstart_core::test_support::fixture("numpy", "savez");
+        for file in ["model.npz", "compressed.npz"] {
+            assert_eq!(detect(&savez.join(file)).unwrap(), Format::Numpy, "{file}");
+        }
+        let npy = warmstart_core::test_support::fixture("numpy", "npy").join("v3.npy");
+        assert_eq!(open(&npy).unwrap().tensors()[0].name, "v3");
+        // A zip whose first member is not an array is not an .npz (a .keras archive, a torch.save).
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0; 22]);
+        zip.extend_from_slice(&13u16.to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(b"metadata.json");
+        let not_npz = write(dir.path(), "m.keras", &zip);
+        assert!(detect(&not_npz).is_err());
+        // A folder opens its one NumPy file, and names them when it holds several.
+        let one = dir.path().join("one");
+        std::fs::create_dir(&one).unwrap();
+        std::fs::copy(savez.join("model.npz"), one.join("w.npz")).unwrap();
+        assert_eq!(open(&one).unwrap().path(), one.join("w.npz"));
+        std::fs::copy(&npy, one.join("x.npy")).unwrap();
+        let err = open(&one).err().unwrap().to_string();
+        assert!(err.contains("several numpy files (w.npz, x.npy)"), "{err}");
+
+        let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
+        let out = dir.path().join("o.npz");
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let err = create_sink(&out, Format::Numpy, &tensors, &opts).err().unwrap();
+        assert!(err.to_string().contains("2 shards"), "{err}");
+        let mut sink = create_sink(&out, Format::Numpy, &tensors, &WriteOptions::default()).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[9]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        let back = open(&out).unwrap();
+        assert_eq!((back.format(), &*back.read("w").unwrap()), (Format::Numpy, &[9u8][..]));
     }
 }

@@ -9,7 +9,7 @@ use crate::Format;
 #[non_exhaustive]
 pub enum FormatsError {
     /// The content matches no format warmstart knows.
-    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, or HDF5 signature)", path.display())]
+    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, HDF5 signature, or NumPy .npy/.npz)", path.display())]
     Undetected {
         /// The path.
         path: PathBuf,
@@ -22,6 +22,16 @@ pub enum FormatsError {
         /// The formats found.
         formats: Vec<Format>,
     },
+    /// A folder holding several files of one format that opens only one (NumPy).
+    #[error("{}: the folder holds several {format} files ({}); name one", path.display(), candidates.join(", "))]
+    SeveralFiles {
+        /// The folder.
+        path: PathBuf,
+        /// Their format.
+        format: Format,
+        /// The files.
+        candidates: Vec<String>,
+    },
     /// A format this build was compiled without.
     #[error("{}: this is a {format} checkpoint, but this build has no {format} support (build with --features {format})", path.display())]
     NotCompiledIn {
@@ -31,7 +41,7 @@ pub enum FormatsError {
         format: Format,
     },
     /// The destination's format cannot be told from its name.
-    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5", path.display())]
+    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, .npz/.npy, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5|numpy", path.display())]
     NoDestinationFormat {
         /// The destination.
         path: PathBuf,

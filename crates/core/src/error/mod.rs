@@ -8,11 +8,13 @@
 
 mod formats;
 mod hdf5;
+mod numpy;
 mod safetensors;
 mod tf;
 
 pub use formats::FormatsError;
 pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use numpy::NumpyError;
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
 
@@ -120,6 +122,9 @@ pub enum Error {
     /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
     #[error(transparent)]
     Formats(Box<FormatsError>),
+    /// A NumPy `.npz` or `.npy` file cannot be read or written.
+    #[error(transparent)]
+    Numpy(Box<NumpyError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -149,6 +154,14 @@ impl Error {
     pub fn hdf5(&self) -> Option<&Hdf5Error> {
         match self {
             Error::Hdf5(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The NumPy reader's or writer's own error, if this is one.
+    pub fn numpy(&self) -> Option<&NumpyError> {
+        match self {
+            Error::Numpy(e) => Some(e),
             _ => None,
         }
     }
