@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use warmstart_core::CheckpointSource;
 
 use crate::util::{files_in, fixture, warmstart};
 

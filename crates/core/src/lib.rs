@@ -23,7 +23,7 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, NumpyError, Result,
+    BadShardSize, Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, NumpyError, Result,
     SafetensorsError, StateFileError, TfError,
 };
 pub use format::{Format, UnknownFormat};

@@ -35,8 +35,15 @@ const MAX_INDEX_JSON_LEN: u64 = 64 << 20;
 /// The format of the checkpoint at `path`: a file, a folder holding one checkpoint, or a TF bundle
 /// prefix (`path.index` exists).
 pub fn detect(path: &Path) -> Result<Format> {
+    detect_preferring(path, None)
+}
+
+/// As [`detect`], but a folder holding checkpoints of several formats gives `prefer` (`--format`) when
+/// it is one of them (and is refused, listing them, when it is not). Elsewhere `prefer` changes nothing:
+/// the format is the content's.
+pub fn detect_preferring(path: &Path, prefer: Option<Format>) -> Result<Format> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => detect_folder(path),
+        Ok(meta) if meta.is_dir() => detect_folder(path, prefer),
         Ok(_) => match detect_file(path)? {
             Some(format) => Ok(format),
             None => detect_prefix(path)?.ok_or_else(|| FormatsError::Undetected { path: path.to_path_buf() }.into()),
@@ -61,8 +68,8 @@ fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
     Ok(detect_file(&index)?.filter(|&f| f == Format::Tf))
 }
 
-/// The one format of the checkpoints in a folder (not recursing).
-fn detect_folder(dir: &Path) -> Result<Format> {
+/// The one format of the checkpoints in a folder (not recursing), or `prefer` among several.
+fn detect_folder(dir: &Path, prefer: Option<Format>) -> Result<Format> {
     let mut formats = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -83,7 +90,10 @@ fn detect_folder(dir: &Path) -> Result<Format> {
     match formats.as_slice() {
         [] => Err(FormatsError::Undetected { path: dir.to_path_buf() }.into()),
         [one] => Ok(*one),
-        _ => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        _ => match prefer.filter(|p| formats.contains(p)) {
+            Some(format) => Ok(format),
+            None => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        },
     }
 }
 

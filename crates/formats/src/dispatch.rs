@@ -6,20 +6,27 @@ use std::path::{Path, PathBuf};
 
 use warmstart_core::{CheckpointSink, CheckpointSource, Result, SinkTensor};
 
+use crate::detect::detect_preferring;
 use crate::{detect, Format, FormatsError};
 
 /// Opens the checkpoint at `path`, whatever its format (told from its content).
 pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
-    let format = detect(path)?;
+    open_preferring(path, None)
+}
+
+/// As [`open`], with `prefer` (`--format`) choosing among the formats of a folder holding several (see
+/// [`detect_preferring`](crate::detect_preferring)).
+pub fn open_preferring(path: &Path, prefer: Option<Format>) -> Result<Box<dyn CheckpointSource>> {
+    let format = detect_preferring(path, prefer)?;
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
         #[cfg(feature = "hdf5")]
-        Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
+        Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(&single_file(path, format)?)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
         #[cfg(feature = "numpy")]
-        Format::Numpy => Ok(Box::new(warmstart_numpy::NumpySource::open(numpy_file(path)?)?)),
+        Format::Numpy => Ok(Box::new(warmstart_numpy::NumpySource::open(single_file(path, format)?)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -54,6 +61,10 @@ impl LayoutTemplate {
 pub struct WriteOptions {
     /// For formats that shard their data (TF bundles): how many data files. `None` for the default.
     pub shards: Option<usize>,
+    /// For safetensors: split the output into shards of at most this many bytes, as Hugging Face does
+    /// (`model-0000K-of-0000N.safetensors` and `model.safetensors.index.json` in the folder `path`).
+    /// `None` for one file.
+    pub max_shard_size: Option<u64>,
     /// For formats whose layout comes from an existing file (Keras HDF5): the checkpoint to copy it from.
     pub template: Option<LayoutTemplate>,
     /// Free-form string metadata (safetensors `__metadata__`).
@@ -73,15 +84,21 @@ pub fn create_sink(
 ) -> Result<Box<dyn CheckpointSink>> {
     let template = opts.template.as_ref().and_then(|t| t.path_for(format));
     let _ = template;
+    if opts.max_shard_size.is_some() && format != Format::Safetensors {
+        return Err(FormatsError::ShardSizeUnsupported { path: path.to_path_buf(), format }.into());
+    }
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => {
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?
-                .sync_on_finish(opts.sync);
-            Ok(Box::new(sink))
+            let metadata = opts.metadata.clone();
+            let sink = match opts.max_shard_size {
+                Some(max) => warmstart_safetensors::SafetensorsSink::create_sharded(path, tensors, metadata, max)?,
+                None => warmstart_safetensors::SafetensorsSink::create(path, tensors, metadata)?,
+            };
+            Ok(Box::new(sink.sync_on_finish(opts.sync)))
         }
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => {
@@ -123,16 +140,17 @@ fn tf_prefix(path: &Path) -> std::path::PathBuf {
     }
 }
 
-/// The NumPy file to open for `path`: `path` itself, or the one NumPy file in the folder `path`.
-#[cfg(feature = "numpy")]
-fn numpy_file(path: &Path) -> Result<PathBuf> {
+/// The file to open for `path` in a format read from one file (HDF5, NumPy): `path` itself, or the one
+/// file of `format` in the folder `path`.
+#[cfg(any(feature = "hdf5", feature = "numpy"))]
+fn single_file(path: &Path, format: Format) -> Result<PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
     let mut found = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| warmstart_core::Error::io(path, e))? {
         let file = entry.map_err(|e| warmstart_core::Error::io(path, e))?.path();
-        if file.is_file() && detect(&file).ok() == Some(Format::Numpy) {
+        if file.is_file() && detect(&file).ok() == Some(format) {
             found.push(file);
         }
     }
@@ -148,6 +166,17 @@ fn numpy_file(path: &Path) -> Result<PathBuf> {
             }
             .into())
         }
+    }
+}
+
+/// The format to write `path` in, and whether it was chosen for want of a name that tells one: as
+/// [`destination_format`], or when the name tells none (`out/ckpt`, `ckpt-5`), `input` (the target's
+/// format for a warm-start, the source's for a conversion), or safetensors when `input` is read only.
+pub fn choose_destination_format(path: &Path, explicit: Option<Format>, input: Format) -> (Format, bool) {
+    match destination_format(path, explicit) {
+        Ok(format) => (format, false),
+        Err(_) if input.writable() => (input, true),
+        Err(_) => (Format::Safetensors, true),
     }
 }
 
@@ -363,5 +392,50 @@ mod tests {
         sink.finish().unwrap();
         let back = open(&out).unwrap();
         assert_eq!((back.format(), &*back.read("w").unwrap()), (Format::Numpy, &[9u8][..]));
+    }
+
+    #[test]
+    fn a_name_that_tells_no_format_takes_the_inputs() {
+        for (path, input) in [("out/ckpt", Format::Tf), ("ckpt-5", Format::Hdf5), ("weights", Format::Numpy)] {
+            assert_eq!(choose_destination_format(Path::new(path), None, input), (input, true), "{path}");
+        }
+        let named = choose_destination_format(Path::new("o.safetensors"), None, Format::Tf);
+        assert_eq!(named, (Format::Safetensors, false));
+        let explicit = choose_destination_format(Path::new("out/ckpt"), Some(Format::Hdf5), Format::Tf);
+        assert_eq!(explicit, (Format::Hdf5, false));
+    }
+
+    #[test]
+    fn format_chooses_in_a_folder_of_several_and_only_there() {
+        use crate::detect::tests::safetensors_bytes;
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "model.safetensors", &safetensors_bytes());
+        write(dir.path(), "tf_model.h5", &hdf5_bytes(0));
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("several formats (safetensors, hdf5); name one file, or choose one with --format"),
+            "{err}"
+        );
+        assert_eq!(detect_preferring(dir.path(), Some(Format::Safetensors)).unwrap(), Format::Safetensors);
+        assert_eq!(detect_preferring(dir.path(), Some(Format::Hdf5)).unwrap(), Format::Hdf5);
+        let err = detect_preferring(dir.path(), Some(Format::Tf)).unwrap_err().to_string();
+        assert!(err.contains("several formats (safetensors, hdf5)"), "{err}");
+        // A file is what its content says, whatever is preferred.
+        let file = dir.path().join("model.safetensors");
+        assert_eq!(detect_preferring(&file, Some(Format::Hdf5)).unwrap(), Format::Safetensors);
+        if crate::compiled_in(Format::Safetensors) {
+            let src = open_preferring(dir.path(), Some(Format::Safetensors)).unwrap();
+            assert_eq!(&*src.read("w").unwrap(), &[7]);
+        }
+    }
+
+    #[test]
+    fn a_maximum_shard_size_is_for_safetensors_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WriteOptions { max_shard_size: Some(10), ..Default::default() };
+        for format in [Format::Tf, Format::Hdf5, Format::Numpy] {
+            let err = create_sink(&dir.path().join("o"), format, &[], &opts).err().unwrap().to_string();
+            assert!(err.contains("--max-shard-size is for safetensors"), "{format}: {err}");
+        }
     }
 }

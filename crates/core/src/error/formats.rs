@@ -15,7 +15,7 @@ pub enum FormatsError {
         path: PathBuf,
     },
     /// A folder holding checkpoints of several formats.
-    #[error("{}: the folder holds checkpoints of several formats ({}); name one file", path.display(), formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
+    #[error("{}: the folder holds checkpoints of several formats ({}); name one file, or choose one with --format", path.display(), formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
     AmbiguousFolder {
         /// The folder.
         path: PathBuf,
@@ -46,6 +46,14 @@ pub enum FormatsError {
         /// The destination.
         path: PathBuf,
     },
+    /// A maximum shard size asked of a format other than safetensors.
+    #[error("{}: {format} output is not split by size; --max-shard-size is for safetensors", path.display())]
+    ShardSizeUnsupported {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
+    },
     /// Sharded output asked of a format written as one file.
     #[error("{}: {format} output is written as one file; {shards} shards were asked for", path.display())]
     ShardsUnsupported {
@@ -56,6 +64,16 @@ pub enum FormatsError {
         /// The shards asked for.
         shards: usize,
     },
+}
+
+/// A `--max-shard-size` that is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{given:?} is not a shard size: {reason} (a number and a unit: 5GB, 500MB, 1.5GB, 10KiB, or bytes)")]
+pub struct BadShardSize {
+    /// The size as given.
+    pub given: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
 }
 
 impl From<FormatsError> for crate::Error {

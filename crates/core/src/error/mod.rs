@@ -12,7 +12,7 @@ mod numpy;
 mod safetensors;
 mod tf;
 
-pub use formats::FormatsError;
+pub use formats::{BadShardSize, FormatsError};
 pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
 pub use numpy::NumpyError;
 pub use safetensors::SafetensorsError;
