@@ -20,6 +20,9 @@ use crate::NumpyError;
 /// The most deflate inflates one compressed byte to (zlib's technical limit is 1032:1).
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
+/// The most reserved up front for a member being inflated.
+const MAX_RESERVE: usize = 64 << 20;
+
 /// A NumPy file opened for reading.
 #[derive(Debug)]
 pub struct NumpySource {
@@ -185,7 +188,8 @@ fn inflate(mut reader: impl Read, compressed: u64, size: u64, ctx: Ctx<'_>) -> R
     }
     let data_len = usize::try_from(claimed - prefix as u64)
         .map_err(|_| Error::TooLarge { path: ctx.path.to_path_buf(), name: ctx.member.to_string() })?;
-    let mut data = Vec::with_capacity(data_len);
+    // Grown as bytes arrive, not reserved whole: the sizes are consistent but not yet shown true.
+    let mut data = Vec::with_capacity(data_len.min(MAX_RESERVE));
     // One byte more than due, to find a member longer than its header says.
     reader.take(data_len as u64 + 1).read_to_end(&mut data).map_err(bad)?;
     check_data_len(&header, prefix + data.len(), ctx)?;

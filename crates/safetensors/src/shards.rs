@@ -42,6 +42,26 @@ pub fn shard_names(n: usize) -> Vec<String> {
     (1..=n).map(|k| format!("model-{k:05}-of-{n:05}.safetensors")).collect()
 }
 
+/// Removes what an earlier sharded save left in `dir` that the one just put in place (`names`) does not
+/// use: shards `model-NNNNN-of-MMMMM.safetensors` of another count (as `save_pretrained` removes them),
+/// and, when the new checkpoint is one `model.safetensors`, the earlier index (which readers would
+/// prefer). Best effort, once the new files are in place: a file that cannot be removed is left.
+pub fn remove_stale(dir: &std::path::Path, names: &[String]) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let shard = name
+            .strip_prefix("model-")
+            .and_then(|r| r.strip_suffix(".safetensors"))
+            .and_then(|r| r.split_once("-of-"))
+            .is_some_and(|(k, n)| [k, n].iter().all(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit())));
+        let stale_index = name == INDEX_FILE && names.len() == 1;
+        if (shard || stale_index) && !names.contains(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The index `transformers` writes: `{"metadata": {"total_size": ...}, "weight_map": {...}}`, keys
 /// sorted, two-space indents, non-ASCII escaped as Python's `json.dumps` escapes it, and a final newline.
 pub fn index_json(total_size: u64, weight_map: &BTreeMap<String, String>) -> Vec<u8> {

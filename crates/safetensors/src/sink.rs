@@ -26,6 +26,9 @@ pub struct SafetensorsSink {
     by_name: HashMap<String, usize>,
     written: Vec<bool>,
     open: Option<OpenTensor>,
+    /// For sharded output: the folder and the files the checkpoint is made of, so that what an earlier
+    /// save left there is removed once this one is in place.
+    sharded: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The tensor being written: its declared index, its size and the bytes still due.
@@ -85,6 +88,7 @@ impl SafetensorsSink {
             let path = dir.join(&names[0]);
             let mut sink = SafetensorsSink::empty(path.clone(), output);
             sink.stage_file(&path, laid, metadata.as_ref())?;
+            sink.sharded = Some((dir, names));
             return Ok(sink);
         }
         let index = dir.join(crate::shards::INDEX_FILE);
@@ -101,11 +105,15 @@ impl SafetensorsSink {
         let json = crate::shards::index_json(sizes.iter().sum(), &weight_map);
         let staged = sink.output.stage(&index)?;
         sink.output.file(staged).write_all(&json)?;
+        let mut files = names;
+        files.push(crate::shards::INDEX_FILE.to_string());
+        sink.sharded = Some((dir, files));
         Ok(sink)
     }
 
     fn empty(path: PathBuf, output: AtomicOutput) -> Self {
-        SafetensorsSink { path, output, declared: Vec::new(), by_name: HashMap::new(), written: Vec::new(), open: None }
+        let (declared, by_name, written) = (Vec::new(), HashMap::new(), Vec::new());
+        SafetensorsSink { path, output, declared, by_name, written, open: None, sharded: None }
     }
 
     /// Lays out `laid` in a new staged file at `dest`: its header written, its data to come.
@@ -314,7 +322,12 @@ impl CheckpointSink for SafetensorsSink {
             let tensor = self.declared[i].0.info.name.clone();
             return Err(SafetensorsError::SinkTensorMissing { path, tensor }.into());
         }
-        self.output.commit()
+        let SafetensorsSink { output, sharded, .. } = *self;
+        output.commit()?;
+        if let Some((dir, names)) = sharded {
+            crate::shards::remove_stale(&dir, &names);
+        }
+        Ok(())
     }
 }
 

@@ -74,6 +74,24 @@ fn shards_and_index_are_byte_identical_to_hugging_faces() {
 }
 
 #[test]
+fn a_new_save_removes_the_shards_and_index_of_an_earlier_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    write_sharded(&out, 3072);
+    std::fs::write(out.join("notes.txt"), "kept").unwrap();
+    std::fs::write(out.join("model-1-of-2.safetensors"), "not a shard name: kept").unwrap();
+    write_sharded(&out, 5000);
+    let mut want = files(&area().join("kb5"), &["case.json"]);
+    want.push(("model-1-of-2.safetensors".into(), b"not a shard name: kept".to_vec()));
+    want.push(("notes.txt".into(), b"kept".to_vec()));
+    want.sort();
+    assert_eq!(files(&out, &[]), want);
+    write_sharded(&out, 1_000_000);
+    let names: Vec<String> = files(&out, &[]).into_iter().map(|f| f.0).collect();
+    assert_eq!(names, ["model-1-of-2.safetensors", "model.safetensors", "notes.txt"]);
+}
+
+#[test]
 fn an_unfinished_sharded_output_leaves_nothing_not_even_its_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let src = SafetensorsSource::open(area().join("input/model.safetensors")).unwrap();
