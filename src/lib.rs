@@ -214,6 +214,8 @@ pub struct OutputOptions {
     /// Split safetensors output into Hugging Face shards of at most this many bytes (see
     /// [`WriteOptions::max_shard_size`](warmstart_formats::WriteOptions::max_shard_size)).
     pub max_shard_size: Option<u64>,
+    /// Deflate NumPy output's members (see [`WriteOptions::compress`](warmstart_formats::WriteOptions::compress)).
+    pub compress: bool,
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
@@ -240,6 +242,7 @@ pub fn run_files(
         template: Some(LayoutTemplate::of(target.as_ref())),
         shards: output.shards,
         max_shard_size: output.max_shard_size,
+        compress: output.compress,
         sync: output.sync,
         ..Default::default()
     };

@@ -132,6 +132,9 @@ struct OutputArgs {
     /// model.safetensors.index.json (or model.safetensors, if one shard holds everything).
     #[arg(long, value_name = "SIZE", value_parser = warmstart_formats::parse_shard_size)]
     max_shard_size: Option<u64>,
+    /// Deflate the members of NumPy (.npz) output, as np.savez_compressed does.
+    #[arg(long)]
+    compress: bool,
     /// Flush the written files to the disk (fsync) before moving them into place. TensorFlow and cp
     /// do not; use it when the checkpoint must survive a crash of the machine.
     #[arg(long)]
@@ -250,6 +253,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         format: Some(format),
         shards: args.output.shards.map(|n| n as usize),
         max_shard_size: args.output.max_shard_size,
+        compress: args.output.compress,
         sync: args.output.sync,
     };
     let result = warmstart::run_files(&settings, &args.out, &output, &options);
@@ -280,6 +284,7 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let options = WriteOptions {
         shards: args.output.shards.map(|n| n as usize),
         max_shard_size: args.output.max_shard_size,
+        compress: args.output.compress,
         sync: args.output.sync,
         ..Default::default()
     };

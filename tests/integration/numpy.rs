@@ -55,7 +55,14 @@ fn npz_to_safetensors_to_npz_gives_np_save_members_back() {
     ours.sort();
     numpy.sort();
     assert_eq!(ours, numpy);
-    assert_eq!(files_in(dir.path()), ["back.npz", "m.safetensors"]);
+    // Compressed as np.savez_compressed: the same members once inflated.
+    let small = dir.path().join("small.npz");
+    warmstart(["convert".as_ref(), st.as_os_str(), small.as_os_str(), "--compress".as_ref()]).expect_code(0);
+    let mut inflated = npz_members(&small);
+    inflated.sort();
+    assert_eq!(inflated, numpy);
+    assert!(std::fs::metadata(&small).unwrap().len() < std::fs::metadata(&back).unwrap().len());
+    assert_eq!(files_in(dir.path()), ["back.npz", "m.safetensors", "small.npz"]);
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct WriteOptions {
     /// (`model-0000K-of-0000N.safetensors` and `model.safetensors.index.json` in the folder `path`).
     /// `None` for one file.
     pub max_shard_size: Option<u64>,
+    /// For NumPy: deflate the `.npz` members, as `np.savez_compressed` does.
+    pub compress: bool,
     /// For formats whose layout comes from an existing file (Keras HDF5): the checkpoint to copy it from.
     pub template: Option<LayoutTemplate>,
     /// Free-form string metadata (safetensors `__metadata__`).
@@ -86,6 +88,9 @@ pub fn create_sink(
     let _ = template;
     if opts.max_shard_size.is_some() && format != Format::Safetensors {
         return Err(FormatsError::ShardSizeUnsupported { path: path.to_path_buf(), format }.into());
+    }
+    if opts.compress && format != Format::Numpy {
+        return Err(FormatsError::CompressUnsupported { path: path.to_path_buf(), format }.into());
     }
     match format {
         #[cfg(feature = "safetensors")]
@@ -119,7 +124,8 @@ pub fn create_sink(
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            Ok(Box::new(warmstart_numpy::NumpySink::create(path, tensors)?.sync_on_finish(opts.sync)))
+            let sink = warmstart_numpy::NumpySink::create(path, tensors)?.compressed(opts.compress);
+            Ok(Box::new(sink.sync_on_finish(opts.sync)))
         }
         #[allow(unreachable_patterns)]
         _ => {
@@ -436,6 +442,11 @@ mod tests {
         for format in [Format::Tf, Format::Hdf5, Format::Numpy] {
             let err = create_sink(&dir.path().join("o"), format, &[], &opts).err().unwrap().to_string();
             assert!(err.contains("--max-shard-size is for safetensors"), "{format}: {err}");
+        }
+        let opts = WriteOptions { compress: true, ..Default::default() };
+        for format in [Format::Tf, Format::Hdf5, Format::Safetensors] {
+            let err = create_sink(&dir.path().join("o"), format, &[], &opts).err().unwrap().to_string();
+            assert!(err.contains("--compress is for numpy"), "{format}: {err}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`NumpySink`]: writes an `.npz` archive as `np.savez` does (one stored `<name>.npy` member per
 //! tensor, each byte for byte what `np.save` writes), or, for a destination named `.npy`, the single
-//! `.npy` file `np.save` writes. The file is staged beside the destination through [`AtomicOutput`] and
+//! `.npy` file `np.save` writes; with [`compressed`](NumpySink::compressed), deflated members as
+//! `np.savez_compressed` writes them. The file is staged beside the destination through [`AtomicOutput`] and
 //! moved into place only when complete; the zip structure is the `zip` crate's.
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct NumpySink {
     by_name: HashMap<String, usize>,
     written: Vec<bool>,
     open: Option<OpenTensor>,
+    /// Deflate the members, as `np.savez_compressed` does.
+    compress: bool,
 }
 
 /// The tensor being written: its declared index, its size and the bytes still due.
@@ -38,6 +41,13 @@ impl NumpySink {
     /// Makes `finish` flush the file to the disk (fsync) before moving it into place.
     pub fn sync_on_finish(mut self, sync: bool) -> Self {
         self.output.set_sync(sync);
+        self
+    }
+
+    /// Deflates the `.npz` members, as `np.savez_compressed` does (zlib's default level); a single
+    /// `.npy` is never compressed.
+    pub fn compressed(mut self, compress: bool) -> Self {
+        self.compress = compress;
         self
     }
 
@@ -83,7 +93,7 @@ impl NumpySink {
             Some(ZipWriter::new(BufWriter::with_capacity(1 << 20, file)))
         };
         let written = vec![false; tensors.len()];
-        Ok(NumpySink { path, output, zip, declared: tensors.to_vec(), by_name, written, open: None })
+        Ok(NumpySink { path, output, zip, declared: tensors.to_vec(), by_name, written, open: None, compress: false })
     }
 
     fn archive_err(&self, e: impl Into<warmstart_core::LibraryError>) -> Error {
@@ -123,9 +133,9 @@ impl CheckpointSink for NumpySink {
         let head = header::write(descr, &info.shape);
         if let Some(zip) = &mut self.zip {
             let total = len.saturating_add(head.len() as u64);
-            let options = SimpleFileOptions::default()
-                .compression_method(CompressionMethod::Stored)
-                .large_file(total >= u64::from(u32::MAX));
+            let method = if self.compress { CompressionMethod::Deflated } else { CompressionMethod::Stored };
+            let options =
+                SimpleFileOptions::default().compression_method(method).large_file(total >= u64::from(u32::MAX));
             let started = zip.start_file(format!("{name}.npy"), options);
             started.map_err(|e| self.archive_err(e))?;
         }

@@ -54,6 +54,14 @@ pub enum FormatsError {
         /// The format.
         format: Format,
     },
+    /// Compressed output asked of a format other than NumPy.
+    #[error("{}: warmstart does not compress {format} output; --compress is for numpy (.npz)", path.display())]
+    CompressUnsupported {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
+    },
     /// Sharded output asked of a format written as one file.
     #[error("{}: {format} output is written as one file; {shards} shards were asked for", path.display())]
     ShardsUnsupported {

@@ -10,8 +10,12 @@ fn t(name: &str, dtype: DType, shape: &[u64]) -> SinkTensor {
 
 /// Writes every tensor of `src` to `dst` through a `NumpySink`.
 fn copy_all(src: &dyn CheckpointSource, dst: &Path) {
+    copy_all_compressed(src, dst, false);
+}
+
+fn copy_all_compressed(src: &dyn CheckpointSource, dst: &Path, compress: bool) {
     let tensors: Vec<_> = src.tensors().iter().cloned().map(SinkTensor::whole).collect();
-    let mut sink: Box<dyn CheckpointSink> = Box::new(NumpySink::create(dst, &tensors).unwrap());
+    let mut sink: Box<dyn CheckpointSink> = Box::new(NumpySink::create(dst, &tensors).unwrap().compressed(compress));
     for tensor in &tensors {
         sink.begin_tensor(tensor).unwrap();
         let bytes = src.read(&tensor.info.name).unwrap();
@@ -53,6 +57,26 @@ fn every_member_is_what_np_save_writes() {
     assert_eq!(back.tensors(), src.tensors());
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["out.npz"]);
+}
+
+/// Compressed as np.savez_compressed compresses: deflated members inflating to np.save's bytes.
+#[test]
+fn compressed_members_inflate_to_what_np_save_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture("numpy", "savez").join("model.npz");
+    let src = NumpySource::open(&fixture).unwrap();
+    let out = dir.path().join("out.npz");
+    copy_all_compressed(&src, &out, true);
+    assert_eq!(members(&out), members(&fixture));
+    let mut zip = zip::ZipArchive::new(File::open(&out).unwrap()).unwrap();
+    for i in 0..zip.len() {
+        assert_eq!(zip.by_index_raw(i).unwrap().compression(), CompressionMethod::Deflated);
+    }
+    assert!(std::fs::metadata(&out).unwrap().len() < std::fs::metadata(&fixture).unwrap().len());
+    let back = NumpySource::open(&out).unwrap();
+    for info in src.tensors() {
+        assert_eq!(back.read(&info.name).unwrap(), src.read(&info.name).unwrap(), "{}", info.name);
+    }
 }
 
 /// Arrays numpy stored Fortran-ordered or big-endian are written C-ordered little-endian, as np.save
@@ -136,6 +160,19 @@ fn misuse_is_an_error_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a dropped sink leaves nothing");
 }
 
+/// `gen_numpy.py verify` loaded what `write_for_numpy_verify` writes with numpy; its committed result
+/// says every member, stored or deflated, is np.save's bytes.
+#[test]
+fn numpy_loaded_the_output() {
+    let text = std::fs::read_to_string(fixture("numpy", "verify.txt")).unwrap();
+    assert!(text.lines().all(|l| l.starts_with("ok ")), "{text}");
+    for file in ["savez_model.npz", "savez_compressed_ours.npz", "layouts_model.npz", "fortran_big.npy"] {
+        let members = text.lines().filter(|l| l.contains(&format!(" {file}:"))).count();
+        assert!(members >= 1, "{file}: {text}");
+    }
+    assert_eq!(text.lines().filter(|l| l.contains(" savez_compressed_ours.npz:")).count(), 15);
+}
+
 /// Writes the fixtures' arrays into `$WARMSTART_NUMPY_OUT` for `gen_numpy.py verify`, which checks with
 /// numpy that every member is what np.save writes.
 #[test]
@@ -147,6 +184,8 @@ fn write_for_numpy_verify() {
         let src = NumpySource::open(fixture("numpy", case).join(file)).unwrap();
         copy_all(&src, &out.join(format!("{case}_{file}")));
     }
+    let src = NumpySource::open(fixture("numpy", "savez").join("model.npz")).unwrap();
+    copy_all_compressed(&src, &out.join("savez_compressed_ours.npz"), true);
     let src = NumpySource::open(fixture("numpy", "layouts").join("model.npz")).unwrap();
     let one = [SinkTensor::whole(src.tensor("fortran_big").unwrap().clone())];
     let mut sink = Box::new(NumpySink::create(out.join("fortran_big.npy"), &one).unwrap());
