@@ -205,9 +205,9 @@ pub fn plan_files(settings: &WarmStartSettings) -> Result<Plan> {
 /// Where and how [`run_files`] writes its output.
 #[derive(Debug, Clone, Default)]
 pub struct OutputOptions {
-    /// The output's format, or `None` for the one its name says (see
-    /// [`destination_format`](warmstart_formats::destination_format)), or the target's when the name
-    /// tells none (see [`choose_destination_format`](warmstart_formats::choose_destination_format)).
+    /// The output's format, or `None` for safetensors with `max_shard_size`, else the one its name says
+    /// (see [`destination_format`](warmstart_formats::destination_format)), else the target's (see
+    /// [`choose_destination_format`](warmstart_formats::choose_destination_format)).
     pub format: Option<Format>,
     /// How many data shards to write (TF output only; `None` for one).
     pub shards: Option<usize>,
@@ -231,7 +231,9 @@ pub fn run_files(
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
     let (old, target) = open_checkpoints(settings)?;
-    let format = warmstart_formats::choose_destination_format(out, output.format, target.format()).0;
+    // Output split by size is safetensors unless told otherwise.
+    let explicit = output.format.or(output.max_shard_size.map(|_| Format::Safetensors));
+    let format = warmstart_formats::choose_destination_format(out, explicit, target.format()).0;
     let options = RunOptions {
         keep_partitions: format.stores_partitions(),
         skip_string_tensors: !format.stores_strings(),

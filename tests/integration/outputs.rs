@@ -193,3 +193,17 @@ fn config_format_chooses_like_the_flag() {
         assert_eq!(&*written.read(&name).unwrap(), view.data(), "{name}");
     }
 }
+
+/// The library chooses as the binary does: `max_shard_size` alone means safetensors shards, a name
+/// that tells nothing the target's format.
+#[test]
+fn run_files_chooses_the_format_as_the_binary_does() {
+    let case = crate::warmstart::fixtures().join("list_of_variables_parts");
+    let settings = warmstart::WarmStartSettings::from_file(&case.join("config.toml")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sharded = warmstart::OutputOptions { max_shard_size: Some(20), ..Default::default() };
+    warmstart::run_files(&settings, &tmp.path().join("warm"), &sharded, &Default::default()).unwrap();
+    assert!(files_in(&tmp.path().join("warm")).contains(&"model.safetensors.index.json".to_string()));
+    warmstart::run_files(&settings, &tmp.path().join("ckpt-5"), &Default::default(), &Default::default()).unwrap();
+    assert!(tmp.path().join("ckpt-5.index").is_file(), "{:?}", files_in(tmp.path()));
+}
