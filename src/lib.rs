@@ -191,8 +191,8 @@ pub fn run(
 pub fn open_checkpoints(
     settings: &WarmStartSettings,
 ) -> Result<(Box<dyn CheckpointSource>, Box<dyn CheckpointSource>)> {
-    let old = warmstart_formats::open(&settings.ckpt_to_initialize_from.resolve())?;
-    let target = warmstart_formats::open(&settings.target.resolve())?;
+    let old = warmstart_formats::open_preferring(&settings.ckpt_to_initialize_from.resolve(), settings.format)?;
+    let target = warmstart_formats::open_preferring(&settings.target.resolve(), settings.format)?;
     Ok((old, target))
 }
 
@@ -205,11 +205,17 @@ pub fn plan_files(settings: &WarmStartSettings) -> Result<Plan> {
 /// Where and how [`run_files`] writes its output.
 #[derive(Debug, Clone, Default)]
 pub struct OutputOptions {
-    /// The output's format, or `None` for the one its name says (see
-    /// [`destination_format`](warmstart_formats::destination_format)).
+    /// The output's format, or `None` for safetensors with `max_shard_size`, else the one its name says
+    /// (see [`destination_format`](warmstart_formats::destination_format)), else the target's (see
+    /// [`choose_destination_format`](warmstart_formats::choose_destination_format)).
     pub format: Option<Format>,
     /// How many data shards to write (TF output only; `None` for one).
     pub shards: Option<usize>,
+    /// Split safetensors output into Hugging Face shards of at most this many bytes (see
+    /// [`WriteOptions::max_shard_size`](warmstart_formats::WriteOptions::max_shard_size)).
+    pub max_shard_size: Option<u64>,
+    /// Deflate NumPy output's members (see [`WriteOptions::compress`](warmstart_formats::WriteOptions::compress)).
+    pub compress: bool,
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
@@ -224,8 +230,10 @@ pub fn run_files(
     output: &OutputOptions,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let format = warmstart_formats::destination_format(out, output.format)?;
     let (old, target) = open_checkpoints(settings)?;
+    // Output split by size is safetensors unless told otherwise.
+    let explicit = output.format.or(output.max_shard_size.map(|_| Format::Safetensors));
+    let format = warmstart_formats::choose_destination_format(out, explicit, target.format()).0;
     let options = RunOptions {
         keep_partitions: format.stores_partitions(),
         skip_string_tensors: !format.stores_strings(),
@@ -235,6 +243,8 @@ pub fn run_files(
     let write = WriteOptions {
         template: Some(LayoutTemplate::of(target.as_ref())),
         shards: output.shards,
+        max_shard_size: output.max_shard_size,
+        compress: output.compress,
         sync: output.sync,
         ..Default::default()
     };

@@ -53,11 +53,23 @@ struct RecoverArgs {
     wait: bool,
 }
 
+/// How `inspect`, `convert`, `plan` and `run` open their inputs.
+#[derive(Args)]
+struct InputArgs {
+    /// Where a folder holds checkpoints of several formats (a hub folder with model.safetensors and
+    /// tf_model.h5), open the one in this format: safetensors, tf, hdf5 or numpy. Elsewhere the format
+    /// is always the content's.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
+}
+
 #[derive(Args)]
 struct PlanArgs {
     /// The warm-start configuration (TOML); its paths are relative to its folder.
     #[arg(long)]
     config: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
     /// Print the plan (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
@@ -68,9 +80,12 @@ struct RunArgs {
     /// The warm-start configuration (TOML); its paths are relative to its folder.
     #[arg(long)]
     config: PathBuf,
-    /// Where to write the warm-started model. Its format comes from --to, else from its name.
+    /// Where to write the warm-started model. Its format comes from --to, else from its name, else it is
+    /// the target's.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
     #[command(flatten)]
     output: OutputArgs,
     /// Print the report (or the refusal) as JSON.
@@ -85,14 +100,19 @@ struct InspectArgs {
     /// Print {"format": ..., "tensors": [{"name", "dtype", "shape"}, ...]} as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    input: InputArgs,
 }
 
 #[derive(Args)]
 struct ConvertArgs {
     /// The checkpoint to read. Its format is read from its content.
     src: PathBuf,
-    /// Where to write. Its format comes from --to, else from its name (.safetensors, ...).
+    /// Where to write. Its format comes from --to, else from its name (.safetensors, ...), else it is
+    /// the source's.
     dst: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -100,12 +120,21 @@ struct ConvertArgs {
 /// How `run` and `convert` write their output.
 #[derive(Args)]
 struct OutputArgs {
-    /// The output format: safetensors, tf or hdf5 (else told from the destination's name).
+    /// The output format: safetensors, tf, hdf5 or numpy (else told from the destination's name, else
+    /// the input's).
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99999))]
     shards: Option<u32>,
+    /// Write safetensors split as Hugging Face splits it, in shards of at most SIZE (5GB, 500MB, 10KiB):
+    /// the destination is then a folder of model-0000K-of-0000N.safetensors and
+    /// model.safetensors.index.json (or model.safetensors, if one shard holds everything).
+    #[arg(long, value_name = "SIZE", value_parser = warmstart_formats::parse_shard_size)]
+    max_shard_size: Option<u64>,
+    /// Deflate the members of NumPy (.npz) output, as np.savez_compressed does.
+    #[arg(long)]
+    compress: bool,
     /// Flush the written files to the disk (fsync) before moving them into place. TensorFlow and cp
     /// do not; use it when the checkpoint must survive a crash of the machine.
     #[arg(long)]
@@ -178,8 +207,30 @@ fn refused(error: warmstart::Error, json: bool) -> Failure {
     Failure::failed(error)
 }
 
+/// The configuration at `path`, with `--format` (if given) overriding its `format`.
+fn settings(path: &std::path::Path, input: &InputArgs) -> Result<warmstart::WarmStartSettings, Failure> {
+    let mut settings = warmstart::WarmStartSettings::from_file(path).map_err(Failure::usage)?;
+    if input.format.is_some() {
+        settings.format = input.format;
+    }
+    Ok(settings)
+}
+
+/// The output's format (`--to`, else the name's, else `input`'s); says so on stderr when it is
+/// `input`'s, which is `what` ("the target", "the source").
+fn output_format(out: &std::path::Path, output: &OutputArgs, input: Format, what: &str) -> Format {
+    // Sharded output by size is safetensors.
+    let to = output.to.or(output.max_shard_size.map(|_| Format::Safetensors));
+    let (format, chosen) = warmstart_formats::choose_destination_format(out, to, input);
+    if chosen {
+        let whose = if format == input { format!("{what}'s format") } else { format!("{what}'s format is read only") };
+        eprintln!("note: {}: the name tells no format; writing {format} ({whose}; --to chooses)", out.display());
+    }
+    format
+}
+
 fn plan(args: PlanArgs) -> Result<(), Failure> {
-    let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
+    let settings = settings(&args.config, &args.input)?;
     let plan = warmstart::plan_files(&settings).map_err(|e| refused(e, args.json))?;
     let mut out = std::io::stdout().lock();
     if args.json { warm::write_plan_json(&mut out, &plan) } else { warm::write_plan(&mut out, &plan) }
@@ -189,8 +240,11 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
 
 fn run(args: RunArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
-    let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
-    let format = warmstart_formats::destination_format(&args.out, args.output.to).map_err(Failure::usage)?;
+    let settings = settings(&args.config, &args.input)?;
+    let target = warmstart_formats::detect_preferring(&settings.target.resolve(), settings.format);
+    // A target that cannot be told is refused by the run itself, naming it.
+    let target = target.map_err(|e| refused(e.into(), args.json))?;
+    let format = output_format(&args.out, &args.output, target, "the target");
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
@@ -198,6 +252,8 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let output = warmstart::OutputOptions {
         format: Some(format),
         shards: args.output.shards.map(|n| n as usize),
+        max_shard_size: args.output.max_shard_size,
+        compress: args.output.compress,
         sync: args.output.sync,
     };
     let result = warmstart::run_files(&settings, &args.out, &output, &options);
@@ -214,7 +270,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
 }
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let src = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
     if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
         .and_then(|()| out.flush())
@@ -223,10 +279,15 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
-    let format = warmstart_formats::destination_format(&args.dst, args.output.to).map_err(Failure::usage)?;
-    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
-    let options =
-        WriteOptions { shards: args.output.shards.map(|n| n as usize), sync: args.output.sync, ..Default::default() };
+    let src = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
+    let format = output_format(&args.dst, &args.output, src.format(), "the source");
+    let options = WriteOptions {
+        shards: args.output.shards.map(|n| n as usize),
+        max_shard_size: args.output.max_shard_size,
+        compress: args.output.compress,
+        sync: args.output.sync,
+        ..Default::default()
+    };
     let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options).map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 use warmstart_config::WarmStartSettings;
 use warmstart_core::test_support::{fixtures, read_everything};
 use warmstart_hdf5::Hdf5Source;
+use warmstart_numpy::NumpySource;
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::VocabFile;
 use warmstart_safetensors::SafetensorsSource;
@@ -42,6 +43,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "torch", run: target_torch, seeds: seeds_torch, calls_c: false },
     Target { name: "torch_pickle", run: target_torch_pickle, seeds: seeds_torch_pickle, calls_c: false },
     Target { name: "torch_index", run: target_torch_index, seeds: seeds_torch_index, calls_c: false },
+    Target { name: "numpy", run: target_numpy, seeds: seeds_numpy, calls_c: false },
+    Target { name: "npy_header", run: target_npy_header, seeds: seeds_npy_header, calls_c: false },
 ];
 
 /// The target called `name`.
@@ -242,6 +245,31 @@ pub fn target_hdf5(data: &[u8]) {
 
 fn seeds_hdf5() -> Vec<Vec<u8>> {
     fixture_files("hdf5", |n| n.ends_with(".h5"))
+}
+
+/// An `.npz` archive or `.npy` file: the zip structure, each member's header, inflating, converting.
+pub fn target_numpy(data: &[u8]) {
+    with_work(|dir| {
+        let path = dir.join("input.npz");
+        write(&path, data);
+        if let Ok(source) = NumpySource::open(&path) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_numpy() -> Vec<Vec<u8>> {
+    fixture_files("numpy", |n| n.ends_with(".npz") || n.ends_with(".npy"))
+}
+
+/// The `.npy` header parser alone, on the bytes as a header (no data needed).
+pub fn target_npy_header(data: &[u8]) {
+    let ctx = warmstart_numpy::header::Ctx { path: Path::new("input.npy"), member: "input" };
+    let _ = warmstart_numpy::header::parse(data, ctx);
+}
+
+fn seeds_npy_header() -> Vec<Vec<u8>> {
+    fixture_files("numpy", |n| n.ends_with(".npy"))
 }
 
 /// The TOML configuration (invalid UTF-8 replaced, as the bytes reach `from_toml` as text).

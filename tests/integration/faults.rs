@@ -94,6 +94,9 @@ pub(crate) fn outputs() -> Vec<&'static str> {
     if cfg!(feature = "hdf5") {
         outputs.push("out.h5");
     }
+    if cfg!(feature = "numpy") {
+        outputs.push("out.npz");
+    }
     outputs
 }
 

@@ -410,3 +410,54 @@ fn a_sticky_folder_with_another_users_checkpoint_is_rolled_back() {
         warmstart(["inspect".as_ref(), dst.as_os_str()]).expect_code(0);
     }
 }
+
+/// Sharded safetensors output commits through the same journal: killed at each rename of a write of
+/// 5 shards over a folder holding 3, then recovered, the folder holds the old set or the new one
+/// (whose index names only its own shards; the old shards are removed by a write that completes), and
+/// no temporary or moved-aside file.
+#[cfg(feature = "safetensors")]
+#[test]
+fn a_sharded_safetensors_write_killed_at_any_rename_recovers_to_the_old_or_the_new_set() {
+    if !have_strace() {
+        return;
+    }
+    let area = warmstart_core::test_support::fixtures().join("safetensors_shards");
+    let src = area.join("input/model.safetensors");
+    let (old, new) = (snapshot(&area.join("kb5")), snapshot(&area.join("kib3")));
+    let index = "model.safetensors.index.json";
+    let (mut olds, mut news) = (0, 0);
+    for k in 1..40 {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("d");
+        crate::util::copy_folder(&area.join("kb5"), &dir);
+        std::fs::remove_file(dir.join("case.json")).unwrap();
+        let status = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-e", &format!("inject=rename,renameat,renameat2:signal=SIGKILL:when={k}")])
+            .arg(env!("CARGO_BIN_EXE_warmstart"))
+            .args(["convert".as_ref(), src.as_os_str(), dir.as_os_str(), "--max-shard-size".as_ref(), "3KiB".as_ref()])
+            .output()
+            .unwrap()
+            .status;
+        if status.success() {
+            let mut want = new.clone();
+            want.remove("case.json");
+            assert_eq!(snapshot(&dir), want, "completed at rename {k}");
+            break;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "rename {k}: {status}");
+        warmstart(["recover".as_ref(), dir.as_os_str()]).expect_code(0);
+        let now = snapshot(&dir);
+        for (name, bytes) in &now {
+            assert!(old.get(name) == Some(bytes) || new.get(name) == Some(bytes), "rename {k}: {name} is neither's");
+        }
+        if now.get(index) == old.get(index) {
+            olds += 1;
+            assert!(old.keys().filter(|n| *n != "case.json").all(|n| now.get(n) == old.get(n)), "rename {k}");
+        } else {
+            news += 1;
+            assert!(new.keys().filter(|n| *n != "case.json").all(|n| now.get(n) == new.get(n)), "rename {k}");
+        }
+    }
+    assert!(olds >= 1 && news >= 1, "{olds} old, {news} new");
+}

@@ -15,6 +15,12 @@ mod inputs;
 // TF outputs' commit journal, killed with strace (Linux).
 #[cfg(all(unix, feature = "tf"))]
 mod journal;
+// Checked against TF-made cases and converted through safetensors.
+#[cfg(all(feature = "numpy", feature = "tf", feature = "safetensors"))]
+mod numpy;
+// Where outputs go: run on TF-made cases, shards checked against safetensors fixtures.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
+mod outputs;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.

@@ -24,8 +24,8 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason, LibraryError, PickleProblem,
-    Result, SafetensorsError, StateFileError, TfError, TorchError,
+    BadShardSize, Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason,
+    LibraryError, NumpyError, PickleProblem, Result, SafetensorsError, StateFileError, TfError, TorchError,
 };
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor, TensorRegion};

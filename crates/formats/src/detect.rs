@@ -22,14 +22,17 @@ const LEVELDB_TABLE_MAGIC: [u8; 8] = [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 
 /// A LevelDB table footer's size: two block handles padded to 40 bytes, then the magic.
 const LEVELDB_FOOTER_LEN: u64 = 48;
 
+/// The magic of a NumPy `.npy` file.
+const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The signature of a zip local file header, with which an `.npz` and a `torch.save` archive start.
+const ZIP_LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
+
 /// The largest header safetensors allows.
 const MAX_SAFETENSORS_HEADER_LEN: u64 = 100_000_000;
 
 /// The largest JSON file read to see whether it is a shard index.
 const MAX_INDEX_JSON_LEN: u64 = warmstart_core::shard_index::MAX_INDEX_LEN;
-
-/// A zip archive's first bytes (a local file header).
-const ZIP_LOCAL_HEADER: &[u8] = b"PK\x03\x04";
 
 /// What the legacy format of `torch.save` (torch < 1.6) starts with after the protocol byte: LONG1 of
 /// 10 bytes, the magic number 0x1950a86a20f9469cfc6c (little-endian).
@@ -38,8 +41,15 @@ const TORCH_LEGACY_MAGIC: [u8; 12] = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 
 /// The format of the checkpoint at `path`: a file, a folder holding one checkpoint, or a TF bundle
 /// prefix (`path.index` exists).
 pub fn detect(path: &Path) -> Result<Format> {
+    detect_preferring(path, None)
+}
+
+/// As [`detect`], but a folder holding checkpoints of several formats gives `prefer` (`--format`) when
+/// it is one of them (and is refused, listing them, when it is not). Elsewhere `prefer` changes nothing:
+/// the format is the content's.
+pub fn detect_preferring(path: &Path, prefer: Option<Format>) -> Result<Format> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => detect_folder(path),
+        Ok(meta) if meta.is_dir() => detect_folder(path, prefer),
         Ok(_) => match detect_file(path)? {
             Some(format) => Ok(format),
             None => detect_prefix(path)?.ok_or_else(|| FormatsError::Undetected { path: path.to_path_buf() }.into()),
@@ -64,8 +74,8 @@ fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
     Ok(detect_file(&index)?.filter(|&f| f == Format::Tf))
 }
 
-/// The one format of the checkpoints in a folder (not recursing).
-fn detect_folder(dir: &Path) -> Result<Format> {
+/// The one format of the checkpoints in a folder (not recursing), or `prefer` among several.
+fn detect_folder(dir: &Path, prefer: Option<Format>) -> Result<Format> {
     let mut formats = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -86,7 +96,10 @@ fn detect_folder(dir: &Path) -> Result<Format> {
     match formats.as_slice() {
         [] => Err(FormatsError::Undetected { path: dir.to_path_buf() }.into()),
         [one] => Ok(*one),
-        _ => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        _ => match prefer.filter(|p| formats.contains(p)) {
+            Some(format) => Ok(format),
+            None => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        },
     }
 }
 
@@ -129,6 +142,9 @@ fn detect_data_file(path: &Path) -> Result<Option<Format>> {
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
 
+    if is_numpy(&mut file).map_err(io)? {
+        return Ok(Some(Format::Numpy));
+    }
     if has_hdf5_signature(&mut file, len).map_err(io)? {
         return Ok(Some(Format::Hdf5));
     }
@@ -198,6 +214,21 @@ fn index_format(path: &Path) -> Result<Option<Format>> {
         }
     }
     Ok(Some(Format::Safetensors))
+}
+
+/// Whether the file is a `.npy` (its magic) or an `.npz`: a zip whose first member is `<key>.npy`.
+fn is_numpy(file: &mut File) -> std::io::Result<bool> {
+    let mut head = [0u8; 30 + 512];
+    let got = read_up_to(file, 0, &mut head)?;
+    let head = &head[..got];
+    if head.starts_with(NPY_MAGIC) {
+        return Ok(true);
+    }
+    if !head.starts_with(ZIP_LOCAL_HEADER) || head.len() < 30 {
+        return Ok(false);
+    }
+    let name_len = usize::from(u16::from_le_bytes([head[26], head[27]]));
+    Ok(head.get(30..30 + name_len).is_some_and(|name| name.ends_with(b".npy")))
 }
 
 /// Whether the HDF5 signature is at offset 0, 512, 1024, 2048, ... of the file.

@@ -8,12 +8,14 @@
 
 mod formats;
 mod hdf5;
+mod numpy;
 mod safetensors;
 mod tf;
 mod torch;
 
-pub use formats::FormatsError;
+pub use formats::{BadShardSize, FormatsError};
 pub use hdf5::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};
+pub use numpy::NumpyError;
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
 pub use torch::{PickleProblem, TorchError};
@@ -125,6 +127,9 @@ pub enum Error {
     /// A PyTorch checkpoint cannot be read.
     #[error(transparent)]
     Torch(Box<TorchError>),
+    /// A NumPy `.npz` or `.npy` file cannot be read or written.
+    #[error(transparent)]
+    Numpy(Box<NumpyError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -162,6 +167,14 @@ impl Error {
     pub fn torch(&self) -> Option<&TorchError> {
         match self {
             Error::Torch(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The NumPy reader's or writer's own error, if this is one.
+    pub fn numpy(&self) -> Option<&NumpyError> {
+        match self {
+            Error::Numpy(e) => Some(e),
             _ => None,
         }
     }
