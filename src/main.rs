@@ -9,12 +9,13 @@
 
 mod failure;
 mod inspect;
+mod porting;
 #[cfg(unix)]
 mod signals;
 mod warm;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -73,6 +74,8 @@ struct RunArgs {
     out: PathBuf,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    rules: RulesArgs,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
@@ -92,9 +95,36 @@ struct ConvertArgs {
     /// The checkpoint to read. Its format is read from its content.
     src: PathBuf,
     /// Where to write. Its format comes from --to, else from its name (.safetensors, ...).
-    dst: PathBuf,
+    #[arg(required_unless_present = "plan")]
+    dst: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// With --rules: list what each source tensor becomes (or which rule skips it); write nothing.
+    #[arg(long, requires = "rules")]
+    plan: bool,
+    /// With --plan: print the plan as JSON.
+    #[arg(long, requires = "plan")]
+    json: bool,
+}
+
+/// A rules file that renames, skips, transposes and casts tensors (see the README's "Porting").
+#[derive(Args)]
+struct RulesArgs {
+    /// Apply this rules file (TOML; patterns in Rust regex syntax) to the tensors written.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// With --rules: a rule that matches no tensor is an error, not a warning.
+    #[arg(long, requires = "rules")]
+    strict: bool,
+}
+
+impl RulesArgs {
+    /// The rules file, read and checked (before any checkpoint is read), if one was given.
+    fn load(&self) -> Result<Option<warmstart_rules::Rules>, Failure> {
+        self.rules.as_deref().map(warmstart_rules::Rules::from_file).transpose().map_err(Failure::usage)
+    }
 }
 
 /// How `run` and `convert` write their output.
@@ -189,8 +219,12 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
 
 fn run(args: RunArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
+    let rules = args.rules.load()?;
     let settings = warmstart::WarmStartSettings::from_file(&args.config).map_err(Failure::usage)?;
     let format = warmstart_formats::destination_format(&args.out, args.output.to).map_err(Failure::usage)?;
+    if let Some(rules) = rules {
+        return run_with_rules(&args, &settings, format, &rules);
+    }
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
@@ -213,6 +247,41 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     failure::report_after_output(written.and_then(|()| out.flush()), &args.out)
 }
 
+/// `run --rules`: the warm-start, then the rules applied to its output.
+fn run_with_rules(
+    args: &RunArgs,
+    settings: &warmstart::WarmStartSettings,
+    format: Format,
+    rules: &warmstart_rules::Rules,
+) -> Result<(), Failure> {
+    let output = warmstart::OutputOptions {
+        format: Some(format),
+        shards: args.output.shards.map(|n| n as usize),
+        sync: args.output.sync,
+    };
+    let options = warmstart::RunOptions::default();
+    let ported = warmstart::rules::run_files(settings, &args.out, &output, &options, rules, args.rules.strict)
+        .map_err(|e| match e {
+            warmstart::rules::Error::Run(e) => refused(e, args.json),
+            other => Failure::failed(other),
+        })?;
+    warm::warn_tensorflow_fails(&ported.plan);
+    porting::warn_unmatched(&ported.mapping, Path::new("the warm-started output"));
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let mut value = serde_json::json!({ "out": args.out, "format": format.name(), "report": ported.report,
+            "plan": ported.plan, "rules": porting::mapping_json(&ported.mapping) });
+        value["report"]["tensors_written"] = ported.written.tensors.into();
+        value["report"]["bytes_written"] = ported.written.bytes.into();
+        serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+    } else {
+        let mut report = ported.report.clone();
+        (report.tensors_written, report.bytes_written) = (ported.written.tensors, ported.written.bytes);
+        warm::write_report(&mut out, &ported.plan, &report, &args.out, format)
+    };
+    failure::report_after_output(written.and_then(|()| out.flush()), &args.out)
+}
+
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
@@ -223,11 +292,27 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
-    let format = warmstart_formats::destination_format(&args.dst, args.output.to).map_err(Failure::usage)?;
-    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let rules = args.rules.load()?;
+    let (Some(dst), false) = (args.dst.clone(), args.plan) else { return convert_plan(&args, rules) };
+    let format = warmstart_formats::destination_format(&dst, args.output.to).map_err(Failure::usage)?;
+    let opened = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let ported = match &rules {
+        Some(r) => {
+            Some(warmstart_rules::RulesSource::new(opened.as_ref(), r, args.rules.strict).map_err(Failure::failed)?)
+        }
+        None => None,
+    };
+    let src: &dyn warmstart_core::CheckpointSource = match &ported {
+        Some(p) => {
+            porting::warn_unmatched(p.mapping(), &args.src);
+            p
+        }
+        None => opened.as_ref(),
+    };
+    let dst = dst.as_path();
     let options =
         WriteOptions { shards: args.output.shards.map(|n| n as usize), sync: args.output.sync, ..Default::default() };
-    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options).map_err(Failure::failed)?;
+    let report = warmstart_formats::convert(src, dst, format, &options).map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);
     }
@@ -237,7 +322,19 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
         "wrote {} tensors ({}) to {} ({format})",
         report.tensors,
         inspect::human_bytes(report.bytes),
-        args.dst.display()
+        dst.display()
     );
-    failure::report_after_output(written.and_then(|()| out.flush()), &args.dst)
+    failure::report_after_output(written.and_then(|()| out.flush()), dst)
+}
+
+/// `convert --rules F --plan`: what each source tensor becomes; nothing is written.
+fn convert_plan(args: &ConvertArgs, rules: Option<warmstart_rules::Rules>) -> Result<(), Failure> {
+    let rules = rules.ok_or_else(|| Failure::usage("--plan needs --rules"))?;
+    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let mapping = rules.map(src.path(), src.tensors(), args.rules.strict).map_err(Failure::failed)?;
+    porting::warn_unmatched(&mapping, &args.src);
+    let mut out = std::io::stdout().lock();
+    if args.json { porting::write_plan_json(&mut out, &mapping) } else { porting::write_plan(&mut out, &mapping) }
+        .and_then(|()| out.flush())
+        .map_err(Failure::stdout)
 }

@@ -15,6 +15,9 @@ mod inputs;
 // TF outputs' commit journal, killed with strace (Linux).
 #[cfg(all(unix, feature = "tf"))]
 mod journal;
+// Porting rules, diff and stats: fixtures are safetensors files, some runs write TF bundles.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
+mod port;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.

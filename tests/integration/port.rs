@@ -1,0 +1,198 @@
+//! Porting (issue 17): `convert --rules` and `run --rules` against what numpy made
+//! (tests/fixtures/port/convert, from gen_port.py) and TF's warm-start fixtures, `--plan`, and rules
+//! files and mappings refused with the line, key or tensors named, before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{files_in, fixture, warmstart};
+
+fn case() -> PathBuf {
+    fixture("port", "convert")
+}
+
+/// Every tensor of the safetensors file `a` as (name, dtype, shape, bytes), sorted by name.
+fn tensors(path: &Path) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, format!("{:?}", v.dtype()), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    all.sort();
+    all
+}
+
+fn rules_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("rules.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn convert_with_rules_gives_numpys_tensors_in_every_output_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let (src, rules) = (case().join("source.safetensors"), case().join("rules.toml"));
+    let run = warmstart(["convert".as_ref(), src.as_os_str(), out.as_os_str(), "--rules".as_ref(), rules.as_os_str()])
+        .expect_code(0);
+    assert!(run.stdout.contains("wrote 6 tensors"), "{}", run.stdout);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert_eq!(tensors(&out), tensors(&case().join("expected.safetensors")));
+    // Through a TF bundle: ported to TF, then converted back without rules.
+    let prefix = tmp.path().join("tf/model.ckpt");
+    warmstart(["convert".as_ref(), src.as_os_str(), prefix.as_os_str(), "--rules".as_ref(), rules.as_os_str()])
+        .expect_code(0);
+    let back = tmp.path().join("back.safetensors");
+    warmstart(["convert".as_ref(), prefix.as_os_str(), back.as_os_str()]).expect_code(0);
+    assert_eq!(tensors(&back), tensors(&case().join("expected.safetensors")));
+}
+
+#[test]
+fn plan_lists_each_source_tensor_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, rules) = (case().join("source.safetensors"), case().join("rules.toml"));
+    let run =
+        warmstart(["convert".as_ref(), src.as_os_str(), "--rules".as_ref(), rules.as_os_str(), "--plan".as_ref()])
+            .expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines.contains(&"enc/layer_0/kernel/adam_m F32[3, 5]: skipped by skip \"/adam_[mv]$\" (line 2)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"enc/layer_12/kernel F32[5, 2] -> encoder.layers.12.weight F32[2, 5]; transposed [1, 0] by [[transpose]] \"^enc/.*/kernel$\" (line 17)"),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"ids I32[4] -> ids F32[4]; cast I32 -> F32 by [[cast]] \"^ids$\" (line 29)"), "{lines:?}");
+    assert_eq!(lines.last(), Some(&"9 tensors: 6 written, 3 skipped"));
+    let out = tmp.path().join("o.safetensors");
+    let json = warmstart([
+        "convert".as_ref(),
+        src.as_os_str(),
+        out.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--plan".as_ref(),
+        "--json".as_ref(),
+    ])
+    .expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let conv = plan["tensors"].as_array().unwrap().iter().find(|t| t["source"] == "conv/kernel").unwrap();
+    assert_eq!(conv["name"], "conv.weight");
+    assert_eq!(conv["to_shape"], serde_json::json!([6, 4, 2, 3]));
+    assert_eq!(conv["transpose"]["perm"], serde_json::json!([3, 2, 0, 1]));
+    assert_eq!(conv["cast"]["to"], "BF16");
+    let step = plan["tensors"].as_array().unwrap().iter().find(|t| t["source"] == "global_step").unwrap();
+    assert_eq!(step["skipped_by"]["pattern"], "^global_step$");
+    assert!(files_in(tmp.path()).is_empty(), "--plan wrote {:?}", files_in(tmp.path()));
+}
+
+#[test]
+fn malformed_rules_are_refused_before_anything_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-checkpoint");
+    let out = tmp.path().join("o.safetensors");
+    let cases = [
+        ("[[rename]]\npattern = 'a'\nreplace = 'b'\nreplacement = 'c'\n", "line 4: unknown field `replacement`"),
+        (
+            "skip = ['ok']\n\n[[transpose]]\npattern = 'a('\nperm = [1, 0]\n",
+            "line 4: [[transpose]] pattern: invalid regex",
+        ),
+        ("[[transpose]]\npattern = 'k'\nperm = [1, 1]\n", "line 3: [[transpose]] perm: [1, 1] is not a permutation"),
+        ("[[cast]]\npattern = 'k'\nto = 'FP8'\n", "line 3: [[cast]] to: unknown dtype \"FP8\""),
+    ];
+    for (text, message) in cases {
+        let rules = rules_file(tmp.path(), text);
+        let run = warmstart([
+            "convert".as_ref(),
+            missing.as_os_str(),
+            out.as_os_str(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+        ])
+        .expect_code(2);
+        assert!(run.stderr.contains(message), "{text}: {}", run.stderr);
+        assert!(!run.stderr.contains("no-such-checkpoint"), "the checkpoint was opened: {}", run.stderr);
+        assert_eq!(files_in(tmp.path()), ["rules.toml"]);
+    }
+}
+
+#[test]
+fn mappings_that_cannot_be_written_name_the_tensors_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = case().join("source.safetensors");
+    let out = tmp.path().join("o.safetensors");
+    let cases = [
+        ("[[rename]]\npattern = '/adam_[mv]$'\nreplace = ''\n", "tensors \"enc/layer_0/kernel\" and \"enc/layer_0/kernel/adam_m\" are both mapped to \"enc/layer_0/kernel\""),
+        ("[[transpose]]\npattern = '^conv/'\nperm = [1, 0]\n", "tensor \"conv/kernel\" has rank 4, but [[transpose]] \"^conv/\" (line 2) has perm [1, 0]"),
+        ("[[cast]]\npattern = '^ids$'\nto = 'BF16'\n", "tensor \"ids\": [[cast]] \"^ids$\" (line 2) casts I32 to BF16, which can change values"),
+        ("[[cast]]\npattern = '^emb$'\nto = 'I8'\nlossy = true\n", "tensor \"emb\": [[cast]] \"^emb$\" (line 2) cannot cast F32 to I8"),
+    ];
+    for (text, message) in cases {
+        let rules = rules_file(tmp.path(), text);
+        let run =
+            warmstart(["convert".as_ref(), src.as_os_str(), out.as_os_str(), "--rules".as_ref(), rules.as_os_str()])
+                .expect_code(1);
+        assert!(run.stderr.contains(message), "{text}: {}", run.stderr);
+        assert_eq!(files_in(tmp.path()), ["rules.toml"]);
+    }
+}
+
+#[test]
+fn a_rule_matching_nothing_warns_or_with_strict_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = case().join("source.safetensors");
+    let out = tmp.path().join("o.safetensors");
+    let rules = rules_file(tmp.path(), "skip = ['^global_step$', 'no_such_tensor']\n");
+    let args = ["convert".as_ref(), src.as_os_str(), out.as_os_str(), "--rules".as_ref(), rules.as_os_str()];
+    let run = warmstart(args.iter().chain([&"--strict".as_ref()])).expect_code(1);
+    assert!(run.stderr.contains("skip \"no_such_tensor\" (line 1) matched no tensor"), "{}", run.stderr);
+    assert_eq!(files_in(tmp.path()), ["rules.toml"]);
+    let run = warmstart(args).expect_code(0);
+    assert!(run.stderr.contains("warning: skip \"no_such_tensor\" (line 1) matched no tensor"), "{}", run.stderr);
+    assert_eq!(tensors(&out).len(), 8);
+}
+
+#[test]
+fn run_with_rules_ports_tfs_warm_started_output() {
+    let case = fixture("warmstart", "accept_baseline");
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = rules_file(
+        tmp.path(),
+        "[[rename]]\npattern = '^w$'\nreplace = 'model.w'\n[[transpose]]\npattern = '^w$'\nperm = [1, 0]\n",
+    );
+    let out = tmp.path().join("out/o.safetensors");
+    let config = case.join("config.toml");
+    let run = warmstart([
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ])
+    .expect_code(0);
+    assert!(run.stdout.contains("wrote 1 tensors"), "{}", run.stdout);
+    let expected = tensors(&case.join("expected.safetensors"));
+    let (_, dtype, shape, bytes) = &expected[0];
+    // TF's [5, 1] values transposed to [1, 5] keep their bytes.
+    assert_eq!(tensors(&out), [("model.w".to_string(), dtype.clone(), vec![shape[1], shape[0]], bytes.clone())]);
+    assert_eq!(files_in(&tmp.path().join("out")), ["o.safetensors"], "the staging folder is gone");
+    // A mapping refused after the warm-start leaves nothing.
+    let bad = rules_file(tmp.path(), "[[transpose]]\npattern = '^w$'\nperm = [0]\n");
+    let out = tmp.path().join("out2/o.safetensors");
+    let run = warmstart([
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--rules".as_ref(),
+        bad.as_os_str(),
+    ])
+    .expect_code(1);
+    assert!(run.stderr.contains("tensor \"w\" has rank 2"), "{}", run.stderr);
+    assert!(!tmp.path().join("out2").exists(), "{:?}", files_in(tmp.path()));
+}
