@@ -5,7 +5,7 @@
 //! Rows are computed from the source's rows block by block. A transpose that moves the first axis
 //! (`perm[0] != 0`) needs a slab of every source row for each block of output rows, so it computes
 //! a chunk of up to [`CHUNK_BYTES`] of output rows at a time and serves the following reads from it:
-//! memory stays bounded by the chunk and one source block, whatever the tensor's size.
+//! memory stays bounded by a few chunks and source blocks, whatever the tensor's size.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +20,11 @@ use crate::transpose::Transpose;
 use crate::{Fate, Mapping, Rules, RulesError};
 
 /// The most output rows of a transposed tensor computed at once (at least one row).
-pub const CHUNK_BYTES: u64 = 32 << 20;
+pub const CHUNK_BYTES: u64 = 16 << 20;
+
+/// How many chunks are kept, for as many transposed tensors read at once (by `diff`'s threads): the
+/// oldest is dropped first.
+const MAX_CHUNKS: usize = 4;
 
 /// How one destination tensor is made from its source tensor.
 #[derive(Debug)]
@@ -45,7 +49,7 @@ pub struct RulesSource<'a> {
     tensors: Vec<TensorInfo>,
     made: Vec<Made>,
     by_name: HashMap<String, usize>,
-    chunk: Mutex<Option<Chunk>>,
+    chunks: Mutex<Vec<Chunk>>,
 }
 
 impl std::fmt::Debug for RulesSource<'_> {
@@ -74,7 +78,7 @@ impl<'a> RulesSource<'a> {
             }
         }
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(RulesSource { inner, mapping, tensors, made, by_name, chunk: Mutex::new(None) })
+        Ok(RulesSource { inner, mapping, tensors, made, by_name, chunks: Mutex::new(Vec::new()) })
     }
 
     /// What the rules made of each source tensor.
@@ -132,6 +136,10 @@ impl<'a> RulesSource<'a> {
         Ok(out)
     }
 
+    fn lock_chunks(&self) -> std::sync::MutexGuard<'_, Vec<Chunk>> {
+        self.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn cast(m: &Made, dest: &TensorInfo, bytes: Vec<u8>) -> Vec<u8> {
         match m.cast {
             Some(to) => {
@@ -155,19 +163,29 @@ impl<'a> RulesSource<'a> {
             let inner: u64 = dest.shape.get(1..).unwrap_or(&[]).iter().product();
             inner * m.source.dtype.size().unwrap_or(0) as u64
         });
-        let mut guard = self.chunk.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let held = guard.as_ref().filter(|c| c.index == index && c.rows.start <= rows.start && rows.end <= c.rows.end);
-        if held.is_none() {
-            let want = (CHUNK_BYTES / pre_cast_row.max(1)).max(rows.end - rows.start);
-            let end = rows.start.saturating_add(want).min(dest.rows());
-            let chunk_rows = rows.start..end;
-            let bytes = Self::cast(m, dest, self.slab_rows(m, t, chunk_rows.clone(), pre_cast_row)?);
-            *guard = Some(Chunk { index, rows: chunk_rows, bytes });
+        let slice = |c: &Chunk| {
+            let from = ((rows.start - c.rows.start) * src_row) as usize;
+            let to = ((rows.end - c.rows.start) * src_row) as usize;
+            c.bytes[from..to].to_vec()
+        };
+        let holds = |c: &Chunk| c.index == index && c.rows.start <= rows.start && rows.end <= c.rows.end;
+        if let Some(c) = self.lock_chunks().iter().find(|c| holds(c)) {
+            return Ok(slice(c));
         }
-        let chunk = guard.as_ref().ok_or_else(|| self.too_large(&dest.name))?;
-        let from = ((rows.start - chunk.rows.start) * src_row) as usize;
-        let to = ((rows.end - chunk.rows.start) * src_row) as usize;
-        Ok(chunk.bytes[from..to].to_vec())
+        // Computed without the lock, so that threads reading other tensors are not held up.
+        let want = (CHUNK_BYTES / pre_cast_row.max(1)).max(rows.end - rows.start);
+        let end = rows.start.saturating_add(want).min(dest.rows());
+        let chunk_rows = rows.start..end;
+        let bytes = Self::cast(m, dest, self.slab_rows(m, t, chunk_rows.clone(), pre_cast_row)?);
+        let chunk = Chunk { index, rows: chunk_rows, bytes };
+        let out = slice(&chunk);
+        let mut chunks = self.lock_chunks();
+        chunks.retain(|c| c.index != index);
+        if chunks.len() >= MAX_CHUNKS {
+            chunks.remove(0);
+        }
+        chunks.push(chunk);
+        Ok(out)
     }
 }
 
@@ -278,5 +296,25 @@ mod tests {
         assert_eq!(src.read_strings("vocab").unwrap(), [b"x".to_vec()]);
         assert!(matches!(src.read_rows("a.v", 3..5), Err(Error::RowsOutOfRange { .. })));
         assert!(matches!(src.read_rows("a/v", 0..1), Err(Error::TensorNotFound { .. })));
+    }
+
+    #[test]
+    fn a_large_transpose_reads_its_source_once_in_blocks() {
+        let (r, c) = (3000u64, 1500u64);
+        let value = |i: u64, j: u64| ((i * c + j) % 65521) as u16;
+        let data: Vec<u8> = (0..r).flat_map(|i| (0..c).flat_map(move |j| value(i, j).to_le_bytes())).collect();
+        let inner = MemorySource::new().with_bytes(TensorInfo::new("w", DType::U16, vec![r, c]), data);
+        let rules = Rules::from_toml("[[transpose]]\npattern = 'w'\nperm = [1, 0]\n", Path::new("r")).unwrap();
+        let src = RulesSource::new(&inner, &rules, true).unwrap();
+        for a in (0..c).step_by(100) {
+            let got = src.read_rows("w", a..a + 100).unwrap();
+            for (j, i) in [(a, 0), (a + 99, r - 1), (a + 37, 1234)] {
+                let at = (((j - a) * r + i) * 2) as usize;
+                assert_eq!(u16::from_le_bytes([got[at], got[at + 1]]), value(i, j), "({i}, {j})");
+            }
+        }
+        // 9 MB of source in blocks of 4 MiB (1398 rows), once: all 1500 output rows fit one chunk.
+        let reads: Vec<_> = inner.reads().into_iter().map(|(_, rows)| rows).collect();
+        assert_eq!(reads, [0..1398, 1398..2796, 2796..3000]);
     }
 }
