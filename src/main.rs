@@ -43,6 +43,28 @@ enum Command {
     Run(RunArgs),
     /// Finish or roll back a write to DST that was interrupted (killed), and remove what it left.
     Recover(RecoverArgs),
+    /// Compare two checkpoints of any formats, element by element. Exit 0 equal, 1 different, 2 trouble.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The first checkpoint (the one --rules applies to).
+    a: PathBuf,
+    /// The second checkpoint.
+    b: PathBuf,
+    /// Relative tolerance, as numpy.isclose: |a - b| <= atol + rtol * |b|.
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 0.0, value_name = "A")]
+    atol: f64,
+    /// Apply this rules file to A first (patterns in Rust regex syntax), to check a port in one command.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -88,6 +110,13 @@ struct InspectArgs {
     /// Print {"format": ..., "tensors": [{"name", "dtype", "shape"}, ...]} as JSON.
     #[arg(long)]
     json: bool,
+    /// Per numeric tensor: min, max, mean, std (population) of the finite elements, and the counts of
+    /// NaN, Inf and zeros (computed in f64).
+    #[arg(long)]
+    stats: bool,
+    /// With --stats: only these tensors.
+    #[arg(requires = "stats", value_name = "NAME")]
+    names: Vec<String>,
 }
 
 #[derive(Args)]
@@ -182,6 +211,39 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Plan(args) => plan(args),
         Command::Run(args) => run(args),
         Command::Recover(args) => recover(args),
+        Command::Diff(args) => diff(args),
+    }
+}
+
+fn diff(args: DiffArgs) -> Result<(), Failure> {
+    let rules = args.rules.as_deref().map(warmstart_rules::Rules::from_file).transpose().map_err(Failure::trouble)?;
+    let a = warmstart_formats::open(&args.a).map_err(Failure::trouble)?;
+    let b = warmstart_formats::open(&args.b).map_err(Failure::trouble)?;
+    let ported = match &rules {
+        Some(r) => Some(warmstart_rules::RulesSource::new(a.as_ref(), r, false).map_err(Failure::trouble)?),
+        None => None,
+    };
+    let a: &dyn warmstart_core::CheckpointSource = match &ported {
+        Some(p) => {
+            porting::warn_unmatched(p.mapping(), &args.a);
+            p
+        }
+        None => a.as_ref(),
+    };
+    let options = warmstart_compare::DiffOptions { rtol: args.rtol, atol: args.atol, ..Default::default() };
+    let report = warmstart_compare::diff(a, b.as_ref(), &options).map_err(Failure::trouble)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        porting::write_diff_json(&mut out, &report, args.rtol, args.atol)
+    } else {
+        porting::write_diff(&mut out, &report, args.rtol, args.atol)
+    }
+    .and_then(|()| out.flush())
+    .map_err(Failure::stdout)?;
+    if report.equal() {
+        Ok(())
+    } else {
+        Err(Failure::differ())
     }
 }
 
@@ -284,10 +346,32 @@ fn run_with_rules(
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    if args.stats {
+        return inspect_stats(&args, src.as_ref());
+    }
     let mut out = std::io::stdout().lock();
     if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
         .and_then(|()| out.flush())
         .map_err(Failure::stdout)
+}
+
+/// `inspect --stats [NAME...]`.
+fn inspect_stats(args: &InspectArgs, src: &dyn warmstart_core::CheckpointSource) -> Result<(), Failure> {
+    let tensors: Vec<&warmstart_core::TensorInfo> = if args.names.is_empty() {
+        src.tensors().iter().collect()
+    } else {
+        args.names.iter().map(|n| src.require(n)).collect::<Result<_, _>>().map_err(Failure::failed)?
+    };
+    let stats = warmstart_compare::stats_of(src, &tensors).map_err(Failure::failed)?;
+    let rows: Vec<_> = tensors.into_iter().zip(stats).collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        porting::write_stats_json(&mut out, src.format().name(), &rows)
+    } else {
+        porting::write_stats(&mut out, &rows)
+    }
+    .and_then(|()| out.flush())
+    .map_err(Failure::stdout)
 }
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {

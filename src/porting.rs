@@ -78,3 +78,136 @@ pub fn write_plan_json(out: &mut dyn Write, mapping: &Mapping) -> io::Result<()>
     serde_json::to_writer_pretty(&mut *out, &mapping_json(mapping))?;
     writeln!(out)
 }
+
+/// `x` for a table: 6 significant digits, or `-` for none.
+fn num(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |v| if v == 0.0 || v.is_infinite() { v.to_string() } else { format!("{v:.5e}") })
+}
+
+/// `warmstart diff` as text: what is only in one, each common tensor that is not equal, the totals.
+pub fn write_diff(out: &mut dyn Write, report: &warmstart_compare::DiffReport, rtol: f64, atol: f64) -> io::Result<()> {
+    for name in &report.only_in_a {
+        writeln!(out, "only in A: {name}")?;
+    }
+    for name in &report.only_in_b {
+        writeln!(out, "only in B: {name}")?;
+    }
+    let dims = |s: &[u64]| format!("[{}]", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+    for t in report.tensors.iter().filter(|t| !t.equal()) {
+        let mut line = t.name.clone();
+        if t.dtype_a != t.dtype_b {
+            line += &format!(": dtype {} -> {}", t.dtype_a, t.dtype_b);
+        }
+        if t.shape_a != t.shape_b {
+            line += &format!(": shape {} -> {}", dims(&t.shape_a), dims(&t.shape_b));
+        }
+        match &t.values {
+            Some(v) if v.differing > 0 => {
+                line += &format!(": {} of {} elements differ", v.differing, v.elements);
+                if v.max_abs.is_some() {
+                    line += &format!(", max abs {}, max rel {}", num(v.max_abs), num(v.max_rel));
+                }
+                if let Some(i) = &v.first_differing {
+                    line += &format!(", first at {}", dims(i));
+                }
+            }
+            Some(_) => line += ": values equal",
+            None if t.shape_a == t.shape_b => line += ": values not compared",
+            None => {}
+        }
+        writeln!(out, "{line}")?;
+    }
+    let differ = report.tensors.iter().filter(|t| !t.equal()).count();
+    let verdict = if report.equal() { "equal" } else { "differ" };
+    writeln!(
+        out,
+        "{verdict} (rtol {rtol}, atol {atol}): {} tensors in both, {differ} of them differ; {} only in A, {} only in B",
+        report.tensors.len(),
+        report.only_in_a.len(),
+        report.only_in_b.len()
+    )
+}
+
+/// `warmstart diff --json`: the report, each common tensor with `"equal"`, and the verdict.
+pub fn write_diff_json(
+    out: &mut dyn Write,
+    report: &warmstart_compare::DiffReport,
+    rtol: f64,
+    atol: f64,
+) -> io::Result<()> {
+    let mut value = serde_json::to_value(report)?;
+    for (t, v) in report.tensors.iter().zip(value["tensors"].as_array_mut().into_iter().flatten()) {
+        v["equal"] = json!(t.equal());
+    }
+    value["equal"] = json!(report.equal());
+    value["rtol"] = json!(rtol);
+    value["atol"] = json!(atol);
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    writeln!(out)
+}
+
+/// `inspect --stats` as a table.
+pub fn write_stats(
+    out: &mut dyn Write,
+    rows: &[(&TensorInfo, Option<warmstart_compare::TensorStats>)],
+) -> io::Result<()> {
+    let header = ["name", "dtype[shape]", "min", "max", "mean", "std", "nan", "inf", "zeros"].map(String::from);
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|(t, s)| match s {
+            Some(s) => [
+                t.name.clone(),
+                shape(t),
+                num(s.min),
+                num(s.max),
+                num(s.mean),
+                num(s.std),
+                s.nan.to_string(),
+                s.inf.to_string(),
+                s.zeros.to_string(),
+            ],
+            None => [
+                t.name.clone(),
+                shape(t),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ],
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&cells) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| if i < 2 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// `inspect --stats --json`: `{"format", "tensors": [{"name", "dtype", "shape", "stats"}]}`, `stats`
+/// null for tensors that are not numbers here.
+pub fn write_stats_json(
+    out: &mut dyn Write,
+    format: &str,
+    rows: &[(&TensorInfo, Option<warmstart_compare::TensorStats>)],
+) -> io::Result<()> {
+    let tensors: Vec<Value> = rows
+        .iter()
+        .map(|(t, s)| json!({ "name": t.name, "dtype": t.dtype.name(), "shape": t.shape, "stats": s }))
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &json!({ "format": format, "tensors": tensors }))?;
+    writeln!(out)
+}

@@ -196,3 +196,111 @@ fn run_with_rules_ports_tfs_warm_started_output() {
     assert!(run.stderr.contains("tensor \"w\" has rank 2"), "{}", run.stderr);
     assert!(!tmp.path().join("out2").exists(), "{:?}", files_in(tmp.path()));
 }
+
+/// A JSON number, or "inf"/"nan", as the float it names.
+fn float(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        serde_json::Value::String(s) if s == "nan" => Some(f64::NAN),
+        v => v.as_f64(),
+    }
+}
+
+#[test]
+fn diff_agrees_with_numpys_isclose_at_each_tolerance() {
+    let case = fixture("port", "diff");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+    let (a, b) = (case.join("a.safetensors"), case.join("b.safetensors"));
+    for setting in expected["settings"].as_array().unwrap() {
+        let (rtol, atol) =
+            (setting["rtol"].as_f64().unwrap().to_string(), setting["atol"].as_f64().unwrap().to_string());
+        let args = ["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--rtol", &rtol, "--atol", &atol, "--json"];
+        let run = warmstart(args).expect_code(if setting["equal"].as_bool().unwrap() { 0 } else { 1 });
+        let got: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(got["only_in_a"], expected["only_in_a"]);
+        assert_eq!(got["only_in_b"], expected["only_in_b"]);
+        assert_eq!(got["tensors"].as_array().unwrap().len(), 10);
+        for t in got["tensors"].as_array().unwrap() {
+            let name = t["name"].as_str().unwrap();
+            let dtype_changed = expected["dtype_changed"].as_array().unwrap().iter().any(|n| n == name);
+            assert_eq!(t["dtype_a"] != t["dtype_b"], dtype_changed, "{name}");
+            let Some(want) = setting["tensors"].get(name) else {
+                assert!(t["values"].is_null() && t["shape_a"] != t["shape_b"], "{name}: {t}");
+                continue;
+            };
+            let v = &t["values"];
+            let what = format!("{name} at rtol {rtol}, atol {atol}");
+            assert_eq!(v["elements"], want["elements"], "{what}");
+            assert_eq!(v["differing"], want["differing"], "{what}");
+            assert_eq!(v["first_differing"], want["first_differing"], "{what}");
+            for key in ["max_abs", "max_rel"] {
+                let (g, w) = (float(&v[key]).unwrap(), float(&want[key]).unwrap());
+                assert!(g == w || (g - w).abs() <= 1e-12 * w.abs(), "{what}: {key} {g} against numpy's {w}");
+            }
+            assert_eq!(t["equal"], want["differing"] == 0 && !dtype_changed, "{what}");
+        }
+    }
+    // The text report, and trouble (a missing checkpoint) exits 2.
+    let run = warmstart(["diff".as_ref(), a.as_os_str(), b.as_os_str()]).expect_code(1);
+    assert!(
+        run.stdout.contains("only in A: only_a\n") && run.stdout.contains("shape: shape [2, 3] -> [3, 2]\n"),
+        "{}",
+        run.stdout
+    );
+    warmstart(["diff".as_ref(), a.as_os_str(), a.as_os_str()]).expect_code(0);
+    let run = warmstart(["diff".as_ref(), a.as_os_str(), case.join("missing").as_os_str()]).expect_code(2);
+    assert!(run.stderr.contains("missing"), "{}", run.stderr);
+}
+
+#[test]
+fn diff_with_rules_checks_a_port_against_its_reference() {
+    let case = case();
+    let (src, rules, want) =
+        (case.join("source.safetensors"), case.join("rules.toml"), case.join("expected.safetensors"));
+    let args = ["diff".as_ref(), src.as_os_str(), want.as_os_str(), "--rules".as_ref(), rules.as_os_str()];
+    let run = warmstart(args).expect_code(0);
+    assert!(run.stdout.starts_with("equal (rtol 0, atol 0): 6 tensors in both"), "{}", run.stdout);
+    // Without the rules, nothing matches up.
+    let run = warmstart(["diff".as_ref(), src.as_os_str(), want.as_os_str()]).expect_code(1);
+    assert!(run.stdout.contains("only in A: enc/layer_0/kernel\n"), "{}", run.stdout);
+}
+
+#[test]
+fn inspect_stats_agrees_with_numpy() {
+    let case = fixture("port", "stats");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+    let src = case.join("source.safetensors");
+    let run = warmstart(["inspect".as_ref(), src.as_os_str(), "--stats".as_ref(), "--json".as_ref()]).expect_code(0);
+    let got: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let tensors = got["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), expected.as_object().unwrap().len());
+    for t in tensors {
+        let name = t["name"].as_str().unwrap();
+        let (s, want) = (&t["stats"], &expected[name]);
+        if want.is_null() {
+            assert!(s.is_null(), "{name}: {s}");
+            continue;
+        }
+        for key in ["elements", "nan", "inf", "zeros"] {
+            assert_eq!(s[key], want[key], "{name}: {key}");
+        }
+        for key in ["min", "max", "mean", "std"] {
+            match (s[key].as_f64(), want[key].as_f64()) {
+                (Some(g), Some(w)) => {
+                    assert!((g - w).abs() <= 1e-12 * w.abs().max(1e-300), "{name}: {key} {g} against numpy's {w}")
+                }
+                (g, w) => assert_eq!(g, w, "{name}: {key}"),
+            }
+        }
+    }
+    let run =
+        warmstart(["inspect".as_ref(), src.as_os_str(), "--stats".as_ref(), "specials".as_ref(), "ints".as_ref()])
+            .expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(lines[1].starts_with("specials  F32[40]") && lines[1].ends_with("2    2      4"), "{}", run.stdout);
+    let run = warmstart(["inspect".as_ref(), src.as_os_str(), "--stats".as_ref(), "nope".as_ref()]).expect_code(1);
+    assert!(run.stderr.contains("\"nope\" not found"), "{}", run.stderr);
+}
