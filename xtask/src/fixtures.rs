@@ -35,7 +35,13 @@ pub fn fixtures(args: &[String]) -> Result<(), String> {
     }
     let python = ensure_venv(&root.join("target/fixtures-venv"), &fixtures.join("requirements.txt"))?;
     println!("xtask: regenerating fixtures with {}", python.display());
-    run(Command::new(&python)
+    let mut command = Command::new(&python);
+    // gen_port.py's torch steps run in a venv of their own (TF and torch crash in one process).
+    if (args.is_empty() || args.iter().any(|a| a == "port")) && std::env::var_os("WARMSTART_TORCH_PYTHON").is_none() {
+        let torch = ensure_venv(&root.join("target/fixtures-torch-venv"), &fixtures.join("requirements-torch.txt"))?;
+        command.env("WARMSTART_TORCH_PYTHON", torch);
+    }
+    run(command
         .arg(fixtures.join("generate.py"))
         .args(args)
         .current_dir(&root)
