@@ -117,6 +117,22 @@ struct InspectArgs {
     /// With --stats: only these tensors.
     #[arg(requires = "stats", value_name = "NAME")]
     names: Vec<String>,
+    /// TF2 object-based checkpoints: list tensors by checkpoint key (TF's, the default), by the
+    /// variables' names (as the object graph records them), or both side by side.
+    #[arg(long = "names", value_enum, default_value_t = Names::Keys)]
+    name_kind: Names,
+}
+
+/// How tensors of TF2 object-based checkpoints are named.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Names {
+    /// The checkpoint keys (`model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`).
+    Keys,
+    /// The variables' original names where the object graph records them (`dense/kernel`), else the
+    /// key without `/.ATTRIBUTES/VARIABLE_VALUE`.
+    Variables,
+    /// Both (inspect only).
+    Both,
 }
 
 #[derive(Args)]
@@ -136,6 +152,10 @@ struct ConvertArgs {
     /// With --plan: print the plan as JSON.
     #[arg(long, requires = "plan")]
     json: bool,
+    /// TF2 object-based checkpoints: write tensors under the variables' names (before any --rules),
+    /// or under TF's checkpoint keys (the default).
+    #[arg(long = "names", value_enum, default_value_t = Names::Keys)]
+    name_kind: Names,
 }
 
 /// A rules file that renames, skips, transposes and casts tensors (see the README's "Porting").
@@ -345,12 +365,20 @@ fn run_with_rules(
 }
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let opened = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    if let (Names::Both, Some(named)) = (args.name_kind, &named) {
+        let mut out = std::io::stdout().lock();
+        return porting::write_names(&mut out, named.mapping(), args.json)
+            .and_then(|()| out.flush())
+            .map_err(Failure::stdout);
+    }
+    let src: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
     if args.stats {
-        return inspect_stats(&args, src.as_ref());
+        return inspect_stats(&args, src);
     }
     let mut out = std::io::stdout().lock();
-    if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
+    if args.json { inspect::write_json(&mut out, src) } else { inspect::write_table(&mut out, src) }
         .and_then(|()| out.flush())
         .map_err(Failure::stdout)
 }
@@ -380,10 +408,10 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
     let (Some(dst), false) = (args.dst.clone(), args.plan) else { return convert_plan(&args, rules) };
     let format = warmstart_formats::destination_format(&dst, args.output.to).map_err(Failure::usage)?;
     let opened = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    let base: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
     let ported = match &rules {
-        Some(r) => {
-            Some(warmstart_rules::RulesSource::new(opened.as_ref(), r, args.rules.strict).map_err(Failure::failed)?)
-        }
+        Some(r) => Some(warmstart_rules::RulesSource::new(base, r, args.rules.strict).map_err(Failure::failed)?),
         None => None,
     };
     let src: &dyn warmstart_core::CheckpointSource = match &ported {
@@ -391,7 +419,7 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
             porting::warn_unmatched(p.mapping(), &args.src);
             p
         }
-        None => opened.as_ref(),
+        None => base,
     };
     let dst = dst.as_path();
     let options =
@@ -414,7 +442,9 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
 /// `convert --rules F --plan`: what each source tensor becomes; nothing is written.
 fn convert_plan(args: &ConvertArgs, rules: Option<warmstart_rules::Rules>) -> Result<(), Failure> {
     let rules = rules.ok_or_else(|| Failure::usage("--plan needs --rules"))?;
-    let src = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let opened = warmstart_formats::open(&args.src).map_err(Failure::failed)?;
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    let src: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
     let mapping = rules.map(src.path(), src.tensors(), args.rules.strict).map_err(Failure::failed)?;
     porting::warn_unmatched(&mapping, &args.src);
     let mut out = std::io::stdout().lock();

@@ -211,3 +211,45 @@ pub fn write_stats_json(
     serde_json::to_writer_pretty(&mut *out, &json!({ "format": format, "tensors": tensors }))?;
     writeln!(out)
 }
+
+/// With `--names variables`, `src` under its variables' names (TF2 object-based checkpoints; others
+/// keep theirs); `None` when keys are asked for or `src` has no object graph.
+pub fn named(
+    src: &dyn warmstart_core::CheckpointSource,
+    variables: bool,
+) -> Result<Option<warmstart_rules::RulesSource<'_>>, crate::failure::Failure> {
+    use crate::failure::Failure;
+    if !variables {
+        return Ok(None);
+    }
+    match warmstart_rules::names::variable_names(src).map_err(Failure::failed)? {
+        Some(names) => Ok(Some(warmstart_rules::RulesSource::renamed(src, &names).map_err(Failure::failed)?)),
+        None => Ok(None),
+    }
+}
+
+/// `inspect --names both`: each tensor's variable name beside its checkpoint key.
+pub fn write_names(out: &mut dyn Write, named: &Mapping, json: bool) -> io::Result<()> {
+    let rows: Vec<(&str, &str, &TensorInfo)> = named
+        .entries
+        .iter()
+        .filter_map(|e| match &e.fate {
+            Fate::Kept(k) => Some((k.dest.name.as_str(), e.source.name.as_str(), &e.source)),
+            Fate::Skipped(_) => None,
+        })
+        .collect();
+    if json {
+        let tensors: Vec<Value> = rows
+            .iter()
+            .map(|(name, key, t)| json!({ "name": name, "key": key, "dtype": t.dtype.name(), "shape": t.shape }))
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &json!({ "tensors": tensors }))?;
+        return writeln!(out);
+    }
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0).max(4);
+    writeln!(out, "{:<width$}  key", "name")?;
+    for (name, key, _) in rows {
+        writeln!(out, "{name:<width$}  {key}")?;
+    }
+    Ok(())
+}

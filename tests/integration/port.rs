@@ -347,3 +347,43 @@ fn the_bert_preset_gives_transformers_own_conversion() {
     }
     assert_eq!(loaded["decoder_tied_to_word_embeddings"], true);
 }
+
+#[test]
+fn tf2_checkpoints_under_their_variables_names() {
+    let case = fixture("tf", "tf2_keras");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+    // TF's own object graph: variable name -> checkpoint key.
+    let graph = expected["object_graph"].as_object().unwrap();
+    let name_of = |key: &str| {
+        graph.iter().find(|(_, k)| *k == key).map_or_else(
+            || key.strip_suffix("/.ATTRIBUTES/VARIABLE_VALUE").unwrap_or(key).to_string(),
+            |(name, _)| name.clone(),
+        )
+    };
+    let src = case.join(expected["checkpoint"].as_str().unwrap());
+    let run = warmstart(["inspect".as_ref(), src.as_os_str(), "--names".as_ref(), "both".as_ref(), "--json".as_ref()])
+        .expect_code(0);
+    let listed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let listed = listed["tensors"].as_array().unwrap();
+    assert_eq!(listed.len(), expected["tensors"].as_object().unwrap().len());
+    for t in listed {
+        assert_eq!(t["name"].as_str().unwrap(), name_of(t["key"].as_str().unwrap()), "{t}");
+    }
+    assert!(listed.iter().any(|t| t["name"] == "sequential/hidden/kernel"));
+    // Written under those names, with TF's bytes (its sha256 per key); the default stays TF's keys.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("named.safetensors");
+    let run =
+        warmstart(["convert".as_ref(), src.as_os_str(), out.as_os_str(), "--names".as_ref(), "variables".as_ref()])
+            .expect_code(0);
+    assert!(run.stdout.contains("wrote 15 tensors"), "{}", run.stdout);
+    let written = tensors(&out);
+    for (key, t) in expected["tensors"].as_object().unwrap().iter().filter(|(_, t)| t["dtype"] != "STRING") {
+        let name = name_of(key);
+        let (_, _, _, bytes) = written.iter().find(|w| w.0 == name).unwrap_or_else(|| panic!("{name} not written"));
+        assert_eq!(crate::util::sha256_hex(bytes), t["sha256"].as_str().unwrap(), "{name}");
+    }
+    let run = warmstart(["inspect".as_ref(), src.as_os_str(), "--json".as_ref()]).expect_code(0);
+    assert!(run.stdout.contains("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"), "{}", run.stdout);
+}

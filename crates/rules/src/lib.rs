@@ -19,6 +19,7 @@
 pub mod cast;
 mod error;
 mod mapping;
+pub mod names;
 mod parse;
 mod source;
 pub mod transpose;

@@ -17,7 +17,7 @@ use warmstart_core::copy::{row_blocks, DEFAULT_BLOCK_BYTES};
 use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
 
 use crate::transpose::Transpose;
-use crate::{Fate, Mapping, Rules, RulesError};
+use crate::{Entry, Fate, Kept, Mapping, Rules, RulesError};
 
 /// The most output rows of a transposed tensor computed at once (at least one row).
 pub const CHUNK_BYTES: u64 = 16 << 20;
@@ -62,6 +62,10 @@ impl<'a> RulesSource<'a> {
     /// `inner` through `rules`; refused as [`Rules::map`] refuses.
     pub fn new(inner: &'a dyn CheckpointSource, rules: &Rules, strict: bool) -> Result<Self, RulesError> {
         let mapping = rules.map(inner.path(), inner.tensors(), strict)?;
+        Ok(Self::from_mapping(inner, mapping))
+    }
+
+    fn from_mapping(inner: &'a dyn CheckpointSource, mapping: Mapping) -> Self {
         let mut tensors = Vec::new();
         let mut made = Vec::new();
         for entry in &mapping.entries {
@@ -78,7 +82,28 @@ impl<'a> RulesSource<'a> {
             }
         }
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(RulesSource { inner, mapping, tensors, made, by_name, chunks: Mutex::new(Vec::new()) })
+        RulesSource { inner, mapping, tensors, made, by_name, chunks: Mutex::new(Vec::new()) }
+    }
+
+    /// `inner` with its tensors renamed as `names` says (by source name; others keep theirs), nothing
+    /// transposed or cast; two tensors given one name are refused.
+    pub fn renamed(inner: &'a dyn CheckpointSource, names: &HashMap<String, String>) -> Result<Self, RulesError> {
+        let mut entries = Vec::new();
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for t in inner.tensors() {
+            let name = names.get(&t.name).unwrap_or(&t.name);
+            if let Some(first) = seen.insert(name, &t.name) {
+                return Err(RulesError::Collision {
+                    path: inner.path().to_path_buf(),
+                    first: first.to_string(),
+                    second: t.name.clone(),
+                    name: name.clone(),
+                });
+            }
+            let dest = TensorInfo::new(name.clone(), t.dtype, t.shape.clone());
+            entries.push(Entry { source: t.clone(), fate: Fate::Kept(Kept { dest, transpose: None, cast: None }) });
+        }
+        Ok(Self::from_mapping(inner, Mapping { entries, unmatched: Vec::new() }))
     }
 
     /// What the rules made of each source tensor.
