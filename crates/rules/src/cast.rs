@@ -12,6 +12,7 @@
 //!
 //! Which conversions need `lossy = true` is [`CastClass`]'s business.
 
+use rayon::prelude::*;
 use warmstart_core::DType;
 
 /// What a conversion does to values.
@@ -74,21 +75,86 @@ fn int_range(d: DType) -> Option<(i128, i128)> {
     })
 }
 
-/// Converts the little-endian elements `src` of dtype `from` to `to`, appending them to `dst`. The
-/// pair must be one [`classify`] accepts; others append nothing.
+/// Elements converted per parallel task.
+const PAR_ELEMENTS: usize = 1 << 16;
+
+/// Converts the little-endian elements `src` of dtype `from` to `to`, appending them to `dst`, runs
+/// of them in parallel. The pair must be one [`classify`] accepts; others append nothing.
 pub fn convert(from: DType, to: DType, src: &[u8], dst: &mut Vec<u8>) {
     let (Some(fs), Some(ts)) = (from.size(), to.size()) else { return };
     if classify(from, to).is_none() {
         return;
     }
-    dst.reserve(src.len() / fs * ts);
-    for chunk in src.chunks_exact(fs) {
-        let mut raw = [0u8; 8];
-        raw[..fs].copy_from_slice(chunk);
-        let bits = u64::from_le_bytes(raw);
-        let out = if float_format(from).is_some() { float_to(from, to, bits) } else { int_to(from, to, bits) };
-        dst.extend_from_slice(&out.to_le_bytes()[..ts]);
+    let n = src.len() / fs;
+    let start = dst.len();
+    dst.resize(start + n * ts, 0);
+    let out = &mut dst[start..];
+    out.par_chunks_mut(ts * PAR_ELEMENTS)
+        .zip(src[..n * fs].par_chunks(fs * PAR_ELEMENTS))
+        .for_each(|(o, s)| convert_run(from, to, s, o));
+}
+
+/// One run of [`convert`]: `s` holds as many elements as `o` has room for.
+fn convert_run(from: DType, to: DType, s: &[u8], o: &mut [u8]) {
+    let (fs, ts) = (from.size().unwrap_or(1), to.size().unwrap_or(1));
+    if (from, to) == (DType::F32, DType::BF16) {
+        for (c, d) in s.chunks_exact(4).zip(o.chunks_exact_mut(2)) {
+            d.copy_from_slice(&f32_to_bf16(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes());
+        }
+        return;
     }
+    if (from, to) == (DType::F32, DType::F16) {
+        for (c, d) in s.chunks_exact(4).zip(o.chunks_exact_mut(2)) {
+            d.copy_from_slice(&f32_to_f16(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes());
+        }
+        return;
+    }
+    let float = float_format(from).is_some();
+    for (c, d) in s.chunks_exact(fs).zip(o.chunks_exact_mut(ts)) {
+        let bits = match fs {
+            1 => u64::from(c[0]),
+            2 => u64::from(u16::from_le_bytes([c[0], c[1]])),
+            4 => u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            _ => u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        };
+        let out = if float { float_to(from, to, bits) } else { int_to(from, to, bits) };
+        d.copy_from_slice(&out.to_le_bytes()[..ts]);
+    }
+}
+
+/// float32 bits to float16, to nearest even, with subnormals; NaN as numpy gives it (the top payload
+/// bits, the lowest set if none is left).
+fn f32_to_f16(b: u32) -> u16 {
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let a = b & 0x7fff_ffff;
+    if a > 0x7f80_0000 {
+        let m = ((a & 0x007f_ffff) >> 13) as u16;
+        return sign | 0x7c00 | if m == 0 { 1 } else { m };
+    }
+    if a >= 0x4780_0000 {
+        // 65536 and more (and infinity); 65520.. rounds up into infinity below.
+        return sign | 0x7c00;
+    }
+    if a < 0x3880_0000 {
+        // Below 2^-14: a float16 subnormal (units of 2^-24), or zero below 2^-25 (a tie to even at it).
+        if a < 0x3300_0000 {
+            return sign;
+        }
+        let (e, m) = (a >> 23, (a & 0x007f_ffff) | 0x0080_0000);
+        let shift = 126 - e;
+        let (r, rem, half) = (m >> shift, m & ((1 << shift) - 1), 1 << (shift - 1));
+        return sign | (r + u32::from(rem > half || (rem == half && r & 1 == 1))) as u16;
+    }
+    let a = a - (112 << 23);
+    sign | ((a + 0x0fff + ((a >> 13) & 1)) >> 13) as u16
+}
+
+/// float32 bits to bfloat16, to nearest even; NaN as ml_dtypes gives it (its quiet NaN, signed).
+fn f32_to_bf16(b: u32) -> u16 {
+    if b & 0x7fff_ffff > 0x7f80_0000 {
+        return ((b >> 16) as u16 & 0x8000) | 0x7fc0;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
 /// The bits of float `bits` (of dtype `from`) converted to `to`.
@@ -129,22 +195,12 @@ fn nan_to(from: DType, to: DType, sign: u64, man: u64) -> u64 {
 
 /// The (non-NaN) float `bits` of format `f`, as an `f64` (exact).
 fn widen(f: FloatFormat, bits: u64) -> f64 {
-    if f.exp == 11 {
-        return f64::from_bits(bits);
+    match (f.exp, f.man) {
+        (11, _) => f64::from_bits(bits),
+        (8, 23) => f64::from(f32::from_bits(bits as u32)),
+        (8, _) => f64::from(f32::from_bits((bits as u32) << 16)),
+        _ => half::f16::from_bits(bits as u16).to_f64(),
     }
-    let sign = if bits >> (f.exp + f.man) & 1 == 1 { -1.0 } else { 1.0 };
-    let exp_mask = (1u64 << f.exp) - 1;
-    let e = (bits >> f.man) & exp_mask;
-    let man = bits & ((1u64 << f.man) - 1);
-    let bias = (1i32 << (f.exp - 1)) - 1;
-    let magnitude = if e == exp_mask {
-        f64::INFINITY
-    } else if e == 0 {
-        man as f64 * 2f64.powi(1 - bias - f.man as i32)
-    } else {
-        (man | 1u64 << f.man) as f64 * 2f64.powi(e as i32 - bias - f.man as i32)
-    };
-    sign * magnitude
 }
 
 /// `x` (not NaN) rounded to nearest even into format `t`, with subnormals and overflow to infinity.

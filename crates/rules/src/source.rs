@@ -4,7 +4,8 @@
 //!
 //! Rows are computed from the source's rows block by block. A transpose that moves the first axis
 //! (`perm[0] != 0`) needs a slab of every source row for each block of output rows, so it computes
-//! a chunk of up to [`CHUNK_BYTES`] of output rows at a time and serves the following reads from it:
+//! a chunk of [`CHUNK_BYTES`] of output rows (or 64 bytes of every source row, if more) at a time and
+//! serves the following reads from it:
 //! memory stays bounded by a few chunks and source blocks, whatever the tensor's size.
 
 use std::borrow::Cow;
@@ -19,7 +20,8 @@ use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo}
 use crate::transpose::Transpose;
 use crate::{Entry, Fate, Kept, Mapping, Rules, RulesError};
 
-/// The most output rows of a transposed tensor computed at once (at least one row).
+/// The most output rows of a transposed tensor computed at once, unless a cache line's worth of
+/// them (64 bytes of each source row) is more: passes over the source cost the same per cache line.
 pub const CHUNK_BYTES: u64 = 16 << 20;
 
 /// How many chunks are kept, for as many transposed tensors read at once (by `diff`'s threads): the
@@ -198,7 +200,9 @@ impl<'a> RulesSource<'a> {
             return Ok(slice(c));
         }
         // Computed without the lock, so that threads reading other tensors are not held up.
-        let want = (CHUNK_BYTES / pre_cast_row.max(1)).max(rows.end - rows.start);
+        // At least a cache line of each source row per pass over the source (64 bytes of output rows).
+        let line = (64 / m.source.dtype.size().unwrap_or(1).max(1)) as u64;
+        let want = (CHUNK_BYTES / pre_cast_row.max(1)).max(line).max(rows.end - rows.start);
         let end = rows.start.saturating_add(want).min(dest.rows());
         let chunk_rows = rows.start..end;
         let bytes = Self::cast(m, dest, self.slab_rows(m, t, chunk_rows.clone(), pre_cast_row)?);

@@ -5,12 +5,16 @@
 //! row `r` is source row `r`, permuted within. Otherwise output rows `a..b` are the slab
 //! `a <= index[perm[0]] < b` of every source row: [`scatter_block`] copies the part of one block of
 //! source rows that lies in the slab to where it goes. The 2-D case (`perm = [1, 0]`) is done in
-//! cache-sized tiles, output rows split across threads.
+//! cache-sized tiles, segments of source rows split across threads.
 
 use rayon::prelude::*;
 
-/// Side of a square tile of the 2-D kernel, in elements: 64 x 64 elements of 8 bytes are 32 KiB.
+/// Output rows (source columns) of a tile of the 2-D kernel: with `SEGMENT` source rows, 64 x 256
+/// elements of 2 bytes are 32 KiB.
 const TILE: usize = 64;
+
+/// Source rows of one task of the 2-D kernel.
+const SEGMENT: usize = 256;
 
 /// A transpose of a tensor of shape `shape` (source) by `perm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +108,9 @@ impl Transpose {
 
 /// `out[c - out_rows.start][r] = block[r - src_rows.start][c]` for the block's rows `r` and the
 /// output rows `c` in `out_rows`: a source of `cols` columns whose transpose has rows of `rows`
-/// elements. Output rows are split across threads, each walking the block in `TILE x TILE` tiles.
+/// elements. The block's rows are split into segments of `SEGMENT` rows, one task each on its own
+/// piece of every output row, so a chunk of few (long) output rows is shared by all threads too; a
+/// task walks its rows in `TILE`-column tiles, reading the source row by row.
 fn transpose_2d(
     es: usize,
     block: &[u8],
@@ -117,23 +123,45 @@ fn transpose_2d(
     let (r0, r1) = (src_rows.start as usize, src_rows.end as usize);
     let c0 = out_rows.start as usize;
     let out_row_bytes = rows * es;
-    if out_row_bytes == 0 {
+    if out_row_bytes == 0 || r0 >= r1 {
         return;
     }
-    out.par_chunks_mut(out_row_bytes * TILE).enumerate().for_each(|(chunk, part)| {
-        let first = c0 + chunk * TILE;
-        let n = part.len() / out_row_bytes;
-        for rt in (r0..r1).step_by(TILE) {
-            let rt_end = (rt + TILE).min(r1);
-            for c in first..first + n {
-                let dst = &mut part[(c - first) * out_row_bytes..][..out_row_bytes];
-                for r in rt..rt_end {
-                    let s = ((r - r0) * cols + c) * es;
-                    dst[r * es..(r + 1) * es].copy_from_slice(&block[s..s + es]);
-                }
+    // pieces[s][c]: segment s of output row c (bytes of source rows r0 + s * SEGMENT ..).
+    let mut pieces: Vec<Vec<&mut [u8]>> = Vec::new();
+    for row in out.chunks_exact_mut(out_row_bytes) {
+        for (s, piece) in row[r0 * es..r1 * es].chunks_mut(SEGMENT * es).enumerate() {
+            if pieces.len() <= s {
+                pieces.push(Vec::new());
             }
+            pieces[s].push(piece);
+        }
+    }
+    pieces.into_par_iter().enumerate().for_each(|(s, mut by_col)| {
+        let segment = &block[s * SEGMENT * cols * es..];
+        // Elements of a size known at compile time are moved, not memmove'd one call each.
+        match es {
+            1 => segment_2d::<1>(segment, cols, c0, &mut by_col),
+            2 => segment_2d::<2>(segment, cols, c0, &mut by_col),
+            4 => segment_2d::<4>(segment, cols, c0, &mut by_col),
+            8 => segment_2d::<8>(segment, cols, c0, &mut by_col),
+            16 => segment_2d::<16>(segment, cols, c0, &mut by_col),
+            _ => {}
         }
     });
+}
+
+/// One task of [`transpose_2d`]: `by_col[c][k] = segment[k][c0 + c]` (elements of `N` bytes).
+fn segment_2d<const N: usize>(segment: &[u8], cols: usize, c0: usize, by_col: &mut [&mut [u8]]) {
+    for tile in (0..by_col.len()).step_by(TILE) {
+        let tile_end = (tile + TILE).min(by_col.len());
+        for k in 0..by_col[tile].len() / N {
+            let src_row = &segment[k * cols * N..][..cols * N];
+            for (ci, dst) in by_col[tile..tile_end].iter_mut().enumerate() {
+                let c = (c0 + tile + ci) * N;
+                dst[k * N..(k + 1) * N].copy_from_slice(&src_row[c..c + N]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
