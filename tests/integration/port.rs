@@ -310,18 +310,19 @@ fn preset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/port").join(name)
 }
 
-#[test]
-fn the_bert_preset_gives_transformers_own_conversion() {
-    let case = fixture("port", "bert");
+/// `examples/port/<kind>-tf-to-hf.toml` on port/<kind>/tf gives transformers' own conversion of it:
+/// every tensor of HF's state dict but the tied ones HF fills itself, and nothing else; HF's
+/// `from_pretrained` loaded that output (`gen_port.py verify`). Returns the `--plan` text.
+fn check_hf_preset(kind: &str) -> String {
+    let case = fixture("port", kind);
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.safetensors");
-    let (src, rules) = (case.join("tf/model.ckpt"), preset("bert-tf-to-hf.toml"));
+    let (src, rules) = (case.join("tf/model.ckpt"), preset(&format!("{kind}-tf-to-hf.toml")));
     let args = ["convert".as_ref(), src.as_os_str(), out.as_os_str(), "--rules".as_ref(), rules.as_os_str()];
     let run = warmstart(args.iter().chain([&"--strict".as_ref()])).expect_code(0);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
-    // Every tensor of HF's state dict but the tied decoder weights HF fills itself, and nothing else.
     let ours = tensors(&out);
     let theirs = tensors(&case.join("expected.safetensors"));
     assert_eq!(theirs.len() as u64, expected["tensors"].as_u64().unwrap());
@@ -329,23 +330,39 @@ fn the_bert_preset_gives_transformers_own_conversion() {
     for tied in expected["tied"].as_array().unwrap() {
         assert!(!names.contains(&tied.as_str().unwrap()), "{tied} is HF's to fill");
     }
-    assert!(names.contains(&"bert.encoder.layer.1.attention.self.query.weight"), "{names:?}");
     assert_eq!(ours, theirs);
-    // The optimizer's slots and the step are skipped.
-    let run = warmstart(args.iter().chain([&"--plan".as_ref()])).expect_code(0);
-    assert!(run.stdout.ends_with("139 tensors: 46 written, 93 skipped\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("global_step I64[]: skipped by skip"), "{}", run.stdout);
-    // HF's from_pretrained loaded this output (with config.json beside it): `gen_port.py verify`.
     let loaded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(case.join("from_pretrained.json")).unwrap()).unwrap();
     let empty = serde_json::json!([]);
     for key in ["unexpected_keys", "mismatched_keys", "error_msgs", "differ_from_expected"] {
-        assert_eq!(loaded[key], empty, "{key}");
+        assert_eq!(loaded[key], empty, "{kind}: {key}");
     }
     for missing in loaded["missing_keys"].as_array().unwrap() {
         assert!(expected["tied"].as_array().unwrap().contains(missing), "{missing} missing in HF's load");
     }
+    warmstart(args.iter().chain([&"--plan".as_ref()])).expect_code(0).stdout
+}
+
+#[test]
+fn the_bert_preset_gives_transformers_own_conversion() {
+    let plan = check_hf_preset("bert");
+    // The optimizer's slots and the step are skipped.
+    assert!(plan.ends_with("139 tensors: 46 written, 93 skipped\n"), "{plan}");
+    assert!(plan.contains("global_step I64[]: skipped by skip"), "{plan}");
+    assert!(
+        plan.contains("-> bert.encoder.layer.1.attention.self.query.weight F32[8, 8]; transposed [1, 0]"),
+        "{plan}"
+    );
+    let loaded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("port", "bert").join("from_pretrained.json")).unwrap()).unwrap();
     assert_eq!(loaded["decoder_tied_to_word_embeddings"], true);
+}
+
+#[test]
+fn the_electra_preset_gives_transformers_own_conversion() {
+    let plan = check_hf_preset("electra");
+    assert!(plan.contains("generator/encoder/layer_0/output/dense/kernel F32[8, 4]: skipped by skip"), "{plan}");
+    assert!(plan.contains("discriminator_predictions/dense_1/kernel F32[8, 1] -> discriminator_predictions.dense_prediction.weight F32[1, 8]"), "{plan}");
 }
 
 #[test]
