@@ -175,6 +175,20 @@ fn run_with_rules_ports_tfs_warm_started_output() {
     ])
     .expect_code(0);
     assert!(run.stdout.contains("wrote 1 tensors"), "{}", run.stdout);
+    let json = warmstart([
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        tmp.path().join("json/o.safetensors").as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--json".as_ref(),
+    ])
+    .expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["rules"]["tensors"][0]["name"], "model.w", "{json}");
+    assert_eq!(json["report"]["tensors_written"], 1, "{json}");
     let expected = tensors(&case.join("expected.safetensors"));
     let (_, dtype, shape, bytes) = &expected[0];
     // TF's [5, 1] values transposed to [1, 5] keep their bytes.
@@ -264,6 +278,16 @@ fn diff_with_rules_checks_a_port_against_its_reference() {
     // Without the rules, nothing matches up.
     let run = warmstart(["diff".as_ref(), src.as_os_str(), want.as_os_str()]).expect_code(1);
     assert!(run.stdout.contains("only in A: enc/layer_0/kernel\n"), "{}", run.stdout);
+    // Rules that cannot be used are trouble: exit 2.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = rules_file(tmp.path(), "[[cast]]\npattern = '^ids$'\nto = 'BF16'\n");
+    let run = warmstart(["diff".as_ref(), src.as_os_str(), want.as_os_str(), "--rules".as_ref(), bad.as_os_str()])
+        .expect_code(2);
+    assert!(run.stderr.contains("add `lossy = true`"), "{}", run.stderr);
+    let bad = rules_file(tmp.path(), "[[cast]]\npatern = 'x'\n");
+    let run = warmstart(["diff".as_ref(), src.as_os_str(), want.as_os_str(), "--rules".as_ref(), bad.as_os_str()])
+        .expect_code(2);
+    assert!(run.stderr.contains("line 2: unknown field `patern`"), "{}", run.stderr);
 }
 
 #[test]
