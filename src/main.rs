@@ -272,8 +272,8 @@ fn recover(args: RecoverArgs) -> Result<(), Failure> {
     let (done, removed) = warmstart_core::journal::recover(&args.dst).map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
     let mut lines = Vec::new();
-    for (journal, outcome) in &done {
-        lines.push(format!("{}: the interrupted write was {outcome}", journal.display()));
+    for r in &done {
+        lines.push(format!("{}: the interrupted write was {r}", r.journal.display()));
     }
     if done.is_empty() {
         lines.push(format!("{}: no interrupted write", args.dst.display()));

@@ -61,6 +61,8 @@ pub fn run_files(
         Format::Safetensors => "model.safetensors",
         Format::Hdf5 => "model.weights.h5",
         Format::Tf => "model.ckpt",
+        // Read only: the warm-start itself refuses it, before writing anything.
+        Format::Torch => "pytorch_model.bin",
     });
     let staged_output = OutputOptions { format: Some(format), ..Default::default() };
     let (plan, report) = crate::run_files(settings, &staged, &staged_output, options)?;

@@ -16,6 +16,7 @@ use warmstart_planner::VocabFile;
 use warmstart_rules::{Rules, RulesSource};
 use warmstart_safetensors::SafetensorsSource;
 use warmstart_tf::TfSource;
+use warmstart_torch::TorchSource;
 
 /// A fuzz target: its name, its entry point, its seed inputs, and whether a crash that kills the
 /// process is a C library's (HDF5) rather than a Rust failure.
@@ -40,6 +41,9 @@ pub const TARGETS: &[Target] = &[
     Target { name: "hdf5", run: target_hdf5, seeds: seeds_hdf5, calls_c: true },
     Target { name: "config", run: target_config, seeds: seeds_config, calls_c: false },
     Target { name: "vocab", run: target_vocab, seeds: seeds_vocab, calls_c: false },
+    Target { name: "torch", run: target_torch, seeds: seeds_torch, calls_c: false },
+    Target { name: "torch_pickle", run: target_torch_pickle, seeds: seeds_torch_pickle, calls_c: false },
+    Target { name: "torch_index", run: target_torch_index, seeds: seeds_torch_index, calls_c: false },
     Target { name: "rules", run: target_rules, seeds: seeds_rules, calls_c: false },
 ];
 
@@ -338,4 +342,59 @@ fn seeds_vocab() -> Vec<Vec<u8>> {
     seeds.sort();
     seeds.dedup();
     seeds
+}
+
+/// A `torch.save` archive: its zip directory, its `data.pkl` through the restricted unpickler, its
+/// storages and views, and every tensor read.
+pub fn target_torch(data: &[u8]) {
+    with_work(|dir| {
+        let path = dir.join("model.pt");
+        write(&path, data);
+        if let Ok(source) = TorchSource::open(&path) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_torch() -> Vec<Vec<u8>> {
+    fixture_files("torch", |n| n.ends_with(".pt") || n.ends_with(".bin"))
+}
+
+/// A `data.pkl` alone, through the restricted unpickler and the naming of its tensors.
+pub fn target_torch_pickle(data: &[u8]) {
+    let _ = warmstart_torch::fuzz_unpickle(data);
+}
+
+/// The `data.pkl` of every torch fixture archive.
+fn seeds_torch_pickle() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for archive in seeds_torch() {
+        let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(archive)) else { continue };
+        for i in 0..zip.len() {
+            let Ok(mut file) = zip.by_index(i) else { continue };
+            if file.name().is_ok_and(|n| n.ends_with("/data.pkl")) {
+                let mut pickle = Vec::new();
+                if std::io::Read::read_to_end(&mut file, &mut pickle).is_ok() {
+                    seeds.push(pickle);
+                }
+            }
+        }
+    }
+    seeds
+}
+
+/// A `pytorch_model.bin.index.json` beside the two shards of the `sharded` fixture, opened as a folder.
+pub fn target_torch_index(data: &[u8]) {
+    with_work(|dir| {
+        let folder = dir.join("torch_sharded");
+        copy_once(&fixtures().join("torch/sharded"), &folder);
+        write(&folder.join("pytorch_model.bin.index.json"), data);
+        if let Ok(source) = TorchSource::open(&folder) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_torch_index() -> Vec<Vec<u8>> {
+    fixture_files("torch", |n| n.ends_with(".index.json"))
 }

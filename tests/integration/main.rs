@@ -23,6 +23,9 @@ mod safetensors;
 // Written out as safetensors, so both are needed.
 #[cfg(all(feature = "tf", feature = "safetensors"))]
 mod tf;
+// Written out as safetensors (and TF and HDF5 where those are built too).
+#[cfg(all(feature = "torch", feature = "safetensors"))]
+mod torch;
 mod util;
 // The TF-made cases are written out as safetensors (and HDF5 where that is built too).
 #[cfg(all(feature = "tf", feature = "safetensors"))]

@@ -14,11 +14,14 @@ pub enum Format {
     Tf,
     /// HDF5, as Keras writes weights (`.weights.h5`, `.h5`).
     Hdf5,
+    /// PyTorch's `torch.save` zip archive (`pytorch_model.bin`, `.pt`), or shards named by
+    /// `pytorch_model.bin.index.json`; read only.
+    Torch,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 3] = [Format::Safetensors, Format::Tf, Format::Hdf5];
+    pub const ALL: [Format; 4] = [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Torch];
 
     /// The short name, as `--to` takes it, `inspect` prints it and the cargo feature is called.
     pub fn name(self) -> &'static str {
@@ -26,12 +29,18 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Tf => "tf",
             Format::Hdf5 => "hdf5",
+            Format::Torch => "torch",
         }
     }
 
     /// Whether the format can store string tensors.
     pub fn stores_strings(self) -> bool {
-        !matches!(self, Format::Safetensors)
+        !matches!(self, Format::Safetensors | Format::Torch)
+    }
+
+    /// Whether warmstart writes the format (PyTorch checkpoints are read only).
+    pub fn writable(self) -> bool {
+        !matches!(self, Format::Torch)
     }
 
     /// Whether the format keeps a partitioned variable's slices apart (TF bundles); other formats
@@ -49,7 +58,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5)")]
+#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, torch)")]
 pub struct UnknownFormat {
     /// The name given.
     pub name: String,
@@ -80,14 +89,16 @@ mod tests {
         assert_eq!("TF".parse::<Format>().unwrap(), Format::Tf);
         let err = "onnx".parse::<Format>().unwrap_err();
         assert_eq!(err, UnknownFormat { name: "onnx".into() });
-        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5)");
+        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, torch)");
     }
 
     #[test]
-    fn only_tf_keeps_partitions_and_only_safetensors_drops_strings() {
+    fn only_tf_keeps_partitions_and_safetensors_and_torch_drop_strings() {
         let partitions: Vec<_> = Format::ALL.into_iter().filter(|f| f.stores_partitions()).collect();
         assert_eq!(partitions, [Format::Tf]);
         let no_strings: Vec<_> = Format::ALL.into_iter().filter(|f| !f.stores_strings()).collect();
-        assert_eq!(no_strings, [Format::Safetensors]);
+        assert_eq!(no_strings, [Format::Safetensors, Format::Torch]);
+        let read_only: Vec<_> = Format::ALL.into_iter().filter(|f| !f.writable()).collect();
+        assert_eq!(read_only, [Format::Torch]);
     }
 }

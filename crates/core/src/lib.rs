@@ -14,6 +14,7 @@ mod format;
 pub mod journal;
 pub mod mapped;
 pub mod output;
+pub mod shard_index;
 mod sink;
 mod source;
 mod tensor;
@@ -23,8 +24,8 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, LibraryError, Result, SafetensorsError,
-    StateFileError, TfError,
+    Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason, LibraryError, PickleProblem,
+    Result, SafetensorsError, StateFileError, TfError, TorchError,
 };
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor, TensorRegion};

@@ -18,6 +18,8 @@ pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
+        #[cfg(feature = "torch")]
+        Format::Torch => Ok(Box::new(warmstart_torch::TorchSource::open(path)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -95,6 +97,9 @@ pub fn create_sink(
                 warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
+        // Read only: PyTorch users are written safetensors.
+        #[cfg(feature = "torch")]
+        Format::Torch => Err(FormatsError::ReadOnly { path: path.to_path_buf(), format }.into()),
         #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
@@ -180,6 +185,11 @@ mod tests {
             let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
             assert!(err.contains("this build has no tf support"), "{err}");
         }
+        if !crate::compiled_in(Format::Torch) {
+            let pt = warmstart_core::test_support::fixture("torch", "tied").join("model.pt");
+            let err = open(&pt).err().unwrap().to_string();
+            assert!(err.contains("model.pt") && err.contains("this build has no torch support"), "{err}");
+        }
         for format in Format::ALL.into_iter().filter(|&f| !crate::compiled_in(f)) {
             let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
             assert!(err.to_string().contains(&format!("this build has no {format} support")));
@@ -254,6 +264,18 @@ mod tests {
         let elsewhere = LayoutTemplate { format: Format::Tf, path: template.path().to_path_buf() };
         let back = write_kernel("u.h5", elsewhere);
         assert_eq!(back.dataset_path("d1/kernel"), Some("d1/kernel"));
+    }
+
+    #[cfg(feature = "torch")]
+    #[test]
+    fn torch_opens_and_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = warmstart_core::test_support::fixture("torch", "sharded");
+        let src = open(&fixture).unwrap();
+        assert_eq!(src.format(), Format::Torch);
+        assert!(src.tensor("embeddings.word_embeddings.weight").is_some());
+        let err = create_sink(&dir.path().join("out.bin"), Format::Torch, &[], &WriteOptions::default()).err().unwrap();
+        assert!(err.to_string().contains("torch checkpoints are read only"), "{err}");
     }
 
     #[cfg(feature = "tf")]

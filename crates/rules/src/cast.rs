@@ -311,9 +311,13 @@ mod tests {
         // 1 + 2^-8 + 2^-40 is above bfloat16's tie at 1 + 2^-8: up, though float32 would round to the tie.
         let x = (1.0f64 + 2f64.powi(-8) + 2f64.powi(-40)).to_bits();
         assert_eq!(one(DType::F64, DType::BF16, x), 0x3f81);
-        assert_eq!(one(DType::F32, DType::F16, 65520f32.to_bits().into()), 0x7c00, "overflows to inf");
-        assert_eq!(one(DType::F32, DType::F16, 65519f32.to_bits().into()), 0x7bff);
-        assert_eq!(one(DType::F16, DType::F32, 0x0001), 2f32.powi(-24).to_bits().into(), "subnormal widens exactly");
+        assert_eq!(one(DType::F32, DType::F16, u64::from(65520f32.to_bits())), 0x7c00, "overflows to inf");
+        assert_eq!(one(DType::F32, DType::F16, u64::from(65519f32.to_bits())), 0x7bff);
+        assert_eq!(
+            one(DType::F16, DType::F32, 0x0001),
+            u64::from(2f32.powi(-24).to_bits()),
+            "subnormal widens exactly"
+        );
         assert_eq!(one(DType::I64, DType::I8, 300), 44);
         assert_eq!(one(DType::I8, DType::I64, 0xff), u64::MAX);
     }

@@ -9,7 +9,7 @@ use crate::Format;
 #[non_exhaustive]
 pub enum FormatsError {
     /// The content matches no format warmstart knows.
-    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, or HDF5 signature)", path.display())]
+    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, HDF5 signature, or torch.save archive)", path.display())]
     Undetected {
         /// The path.
         path: PathBuf,
@@ -35,6 +35,14 @@ pub enum FormatsError {
     NoDestinationFormat {
         /// The destination.
         path: PathBuf,
+    },
+    /// Output asked in a format warmstart only reads.
+    #[error("{}: {format} checkpoints are read only; write safetensors (--to safetensors) for PyTorch users", path.display())]
+    ReadOnly {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
     },
     /// Sharded output asked of a format written as one file.
     #[error("{}: {format} output is written as one file; {shards} shards were asked for", path.display())]

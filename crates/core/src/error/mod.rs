@@ -10,11 +10,13 @@ mod formats;
 mod hdf5;
 mod safetensors;
 mod tf;
+mod torch;
 
 pub use formats::FormatsError;
-pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use hdf5::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
+pub use torch::{PickleProblem, TorchError};
 
 use std::path::PathBuf;
 
@@ -120,6 +122,9 @@ pub enum Error {
     /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
     #[error(transparent)]
     Formats(Box<FormatsError>),
+    /// A PyTorch checkpoint cannot be read.
+    #[error(transparent)]
+    Torch(Box<TorchError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -149,6 +154,14 @@ impl Error {
     pub fn hdf5(&self) -> Option<&Hdf5Error> {
         match self {
             Error::Hdf5(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The PyTorch reader's own error, if this is one.
+    pub fn torch(&self) -> Option<&TorchError> {
+        match self {
+            Error::Torch(e) => Some(e),
             _ => None,
         }
     }
