@@ -7,6 +7,8 @@
 //! layer that does I/O of its own: it reads the vocabulary files.
 #![deny(missing_docs)]
 
+pub mod rules;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -9,12 +9,13 @@
 
 mod failure;
 mod inspect;
+mod porting;
 #[cfg(unix)]
 mod signals;
 mod warm;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,28 @@ enum Command {
     Run(RunArgs),
     /// Finish or roll back a write to DST that was interrupted (killed), and remove what it left.
     Recover(RecoverArgs),
+    /// Compare two checkpoints of any formats, element by element. Exit 0 equal, 1 different, 2 trouble.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The first checkpoint (the one --rules applies to).
+    a: PathBuf,
+    /// The second checkpoint.
+    b: PathBuf,
+    /// Relative tolerance, as numpy.isclose: |a - b| <= atol + rtol * |b|.
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 0.0, value_name = "A")]
+    atol: f64,
+    /// Apply this rules file to A first (patterns in Rust regex syntax), to check a port in one command.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -88,6 +111,8 @@ struct RunArgs {
     input: InputArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    rules: RulesArgs,
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
@@ -102,6 +127,29 @@ struct InspectArgs {
     json: bool,
     #[command(flatten)]
     input: InputArgs,
+    /// Per numeric tensor: min, max, mean, std (population) of the finite elements, and the counts of
+    /// NaN, Inf and zeros (computed in f64).
+    #[arg(long)]
+    stats: bool,
+    /// With --stats: only these tensors.
+    #[arg(requires = "stats", value_name = "NAME")]
+    names: Vec<String>,
+    /// TF2 object-based checkpoints: list tensors by checkpoint key (TF's, the default), by the
+    /// variables' names (as the object graph records them), or both side by side.
+    #[arg(long = "names", value_enum, default_value_t = Names::Keys)]
+    name_kind: Names,
+}
+
+/// How tensors of TF2 object-based checkpoints are named.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Names {
+    /// The checkpoint keys (`model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`).
+    Keys,
+    /// The variables' original names where the object graph records them (`dense/kernel`), else the
+    /// key without `/.ATTRIBUTES/VARIABLE_VALUE`.
+    Variables,
+    /// Both (inspect only).
+    Both,
 }
 
 #[derive(Args)]
@@ -110,11 +158,42 @@ struct ConvertArgs {
     src: PathBuf,
     /// Where to write. Its format comes from --to, else from its name (.safetensors, ...), else it is
     /// the source's.
-    dst: PathBuf,
+    #[arg(required_unless_present = "plan")]
+    dst: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// With --rules: list what each source tensor becomes (or which rule skips it); write nothing.
+    #[arg(long, requires = "rules")]
+    plan: bool,
+    /// With --plan: print the plan as JSON.
+    #[arg(long, requires = "plan")]
+    json: bool,
+    /// TF2 object-based checkpoints: write tensors under the variables' names (before any --rules),
+    /// or under TF's checkpoint keys (the default).
+    #[arg(long = "names", value_enum, default_value_t = Names::Keys)]
+    name_kind: Names,
+}
+
+/// A rules file that renames, skips, transposes and casts tensors (see the README's "Porting").
+#[derive(Args)]
+struct RulesArgs {
+    /// Apply this rules file (TOML; patterns in Rust regex syntax) to the tensors written.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// With --rules: a rule that matches no tensor is an error, not a warning.
+    #[arg(long, requires = "rules")]
+    strict: bool,
+}
+
+impl RulesArgs {
+    /// The rules file, read and checked (before any checkpoint is read), if one was given.
+    fn load(&self) -> Result<Option<warmstart_rules::Rules>, Failure> {
+        self.rules.as_deref().map(warmstart_rules::Rules::from_file).transpose().map_err(Failure::usage)
+    }
 }
 
 /// How `run` and `convert` write their output.
@@ -181,6 +260,39 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Plan(args) => plan(args),
         Command::Run(args) => run(args),
         Command::Recover(args) => recover(args),
+        Command::Diff(args) => diff(args),
+    }
+}
+
+fn diff(args: DiffArgs) -> Result<(), Failure> {
+    let rules = args.rules.as_deref().map(warmstart_rules::Rules::from_file).transpose().map_err(Failure::trouble)?;
+    let a = warmstart_formats::open(&args.a).map_err(Failure::trouble)?;
+    let b = warmstart_formats::open(&args.b).map_err(Failure::trouble)?;
+    let ported = match &rules {
+        Some(r) => Some(warmstart_rules::RulesSource::new(a.as_ref(), r, false).map_err(Failure::trouble)?),
+        None => None,
+    };
+    let a: &dyn warmstart_core::CheckpointSource = match &ported {
+        Some(p) => {
+            porting::warn_unmatched(p.mapping(), &args.a);
+            p
+        }
+        None => a.as_ref(),
+    };
+    let options = warmstart_compare::DiffOptions { rtol: args.rtol, atol: args.atol, ..Default::default() };
+    let report = warmstart_compare::diff(a, b.as_ref(), &options).map_err(Failure::trouble)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        porting::write_diff_json(&mut out, &report, args.rtol, args.atol)
+    } else {
+        porting::write_diff(&mut out, &report, args.rtol, args.atol)
+    }
+    .and_then(|()| out.flush())
+    .map_err(Failure::stdout)?;
+    if report.equal() {
+        Ok(())
+    } else {
+        Err(Failure::differ())
     }
 }
 
@@ -240,11 +352,15 @@ fn plan(args: PlanArgs) -> Result<(), Failure> {
 
 fn run(args: RunArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
+    let rules = args.rules.load()?;
     let settings = settings(&args.config, &args.input)?;
     let target = warmstart_formats::detect_preferring(&settings.target.resolve(), settings.format);
     // A target that cannot be told is refused by the run itself, naming it.
     let target = target.map_err(|e| refused(e.into(), args.json))?;
     let format = output_format(&args.out, &args.output, target, "the target");
+    if let Some(rules) = rules {
+        return run_with_rules(&args, &settings, format, &rules);
+    }
     let progress = warm::Progress::new();
     let on_plan = |_: &warmstart::Plan, total: u64| progress.start(total);
     let on_progress = |done: u64| progress.set(done);
@@ -269,18 +385,101 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     failure::report_after_output(written.and_then(|()| out.flush()), &args.out)
 }
 
-fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let src = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
+/// `run --rules`: the warm-start, then the rules applied to its output.
+fn run_with_rules(
+    args: &RunArgs,
+    settings: &warmstart::WarmStartSettings,
+    format: Format,
+    rules: &warmstart_rules::Rules,
+) -> Result<(), Failure> {
+    let output = warmstart::OutputOptions {
+        format: Some(format),
+        shards: args.output.shards.map(|n| n as usize),
+        max_shard_size: args.output.max_shard_size,
+        compress: args.output.compress,
+        sync: args.output.sync,
+    };
+    let options = warmstart::RunOptions::default();
+    let ported = warmstart::rules::run_files(settings, &args.out, &output, &options, rules, args.rules.strict)
+        .map_err(|e| match e {
+            warmstart::rules::Error::Run(e) => refused(e, args.json),
+            other => Failure::failed(other),
+        })?;
+    warm::warn_tensorflow_fails(&ported.plan);
+    porting::warn_unmatched(&ported.mapping, Path::new("the warm-started output"));
     let mut out = std::io::stdout().lock();
-    if args.json { inspect::write_json(&mut out, src.as_ref()) } else { inspect::write_table(&mut out, src.as_ref()) }
+    let written = if args.json {
+        let mut value = serde_json::json!({ "out": args.out, "format": format.name(), "report": ported.report,
+            "plan": ported.plan, "rules": porting::mapping_json(&ported.mapping) });
+        value["report"]["tensors_written"] = ported.written.tensors.into();
+        value["report"]["bytes_written"] = ported.written.bytes.into();
+        serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+    } else {
+        let mut report = ported.report.clone();
+        (report.tensors_written, report.bytes_written) = (ported.written.tensors, ported.written.bytes);
+        warm::write_report(&mut out, &ported.plan, &report, &args.out, format)
+    };
+    failure::report_after_output(written.and_then(|()| out.flush()), &args.out)
+}
+
+fn inspect(args: InspectArgs) -> Result<(), Failure> {
+    let opened = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    if let (Names::Both, Some(named)) = (args.name_kind, &named) {
+        let mut out = std::io::stdout().lock();
+        return porting::write_names(&mut out, named.mapping(), args.json)
+            .and_then(|()| out.flush())
+            .map_err(Failure::stdout);
+    }
+    let src: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
+    if args.stats {
+        return inspect_stats(&args, src);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json { inspect::write_json(&mut out, src) } else { inspect::write_table(&mut out, src) }
         .and_then(|()| out.flush())
         .map_err(Failure::stdout)
 }
 
+/// `inspect --stats [NAME...]`.
+fn inspect_stats(args: &InspectArgs, src: &dyn warmstart_core::CheckpointSource) -> Result<(), Failure> {
+    let tensors: Vec<&warmstart_core::TensorInfo> = if args.names.is_empty() {
+        src.tensors().iter().collect()
+    } else {
+        args.names.iter().map(|n| src.require(n)).collect::<Result<_, _>>().map_err(Failure::failed)?
+    };
+    let stats = warmstart_compare::stats_of(src, &tensors).map_err(Failure::failed)?;
+    let rows: Vec<_> = tensors.into_iter().zip(stats).collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        porting::write_stats_json(&mut out, src.format().name(), &rows)
+    } else {
+        porting::write_stats(&mut out, &rows)
+    }
+    .and_then(|()| out.flush())
+    .map_err(Failure::stdout)
+}
+
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     warmstart_core::journal::set_wait_for_lock(args.output.wait);
-    let src = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
-    let format = output_format(&args.dst, &args.output, src.format(), "the source");
+    let rules = args.rules.load()?;
+    let (Some(dst), false) = (args.dst.clone(), args.plan) else { return convert_plan(&args, rules) };
+    let opened = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
+    let format = output_format(&dst, &args.output, opened.format(), "the source");
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    let base: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
+    let ported = match &rules {
+        Some(r) => Some(warmstart_rules::RulesSource::new(base, r, args.rules.strict).map_err(Failure::failed)?),
+        None => None,
+    };
+    let src: &dyn warmstart_core::CheckpointSource = match &ported {
+        Some(p) => {
+            porting::warn_unmatched(p.mapping(), &args.src);
+            p
+        }
+        None => base,
+    };
+    let dst = dst.as_path();
     let options = WriteOptions {
         shards: args.output.shards.map(|n| n as usize),
         max_shard_size: args.output.max_shard_size,
@@ -288,7 +487,7 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
         sync: args.output.sync,
         ..Default::default()
     };
-    let report = warmstart_formats::convert(src.as_ref(), &args.dst, format, &options).map_err(Failure::failed)?;
+    let report = warmstart_formats::convert(src, dst, format, &options).map_err(Failure::failed)?;
     for skipped in &report.skipped {
         eprintln!("warning: skipped tensor {:?}: {}", skipped.name, skipped.reason);
     }
@@ -298,7 +497,21 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
         "wrote {} tensors ({}) to {} ({format})",
         report.tensors,
         inspect::human_bytes(report.bytes),
-        args.dst.display()
+        dst.display()
     );
-    failure::report_after_output(written.and_then(|()| out.flush()), &args.dst)
+    failure::report_after_output(written.and_then(|()| out.flush()), dst)
+}
+
+/// `convert --rules F --plan`: what each source tensor becomes; nothing is written.
+fn convert_plan(args: &ConvertArgs, rules: Option<warmstart_rules::Rules>) -> Result<(), Failure> {
+    let rules = rules.ok_or_else(|| Failure::usage("--plan needs --rules"))?;
+    let opened = warmstart_formats::open_preferring(&args.src, args.input.format).map_err(Failure::failed)?;
+    let named = porting::named(opened.as_ref(), args.name_kind != Names::Keys)?;
+    let src: &dyn warmstart_core::CheckpointSource = named.as_ref().map_or(opened.as_ref(), |n| n);
+    let mapping = rules.map(src.path(), src.tensors(), args.rules.strict).map_err(Failure::failed)?;
+    porting::warn_unmatched(&mapping, &args.src);
+    let mut out = std::io::stdout().lock();
+    if args.json { porting::write_plan_json(&mut out, &mapping) } else { porting::write_plan(&mut out, &mapping) }
+        .and_then(|()| out.flush())
+        .map_err(Failure::stdout)
 }

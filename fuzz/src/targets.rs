@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use warmstart_config::WarmStartSettings;
-use warmstart_core::test_support::{fixtures, read_everything};
+use warmstart_core::test_support::{fixtures, read_everything, MemorySource};
+use warmstart_core::{CheckpointSource, DType, TensorInfo};
 use warmstart_hdf5::Hdf5Source;
 use warmstart_numpy::NumpySource;
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::VocabFile;
+use warmstart_rules::{Rules, RulesSource};
 use warmstart_safetensors::SafetensorsSource;
 use warmstart_tf::TfSource;
 use warmstart_torch::TorchSource;
@@ -45,6 +47,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "torch_index", run: target_torch_index, seeds: seeds_torch_index, calls_c: false },
     Target { name: "numpy", run: target_numpy, seeds: seeds_numpy, calls_c: false },
     Target { name: "npy_header", run: target_npy_header, seeds: seeds_npy_header, calls_c: false },
+    Target { name: "rules", run: target_rules, seeds: seeds_rules, calls_c: false },
 ];
 
 /// The target called `name`.
@@ -281,6 +284,45 @@ pub fn target_config(data: &[u8]) {
 fn seeds_config() -> Vec<Vec<u8>> {
     let mut seeds = fixture_files("warmstart", |n| n.ends_with(".toml"));
     seeds.dedup();
+    seeds
+}
+
+/// A porting rules file (invalid UTF-8 replaced): parsed, and if accepted applied to a small checkpoint
+/// of every kind of tensor, each read whole and row by row through the rules.
+pub fn target_rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(rules) = Rules::from_toml(&text, Path::new("rules.toml")) else { return };
+    let mut src = MemorySource::new();
+    for (name, dtype, shape) in [
+        ("bert/encoder/layer_0/kernel", DType::F32, vec![3, 4]),
+        ("bert/encoder/layer_0/kernel/adam_m", DType::F32, vec![3, 4]),
+        ("conv/kernel", DType::BF16, vec![2, 1, 3, 2]),
+        ("global_step", DType::I64, vec![]),
+        ("ids", DType::I32, vec![5]),
+        ("empty", DType::F16, vec![0, 3]),
+    ] {
+        let info = TensorInfo::new(name, dtype, shape);
+        let len = info.byte_len().unwrap_or(0) as usize;
+        src = src.with_bytes(info, (0..len).map(|i| (i * 37 % 251) as u8).collect());
+    }
+    let src = src.with_strings("vocab", &[2], vec![b"a".to_vec(), b"b".to_vec()]);
+    let Ok(ported) = RulesSource::new(&src, &rules, false) else { return };
+    for t in ported.tensors() {
+        if t.dtype == DType::String {
+            let _ = ported.read_strings(&t.name);
+            continue;
+        }
+        let whole = ported.read(&t.name).map(|b| b.len() as u64);
+        assert_eq!(whole.ok(), t.byte_len(), "{}: bytes read", t.name);
+        for row in 0..t.rows() {
+            assert!(ported.read_rows(&t.name, row..row + 1).is_ok(), "{}: row {row}", t.name);
+        }
+    }
+}
+
+fn seeds_rules() -> Vec<Vec<u8>> {
+    let mut seeds = fixture_files("port", |n| n.ends_with(".toml"));
+    seeds.extend(fs::read(fixtures().join("../../examples/port/bert-tf-to-hf.toml")));
     seeds
 }
 

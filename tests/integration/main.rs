@@ -21,6 +21,9 @@ mod numpy;
 // Where outputs go: run on TF-made cases, shards checked against safetensors fixtures.
 #[cfg(all(feature = "tf", feature = "safetensors"))]
 mod outputs;
+// Porting rules, diff and stats: fixtures are safetensors files, some runs write TF bundles.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
+mod port;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.

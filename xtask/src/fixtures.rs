@@ -52,12 +52,18 @@ pub fn fixtures(args: &[String]) -> Result<(), String> {
     let shared: Vec<String> = areas.iter().filter(|a| own(a).is_none()).cloned().collect();
     if !shared.is_empty() {
         let python = ensure_venv(&root.join("target/fixtures-venv"), &fixtures.join("requirements.txt"))?;
-        generate(&root, &python, &shared)?;
+        // gen_port.py runs transformers' converters in the torch venv, in processes of their own.
+        let torch = if shared.iter().any(|a| a == "port") && std::env::var_os("WARMSTART_TORCH_PYTHON").is_none() {
+            Some(ensure_venv(&root.join("target/fixtures-torch-venv"), &fixtures.join("requirements-torch.txt"))?)
+        } else {
+            None
+        };
+        generate(&root, &python, &shared, torch.as_deref())?;
     }
     for (area, requirements, venv) in OWN_VENV {
         if areas.iter().any(|a| a == area) {
             let python = ensure_venv(&root.join("target").join(venv), &fixtures.join(requirements))?;
-            generate(&root, &python, &[area.to_string()])?;
+            generate(&root, &python, &[area.to_string()], None)?;
         }
     }
     Ok(())
@@ -76,10 +82,14 @@ fn all_areas(fixtures: &Path) -> Result<Vec<String>, String> {
     Ok(areas)
 }
 
-/// Runs `generate.py AREAS` with `python`.
-fn generate(root: &Path, python: &Path, areas: &[String]) -> Result<(), String> {
+/// Runs `generate.py AREAS` with `python` (and `torch` as `$WARMSTART_TORCH_PYTHON`, if given).
+fn generate(root: &Path, python: &Path, areas: &[String], torch: Option<&Path>) -> Result<(), String> {
     println!("xtask: regenerating fixtures {} with {}", areas.join(", "), python.display());
-    run(Command::new(python)
+    let mut command = Command::new(python);
+    if let Some(torch) = torch {
+        command.env("WARMSTART_TORCH_PYTHON", torch);
+    }
+    run(command
         .arg(root.join("tests/fixtures/generate.py"))
         .args(areas)
         .current_dir(root)
