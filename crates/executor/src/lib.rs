@@ -29,7 +29,7 @@ mod variable;
 mod writer;
 
 use std::borrow::Cow;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
 use warmstart_planner::{Action, Plan};
@@ -89,8 +89,23 @@ enum Job<'a> {
     Data { bytes: Cow<'a, [u8]>, done: Option<u64>, release: Option<Release<'a>> },
     /// `begin_tensor_at`, its region sent back to the producer.
     BeginAt(&'a SinkTensor, mpsc::SyncSender<warmstart_core::TensorRegion>),
-    /// `end_tensor_at` with the tensor's region and CRC32C, if the sink wants it.
-    EndAt(warmstart_core::TensorRegion, Option<u32>),
+    /// `bytes` written at `at` in `region` (a tensor begun with `BeginAt`, or a scratch file), after
+    /// being appended to the tensor's CRC32C if `hash` (the hashed writes of a tensor come in order);
+    /// then the buffer is given back on `back` (or to the writer's pool) and the progress callback
+    /// called with `done` bytes, if given.
+    WriteAt {
+        region: Arc<warmstart_core::TensorRegion>,
+        at: u64,
+        bytes: Vec<u8>,
+        hash: bool,
+        done: Option<u64>,
+        back: Option<mpsc::SyncSender<Vec<u8>>>,
+    },
+    /// Replies once every job before it is done.
+    Fence(mpsc::SyncSender<()>),
+    /// `end_tensor_at` with the tensor's region (no other handle on it is left) and, if the region
+    /// wants it, the CRC32C of its hashed writes.
+    EndAt(Arc<warmstart_core::TensorRegion>),
     /// The progress callback with this many bytes.
     Progress(u64),
     /// `end_tensor`.
