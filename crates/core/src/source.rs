@@ -48,6 +48,31 @@ pub trait CheckpointSource: Send + Sync {
         Ok(())
     }
 
+    /// Whether the numeric tensor `name` is stored as one run of bytes, in row order, carrying its
+    /// CRC32C (a TF bundle's entry): a caller reading every byte of it once, in order, through
+    /// [`read_rows_unverified`](CheckpointSource::read_rows_unverified) can hash them on the way and
+    /// have [`verify_crc32c`](CheckpointSource::verify_crc32c) check the sum, instead of the source
+    /// verifying the tensor in a pass of its own on its first read. `false` by default.
+    fn stores_crc32c(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// [`read_rows`](CheckpointSource::read_rows) without the check a source makes on a tensor's first
+    /// read, for a caller that verifies the bytes itself (see
+    /// [`stores_crc32c`](CheckpointSource::stores_crc32c)); by default, `read_rows`. Nothing read this
+    /// way may reach an output before [`verify_crc32c`](CheckpointSource::verify_crc32c) has passed.
+    fn read_rows_unverified(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+        self.read_rows(name, rows)
+    }
+
+    /// Checks `crc32c`, the CRC32C of every byte of the tensor `name` in order (as read through
+    /// [`read_rows_unverified`](CheckpointSource::read_rows_unverified)), against the one stored: the
+    /// same error as a failed check on a first read if they differ; the tensor counts as verified if
+    /// they agree. Does nothing by default (a source that stores no checksum).
+    fn verify_crc32c(&self, _name: &str, _crc32c: u32) -> Result<()> {
+        Ok(())
+    }
+
     /// Row-major bytes of a whole numeric tensor, little-endian.
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let rows = self.require(name)?.rows();
