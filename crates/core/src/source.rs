@@ -73,6 +73,25 @@ pub trait CheckpointSource: Send + Sync {
         Ok(())
     }
 
+    /// Where the bytes of the numeric tensor `name` lie in one of the checkpoint's files, exactly as
+    /// [`read`](CheckpointSource::read) returns them (one run, row-major, little-endian), for a copy
+    /// made file to file ([`TensorRegion::copy_from`](crate::TensorRegion::copy_from)); `None` by
+    /// default, and for a tensor stored otherwise. The bytes are not checked: a copy of them is kept
+    /// only once [`checked_crc32c`](CheckpointSource::checked_crc32c) has passed.
+    fn stored_bytes(&self, _name: &str) -> Option<StoredBytes<'_>> {
+        None
+    }
+
+    /// Makes the check a source makes on a tensor's first read (a TF bundle verifies its CRC32C) and
+    /// returns the CRC32C of the tensor's bytes (as [`read`](CheckpointSource::read) returns them) if
+    /// the source stores one, now verified; `Ok(None)` if it stores none. By default, reads the
+    /// tensor's first row (its check, if any) and returns `Ok(None)`.
+    fn checked_crc32c(&self, name: &str) -> Result<Option<u32>> {
+        let rows = self.require(name)?.rows();
+        self.read_rows(name, 0..rows.min(1))?;
+        Ok(None)
+    }
+
     /// Row-major bytes of a whole numeric tensor, little-endian.
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let rows = self.require(name)?.rows();
@@ -145,4 +164,17 @@ pub struct VariablePart {
     pub name: String,
     /// Where the part lies in the full variable.
     pub slice: Slice,
+}
+
+/// Where a numeric tensor's bytes lie in a file ([`CheckpointSource::stored_bytes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBytes<'a> {
+    /// The file, opened for reading.
+    pub file: &'a std::fs::File,
+    /// Its path, for errors.
+    pub path: &'a Path,
+    /// Where the tensor's bytes start in it.
+    pub offset: u64,
+    /// How many bytes the tensor has.
+    pub len: u64,
 }

@@ -144,6 +144,11 @@ pub(crate) fn write_jobs(
                 sink.end_tensor_at(region, crc)?;
             }
             Job::Strings(tensor, values) => sink.write_strings(&tensor, &values)?,
+            Job::CopyAt { tensor, stored, crc, source, name } => {
+                let region = sink.begin_tensor_at(tensor)?;
+                let crc = warmstart_core::copy::fill_region(source, name, &region, stored, crc)?;
+                sink.end_tensor_at(region, crc)?;
+            }
         }
     }
     Ok(())

@@ -223,6 +223,34 @@ impl CheckpointSource for TfSource {
         Ok(Cow::Borrowed(&shard.bytes()[start..end]))
     }
 
+    /// A tensor stored whole, little-endian: its run in its data shard.
+    fn stored_bytes(&self, name: &str) -> Option<warmstart_core::StoredBytes<'_>> {
+        let (_, Layout::Whole(stored)) = self.layout(name).ok()? else { return None };
+        let shard = &self.shards[stored.shard];
+        self.stores_crc32c(name).then(|| warmstart_core::StoredBytes {
+            file: shard.map.file(),
+            path: &shard.path,
+            offset: stored.offset as u64,
+            len: stored.size as u64,
+        })
+    }
+
+    /// The entry's CRC32C, once the tensor's bytes are verified against it (for a tensor stored
+    /// whole, little-endian: the bytes `read` returns).
+    fn checked_crc32c(&self, name: &str) -> warmstart_core::Result<Option<u32>> {
+        let (info, layout) = self.layout(name)?;
+        match layout {
+            Layout::Whole(stored) if self.stores_crc32c(name) => {
+                self.verified(name, stored)?;
+                Ok(Some(crate::table::unmask_crc(stored.crc)))
+            }
+            _ => {
+                self.read_rows(name, 0..info.rows().min(1))?;
+                Ok(None)
+            }
+        }
+    }
+
     fn verify_crc32c(&self, name: &str, crc32c: u32) -> warmstart_core::Result<()> {
         let (_, layout) = self.layout(name)?;
         let Layout::Whole(stored) = layout else { return Ok(()) };
@@ -334,6 +362,11 @@ mod tests {
         let bytes = ckpt.read_rows_unverified("f32", 0..rows).unwrap().into_owned();
         assert!(ckpt.verify_crc32c("f32", crc32c::crc32c(&bytes) ^ 1).is_err());
         ckpt.verify_crc32c("f32", crc32c::crc32c(&bytes)).unwrap();
+        assert_eq!(ckpt.checked_crc32c("f32").unwrap(), Some(crc32c::crc32c(&bytes)));
+        let stored = ckpt.stored_bytes("f32").unwrap();
+        let data = std::fs::read(fixture("dtypes", "all.data-00000-of-00001")).unwrap();
+        assert_eq!(&data[stored.offset as usize..(stored.offset + stored.len) as usize], &bytes[..]);
+        assert!(ckpt.stored_bytes("str_vec").is_none());
         assert_eq!(ckpt.read_rows("f32", 0..rows).unwrap(), bytes);
         assert!(ckpt.read_rows_unverified("f32", 0..rows + 1).is_err());
     }
