@@ -122,6 +122,13 @@ enum Job<'a> {
         source: &'a dyn CheckpointSource,
         name: &'a str,
     },
+    /// Each of `writes` (an offset in `region` and its bytes) written, unhashed, then its buffer given
+    /// back on `back`: step 1's staging buffers, sent a few at a time so that the writer is woken less.
+    WriteMany {
+        region: Arc<warmstart_core::TensorRegion>,
+        writes: Vec<(u64, Vec<u8>)>,
+        back: mpsc::SyncSender<Vec<u8>>,
+    },
     /// Replies once every job before it is done.
     Fence(mpsc::SyncSender<()>),
     /// `end_tensor_at` with the tensor's region (no other handle on it is left) and, if the region

@@ -124,6 +124,13 @@ pub(crate) fn write_jobs(
                 let _ = back.as_ref().unwrap_or(&recycle).try_send(bytes);
                 report(progress, done);
             }
+            Job::WriteMany { region, writes, back } => {
+                for (at, bytes) in writes {
+                    region.write_at(at, &bytes)?;
+                    // A full pool just drops it.
+                    let _ = back.try_send(bytes);
+                }
+            }
             Job::Fence(reply) => {
                 let _ = reply.send(());
             }
