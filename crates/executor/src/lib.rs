@@ -18,6 +18,13 @@
 //! -> TF keeps hashing and writing each block in one pass (copying file to file and hashing apart
 //! measured 0.32 s of CPU against 0.21 s).
 //!
+//! Where the time goes at 4 x W1 (2.4 GB, a 4,000,000 x 128 embedding; `perf record`, shares of
+//! CPU samples, 2026-12-08, busy machine): moving rows in memory (staging, ordering) 16%; the kernel's
+//! copy into the page cache 13%, and its accounting of the pages written (ext4, dirty buffers, page
+//! cache lookups) about 9%; CRC32C 11%; reading step 1's slots back 7%; vocabulary lookups 8-9%;
+//! page faults 1%; locks and wake-ups 2%. Before this session's changes the same run also spent
+//! 1-7% spinning on the output's inode lock (`rwsem_spin_on_owner`) and 2% in `crc32c_combine`.
+//!
 //! [`load_and_remap`] reproduces TF's `_load_and_remap_matrix_initializer` for one partition.
 //!
 //! A run goes one way through the modules. [`execute`] (here) starts the writer thread (`writer`) and
