@@ -29,5 +29,5 @@ pub use error::{
 };
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor, TensorRegion};
-pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};
+pub use source::{CheckpointSource, GraphInfo, GraphVariable, StoredBytes, VariablePart};
 pub use tensor::{Slice, TensorInfo};

@@ -240,6 +240,18 @@ impl CheckpointSource for SafetensorsSource {
         }
     }
 
+    /// Every tensor: its bytes in its file, as stored.
+    fn stored_bytes(&self, name: &str) -> Option<warmstart_core::StoredBytes<'_>> {
+        let location = self.locations.get(name)?;
+        let map = &self.maps[location.map];
+        Some(warmstart_core::StoredBytes {
+            file: map.file(),
+            path: map.path(),
+            offset: location.bytes.start as u64,
+            len: (location.bytes.end - location.bytes.start) as u64,
+        })
+    }
+
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.metadata.as_ref()
     }

@@ -5,7 +5,9 @@
 //! - `warmstart run` on W1 against `cp` of the old data file into the same output folder (the floor);
 //! - each reader's full read of W1's data (TF bundle, safetensors, HDF5; the latter two converted once
 //!   from the TF checkpoint) against plain sequential reads of the same file;
-//! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`).
+//! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`);
+//! - optionally `warmstart plan` alone on a vocabulary of `--plan-tokens N` tokens (warm), whose peak
+//!   memory is the vocabulary tables' (issue 13 asks for it at 10M tokens).
 //!
 //! It reports wall time, throughput, the ratio to the floor and peak memory as a table, or as JSON with
 //! `--json`; warm cache, cold cache (page cache dropped before every run) or both.
@@ -55,8 +57,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let mut results = Vec::new();
     for s in scales {
         let w = bench.workload(s);
-        let dir = bench.prepare(&w)?;
+        let dir = bench.prepare(&w, !options.no_readers)?;
         results.extend(bench.measure_workload(&w, &dir, s * options.scale)?);
+    }
+    if let Some(tokens) = options.plan_tokens {
+        results.extend(bench.measure_plan(tokens)?);
     }
     let table = report::table(&results);
     if options.json {
@@ -163,8 +168,9 @@ impl<'a> Bench<'a> {
         c
     }
 
-    /// Generates (once) the workload and its safetensors and HDF5 copies; returns its folder.
-    fn prepare(&self, w: &Workload) -> Result<PathBuf, String> {
+    /// Generates (once) the workload and, if `convert`, its safetensors and HDF5 copies; returns its
+    /// folder.
+    fn prepare(&self, w: &Workload, convert: bool) -> Result<PathBuf, String> {
         let dir = w.dir(&self.cache);
         let logs = self.cache.join("logs");
         fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
@@ -184,7 +190,7 @@ impl<'a> Bench<'a> {
             fs::write(&generated, "").map_err(|e| format!("{}: {e}", generated.display()))?;
         }
         let converted = dir.join("converted");
-        if !self.options.no_readers && !converted.exists() {
+        if convert && !converted.exists() {
             eprintln!("bench: converting {} to safetensors and HDF5", w.key());
             let mut c = self.worker();
             c.arg("convert").arg(&dir);
@@ -335,6 +341,37 @@ impl<'a> Bench<'a> {
         }
         let _ = fs::remove_dir_all(&out);
         Ok(results)
+    }
+
+    /// `warmstart plan` alone on a W1 of `tokens` rows of one column (its vocabulary files are what it
+    /// reads), warm: one untimed run, then `--runs` timed ones.
+    fn measure_plan(&self, tokens: u64) -> Result<Vec<Measurement>, String> {
+        let w = Workload { rows: tokens, dim: 1, layers: 1, width: 1, seed: self.options.seed };
+        let dir = self.prepare(&w, false)?;
+        let out = self.cache.join("out");
+        let mut plan = Command::new(&self.warmstart);
+        plan.arg("plan").arg("--config").arg(dir.join("warmstart.toml"));
+        let vocab = |name: &str| fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        let bytes = vocab("old_vocab.txt") + vocab("new_vocab.txt");
+        let mut case = Case { name: "warmstart plan".into(), floor: None, bytes, command: plan, inner: None };
+        let mut acc = CaseRuns::default();
+        for round in 0..=self.options.runs {
+            eprintln!("bench: {} plan: round {} of {}", w.key(), round + 1, self.options.runs + 1);
+            self.run_once(&mut case, "warm", round > 0, &mut acc, &out)?;
+        }
+        let _ = fs::remove_dir_all(&out);
+        Ok(vec![Measurement {
+            workload: w.key(),
+            scale: tokens as f64 / 1e6,
+            data_bytes: w.data_bytes(),
+            cache: "warm",
+            case: case.name,
+            floor: None,
+            bytes,
+            samples: acc.samples,
+            error: acc.error,
+            output_check: None,
+        }])
     }
 
     /// Runs `case` once into a fresh, empty output folder (as `run` writes a fresh output, so does the
