@@ -10,9 +10,9 @@ use crate::errors::CheckpointError;
 /// Where numpy (or `ml_dtypes`) has the dtype: a module and the name to ask it for.
 fn numpy_name(dtype: DType) -> Option<(&'static str, &'static str)> {
     Some(match dtype {
-        DType::Bool => ("numpy", "bool"),
-        DType::U8 => ("numpy", "u1"),
-        DType::I8 => ("numpy", "i1"),
+        DType::Bool => ("numpy", "|b1"),
+        DType::U8 => ("numpy", "|u1"),
+        DType::I8 => ("numpy", "|i1"),
         DType::U16 => ("numpy", "<u2"),
         DType::I16 => ("numpy", "<i2"),
         DType::U32 => ("numpy", "<u4"),
@@ -44,6 +44,15 @@ pub fn to_numpy<'py>(py: Python<'py>, dtype: DType) -> PyResult<Bound<'py, PyAny
         numpy_dtype.call1((name,))
     } else {
         numpy_dtype.call1((py.import(module)?.getattr(name)?,))
+    }
+}
+
+/// The type string of numpy's array interface for a numeric `dtype`: numpy's own, or, for the
+/// `ml_dtypes` types (which have none numpy parses), plain bytes of their size, to be viewed as the type.
+pub fn typestr(dtype: DType) -> String {
+    match numpy_name(dtype) {
+        Some(("numpy", name)) => name.to_string(),
+        _ => format!("|V{}", dtype.size().unwrap_or(1)),
     }
 }
 

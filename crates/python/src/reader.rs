@@ -203,9 +203,13 @@ fn array<'py>(
             data.len()
         )));
     }
-    let buffer = TensorBuffer::new(reader, source, info, rows, data);
-    let flat = numpy.getattr("asarray")?.call1((Bound::new(py, buffer)?,))?;
-    let typed = flat.call_method1("view", (dtype,))?.call_method1("reshape", (PyTuple::new(py, &shape)?,))?;
+    let typestr = crate::dtypes::typestr(info.dtype);
+    let buffer = TensorBuffer::new(reader, source, info, rows, data, shape, typestr);
+    let mut typed = numpy.getattr("asarray")?.call1((Bound::new(py, buffer)?,))?;
+    // numpy's type string of an ml_dtypes type is a plain `V2` or `V1`: viewed as the type.
+    if !typed.getattr("dtype")?.eq(&dtype)? {
+        typed = typed.call_method1("view", (dtype,))?;
+    }
     if copy {
         typed.call_method0("copy")
     } else {
@@ -285,9 +289,11 @@ pub struct TensorBuffer {
     source: Source,
     name: String,
     rows: Range<u64>,
-    /// The bytes: an address and a length, borrowed from `source` or owned (`owned`).
+    /// The bytes' address, in `source`'s map or in `owned`.
     address: usize,
-    len: usize,
+    /// The array's shape and numpy type string.
+    shape: Vec<u64>,
+    typestr: String,
     /// Owned bytes, written through `address` by numpy only: the box is never read or written from
     /// Rust after it is made.
     owned: Option<OwnedBytes>,
@@ -317,12 +323,14 @@ impl TensorBuffer {
         info: &TensorInfo,
         rows: Range<u64>,
         data: Bytes,
+        shape: Vec<u64>,
+        typestr: String,
     ) -> Self {
-        let (address, len, owned) = match data {
-            Bytes::Borrowed(address, len) => (address, len, None),
+        let (address, owned) = match data {
+            Bytes::Borrowed(address, _) => (address, None),
             Bytes::Owned(v) => {
                 let raw = Box::into_raw(v.into_boxed_slice());
-                (raw as *mut u8 as usize, raw.len(), Some(OwnedBytes(raw)))
+                (raw as *mut u8 as usize, Some(OwnedBytes(raw)))
             }
         };
         TensorBuffer {
@@ -331,7 +339,8 @@ impl TensorBuffer {
             name: info.name.clone(),
             rows,
             address,
-            len,
+            shape,
+            typestr,
             owned,
         }
     }
@@ -339,13 +348,13 @@ impl TensorBuffer {
 
 #[pymethods]
 impl TensorBuffer {
-    /// numpy's array interface (version 3): the bytes as one-dimensional `uint8`, read-only when they
-    /// are the memory map's.
+    /// numpy's array interface (version 3): the tensor's shape and type, read-only when the bytes are
+    /// the memory map's.
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        dict.set_item("shape", (self.len,))?;
-        dict.set_item("typestr", "|u1")?;
+        dict.set_item("shape", PyTuple::new(py, &self.shape)?)?;
+        dict.set_item("typestr", &self.typestr)?;
         dict.set_item("data", (self.address, self.owned.is_none()))?;
         dict.set_item("version", 3)?;
         Ok(dict)
