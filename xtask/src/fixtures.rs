@@ -45,8 +45,8 @@ pub fn fixtures(args: &[String]) -> Result<(), String> {
 }
 
 /// The venv's python, after making the venv at `venv` from `requirements` unless it was already made
-/// from the same requirements.
-fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
+/// from the same requirements (also the venv of the Python tests, `python::test`).
+pub(crate) fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
     let wanted = fs::read(requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let wanted = format!("{:016x}\n", fnv1a64(&wanted));
     let python = venv.join("bin/python");
@@ -59,7 +59,7 @@ fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
         fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
     println!(
-        "xtask: making {} from {} (TensorFlow is large: this takes a few minutes)",
+        "xtask: making {} from {} (from PyPI; with TensorFlow this takes a few minutes)",
         venv.display(),
         requirements.display()
     );

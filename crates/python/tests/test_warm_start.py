@@ -4,7 +4,10 @@
 write nothing. The call is made from the case folder with the case's relative paths, as TF ran."""
 import collections
 import json
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 import numpy as np
 import pytest
