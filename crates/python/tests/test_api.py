@@ -103,3 +103,13 @@ def test_a_bad_pattern_is_a_warm_start_error():
     assert refused.value.tf_class == "error"
     assert refused.value.variable == "("
     assert "missing ), unterminated subpattern at position 0" == str(refused.value)
+
+
+def test_the_example_gives_tensorflows_values(tmp_path):
+    import subprocess
+    import sys
+
+    script = REPO / "examples" / "vocab-embedding" / "warm_start.py"
+    run = subprocess.run([sys.executable, script, tmp_path / "warm.safetensors"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "equal to TensorFlow's warm_start, bit for bit" in run.stdout
