@@ -3,6 +3,7 @@
 //! ml_dtypes, safetensors, h5py; remade when that file changes), builds the extension into it with
 //! `maturin develop`, and runs pytest on `crates/python/tests`. The tests need no TensorFlow.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::fixtures::ensure_venv;
@@ -11,22 +12,7 @@ use crate::root;
 /// `cargo xtask test`'s Python step; `args` go to pytest.
 pub fn test(args: &[String]) -> Result<(), String> {
     let root = root();
-    let venv = root.join("target/python-venv");
-    let python = ensure_venv(&venv, &root.join("crates/python/tests/requirements.txt"))?;
-    let bin = venv.join("bin");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut paths = vec![bin.clone()];
-    paths.extend(std::env::split_paths(&path));
-    let path = std::env::join_paths(paths).map_err(|e| format!("cannot extend PATH: {e}"))?;
-    println!("xtask: building the warmstart Python package into {}", venv.display());
-    crate::run(
-        Command::new(bin.join("maturin"))
-            .args(["develop", "--quiet", "--manifest-path"])
-            .arg(root.join("crates/python/Cargo.toml"))
-            .env("VIRTUAL_ENV", &venv)
-            .env("PATH", &path)
-            .current_dir(&root),
-    )?;
+    let python = install(&root.join("target/python-venv"), false)?;
     let status = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(root.join("crates/python/tests"))
@@ -36,6 +22,26 @@ pub fn test(args: &[String]) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run pytest with {}: {e}", python.display()))?;
     pytest_outcome(status.code())
+}
+
+/// Makes the venv `venv` from the tests' pinned requirements (unless made from them already) and
+/// builds the extension into it (`release`: optimised, as the bench measures it); returns its python.
+pub fn install(venv: &Path, release: bool) -> Result<PathBuf, String> {
+    let root = root();
+    let python = ensure_venv(venv, &root.join("crates/python/tests/requirements.txt"))?;
+    let bin = venv.join("bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.clone()];
+    paths.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(paths).map_err(|e| format!("cannot extend PATH: {e}"))?;
+    println!("xtask: building the warmstart Python package into {}", venv.display());
+    let mut maturin = Command::new(bin.join("maturin"));
+    maturin.args(["develop", "--quiet", "--manifest-path"]).arg(root.join("crates/python/Cargo.toml"));
+    if release {
+        maturin.arg("--release");
+    }
+    crate::run(maturin.env("VIRTUAL_ENV", venv).env("PATH", &path).current_dir(&root))?;
+    Ok(python)
 }
 
 /// What pytest's exit code says: 0 is success; 5 (no tests collected) is a failure too, since the
