@@ -55,19 +55,21 @@ pub(crate) fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, S
         return Ok(python);
     }
     if venv.exists() {
-        println!("xtask: {} was made from other requirements; making it again", venv.display());
+        eprintln!("xtask: {} was made from other requirements; making it again", venv.display());
         fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
-    println!(
+    eprintln!(
         "xtask: making {} from {} (from PyPI; with TensorFlow this takes a few minutes)",
         venv.display(),
         requirements.display()
     );
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))
         .map_err(|e| format!("{e}; python3 with the venv module (Debian: apt-get install python3-venv) is needed"))?;
+    // pip's words on stderr: stdout stays the caller's (`cargo xtask bench --json`).
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements))?;
+        .arg(requirements)
+        .stdout(std::io::stderr()))?;
     // Written last: a venv whose install failed or was interrupted is made again next time.
     fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(python)

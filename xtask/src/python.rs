@@ -34,13 +34,15 @@ pub fn install(venv: &Path, release: bool) -> Result<PathBuf, String> {
     let mut paths = vec![bin.clone()];
     paths.extend(std::env::split_paths(&path));
     let path = std::env::join_paths(paths).map_err(|e| format!("cannot extend PATH: {e}"))?;
-    println!("xtask: building the warmstart Python package into {}", venv.display());
+    // On stderr, maturin's and pip's words too: `cargo xtask bench --json` keeps stdout for its JSON.
+    eprintln!("xtask: building the warmstart Python package into {}", venv.display());
     let mut maturin = Command::new(bin.join("maturin"));
     maturin.args(["develop", "--quiet", "--manifest-path"]).arg(root.join("crates/python/Cargo.toml"));
     if release {
         maturin.arg("--release");
     }
-    crate::run(maturin.env("VIRTUAL_ENV", venv).env("PATH", &path).current_dir(&root))?;
+    maturin.env("VIRTUAL_ENV", venv).env("PATH", &path).current_dir(&root).stdout(std::io::stderr());
+    crate::run(&mut maturin)?;
     Ok(python)
 }
 
