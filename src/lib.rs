@@ -12,6 +12,7 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use warmstart_core::cancel::{CancelToken, CancellableSource};
 use warmstart_core::output::CreatedFolders;
 use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
 use warmstart_formats::{LayoutTemplate, WriteOptions};
@@ -155,6 +156,9 @@ pub struct RunOptions<'a> {
     pub skip_string_tensors: bool,
     /// The executor's row block size, if not the default (see [`ExecOptions::block_bytes`]).
     pub block_bytes: Option<u64>,
+    /// Stops the run within one row block once cancelled, leaving no output (the reads fail with
+    /// [`Cancelled`](warmstart_core::Error::Cancelled)); see [`warmstart_core::cancel`].
+    pub cancel: Option<&'a CancelToken>,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -167,6 +171,15 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
+    let (old_cancellable, target_cancellable);
+    let (old, target): (&dyn CheckpointSource, &dyn CheckpointSource) = match options.cancel {
+        Some(token) => {
+            old_cancellable = CancellableSource::new(old, token);
+            target_cancellable = CancellableSource::new(target, token);
+            (&old_cancellable, &target_cancellable)
+        }
+        None => (old, target),
+    };
     let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
     if options.skip_string_tensors {
         plan.skip_string_tensors();

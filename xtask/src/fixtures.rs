@@ -99,8 +99,8 @@ fn generate(root: &Path, python: &Path, areas: &[String], torch: Option<&Path>) 
 }
 
 /// The venv's python, after making the venv at `venv` from `requirements` unless it was already made
-/// from the same requirements.
-fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
+/// from the same requirements (also the venv of the Python tests, `python::test`).
+pub(crate) fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
     let wanted = fs::read(requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let wanted = format!("{:016x}\n", fnv1a64(&wanted));
     let python = venv.join("bin/python");
@@ -109,19 +109,21 @@ fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
         return Ok(python);
     }
     if venv.exists() {
-        println!("xtask: {} was made from other requirements; making it again", venv.display());
+        eprintln!("xtask: {} was made from other requirements; making it again", venv.display());
         fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
-    println!(
-        "xtask: making {} from {} (TensorFlow is large: this takes a few minutes)",
+    eprintln!(
+        "xtask: making {} from {} (from PyPI; with TensorFlow this takes a few minutes)",
         venv.display(),
         requirements.display()
     );
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))
         .map_err(|e| format!("{e}; python3 with the venv module (Debian: apt-get install python3-venv) is needed"))?;
+    // pip's words on stderr: stdout stays the caller's (`cargo xtask bench --json`).
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements))?;
+        .arg(requirements)
+        .stdout(std::io::stderr()))?;
     // Written last: a venv whose install failed or was interrupted is made again next time.
     fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(python)

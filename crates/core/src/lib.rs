@@ -7,6 +7,7 @@
 //! see a file format, and the executor can stream a tensor row block by row block.
 #![deny(missing_docs)]
 
+pub mod cancel;
 pub mod copy;
 mod dtype;
 pub mod error;

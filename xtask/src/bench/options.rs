@@ -56,7 +56,9 @@ pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim 
   --cache MODE   warm (after a warm-up run), cold (page cache dropped before each run, needs root) or
                  both (default: both if the cache can be dropped, else warm)
   --json         JSON on stdout, the table on stderr
-  --with-tf PY   also time TensorFlow's warm_start + save with this python
+  --with-tf PY   also time TensorFlow's warm_start + save with this python, and reading every tensor
+                 from Python through warmstart.load_checkpoint (the package built in release into
+                 target/python-bench-venv), tf.train.load_checkpoint (PY) and safetensors.numpy
   --no-readers   only warmstart run and the cp floor
   --plan-tokens N  also time `warmstart plan` alone, warm, on a vocabulary of N tokens (a W1 of N rows
                  of one column and one 1x1 layer), with its peak memory";

@@ -112,6 +112,12 @@ pub enum Error {
         /// What changed.
         reason: String,
     },
+    /// The work was cancelled through a [`CancelToken`](crate::cancel::CancelToken) (Ctrl-C).
+    #[error("{path}: cancelled")]
+    Cancelled {
+        /// The checkpoint being read when it stopped.
+        path: PathBuf,
+    },
     /// A TensorFlow checkpoint cannot be read or written.
     #[error(transparent)]
     Tf(Box<TfError>),
