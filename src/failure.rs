@@ -26,6 +26,16 @@ impl Failure {
         Failure { code: Self::USAGE, error: error.into(), quiet: false }
     }
 
+    /// Trouble in a command whose exit code 1 means an answer (`diff`: the checkpoints differ): 2.
+    pub fn trouble(error: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Failure { code: 2, error: error.into(), quiet: false }
+    }
+
+    /// No error, but exit 1: `diff` found differences (and said so on standard output).
+    pub fn differ() -> Self {
+        Failure { code: 1, error: "the checkpoints differ".into(), quiet: true }
+    }
+
     /// Standard output could not be written. Closed by its reader (`warmstart inspect X | head -1`),
     /// the command ends quietly with success, as ripgrep and `cat` do.
     pub fn stdout(error: std::io::Error) -> Self {

@@ -7,9 +7,12 @@
 //! layer that does I/O of its own: it reads the vocabulary files.
 #![deny(missing_docs)]
 
+pub mod rules;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use warmstart_core::cancel::{CancelToken, CancellableSource};
 use warmstart_core::output::CreatedFolders;
 use warmstart_core::{CheckpointSink, CheckpointSource, SinkTensor};
 use warmstart_formats::{LayoutTemplate, WriteOptions};
@@ -153,6 +156,9 @@ pub struct RunOptions<'a> {
     pub skip_string_tensors: bool,
     /// The executor's row block size, if not the default (see [`ExecOptions::block_bytes`]).
     pub block_bytes: Option<u64>,
+    /// Stops the run within one row block once cancelled, leaving no output (the reads fail with
+    /// [`Cancelled`](warmstart_core::Error::Cancelled)); see [`warmstart_core::cancel`].
+    pub cancel: Option<&'a CancelToken>,
 }
 
 /// Plans and executes the warm-start. `create_sink` is called with the output tensor list only if TF
@@ -165,6 +171,15 @@ pub fn run(
     create_sink: impl FnOnce(&[SinkTensor]) -> Result<Box<dyn CheckpointSink>>,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
+    let (old_cancellable, target_cancellable);
+    let (old, target): (&dyn CheckpointSource, &dyn CheckpointSource) = match options.cancel {
+        Some(token) => {
+            old_cancellable = CancellableSource::new(old, token);
+            target_cancellable = CancellableSource::new(target, token);
+            (&old_cancellable, &target_cancellable)
+        }
+        None => (old, target),
+    };
     let mut plan = plan_with(settings, old, target, options.keep_partitions)?;
     if options.skip_string_tensors {
         plan.skip_string_tensors();
@@ -191,8 +206,8 @@ pub fn run(
 pub fn open_checkpoints(
     settings: &WarmStartSettings,
 ) -> Result<(Box<dyn CheckpointSource>, Box<dyn CheckpointSource>)> {
-    let old = warmstart_formats::open(&settings.ckpt_to_initialize_from.resolve())?;
-    let target = warmstart_formats::open(&settings.target.resolve())?;
+    let old = warmstart_formats::open_preferring(&settings.ckpt_to_initialize_from.resolve(), settings.format)?;
+    let target = warmstart_formats::open_preferring(&settings.target.resolve(), settings.format)?;
     Ok((old, target))
 }
 
@@ -205,11 +220,17 @@ pub fn plan_files(settings: &WarmStartSettings) -> Result<Plan> {
 /// Where and how [`run_files`] writes its output.
 #[derive(Debug, Clone, Default)]
 pub struct OutputOptions {
-    /// The output's format, or `None` for the one its name says (see
-    /// [`destination_format`](warmstart_formats::destination_format)).
+    /// The output's format, or `None` for safetensors with `max_shard_size`, else the one its name says
+    /// (see [`destination_format`](warmstart_formats::destination_format)), else the target's (see
+    /// [`choose_destination_format`](warmstart_formats::choose_destination_format)).
     pub format: Option<Format>,
     /// How many data shards to write (TF output only; `None` for one).
     pub shards: Option<usize>,
+    /// Split safetensors output into Hugging Face shards of at most this many bytes (see
+    /// [`WriteOptions::max_shard_size`](warmstart_formats::WriteOptions::max_shard_size)).
+    pub max_shard_size: Option<u64>,
+    /// Deflate NumPy output's members (see [`WriteOptions::compress`](warmstart_formats::WriteOptions::compress)).
+    pub compress: bool,
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
@@ -224,8 +245,10 @@ pub fn run_files(
     output: &OutputOptions,
     options: &RunOptions<'_>,
 ) -> Result<(Plan, Report)> {
-    let format = warmstart_formats::destination_format(out, output.format)?;
     let (old, target) = open_checkpoints(settings)?;
+    // Output split by size is safetensors unless told otherwise.
+    let explicit = output.format.or(output.max_shard_size.map(|_| Format::Safetensors));
+    let format = warmstart_formats::choose_destination_format(out, explicit, target.format()).0;
     let options = RunOptions {
         keep_partitions: format.stores_partitions(),
         skip_string_tensors: !format.stores_strings(),
@@ -235,6 +258,8 @@ pub fn run_files(
     let write = WriteOptions {
         template: Some(LayoutTemplate::of(target.as_ref())),
         shards: output.shards,
+        max_shard_size: output.max_shard_size,
+        compress: output.compress,
         sync: output.sync,
         ..Default::default()
     };

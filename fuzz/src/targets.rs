@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use warmstart_config::WarmStartSettings;
-use warmstart_core::test_support::{fixtures, read_everything};
+use warmstart_core::test_support::{fixtures, read_everything, MemorySource};
+use warmstart_core::{CheckpointSource, DType, TensorInfo};
 use warmstart_hdf5::Hdf5Source;
 use warmstart_keras::{KerasShardedSource, KerasSource};
+use warmstart_numpy::NumpySource;
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::VocabFile;
+use warmstart_rules::{Rules, RulesSource};
 use warmstart_safetensors::SafetensorsSource;
 use warmstart_tf::TfSource;
+use warmstart_torch::TorchSource;
 
 /// A fuzz target: its name, its entry point, its seed inputs, and whether a crash that kills the
 /// process is a C library's (HDF5) rather than a Rust failure.
@@ -41,6 +45,12 @@ pub const TARGETS: &[Target] = &[
     Target { name: "keras_index", run: target_keras_index, seeds: seeds_keras_index, calls_c: true },
     Target { name: "config", run: target_config, seeds: seeds_config, calls_c: false },
     Target { name: "vocab", run: target_vocab, seeds: seeds_vocab, calls_c: false },
+    Target { name: "torch", run: target_torch, seeds: seeds_torch, calls_c: false },
+    Target { name: "torch_pickle", run: target_torch_pickle, seeds: seeds_torch_pickle, calls_c: false },
+    Target { name: "torch_index", run: target_torch_index, seeds: seeds_torch_index, calls_c: false },
+    Target { name: "numpy", run: target_numpy, seeds: seeds_numpy, calls_c: false },
+    Target { name: "npy_header", run: target_npy_header, seeds: seeds_npy_header, calls_c: false },
+    Target { name: "rules", run: target_rules, seeds: seeds_rules, calls_c: false },
 ];
 
 /// The target called `name`.
@@ -275,6 +285,31 @@ fn seeds_keras_index() -> Vec<Vec<u8>> {
     fixture_files("keras", |n| n.ends_with(".weights.json"))
 }
 
+/// An `.npz` archive or `.npy` file: the zip structure, each member's header, inflating, converting.
+pub fn target_numpy(data: &[u8]) {
+    with_work(|dir| {
+        let path = dir.join("input.npz");
+        write(&path, data);
+        if let Ok(source) = NumpySource::open(&path) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_numpy() -> Vec<Vec<u8>> {
+    fixture_files("numpy", |n| n.ends_with(".npz") || n.ends_with(".npy"))
+}
+
+/// The `.npy` header parser alone, on the bytes as a header (no data needed).
+pub fn target_npy_header(data: &[u8]) {
+    let ctx = warmstart_numpy::header::Ctx { path: Path::new("input.npy"), member: "input" };
+    let _ = warmstart_numpy::header::parse(data, ctx);
+}
+
+fn seeds_npy_header() -> Vec<Vec<u8>> {
+    fixture_files("numpy", |n| n.ends_with(".npy"))
+}
+
 /// The TOML configuration (invalid UTF-8 replaced, as the bytes reach `from_toml` as text).
 pub fn target_config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -284,6 +319,45 @@ pub fn target_config(data: &[u8]) {
 fn seeds_config() -> Vec<Vec<u8>> {
     let mut seeds = fixture_files("warmstart", |n| n.ends_with(".toml"));
     seeds.dedup();
+    seeds
+}
+
+/// A porting rules file (invalid UTF-8 replaced): parsed, and if accepted applied to a small checkpoint
+/// of every kind of tensor, each read whole and row by row through the rules.
+pub fn target_rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(rules) = Rules::from_toml(&text, Path::new("rules.toml")) else { return };
+    let mut src = MemorySource::new();
+    for (name, dtype, shape) in [
+        ("bert/encoder/layer_0/kernel", DType::F32, vec![3, 4]),
+        ("bert/encoder/layer_0/kernel/adam_m", DType::F32, vec![3, 4]),
+        ("conv/kernel", DType::BF16, vec![2, 1, 3, 2]),
+        ("global_step", DType::I64, vec![]),
+        ("ids", DType::I32, vec![5]),
+        ("empty", DType::F16, vec![0, 3]),
+    ] {
+        let info = TensorInfo::new(name, dtype, shape);
+        let len = info.byte_len().unwrap_or(0) as usize;
+        src = src.with_bytes(info, (0..len).map(|i| (i * 37 % 251) as u8).collect());
+    }
+    let src = src.with_strings("vocab", &[2], vec![b"a".to_vec(), b"b".to_vec()]);
+    let Ok(ported) = RulesSource::new(&src, &rules, false) else { return };
+    for t in ported.tensors() {
+        if t.dtype == DType::String {
+            let _ = ported.read_strings(&t.name);
+            continue;
+        }
+        let whole = ported.read(&t.name).map(|b| b.len() as u64);
+        assert_eq!(whole.ok(), t.byte_len(), "{}: bytes read", t.name);
+        for row in 0..t.rows() {
+            assert!(ported.read_rows(&t.name, row..row + 1).is_ok(), "{}: row {row}", t.name);
+        }
+    }
+}
+
+fn seeds_rules() -> Vec<Vec<u8>> {
+    let mut seeds = fixture_files("port", |n| n.ends_with(".toml"));
+    seeds.extend(fs::read(fixtures().join("../../examples/port/bert-tf-to-hf.toml")));
     seeds
 }
 
@@ -331,4 +405,59 @@ fn seeds_vocab() -> Vec<Vec<u8>> {
     seeds.sort();
     seeds.dedup();
     seeds
+}
+
+/// A `torch.save` archive: its zip directory, its `data.pkl` through the restricted unpickler, its
+/// storages and views, and every tensor read.
+pub fn target_torch(data: &[u8]) {
+    with_work(|dir| {
+        let path = dir.join("model.pt");
+        write(&path, data);
+        if let Ok(source) = TorchSource::open(&path) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_torch() -> Vec<Vec<u8>> {
+    fixture_files("torch", |n| n.ends_with(".pt") || n.ends_with(".bin"))
+}
+
+/// A `data.pkl` alone, through the restricted unpickler and the naming of its tensors.
+pub fn target_torch_pickle(data: &[u8]) {
+    let _ = warmstart_torch::fuzz_unpickle(data);
+}
+
+/// The `data.pkl` of every torch fixture archive.
+fn seeds_torch_pickle() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for archive in seeds_torch() {
+        let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(archive)) else { continue };
+        for i in 0..zip.len() {
+            let Ok(mut file) = zip.by_index(i) else { continue };
+            if file.name().is_ok_and(|n| n.ends_with("/data.pkl")) {
+                let mut pickle = Vec::new();
+                if std::io::Read::read_to_end(&mut file, &mut pickle).is_ok() {
+                    seeds.push(pickle);
+                }
+            }
+        }
+    }
+    seeds
+}
+
+/// A `pytorch_model.bin.index.json` beside the two shards of the `sharded` fixture, opened as a folder.
+pub fn target_torch_index(data: &[u8]) {
+    with_work(|dir| {
+        let folder = dir.join("torch_sharded");
+        copy_once(&fixtures().join("torch/sharded"), &folder);
+        write(&folder.join("pytorch_model.bin.index.json"), data);
+        if let Ok(source) = TorchSource::open(&folder) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_torch_index() -> Vec<Vec<u8>> {
+    fixture_files("torch", |n| n.ends_with(".index.json"))
 }

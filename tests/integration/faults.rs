@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::util::{files_in, warmstart};
 
+// Randomized trials of every fault class, run by `cargo xtask faults [N]`.
+#[cfg(feature = "tf")]
+mod trials;
+
 /// Writes a safetensors file of F32 tensors of the given byte sizes (multiples of 4), all zeros: the
 /// data is a hole in a sparse file, so that a large input costs nothing to make.
 pub(crate) fn safetensors_of_zeros(path: &Path, tensors: &[(&str, u64)]) {
@@ -89,6 +93,9 @@ pub(crate) fn outputs() -> Vec<&'static str> {
     }
     if cfg!(feature = "hdf5") {
         outputs.push("out.h5");
+    }
+    if cfg!(feature = "numpy") {
+        outputs.push("out.npz");
     }
     outputs
 }

@@ -63,8 +63,9 @@ impl Input {
     fn tf(dir: &Path) -> Input {
         let src = dir.join("zeros.safetensors");
         safetensors_of_zeros(&src, &[("big", 512 << 20)]);
-        let status = binary().current_dir(dir).args(["convert", "zeros.safetensors", "tf/model.ckpt"]).status();
-        assert!(status.unwrap().success());
+        let output =
+            binary().current_dir(dir).args(["convert", "zeros.safetensors", "tf/model.ckpt"]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         std::fs::remove_file(&src).unwrap();
         let data = "tf/model.ckpt.data-00000-of-00001";
         let input = Input { arg: "tf/model.ckpt", data, len: std::fs::metadata(dir.join(data)).unwrap().len() };

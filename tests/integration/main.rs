@@ -17,11 +17,23 @@ mod inputs;
 // TF outputs' commit journal, killed with strace (Linux).
 #[cfg(all(unix, feature = "tf"))]
 mod journal;
+// Checked against TF-made cases and converted through safetensors.
+#[cfg(all(feature = "numpy", feature = "tf", feature = "safetensors"))]
+mod numpy;
+// Where outputs go: run on TF-made cases, shards checked against safetensors fixtures.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
+mod outputs;
+// Porting rules, diff and stats: fixtures are safetensors files, some runs write TF bundles.
+#[cfg(all(feature = "tf", feature = "safetensors"))]
+mod port;
 #[cfg(feature = "safetensors")]
 mod safetensors;
 // Written out as safetensors, so both are needed.
 #[cfg(all(feature = "tf", feature = "safetensors"))]
 mod tf;
+// Written out as safetensors (and TF and HDF5 where those are built too).
+#[cfg(all(feature = "torch", feature = "safetensors"))]
+mod torch;
 mod util;
 // The TF-made cases are written out as safetensors (and HDF5 where that is built too).
 #[cfg(all(feature = "tf", feature = "safetensors"))]

@@ -733,6 +733,12 @@ fn hdf5_checkpoints_give_tf_values() {
     converted_checkpoints_give_tf_values("h5");
 }
 
+#[cfg(feature = "numpy")]
+#[test]
+fn numpy_checkpoints_give_tf_values() {
+    converted_checkpoints_give_tf_values("npz");
+}
+
 /// String tensors of the target (a TF2 object graph) are copied through to TF output and left out,
 /// listed, of safetensors output.
 #[test]

@@ -2,7 +2,9 @@
 //! libraries, from the repository alone. Makes a virtual environment `target/fixtures-venv` from the
 //! pinned `tests/fixtures/requirements.txt` (reused while that file is unchanged: the venv keeps the
 //! hash of the requirements it was made from), then runs `tests/fixtures/generate.py [AREA ...]` with
-//! it. Needs `python3` with the `venv` module and network access to PyPI on the first run; no cmake.
+//! it. Areas listed in [`OWN_VENV`] (torch, which crashes when loaded beside TensorFlow) run in a venv
+//! of their own, made the same way from their own requirements file. Needs `python3` with the `venv`
+//! module and network access to PyPI on the first run; no cmake.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,11 +17,17 @@ const USAGE: &str = "usage: cargo xtask fixtures [AREA ...]
 Regenerates the fixtures under tests/fixtures/ (every area, or the named ones: an area is a
 tests/fixtures/gen_<area>.py) with TensorFlow, Keras, h5py and safetensors at the versions pinned in
 tests/fixtures/requirements.txt, installed into target/fixtures-venv (remade when that file changes).
+Area torch runs with torch and transformers from tests/fixtures/requirements-torch.txt, in
+target/fixtures-torch-venv (about 5 GB).
 The files come out byte for byte as committed (`git status --porcelain tests/fixtures examples` stays
 empty); tests/fixtures/README.md says what makes that so.";
 
 /// The file the venv's requirements hash is kept in, inside the venv.
 const STAMP: &str = "warmstart-requirements.hash";
+
+/// Areas generated in a venv of their own: (area, requirements file in tests/fixtures, venv under
+/// target/). torch with its CUDA libraries takes about 5 GB.
+const OWN_VENV: [(&str, &str, &str); 1] = [("torch", "requirements-torch.txt", "fixtures-torch-venv")];
 
 pub fn fixtures(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -33,20 +41,66 @@ pub fn fixtures(args: &[String]) -> Result<(), String> {
             return Err(format!("no fixture area {area:?} (no tests/fixtures/gen_{area}.py)\n\n{USAGE}"));
         }
     }
-    let python = ensure_venv(&root.join("target/fixtures-venv"), &fixtures.join("requirements.txt"))?;
-    println!("xtask: regenerating fixtures with {}", python.display());
-    run(Command::new(&python)
-        .arg(fixtures.join("generate.py"))
-        .args(args)
-        .current_dir(&root)
+    let all: Vec<String>;
+    let areas: &[String] = if args.is_empty() {
+        all = all_areas(&fixtures)?;
+        &all
+    } else {
+        args
+    };
+    let own = |area: &String| OWN_VENV.iter().find(|(name, _, _)| name == area);
+    let shared: Vec<String> = areas.iter().filter(|a| own(a).is_none()).cloned().collect();
+    if !shared.is_empty() {
+        let python = ensure_venv(&root.join("target/fixtures-venv"), &fixtures.join("requirements.txt"))?;
+        // gen_port.py runs transformers' converters in the torch venv, in processes of their own.
+        let torch = if shared.iter().any(|a| a == "port") && std::env::var_os("WARMSTART_TORCH_PYTHON").is_none() {
+            Some(ensure_venv(&root.join("target/fixtures-torch-venv"), &fixtures.join("requirements-torch.txt"))?)
+        } else {
+            None
+        };
+        generate(&root, &python, &shared, torch.as_deref())?;
+    }
+    for (area, requirements, venv) in OWN_VENV {
+        if areas.iter().any(|a| a == area) {
+            let python = ensure_venv(&root.join("target").join(venv), &fixtures.join(requirements))?;
+            generate(&root, &python, &[area.to_string()], None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every area: each `tests/fixtures/gen_<area>.py`, in name order.
+fn all_areas(fixtures: &Path) -> Result<Vec<String>, String> {
+    let entries = fs::read_dir(fixtures).map_err(|e| format!("cannot read {}: {e}", fixtures.display()))?;
+    let mut areas: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name().to_str().and_then(|n| n.strip_prefix("gen_")?.strip_suffix(".py")).map(String::from)
+        })
+        .collect();
+    areas.sort();
+    Ok(areas)
+}
+
+/// Runs `generate.py AREAS` with `python` (and `torch` as `$WARMSTART_TORCH_PYTHON`, if given).
+fn generate(root: &Path, python: &Path, areas: &[String], torch: Option<&Path>) -> Result<(), String> {
+    println!("xtask: regenerating fixtures {} with {}", areas.join(", "), python.display());
+    let mut command = Command::new(python);
+    if let Some(torch) = torch {
+        command.env("WARMSTART_TORCH_PYTHON", torch);
+    }
+    run(command
+        .arg(root.join("tests/fixtures/generate.py"))
+        .args(areas)
+        .current_dir(root)
         // Python's string hashing is salted per process; fix it so that set and dict orders repeat.
         .env("PYTHONHASHSEED", "0")
         .env("PYTHONDONTWRITEBYTECODE", "1"))
 }
 
 /// The venv's python, after making the venv at `venv` from `requirements` unless it was already made
-/// from the same requirements.
-fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
+/// from the same requirements (also the venv of the Python tests, `python::test`).
+pub(crate) fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
     let wanted = fs::read(requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
     let wanted = format!("{:016x}\n", fnv1a64(&wanted));
     let python = venv.join("bin/python");
@@ -55,19 +109,21 @@ fn ensure_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> {
         return Ok(python);
     }
     if venv.exists() {
-        println!("xtask: {} was made from other requirements; making it again", venv.display());
+        eprintln!("xtask: {} was made from other requirements; making it again", venv.display());
         fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
-    println!(
-        "xtask: making {} from {} (TensorFlow is large: this takes a few minutes)",
+    eprintln!(
+        "xtask: making {} from {} (from PyPI; with TensorFlow this takes a few minutes)",
         venv.display(),
         requirements.display()
     );
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))
         .map_err(|e| format!("{e}; python3 with the venv module (Debian: apt-get install python3-venv) is needed"))?;
+    // pip's words on stderr: stdout stays the caller's (`cargo xtask bench --json`).
     run(Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements))?;
+        .arg(requirements)
+        .stdout(std::io::stderr()))?;
     // Written last: a venv whose install failed or was interrupted is made again next time.
     fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(python)

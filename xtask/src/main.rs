@@ -4,6 +4,7 @@
 
 mod bench;
 mod fixtures;
+mod python;
 
 use std::env;
 use std::ffi::OsString;
@@ -15,9 +16,11 @@ type Task = fn(&[String]) -> Result<(), String>;
 
 /// Every task: its name, what it does, and the function that does it.
 const TASKS: &[(&str, &str, Task)] = &[
-    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then cargo fmt --check, every test of every crate with all features, clippy -D warnings, each format feature alone, and 20 s of each fuzz target from seed 1", test),
+    ("test", "install cmake 3.26+ if missing (to build HDF5 from source; apt-get as root, else PyPI), then cargo fmt --check, every test of every crate with all features, clippy -D warnings, each format feature alone, the Python package's pytest suite (python), and 20 s of each fuzz target from seed 1", test),
+    ("python", "build the Python package into target/python-venv (pinned, from PyPI) and run its pytest suite: [PYTEST ARGS...]", python_tests),
     ("example", "warm-start the small TF-made example under examples/vocab-embedding (and inspect examples/small.safetensors)", example),
     ("bench", "time warmstart run, the readers, cp and plain reads on the generated W1 workload (--help)", bench),
+    ("faults", "randomized fault trials of the write path, N per class (default 30): [N] [--seed S] (root for ENOSPC)", faults),
     ("fuzz", "run the fuzz targets of fuzz/ from a fixed seed: [--release] [--seconds N] [--seed S] [TARGET...] (see fuzz/README.md)", fuzz),
     ("fixtures", "regenerate tests/fixtures (or the named areas) with the pinned reference Python libraries, in target/fixtures-venv", fixtures::fixtures),
 ];
@@ -51,14 +54,15 @@ fn print_tasks() {
 
 /// Each format feature, built and tested alone by `cargo xtask test` so that the code paths of the
 /// formats left out are compiled and run too.
-const FORMAT_FEATURES: [&str; 4] = ["tf", "safetensors", "hdf5", "keras"];
+const FORMAT_FEATURES: [&str; 6] = ["tf", "safetensors", "hdf5", "keras", "torch", "numpy"];
 
 /// The packages that have the format features.
 const FORMAT_PACKAGES: [&str; 2] = ["warmstart", "warmstart-formats"];
 
 /// `cargo xtask test`: what CI runs, in order: `cargo fmt --check`, every test of every crate with
 /// all features, `cargo clippy --all-targets --all-features -D warnings`, then the packages with format
-/// features tested with each format alone, and each fuzz target for `FUZZ_CI_SECONDS` from seed 1.
+/// features tested with each format alone, the Python package's tests (`python`), and each fuzz target
+/// for `FUZZ_CI_SECONDS` from seed 1.
 /// `cargo xtask test ARGS...` runs only the full test step,
 /// with `ARGS` passed to `cargo test` (for iterating on a few tests).
 fn test(extra: &[String]) -> Result<(), String> {
@@ -81,8 +85,15 @@ fn test(extra: &[String]) -> Result<(), String> {
         }
         run(command.args(["--no-default-features", "--features", feature]))?;
     }
+    python::test(&[])?;
     // Reproducible from the fixed seed; 20 s per target keeps CI within a few minutes.
     fuzz(&["--seconds".to_string(), FUZZ_CI_SECONDS.to_string(), "--seed".to_string(), "1".to_string()])
+}
+
+/// `cargo xtask python [PYTEST ARGS...]`: the Python step of `cargo xtask test` alone.
+fn python_tests(args: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
+    python::test(args)
 }
 
 /// Seconds per fuzz target in `cargo xtask test`.
@@ -99,6 +110,30 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         command.arg("--release");
     }
     run(command.arg("--").args(args.iter().filter(|a| *a != "--release")))
+}
+
+/// `cargo xtask faults [N] [--seed S]`: the `#[ignore]`d randomized fault trials of the integration
+/// tests (`tests/integration/faults/trials.rs`), N per fault class, printing a table of how each ended.
+fn faults(args: &[String]) -> Result<(), String> {
+    use_cmake_for_hdf5()?;
+    ensure_strace();
+    let mut trials = "30".to_string();
+    let mut seed = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seed" => seed = Some(args.next().ok_or("--seed needs a value")?.clone()),
+            n if n.parse::<u32>().is_ok() => trials = n.to_string(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let mut command = cargo();
+    command.env("WARMSTART_FAULT_TRIALS", trials);
+    if let Some(seed) = seed {
+        command.env("WARMSTART_FAULT_SEED", seed);
+    }
+    command.args(["test", "--all-features", "--test", "integration", "--", "--ignored", "--nocapture"]);
+    run(command.arg("faults::trials::randomized_fault_trials"))
 }
 
 /// Makes sure the rustup components `names` (rustfmt, clippy) are installed, adding any missing.

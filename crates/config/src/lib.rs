@@ -6,6 +6,7 @@
 //! target = "newinit/model.ckpt"          # the new model's initial checkpoint
 //! vars_to_warm_start = ".*"              # a string, a list of strings, { variables = [...] }, or false
 //! non_trainable = ["global_step"]        # for targets without a graph
+//! format = "safetensors"                 # where a folder holds checkpoints of several formats
 //! [var_name_to_prev_var_name]
 //! "new_scope/kernel" = "old_scope/kernel"
 //! [var_name_to_vocab_info."input/embedding"]
@@ -65,6 +66,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigProblem {
+    /// `format` names no format warmstart knows.
+    #[error("format: {0}")]
+    Format(#[from] warmstart_core::UnknownFormat),
     /// Malformed TOML, an unknown key, or a value of the wrong kind.
     #[error("{message}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
     Toml {
@@ -191,6 +195,9 @@ pub struct WarmStartSettings {
     pub var_name_to_vocab_info: BTreeMap<String, VocabSettings>,
     /// For targets without a graph: regexes (matched on `name:0`) of variables that are not trainable.
     pub non_trainable: Vec<String>,
+    /// The format to open where the old checkpoint's or the target's folder holds checkpoints of several
+    /// formats (`--format` overrides it); `None` refuses such a folder, listing the formats.
+    pub format: Option<warmstart_core::Format>,
 }
 
 impl WarmStartSettings {
@@ -203,6 +210,7 @@ impl WarmStartSettings {
             var_name_to_prev_var_name: BTreeMap::new(),
             var_name_to_vocab_info: BTreeMap::new(),
             non_trainable: Vec::new(),
+            format: None,
         }
     }
 
@@ -281,6 +289,7 @@ impl WarmStartSettings {
             var_name_to_prev_var_name: raw.var_name_to_prev_var_name,
             var_name_to_vocab_info: vocab,
             non_trainable: raw.non_trainable,
+            format: raw.format.map(|f| f.parse()).transpose().map_err(ConfigProblem::Format)?,
         })
     }
 }
@@ -325,6 +334,7 @@ struct RawConfig {
     var_name_to_prev_var_name: BTreeMap<String, String>,
     #[serde(default)]
     var_name_to_vocab_info: BTreeMap<String, RawVocab>,
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +386,16 @@ axis = 1
         assert_eq!(s.var_name_to_prev_var_name["new_scope/kernel"], "old_scope/kernel");
         let d = WarmStartSettings::from_toml("ckpt_to_initialize_from = \"a\"\ntarget = \"b\"", Path::new("")).unwrap();
         assert_eq!(d.vars_to_warm_start, VarsToWarmStart::Regex(".*".into()));
+    }
+
+    #[test]
+    fn format_names_a_format() {
+        let base = "ckpt_to_initialize_from = \"a\"\ntarget = \"b\"\n";
+        let s = WarmStartSettings::from_toml(&format!("{base}format = \"Safetensors\""), Path::new("")).unwrap();
+        assert_eq!(s.format, Some(warmstart_core::Format::Safetensors));
+        assert_eq!(WarmStartSettings::from_toml(base, Path::new("")).unwrap().format, None);
+        let err = WarmStartSettings::from_toml(&format!("{base}format = \"onnx\""), Path::new("")).unwrap_err();
+        assert!(err.to_string().contains("format: unknown format \"onnx\""), "{err}");
     }
 
     #[test]

@@ -17,11 +17,17 @@ pub enum Format {
     /// A Keras 3 archive (`.keras`: a zip of `config.json`, `metadata.json` and `model.weights.h5`), or
     /// sharded Keras weights (`.weights.json` and its `*_NNNNN.weights.h5` shards).
     Keras,
+    /// PyTorch's `torch.save` zip archive (`pytorch_model.bin`, `.pt`), or shards named by
+    /// `pytorch_model.bin.index.json`; read only.
+    Torch,
+    /// NumPy: an `.npz` archive of `.npy` members (`np.savez`, `np.savez_compressed`) or one `.npy` file.
+    Numpy,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 4] = [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Keras];
+    pub const ALL: [Format; 6] =
+        [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Keras, Format::Torch, Format::Numpy];
 
     /// The short name, as `--to` takes it, `inspect` prints it and the cargo feature is called.
     pub fn name(self) -> &'static str {
@@ -30,12 +36,22 @@ impl Format {
             Format::Tf => "tf",
             Format::Hdf5 => "hdf5",
             Format::Keras => "keras",
+            Format::Torch => "torch",
+            Format::Numpy => "numpy",
         }
     }
 
     /// Whether the format can store string tensors.
     pub fn stores_strings(self) -> bool {
-        !matches!(self, Format::Safetensors)
+        !matches!(self, Format::Safetensors | Format::Torch | Format::Numpy)
+    }
+
+    /// Whether warmstart writes this format (a read-only format is read, never written: PyTorch).
+    pub fn writable(self) -> bool {
+        match self {
+            Format::Safetensors | Format::Tf | Format::Hdf5 | Format::Keras | Format::Numpy => true,
+            Format::Torch => false,
+        }
     }
 
     /// Whether the format keeps a partitioned variable's slices apart (TF bundles); other formats
@@ -53,7 +69,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, keras)")]
+#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, keras, torch, numpy)")]
 pub struct UnknownFormat {
     /// The name given.
     pub name: String,
@@ -84,14 +100,19 @@ mod tests {
         assert_eq!("TF".parse::<Format>().unwrap(), Format::Tf);
         let err = "onnx".parse::<Format>().unwrap_err();
         assert_eq!(err, UnknownFormat { name: "onnx".into() });
-        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, keras)");
+        assert_eq!(
+            err.to_string(),
+            "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, keras, torch, numpy)"
+        );
     }
 
     #[test]
-    fn only_tf_keeps_partitions_and_only_safetensors_drops_strings() {
+    fn only_tf_keeps_partitions_and_only_tf_and_hdf5_store_strings() {
         let partitions: Vec<_> = Format::ALL.into_iter().filter(|f| f.stores_partitions()).collect();
         assert_eq!(partitions, [Format::Tf]);
         let no_strings: Vec<_> = Format::ALL.into_iter().filter(|f| !f.stores_strings()).collect();
-        assert_eq!(no_strings, [Format::Safetensors]);
+        assert_eq!(no_strings, [Format::Safetensors, Format::Torch, Format::Numpy]);
+        let read_only: Vec<_> = Format::ALL.into_iter().filter(|f| !f.writable()).collect();
+        assert_eq!(read_only, [Format::Torch]);
     }
 }

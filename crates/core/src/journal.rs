@@ -15,10 +15,19 @@
 //! 4. the new key file is renamed into place, last;
 //! 5. the journal is removed (the commit is done), then the files moved aside.
 //!
-//! The step reached is read off the files themselves (which of temporary file, destination and file
-//! moved aside exist), so the sequence costs no write beyond the journal. At no moment do a key file and
-//! data files of different outputs stand together: the old key leaves before any file is replaced and
-//! the new key arrives after every file is in place. A failure in steps 2-4 rolls back (new files
+//! Files *retired* by the commit (a TF prefix's data files of an earlier shard count, which the new
+//! index does not name) are moved aside in step 2 with the old key, put back on a rollback and removed
+//! in step 5 with the other files moved aside.
+//!
+//! The journal (version 2; version 1, without step lines and retired files, is still read) records
+//! the step reached: after steps 2, 3 (each file) and 4 a line `step 2`, `step 3 <file>` or `step 4` is
+//! appended. The lines are a hint, neither flushed to the disk nor checked for errors; recovery takes
+//! the last one if the files (which of temporary file, destination and file moved aside exist) confirm
+//! it, else reads the step off the files alone (only the lines tell a step 2 that moved nothing from
+//! step 1). [`recover`] and the next write say where the interrupted write had stopped.
+//!
+//! At no moment do a key file and data files of different outputs stand together: the old key leaves
+//! before any file is replaced and the new key arrives after every file is in place. A failure in steps 2-4 rolls back (new files
 //! removed, the key first; the files moved aside put back, the key last), so an older checkpoint is
 //! never lost. After a kill, [`recover`] (or the next write to the folder, see [`claim`]) rolls the
 //! commit forward if every new file is in place or staged whole (its recorded size), else back.
@@ -44,7 +53,11 @@ pub const JOURNAL_SUFFIX: &str = ".warmstart-commit";
 /// The suffix of a file moved aside during a commit: `.<name>.warmstart-old`.
 pub const ASIDE_SUFFIX: &str = ".warmstart-old";
 /// The first line of a journal.
-const MAGIC: &str = "warmstart-commit 1";
+const MAGIC: &str = "warmstart-commit 2";
+/// The first line of a journal of version 1 (no step lines, no retired files), still read.
+const MAGIC_V1: &str = "warmstart-commit 1";
+/// How many steps a commit has.
+const STEPS: u8 = 5;
 
 /// How long a writer without `--wait` retries a held lock before failing.
 const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -155,8 +168,8 @@ pub fn claim(dest: &Path, extra: &[&str]) -> Result<FolderLock> {
         // Recovered when this process took the lock; its other outputs' files are not leftovers.
         return Ok(lock);
     }
-    for (journal, outcome) in recover_folder(dir)? {
-        let note = format!("{}: an interrupted write was {outcome}", journal_dest(&journal).display());
+    for done in recover_folder(dir)? {
+        let note = format!("{}: an interrupted write was {done}", journal_dest(&done.journal).display());
         NOTES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(note);
     }
     let mut stems = vec![name_of(dest)];
@@ -188,8 +201,47 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Where an interrupted commit had stopped: the last step done, and the last file placed in step 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// 1 (the journal written) to 4 (the new key placed).
+    pub step: u8,
+    /// The name of the last file put in place in step 3, if the commit had stopped there.
+    pub placed: Option<String>,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "it had stopped after step {} of {STEPS}", self.step)?;
+        match (self.step, &self.placed) {
+            (3, Some(name)) => write!(f, ", {name} placed"),
+            (1, _) => f.write_str(", the journal written"),
+            (2, _) => f.write_str(", the old files moved aside"),
+            (4, _) => f.write_str(", the new key file placed"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An interrupted commit that was recovered: its journal, how it ended and where it had stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// The journal, now removed.
+    pub journal: PathBuf,
+    /// Rolled forward or back.
+    pub outcome: Outcome,
+    /// Where the write had stopped.
+    pub stopped: Stopped,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.outcome, self.stopped)
+    }
+}
+
 /// Finishes or rolls back every interrupted commit in `dir` (whose lock the caller holds).
-fn recover_folder(dir: &Path) -> Result<Vec<(PathBuf, Outcome)>> {
+fn recover_folder(dir: &Path) -> Result<Vec<Recovered>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut journals: Vec<PathBuf> = entries
         .flatten()
@@ -201,8 +253,9 @@ fn recover_folder(dir: &Path) -> Result<Vec<(PathBuf, Outcome)>> {
     let mut done = Vec::new();
     for journal in journals {
         let plan = Plan::read(&journal)?;
+        let stopped = plan.stopped();
         let outcome = plan.recover().map_err(|e| Error::io(&journal, e))?;
-        done.push((journal, outcome));
+        done.push(Recovered { journal, outcome, stopped });
     }
     Ok(done)
 }
@@ -210,7 +263,7 @@ fn recover_folder(dir: &Path) -> Result<Vec<(PathBuf, Outcome)>> {
 /// `warmstart recover`: locks the folder of `dest` (or `dest` itself, a folder), finishes or rolls back
 /// the interrupted commits there and removes what killed writes left. Gives each commit recovered and
 /// how many leftover files were removed.
-pub fn recover(dest: &Path) -> Result<(Vec<(PathBuf, Outcome)>, usize)> {
+pub fn recover(dest: &Path) -> Result<(Vec<Recovered>, usize)> {
     let (dir, stems) = if dest.is_dir() {
         (dest.to_path_buf(), None)
     } else {
@@ -219,8 +272,8 @@ pub fn recover(dest: &Path) -> Result<(Vec<(PathBuf, Outcome)>, usize)> {
     let _lock = lock_folder(&dir)?;
     let done = recover_folder(&dir)?;
     let mut stems = stems.unwrap_or_default();
-    for (journal, _) in &done {
-        stems.push(name_of(&journal_dest(journal)));
+    for r in &done {
+        stems.push(name_of(&journal_dest(&r.journal)));
     }
     if stems.is_empty() || dest.is_dir() {
         stems.push(String::new());
@@ -289,25 +342,55 @@ fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// The renames of a commit, through a hook that tests use to stop the sequence after some step.
+/// The renames of a commit, through a hook that tests use to stop the sequence after some step, and
+/// the journal's step lines.
 pub(crate) struct Renamer<'a> {
     pub hook: Option<&'a mut dyn FnMut() -> io::Result<()>>,
+    /// The journal, open for appending step lines (set by [`Plan::write`]).
+    log: Option<File>,
 }
 
-impl Renamer<'_> {
+impl<'a> Renamer<'a> {
+    /// Renames without a hook.
+    pub fn new() -> Renamer<'a> {
+        Renamer { hook: None, log: None }
+    }
+
+    /// Renames through `hook`, called before each rename; an error from it is the rename's.
+    #[cfg(test)]
+    pub fn with_hook(hook: &'a mut dyn FnMut() -> io::Result<()>) -> Renamer<'a> {
+        Renamer { hook: Some(hook), log: None }
+    }
+
     fn call(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         if let Some(hook) = self.hook.as_mut() {
             hook()?;
         }
         std::fs::rename(from, to)
     }
+
+    /// Appends a step line to the journal: a hint, neither flushed nor checked (a full disk loses it).
+    fn note(&mut self, step: &Stopped) {
+        if let Some(log) = self.log.as_mut() {
+            let line = match &step.placed {
+                Some(name) => format!("step {} {}\n", step.step, escape(name)),
+                None => format!("step {}\n", step.step),
+            };
+            let _ = log.write_all(line.as_bytes());
+        }
+    }
 }
 
-/// A journaled commit: the journal's path and its files, the key file last.
+/// A journaled commit: the journal's path, its files (the key file last), the older files it retires
+/// and the step lines read back from the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub journal: PathBuf,
     pub entries: Vec<Entry>,
+    /// Older files that the new output does not replace but makes stale: moved aside with the old key.
+    pub retired: Vec<PathBuf>,
+    /// The step lines of a journal read back, in order.
+    pub steps: Vec<Stopped>,
 }
 
 /// Escapes a file name for a journal line: `%`, spaces and control bytes as `%XX`.
@@ -345,15 +428,67 @@ fn bad_journal(journal: &Path, what: &str) -> Error {
     Error::io(journal, io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
+/// One line of a journal.
+enum Line {
+    File(Entry),
+    Retired(PathBuf),
+    Step(Stopped),
+}
+
+/// Parses a journal line, the names relative to `dir`.
+fn parse_line(line: &str, dir: &Path) -> Option<Line> {
+    let f: Vec<&str> = line.split(' ').collect();
+    match f[..] {
+        ["retire", dest] => Some(Line::Retired(dir.join(unescape(dest)?))),
+        ["step", n] => Some(Line::Step(Stopped { step: n.parse().ok()?, placed: None })),
+        ["step", n, name] => Some(Line::Step(Stopped { step: n.parse().ok()?, placed: Some(unescape(name)?) })),
+        [size, old, dest, temp] => {
+            let old = match old {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            };
+            let (dest, temp) = (unescape(dest)?, unescape(temp)?);
+            Some(Line::File(Entry { dest: dir.join(dest), temp: dir.join(temp), size: size.parse().ok()?, old }))
+        }
+        _ => None,
+    }
+}
+
+/// The name of `path`, if it is a UTF-8 name in `dir`.
+fn name_in<'p>(path: &'p Path, dir: &Path) -> Option<&'p str> {
+    if folder_of(path) == dir {
+        path.file_name()?.to_str()
+    } else {
+        None
+    }
+}
+
+fn not_in_one_folder(path: &Path) -> Error {
+    let msg = "a journaled output's files must be UTF-8 names in one folder";
+    Error::io(path, io::Error::new(io::ErrorKind::InvalidInput, msg))
+}
+
+/// Moves an older file the commit retires aside, if it is still in place.
+fn retire(path: &Path, rename: &mut Renamer<'_>) -> io::Result<()> {
+    let aside = aside_path(path);
+    if exists(path) && !exists(&aside) {
+        rename.call(path, &aside)?;
+    }
+    Ok(())
+}
+
 impl Plan {
     /// The plan for moving `files` (destination, temporary file, size; the key file last) into place,
-    /// with the journal beside `dest`.
-    pub fn new(dest: &Path, files: &[(PathBuf, PathBuf, u64)]) -> Plan {
-        let entries = files
+    /// with the journal beside `dest`, retiring those of `retired` that exist and are not among the
+    /// destinations.
+    pub fn new(dest: &Path, files: &[(PathBuf, PathBuf, u64)], retired: &[PathBuf]) -> Plan {
+        let entries: Vec<Entry> = files
             .iter()
             .map(|(dest, temp, size)| Entry { dest: dest.clone(), temp: temp.clone(), size: *size, old: exists(dest) })
             .collect();
-        Plan { journal: journal_path(dest), entries }
+        let retired = retired.iter().filter(|r| exists(r) && !entries.iter().any(|e| e.dest == **r)).cloned().collect();
+        Plan { journal: journal_path(dest), entries, retired, steps: Vec::new() }
     }
 
     fn text(&self) -> Result<String> {
@@ -361,19 +496,21 @@ impl Plan {
         let dir = folder_of(&self.journal);
         for e in &self.entries {
             // Temporary files are made beside their destinations (under the folder's absolute path).
-            let names = [&e.dest, &e.temp].map(|p| p.file_name()?.to_str());
-            let names = if folder_of(&e.dest) == dir { names } else { [None, None] };
-            let [Some(dest), Some(temp)] = names else {
-                let msg = "a journaled output's files must be UTF-8 names in one folder";
-                return Err(Error::io(&e.dest, io::Error::new(io::ErrorKind::InvalidInput, msg)));
+            let temp = e.temp.file_name().and_then(|n| n.to_str());
+            let (Some(dest), Some(temp)) = (name_in(&e.dest, dir), temp) else {
+                return Err(not_in_one_folder(&e.dest));
             };
             text.push_str(&format!("{} {} {} {}\n", e.size, u8::from(e.old), escape(dest), escape(temp)));
+        }
+        for r in &self.retired {
+            let name = name_in(r, dir).ok_or_else(|| not_in_one_folder(r))?;
+            text.push_str(&format!("retire {}\n", escape(name)));
         }
         Ok(text)
     }
 
     /// Writes the journal: a temporary file, flushed to the disk, renamed into place, the folder
-    /// flushed.
+    /// flushed. `rename` keeps it open for the step lines.
     pub fn write(&self, rename: &mut Renamer<'_>) -> Result<()> {
         let text = self.text()?;
         let dir = folder_of(&self.journal);
@@ -384,72 +521,84 @@ impl Plan {
             .tempfile_in(dir)
             .map_err(io_err)?;
         temp.write_all(text.as_bytes()).and_then(|()| temp.as_file().sync_all()).map_err(io_err)?;
-        let temp = temp.into_temp_path();
+        let (file, temp) = temp.into_parts();
         rename.call(&temp, &self.journal).map_err(io_err)?;
         // The journal is in place; the temporary path is gone with the rename.
         let _ = temp.keep();
+        rename.log = Some(file);
         sync_dir(dir).map_err(io_err)
     }
 
-    /// Reads a journal written by [`write`](Plan::write).
+    /// Reads a journal written by [`write`](Plan::write) (or by version 1). The lines after the first
+    /// step line are hints: one that does not parse (a crash of the machine may leave one half
+    /// written) ends them.
     pub fn read(journal: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(journal).map_err(|e| Error::io(journal, e))?;
+        let bytes = std::fs::read(journal).map_err(|e| Error::io(journal, e))?;
+        let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err(bad_journal(journal, "first line"));
-        }
+        let v1 = match lines.next() {
+            Some(MAGIC) => false,
+            Some(MAGIC_V1) => true,
+            _ => return Err(bad_journal(journal, "first line")),
+        };
         let dir = folder_of(journal);
-        let mut entries = Vec::new();
+        let mut plan =
+            Plan { journal: journal.to_path_buf(), entries: Vec::new(), retired: Vec::new(), steps: Vec::new() };
         for line in lines {
-            let f: Vec<&str> = line.split(' ').collect();
-            let parsed = match f[..] {
-                [size, old, dest, temp] => (|| {
-                    let old = match old {
-                        "0" => false,
-                        "1" => true,
-                        _ => return None,
-                    };
-                    let (dest, temp) = (unescape(dest)?, unescape(temp)?);
-                    Some(Entry { dest: dir.join(dest), temp: dir.join(temp), size: size.parse().ok()?, old })
-                })(),
-                _ => None,
-            };
-            entries.push(parsed.ok_or_else(|| bad_journal(journal, line))?);
+            match parse_line(line, dir) {
+                Some(Line::Step(_) | Line::Retired(_)) if v1 => return Err(bad_journal(journal, line)),
+                Some(Line::Step(step)) => plan.steps.push(step),
+                _ if !plan.steps.is_empty() => break,
+                Some(Line::File(entry)) => plan.entries.push(entry),
+                Some(Line::Retired(path)) => plan.retired.push(path),
+                None => return Err(bad_journal(journal, line)),
+            }
         }
-        if entries.is_empty() {
+        if plan.entries.is_empty() {
             return Err(bad_journal(journal, "no files"));
         }
-        Ok(Plan { journal: journal.to_path_buf(), entries })
+        Ok(plan)
     }
 
-    /// Steps 2-4: puts every new file in place, the old key aside first and the new key last. Starts
-    /// from wherever an earlier attempt stopped.
+    /// Steps 2-4: puts every new file in place, the old key (and the files retired) aside first and
+    /// the new key last, appending a step line after each. Starts from wherever an earlier attempt
+    /// stopped.
     pub fn roll_forward(&self, rename: &mut Renamer<'_>) -> io::Result<()> {
         let Some((key, rest)) = self.entries.split_last() else { return Ok(()) };
-        if !key.placed() {
-            key.set_aside(rename)?;
+        if key.placed() {
+            return Ok(());
         }
-        for e in rest.iter().chain([key]) {
+        key.set_aside(rename)?;
+        for r in &self.retired {
+            retire(r, rename)?;
+        }
+        rename.note(&Stopped { step: 2, placed: None });
+        for e in rest {
             if !e.placed() {
                 e.set_aside(rename)?;
                 rename.call(&e.temp, &e.dest)?;
+                rename.note(&Stopped { step: 3, placed: Some(name_of(&e.dest)) });
             }
         }
+        rename.call(&key.temp, &key.dest)?;
+        rename.note(&Stopped { step: 4, placed: None });
         Ok(())
     }
 
     /// Puts the older files back: the new files in place are removed (the key first), then the files
-    /// moved aside are renamed back (the key last); the temporary files and the journal are removed.
+    /// moved aside are renamed back (the retired ones first, the key last); the temporary files and the
+    /// journal are removed.
     pub fn roll_back(&self, rename: &mut Renamer<'_>) -> io::Result<()> {
         for e in self.entries.iter().rev() {
             if e.placed() {
                 std::fs::remove_file(&e.dest)?;
             }
         }
-        for e in &self.entries {
-            let aside = aside_path(&e.dest);
-            if e.old && exists(&aside) && !exists(&e.dest) {
-                rename.call(&aside, &e.dest)?;
+        let olds = self.entries.iter().filter(|e| e.old).map(|e| &e.dest);
+        for dest in self.retired.iter().chain(olds) {
+            let aside = aside_path(dest);
+            if exists(&aside) && !exists(dest) {
+                rename.call(&aside, dest)?;
             }
         }
         for e in &self.entries {
@@ -458,12 +607,13 @@ impl Plan {
         self.remove_journal()
     }
 
-    /// Step 5: the commit is done; the journal goes, then the files moved aside.
+    /// Step 5: the commit is done; the journal goes, then the files moved aside and retired.
     pub fn done(&self) -> io::Result<()> {
         self.remove_journal()?;
-        for e in &self.entries {
-            let aside = aside_path(&e.dest);
-            if e.old && exists(&aside) {
+        let olds = self.entries.iter().filter(|e| e.old).map(|e| &e.dest);
+        for dest in olds.chain(&self.retired) {
+            let aside = aside_path(dest);
+            if exists(&aside) {
                 let _ = std::fs::remove_file(aside);
             }
         }
@@ -484,10 +634,39 @@ impl Plan {
             .all(|e| e.placed() || std::fs::symlink_metadata(&e.temp).is_ok_and(|m| m.is_file() && m.len() == e.size))
     }
 
-    /// Finishes the interrupted commit if every new file is there, else rolls it back.
+    /// The step reached as the files show it: 4 once the new key is placed, 3 (and the last file
+    /// placed) once a file is, 2 once the old key (or a retired file) is aside, else 1.
+    fn step_of_files(&self) -> Stopped {
+        let Some((key, rest)) = self.entries.split_last() else { return Stopped { step: 1, placed: None } };
+        if key.placed() {
+            return Stopped { step: 4, placed: None };
+        }
+        if let Some(last) = rest.iter().rev().find(|e| e.placed()) {
+            return Stopped { step: 3, placed: Some(name_of(&last.dest)) };
+        }
+        let aside = |p: &PathBuf| exists(&aside_path(p)) && !exists(p);
+        if (key.old && aside(&key.dest)) || self.retired.iter().any(aside) {
+            return Stopped { step: 2, placed: None };
+        }
+        Stopped { step: 1, placed: None }
+    }
+
+    /// Where the commit had stopped: the last step line if the files confirm it (a step 2 without an
+    /// old key is seen only there), else what the files show.
+    pub fn stopped(&self) -> Stopped {
+        let files = self.step_of_files();
+        match self.steps.last() {
+            Some(hint) if *hint == files => files,
+            Some(hint) if hint.step == 2 && files.step == 1 => hint.clone(),
+            _ => files,
+        }
+    }
+
+    /// Finishes the interrupted commit if the new key was placed (step 4) or every new file is there,
+    /// else rolls it back.
     pub fn recover(&self) -> io::Result<Outcome> {
-        let mut rename = Renamer { hook: None };
-        if self.complete() {
+        let mut rename = Renamer::new();
+        if self.stopped().step == 4 || self.complete() {
             self.roll_forward(&mut rename)?;
             self.done()?;
             Ok(Outcome::RolledForward)

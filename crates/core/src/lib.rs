@@ -7,6 +7,7 @@
 //! see a file format, and the executor can stream a tensor row block by row block.
 #![deny(missing_docs)]
 
+pub mod cancel;
 pub mod copy;
 mod dtype;
 pub mod error;
@@ -14,6 +15,7 @@ mod format;
 pub mod journal;
 pub mod mapped;
 pub mod output;
+pub mod shard_index;
 mod sink;
 mod source;
 mod tensor;
@@ -23,10 +25,10 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    Error, FormatsError, Hdf5Error, Hdf5Protocol, KerasAttributeReason, KerasError, LibraryError, Result,
-    SafetensorsError, StateFileError, TfError,
+    BadShardSize, Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason, KerasError,
+    LibraryError, NumpyError, PickleProblem, Result, SafetensorsError, StateFileError, TfError, TorchError,
 };
 pub use format::{Format, UnknownFormat};
 pub use sink::{CheckpointSink, SinkTensor, TensorRegion};
-pub use source::{CheckpointSource, GraphInfo, GraphVariable, VariablePart};
+pub use source::{CheckpointSource, GraphInfo, GraphVariable, StoredBytes, VariablePart};
 pub use tensor::{Slice, TensorInfo};

@@ -90,6 +90,11 @@ impl InputMap {
         &self.path
     }
 
+    /// The file mapped (for copies made file to file, which read it without the map).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Drops bytes `range` from resident memory (see [`release`]).
     pub fn release(&self, range: Range<usize>) {
         if let Some(map) = &self.map {

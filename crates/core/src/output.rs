@@ -304,13 +304,15 @@ pub struct AtomicOutput {
     folders: CreatedFolders,
     /// The destination that names the commit journal, and the lock on its folder (see [`journal`]).
     claim: Option<(PathBuf, FolderLock)>,
+    /// Older files that the commit makes stale and removes (see [`retire`](AtomicOutput::retire)).
+    retired: Vec<PathBuf>,
 }
 
 impl AtomicOutput {
     /// An empty output; with `sync`, [`commit`](AtomicOutput::commit) flushes every file to the disk
     /// before moving it into place.
     pub fn new(sync: bool) -> AtomicOutput {
-        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default(), claim: None }
+        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default(), claim: None, retired: Vec::new() }
     }
 
     /// Sets whether [`commit`](AtomicOutput::commit) flushes every file to the disk before moving it
@@ -348,6 +350,14 @@ impl AtomicOutput {
         Ok(())
     }
 
+    /// Makes `path`, an older file that the new output makes stale without replacing it (a TF
+    /// prefix's data file of another shard count), part of the commit: moved aside with the old key,
+    /// put back if the commit rolls back, removed once it is done. The output commits through the
+    /// journal even if it has one file.
+    pub fn retire(&mut self, path: &Path) {
+        self.retired.push(path.to_path_buf());
+    }
+
     /// The staged file `index` (as [`stage`](AtomicOutput::stage) returned it).
     ///
     /// # Panics
@@ -375,7 +385,9 @@ impl AtomicOutput {
         // Under the lock: a signal's clean-up waits until every file is in place or taken back.
         let mut pending = pending();
         let placed = match &self.claim {
-            Some((dest, _)) if files.len() > 1 => place_journaled(dest, files, &mut pending)?,
+            Some((dest, _)) if files.len() > 1 || !self.retired.is_empty() => {
+                place_journaled(dest, files, &self.retired, &mut pending)?
+            }
             _ => place(files, &mut pending)?,
         };
         pending.commits += 1;
@@ -417,9 +429,15 @@ fn place(files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> 
 
 /// Moves `files` into place through a commit journal beside `dest` (see [`journal`]), with `pending`
 /// (their list) locked. A failure rolls back to what was in place before.
-fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -> Result<Vec<PathBuf>> {
-    let planned = plan_of(dest, &files).and_then(|plan| {
-        plan.write(&mut Renamer { hook: None })?;
+fn place_journaled(
+    dest: &Path,
+    files: Vec<StagedFile>,
+    retired: &[PathBuf],
+    pending: &mut Pending,
+) -> Result<Vec<PathBuf>> {
+    let mut rename = Renamer::new();
+    let planned = plan_of(dest, &files, retired).and_then(|plan| {
+        plan.write(&mut rename)?;
         Ok(plan)
     });
     // From here on the journal accounts for the temporary files: they stay until placed or rolled
@@ -433,7 +451,6 @@ fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -
         registration.leave(pending);
     }
     let plan = planned?;
-    let mut rename = Renamer { hook: None };
     if let Err(e) = plan.roll_forward(&mut rename) {
         let at = &plan.journal;
         return Err(match plan.roll_back(&mut rename) {
@@ -452,7 +469,7 @@ fn place_journaled(dest: &Path, files: Vec<StagedFile>, pending: &mut Pending) -
 }
 
 /// The journal's plan for `files`, if none of their destinations is a folder.
-fn plan_of(dest: &Path, files: &[StagedFile]) -> Result<Plan> {
+fn plan_of(dest: &Path, files: &[StagedFile], retired: &[PathBuf]) -> Result<Plan> {
     let mut list = Vec::with_capacity(files.len());
     for file in files {
         if std::fs::symlink_metadata(&file.dest).is_ok_and(|m| m.is_dir()) {
@@ -462,7 +479,7 @@ fn plan_of(dest: &Path, files: &[StagedFile]) -> Result<Plan> {
         let size = std::fs::metadata(file.temp_path()).map_err(|e| Error::io(&file.dest, e))?.len();
         list.push((file.dest.clone(), file.temp_path().to_path_buf(), size));
     }
-    Ok(Plan::new(dest, &list))
+    Ok(Plan::new(dest, &list, retired))
 }
 
 /// Flushes to the disk each distinct folder that `files` were renamed into, so that the renames

@@ -101,6 +101,12 @@ pub struct TensorRegion {
     crc32c: bool,
 }
 
+/// [`Error::InputChanged`]: the source file of a copy ended after `done` of its bytes.
+fn ended_early(from: crate::StoredBytes<'_>, done: u64) -> Error {
+    let reason = format!("it ended {done} bytes into a tensor of {} bytes at offset {}", from.len, from.offset);
+    Error::InputChanged { path: from.path.to_path_buf(), reason }
+}
+
 impl TensorRegion {
     /// Bytes `start..start + len` of `file` (named `path` in errors); `crc32c` if the sink wants the
     /// tensor's CRC32C at the end.
@@ -153,10 +159,102 @@ impl TensorRegion {
         self.file.write_all_at(bytes, at).map_err(|e| Error::io(&self.path, e))
     }
 
+    /// Copies the stored bytes `from` (a source's [`CheckpointSource::stored_bytes`](crate::CheckpointSource::stored_bytes))
+    /// to `offset` in the tensor, file to file: `copy_file_range` on Linux, so that no byte passes
+    /// through user space (a kernel or file system that cannot, and other systems, copy through a
+    /// buffer). A source that ends before `from.len` bytes is [`Error::InputChanged`].
+    pub fn copy_from(&self, offset: u64, from: crate::StoredBytes<'_>) -> Result<()> {
+        let len =
+            usize::try_from(from.len).map_err(|_| Error::TooLarge { path: self.path.clone(), name: String::new() })?;
+        let at = self.at(offset, len)?;
+        #[cfg(target_os = "linux")]
+        let done = self.copy_file_range(at, from)?;
+        #[cfg(not(target_os = "linux"))]
+        let done = 0;
+        self.copy_through_buffer(at, from, done)
+    }
+
+    /// The bytes `copy_file_range` copied from `from` to `at` in the file: all of them, or fewer (from
+    /// 0) if the kernel cannot copy between these files, the rest left for a copy through a buffer.
+    #[cfg(target_os = "linux")]
+    fn copy_file_range(&self, at: u64, from: crate::StoredBytes<'_>) -> Result<u64> {
+        use std::os::fd::AsRawFd;
+        let mut done = 0u64;
+        while done < from.len {
+            let (mut src, mut dst) = ((from.offset + done) as libc::loff_t, (at + done) as libc::loff_t);
+            let want = usize::try_from(from.len - done).unwrap_or(usize::MAX).min(1 << 30);
+            // SAFETY: both descriptors are open files borrowed for the call; the offsets are the
+            // kernel's to update, and no memory of ours is read or written.
+            let n = unsafe {
+                libc::copy_file_range(from.file.as_raw_fd(), &mut src, self.file.as_raw_fd(), &mut dst, want, 0)
+            };
+            match n {
+                0 => return Err(ended_early(from, done)),
+                n if n > 0 => done += n as u64,
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EINTR) => {}
+                        // Not between these files (another file system, no support): copied otherwise.
+                        Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL) if done == 0 => {
+                            return Ok(0)
+                        }
+                        _ => return Err(Error::io(&self.path, e)),
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Copies bytes `done..` of `from` to `at + done..` in the file through a buffer.
+    fn copy_through_buffer(&self, at: u64, from: crate::StoredBytes<'_>, mut done: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; usize::try_from(from.len - done).unwrap_or(usize::MAX).min(1 << 20)];
+        while done < from.len {
+            let n = usize::try_from(from.len - done).unwrap_or(usize::MAX).min(buf.len());
+            let got = from.file.read_at(&mut buf[..n], from.offset + done).map_err(|e| Error::io(from.path, e))?;
+            if got == 0 {
+                return Err(ended_early(from, done));
+            }
+            self.file.write_all_at(&buf[..got], at + done).map_err(|e| Error::io(&self.path, e))?;
+            done += got as u64;
+        }
+        Ok(())
+    }
+
     /// Reads `buf.len()` bytes at `offset` in the tensor.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let at = self.at(offset, buf.len())?;
         self.file.read_exact_at(buf, at).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoredBytes;
+    use std::io::Write;
+
+    /// A copy file to file lands at its offset with the source's bytes; a source that ends before the
+    /// bytes it was said to hold is an input that changed, naming it.
+    #[test]
+    fn copies_file_to_file_and_refuses_a_source_ending_early() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let mut src = tempfile::NamedTempFile::new().unwrap();
+        src.write_all(&data).unwrap();
+        let path = src.path().to_path_buf();
+        let region = TensorRegion::scratch(200_010).unwrap();
+        let stored = StoredBytes { file: src.as_file(), path: &path, offset: 1000, len: 200_000 };
+        region.copy_from(10, stored).unwrap();
+        let mut back = vec![0; 200_000];
+        region.read_at(10, &mut back).unwrap();
+        assert_eq!(back, data[1000..201_000]);
+        let past_end = StoredBytes { offset: 200_000, ..stored };
+        let e = region.copy_from(10, past_end).unwrap_err();
+        assert!(matches!(&e, Error::InputChanged { path: p, .. } if *p == path), "{e:?}");
+        // Outside the region: refused before anything is copied.
+        assert!(region.copy_from(11, stored).is_err());
     }
 }

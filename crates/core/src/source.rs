@@ -48,6 +48,50 @@ pub trait CheckpointSource: Send + Sync {
         Ok(())
     }
 
+    /// Whether the numeric tensor `name` is stored as one run of bytes, in row order, carrying its
+    /// CRC32C (a TF bundle's entry): a caller reading every byte of it once, in order, through
+    /// [`read_rows_unverified`](CheckpointSource::read_rows_unverified) can hash them on the way and
+    /// have [`verify_crc32c`](CheckpointSource::verify_crc32c) check the sum, instead of the source
+    /// verifying the tensor in a pass of its own on its first read. `false` by default.
+    fn stores_crc32c(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// [`read_rows`](CheckpointSource::read_rows) without the check a source makes on a tensor's first
+    /// read, for a caller that verifies the bytes itself (see
+    /// [`stores_crc32c`](CheckpointSource::stores_crc32c)); by default, `read_rows`. Nothing read this
+    /// way may reach an output before [`verify_crc32c`](CheckpointSource::verify_crc32c) has passed.
+    fn read_rows_unverified(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+        self.read_rows(name, rows)
+    }
+
+    /// Checks `crc32c`, the CRC32C of every byte of the tensor `name` in order (as read through
+    /// [`read_rows_unverified`](CheckpointSource::read_rows_unverified)), against the one stored: the
+    /// same error as a failed check on a first read if they differ; the tensor counts as verified if
+    /// they agree. Does nothing by default (a source that stores no checksum).
+    fn verify_crc32c(&self, _name: &str, _crc32c: u32) -> Result<()> {
+        Ok(())
+    }
+
+    /// Where the bytes of the numeric tensor `name` lie in one of the checkpoint's files, exactly as
+    /// [`read`](CheckpointSource::read) returns them (one run, row-major, little-endian), for a copy
+    /// made file to file ([`TensorRegion::copy_from`](crate::TensorRegion::copy_from)); `None` by
+    /// default, and for a tensor stored otherwise. The bytes are not checked: a copy of them is kept
+    /// only once [`checked_crc32c`](CheckpointSource::checked_crc32c) has passed.
+    fn stored_bytes(&self, _name: &str) -> Option<StoredBytes<'_>> {
+        None
+    }
+
+    /// Makes the check a source makes on a tensor's first read (a TF bundle verifies its CRC32C) and
+    /// returns the CRC32C of the tensor's bytes (as [`read`](CheckpointSource::read) returns them) if
+    /// the source stores one, now verified; `Ok(None)` if it stores none. By default, reads the
+    /// tensor's first row (its check, if any) and returns `Ok(None)`.
+    fn checked_crc32c(&self, name: &str) -> Result<Option<u32>> {
+        let rows = self.require(name)?.rows();
+        self.read_rows(name, 0..rows.min(1))?;
+        Ok(None)
+    }
+
     /// Row-major bytes of a whole numeric tensor, little-endian.
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let rows = self.require(name)?.rows();
@@ -120,4 +164,17 @@ pub struct VariablePart {
     pub name: String,
     /// Where the part lies in the full variable.
     pub slice: Slice,
+}
+
+/// Where a numeric tensor's bytes lie in a file ([`CheckpointSource::stored_bytes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBytes<'a> {
+    /// The file, opened for reading.
+    pub file: &'a std::fs::File,
+    /// Its path, for errors.
+    pub path: &'a Path,
+    /// Where the tensor's bytes start in it.
+    pub offset: u64,
+    /// How many bytes the tensor has.
+    pub len: u64,
 }

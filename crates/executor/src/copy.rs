@@ -31,6 +31,9 @@ pub(crate) fn copy_tensor<'a>(
         writer.send(Job::Progress(done + written))?;
         return Ok(written);
     }
+    if let Some(written) = copy_stored(src, name, writer, tensor, done)? {
+        return Ok(written);
+    }
     writer.send(Job::Begin(tensor))?;
     for rows in warmstart_core::copy::row_blocks(src.path(), info, block_bytes)? {
         let (bytes, release) = Release::read(src, name, rows)?;
@@ -40,6 +43,27 @@ pub(crate) fn copy_tensor<'a>(
     // Progress is reported once the whole tensor is written.
     writer.send(Job::Progress(done + written))?;
     Ok(written)
+}
+
+/// The source tensor `name` copied whole into `tensor` file to file by the writer thread, if the
+/// source stores it whole and the sink writes at offsets (see `warmstart_core::copy`); returns the bytes
+/// written, or `None` to copy it in blocks. The tensor is checked here first (a TF bundle verifies its
+/// CRC32C, whose result the writer reuses for a TF output), so the writer copies one tensor while the
+/// next is checked.
+pub(crate) fn copy_stored<'a>(
+    src: &'a dyn CheckpointSource,
+    name: &'a str,
+    writer: &Writer<'a>,
+    tensor: &'a SinkTensor,
+    done: u64,
+) -> Result<Option<u64>, Stop> {
+    let Some(stored) = warmstart_core::copy::stored_whole(src, name, writer.offsets(), tensor) else {
+        return Ok(None);
+    };
+    let crc = warmstart_core::copy::checked_crc32c(src, name)?;
+    writer.send(Job::CopyAt { tensor, stored, crc, source: src, name })?;
+    writer.send(Job::Progress(done + stored.len))?;
+    Ok(Some(stored.len))
 }
 
 /// Rows `rows` of a variable whose partitions `parts` are copied from the old tensor `from` and the

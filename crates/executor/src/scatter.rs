@@ -9,27 +9,54 @@
 //!    one task per thread on its own contiguous range of old rows. Each old row feeding a new row (the
 //!    remap is injective but for duplicate new tokens, which are read again in step 2) is made into its
 //!    new row at once (columns remapped, the backup constant in the missing cells) and appended to a
-//!    small staging buffer of its destination region; a full buffer is written, in one positional
-//!    write, to the next free *slots* of its region in the output (the rows of a region arrive in old
-//!    row order, so each row's slot is known beforehand);
-//! 2. each region in turn is read back (one positional read, from the page cache), its rows put in
-//!    order, the rows without an old row (and, for a backup that is the target's initial value, the
-//!    missing cells) filled, its CRC32C computed while it is in the cache if the sink wants it, and
-//!    written back in place.
+//!    small staging buffer of its destination region; full buffers are queued for the writer thread
+//!    about a MiB at a time ([`STAGE_BATCH_BYTES`]: one job per buffer made 53-93k context switches
+//!    at 4 x W1, batches 10-17k), which writes each, in one positional write, to the next free
+//!    *slots* of its region in the output
+//!    (the rows of a region arrive in old row order, so each row's slot is known beforehand);
+//! 2. once the writer has written them all (a fence), each region in turn is read back (one positional
+//!    read, from the page cache), its rows put in order, the rows without an old row (and, for a
+//!    backup that is the target's initial value, the missing cells) filled, and queued for the writer
+//!    thread, which appends it to the tensor's CRC32C (if the sink wants it; the regions come in
+//!    order) a MiB at a time, each piece just before it writes it back in place.
 //!
 //! The output is written at offsets ([`warmstart_core::TensorRegion`]) when the sink can
 //! ([`warmstart_core::CheckpointSink::writes_at_offsets`]: TF bundles and safetensors); otherwise step 1
 //! goes to an anonymous temporary file and step 2 streams the regions to the sink in order. Memory: the
-//! staging buffers (at most [`STAGE_BYTES`] per thread), two regions, and 8 bytes per row of the old and
-//! the new vocabulary (the inverse map and each row's slot).
+//! staging buffers (at most [`STAGE_BYTES`] per thread, and a few more queued), up to [`IN_FLIGHT`] + 1
+//! regions, and 8 bytes per row of the old and the new vocabulary (the inverse map and each row's slot).
 //!
 //! Why (measured with `perf` on W1 of `cargo xtask bench`, a shuffled 1,000,000 x 128 embedding): the
 //! windowed remap this replaces spent its time re-reading the old tensor once per 64 MiB window (8
 //! passes over 512 MB, page faults and copies of rows it did not keep); here the old tensor is read
 //! once, and the output is written twice (once in slots, once in order) through the page cache.
+//!
+//! Every write goes through the writer thread (`Job::WriteAt`), because:
+//! - the kernel serialises writes to one file on its inode's lock: with the threads making rows writing
+//!   themselves, `perf` showed 5-6% of the time spinning on it (a session of 2026-11-30, on a quiet
+//!   machine); a single writer never contends, and the threads making rows never wait on the file;
+//! - the output's CRC32C is then computed in order on one thread, where it was computed per thread and
+//!   combined with `crc32c_combine`, about 250 us a call: at 1/4 of W1 the combines were 14.4M of 394M
+//!   instructions (callgrind, user space), and 0.4M after.
+//!
+//! An old tensor whose source stores its CRC32C ([`CheckpointSource::stores_crc32c`]: a TF bundle's
+//! entry) is verified in step 1's own pass: every chunk is read unverified and hashed, the threads'
+//! sums combined (one combine per thread) and checked ([`CheckpointSource::verify_crc32c`]) before
+//! step 2 (which writes nothing before it, and whose reads of duplicate rows then find the tensor
+//! verified). The source used to verify it on its first read, a separate pass over the whole tensor
+//! (its pages faulted in and released once more), which the read-ahead in `execute` could not hide when
+//! the embedding is the first tensor written. A damaged embedding is refused as before
+//! (`a_damaged_old_embedding_is_refused_and_nothing_is_written`). Measured at 1/4 of W1 (callgrind):
+//! 381.3M -> 373.6M instructions (-2%; the chunked check's own combines go).
+//!
+//! Measured at 1/4 of W1 with callgrind (user space, so the kernel's locking does not show): 394M
+//! instructions before, 381M after (-3%); the buffers queued add about 10 MiB of peak memory (85 -> 95
+//! MiB at W1) and 4,500 page faults. The wall-time gain could not be measured on the loaded machine of
+//! 2026-12-07 (load 7-12 on 2 cores, +-40% between rounds).
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::{mpsc, Arc};
 
 use rayon::prelude::*;
 use warmstart_core::{CheckpointSource, TensorRegion};
@@ -103,8 +130,9 @@ pub(crate) fn write_remapped<'a>(
         writer.send(Job::Begin(&out.sink))?;
         (TensorRegion::scratch(len)?, false)
     };
-    let crc = (offsets && region.wants_crc32c()).then_some(0);
-    let mut emitter = Emitter { writer, region, offsets, crc, done, written: 0 };
+    let hash = offsets && region.wants_crc32c();
+    let region = Arc::new(region);
+    let mut emitter = Emitter { writer, region, offsets, hash, done, written: 0, in_flight: 0 };
     let ctx = Ctx { var, remap, old, target, row_bytes, block_bytes };
     let mut parts: Vec<&PartitionRemap> = remap.partitions.iter().collect();
     parts.sort_by_key(|p| p.geometry.offset);
@@ -122,9 +150,9 @@ pub(crate) fn write_remapped<'a>(
         at = e;
     }
     emitter.initial_rows(&ctx, at..rows.end)?;
-    let Emitter { region, crc, written, .. } = emitter;
+    let Emitter { region, written, .. } = emitter;
     if offsets {
-        writer.send(Job::EndAt(region, crc))?;
+        writer.send(Job::EndAt(region))?;
     } else {
         writer.send(Job::End)?;
     }
@@ -135,14 +163,20 @@ pub(crate) fn write_remapped<'a>(
 struct Emitter<'w, 'a> {
     writer: &'w Writer<'a>,
     /// The output tensor's region, or the scratch file of step 1.
-    region: TensorRegion,
+    region: Arc<TensorRegion>,
     offsets: bool,
-    /// The CRC32C so far, if the sink wants it.
-    crc: Option<u32>,
+    /// Whether the writer hashes the bytes (the sink wants the tensor's CRC32C).
+    hash: bool,
     /// Progress already reported before this tensor.
     done: u64,
     written: u64,
+    /// Buffers queued for the writer and not yet taken back (at most about).
+    in_flight: usize,
 }
+
+/// The buffers of ordered bytes queued for the writer at once: more would cost memory, and new buffers
+/// (zeroed, and faulted in) cost more than waiting for the writer to give one back.
+const IN_FLIGHT: usize = 2;
 
 impl<'a> Emitter<'_, 'a> {
     /// The next bytes of the tensor; gives back a buffer for the next ones.
@@ -153,12 +187,18 @@ impl<'a> Emitter<'_, 'a> {
             self.writer.send(Job::Data { bytes: Cow::Owned(bytes), done, release: None })?;
             return Ok(self.writer.buffer());
         }
-        if let Some(crc) = self.crc {
-            self.crc = Some(crc_append(crc, &bytes));
+        let (region, at) = (Arc::clone(&self.region), self.written - bytes.len() as u64);
+        let done = Some(self.done + self.written);
+        self.writer.send(Job::WriteAt { region, at, bytes, hash: self.hash, done, back: None })?;
+        self.in_flight += 1;
+        // Its bytes as they were: the caller overwrites every byte it uses.
+        let buf = self.writer.buffer_as_is(self.in_flight > IN_FLIGHT);
+        if buf.capacity() > 0 {
+            // Any buffer the writer gave back (another's too: the count stays at most the true one, so
+            // a wait always has a buffer coming).
+            self.in_flight = self.in_flight.saturating_sub(1);
         }
-        self.region.write_at(self.written - bytes.len() as u64, &bytes)?;
-        self.writer.send(Job::Progress(self.done + self.written))?;
-        Ok(bytes)
+        Ok(buf)
     }
 
     /// Rows `rows` of the target's tensor, as they are.
@@ -183,14 +223,6 @@ impl<'a> Emitter<'_, 'a> {
         }
         Ok(())
     }
-}
-
-/// `crc32c_append(crc, bytes)`, in one piece per thread, combined (a combine costs about as much as
-/// hashing tens of KiB, so pieces are few).
-fn crc_append(crc: u32, bytes: &[u8]) -> u32 {
-    let piece = bytes.len().div_ceil(rayon::current_num_threads().max(1)).max(1 << 20);
-    let pieces: Vec<(u32, usize)> = bytes.par_chunks(piece).map(|p| (crc32c::crc32c(p), p.len())).collect();
-    pieces.into_iter().fold(crc, |acc, (c, n)| crc32c::crc32c_combine(acc, c, n))
 }
 
 /// Where each row of a segment comes from, and where step 1 puts it.
@@ -260,40 +292,79 @@ fn remap_segment(
     let region_rows = usize::try_from(2 * ctx.block_bytes / ctx.row_bytes as u64).unwrap_or(usize::MAX).max(1);
     let layout = layout(part, from, &local, old_rows, region_rows)?;
     if let Some(o) = layout.inverse.iter().position(|&k| k != NONE) {
-        first_read_here(ctx.old, from, o as u64)?;
-        scatter(ctx, part, &layout, old_row_bytes, base, &emitter.region)?;
+        // A tensor the pass verifies itself is not verified on its first read.
+        if !ctx.old.stores_crc32c(from) {
+            first_read_here(ctx.old, from, o as u64)?;
+        }
+        scatter(ctx, part, &layout, old_row_bytes, base, &emitter.region, emitter.writer)?;
+        // Step 2 reads back what step 1 queued.
+        emitter.writer.fence()?;
     }
     put_in_order(ctx, part, &local, &layout, old_row_bytes, first, base, emitter)
 }
 
-/// Step 1: every old row that feeds a new row, made into it and written to its slot.
-fn scatter(
+/// Step 1: every old row that feeds a new row, made into it and queued for the writer thread to write
+/// to its slot.
+#[allow(clippy::too_many_arguments)]
+fn scatter<'a>(
     ctx: &Ctx<'_>,
     part: &PartitionRemap,
     layout: &Layout,
     old_row_bytes: usize,
     base: u64,
-    out: &TensorRegion,
-) -> Result<(), ExecError> {
+    out: &Arc<TensorRegion>,
+    writer: &Writer<'a>,
+) -> Result<(), Stop> {
     let old_rows = layout.inverse.len();
     let groups = rayon::current_num_threads().max(1);
     let per_group = old_rows.div_ceil(groups).max(1);
-    (0..groups).into_par_iter().try_for_each(|g| {
-        let rows = (g * per_group).min(old_rows)..((g + 1) * per_group).min(old_rows);
-        scatter_rows(ctx, part, layout, old_row_bytes, base, out, rows)
-    })
+    let queues: Vec<_> = (0..groups).map(|_| writer.sender()).collect();
+    let from = ctx.remap.from.as_str();
+    let verify = ctx.old.stores_crc32c(from);
+    let sums = queues
+        .into_par_iter()
+        .enumerate()
+        .map(|(g, queue)| {
+            let rows = (g * per_group).min(old_rows)..((g + 1) * per_group).min(old_rows);
+            let len = (rows.end - rows.start) as u64 * old_row_bytes as u64;
+            let crc = scatter_rows(ctx, part, layout, old_row_bytes, base, Staged { out, queue, verify }, rows)?;
+            Ok((crc, len))
+        })
+        .collect::<Result<Vec<(u32, u64)>, Stop>>()?;
+    if verify {
+        // One combine per thread (each costs about 250 us).
+        let crc = sums
+            .into_iter()
+            .filter(|&(_, len)| len > 0)
+            .fold(0, |acc, (crc, len)| crc32c::crc32c_combine(acc, crc, usize::try_from(len).unwrap_or(usize::MAX)));
+        ctx.old.verify_crc32c(from, crc)?;
+    }
+    Ok(())
 }
 
-/// Step 1 for old rows `rows`, read chunk by chunk.
+/// Where step 1's full staging buffers go: to the writer thread, to be written at their slots in `out`.
+struct Staged<'r, 'a> {
+    out: &'r Arc<TensorRegion>,
+    queue: mpsc::SyncSender<Job<'a>>,
+    /// Whether the old rows are read unverified, every one of them, and hashed.
+    verify: bool,
+}
+
+/// About how many bytes of full staging buffers one thread sends the writer at once (one job, so that
+/// the writer is woken once for them: with one job per buffer, 68 KiB each at 4 x W1, the run made
+/// 53k context switches).
+const STAGE_BATCH_BYTES: usize = 1 << 20;
+
+/// Step 1 for old rows `rows`, read chunk by chunk; returns their CRC32C if `staged.verify` (else 0).
 fn scatter_rows(
     ctx: &Ctx<'_>,
     part: &PartitionRemap,
     layout: &Layout,
     old_row_bytes: usize,
     base: u64,
-    out: &TensorRegion,
+    staged: Staged<'_, '_>,
     rows: Range<usize>,
-) -> Result<(), ExecError> {
+) -> Result<u32, Stop> {
     let (from, rb) = (ctx.remap.from.as_str(), ctx.row_bytes);
     let regions = layout.used.len().max(1) as u64;
     let stage_bytes = (STAGE_BYTES / regions).min(ctx.block_bytes / 16);
@@ -303,22 +374,40 @@ fn scatter_rows(
     // Per region: the slot of its first staged row, the bytes staged, and the buffer (made at its first
     // row, never zeroed again: every staged byte is written before it is flushed).
     let mut stages: Vec<(u32, usize, Vec<u8>)> = (0..regions).map(|_| (0, 0, Vec::new())).collect();
-    let flush = |r: usize, stage: &mut (u32, usize, Vec<u8>)| -> Result<(), ExecError> {
+    // Buffers the writer is done with (their pages stay mapped), for the next stages: two batches.
+    let per_batch = (STAGE_BATCH_BYTES / stage_len).max(1);
+    let (back, pool) = mpsc::sync_channel::<Vec<u8>>(2 * per_batch);
+    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(per_batch);
+    let send = |batch: &mut Vec<(u64, Vec<u8>)>| {
+        let (region, back) = (Arc::clone(staged.out), back.clone());
+        let job = Job::WriteMany { region, writes: std::mem::replace(batch, Vec::with_capacity(per_batch)), back };
+        staged.queue.send(job).map_err(|_| Stop::Writer(crate::writer::WriterStopped))
+    };
+    let mut flush = |r: usize, stage: &mut (u32, usize, Vec<u8>)| -> Result<(), Stop> {
         let at = base + (r * layout.region_rows + stage.0 as usize) as u64 * rb as u64;
-        out.write_at(at, &stage.2[..stage.1])?;
+        let mut bytes = std::mem::take(&mut stage.2);
+        bytes.truncate(stage.1);
+        batch.push((at, bytes));
         stage.1 = 0;
+        if batch.len() >= per_batch {
+            send(&mut batch)?;
+        }
         Ok(())
     };
-    let mut start = rows.start;
+    let (mut start, mut crc) = (rows.start, 0);
     while start < rows.end {
         let chunk = start..(start + chunk_rows).min(rows.end);
         start = chunk.end;
-        if layout.inverse[chunk.clone()].iter().all(|&k| k == NONE) {
+        if !staged.verify && layout.inverse[chunk.clone()].iter().all(|&k| k == NONE) {
             continue;
         }
         let (a, b) = (chunk.start as u64, chunk.end as u64);
-        let bytes = ctx.old.read_rows(from, a..b)?;
+        let bytes =
+            if staged.verify { ctx.old.read_rows_unverified(from, a..b)? } else { ctx.old.read_rows(from, a..b)? };
         check_len(from, a, b, bytes.len(), chunk.len() * old_row_bytes)?;
+        if staged.verify {
+            crc = crc32c::crc32c_append(crc, &bytes);
+        }
         for (src, &k) in bytes.chunks_exact(old_row_bytes).zip(&layout.inverse[chunk.clone()]) {
             if k == NONE {
                 continue;
@@ -328,7 +417,12 @@ fn scatter_rows(
             if stage.1 == 0 {
                 stage.0 = layout.slot[k as usize];
                 if stage.2.is_empty() {
-                    stage.2 = vec![0; stage_len];
+                    // A buffer given back keeps its bytes (every staged byte is written before it is
+                    // flushed); a new one comes zeroed from the allocator, which need not write them.
+                    stage.2 = pool.try_recv().unwrap_or_default();
+                    if stage.2.len() < stage_len {
+                        stage.2 = vec![0; stage_len];
+                    }
                 }
             }
             let at = stage.1;
@@ -346,7 +440,10 @@ fn scatter_rows(
             flush(r, stage)?;
         }
     }
-    Ok(())
+    if !batch.is_empty() {
+        send(&mut batch)?;
+    }
+    Ok(crc)
 }
 
 /// The cells of a new row that its old row (of `old_cols` cells) has no value for, as ranges: what
@@ -400,7 +497,11 @@ fn put_in_order(
         if let Some(rows) = &initial {
             check_len(&ctx.var.tensor, g0, g1, rows.len(), (k1 - k0) * rb)?;
         }
-        // Every byte is overwritten: only new capacity is zeroed.
+        // Every byte is overwritten: only new capacity is zeroed, and a new buffer comes zeroed from the
+        // allocator (fresh pages), which need not write the zeros itself.
+        if out.capacity() < (k1 - k0) * rb {
+            out = vec![0; (k1 - k0) * rb];
+        }
         out.resize((k1 - k0) * rb, 0);
         let row = |k: usize, dst: &mut [u8]| -> Result<(), ExecError> {
             let init = initial.as_deref().map(|b| &b[(k - k0) * rb..(k - k0 + 1) * rb]);

@@ -95,6 +95,17 @@ pub(crate) fn write_variable<'a>(
         let block_bytes = options.block_bytes;
         return scatter::write_remapped(var, remap, out, rows, row_bytes, old, target, writer, block_bytes, done);
     }
+    // A whole tensor kept or copied as it is stored: file to file.
+    let stored = match &var.action {
+        Action::KeepInitial => Some((target, var.tensor.as_str())),
+        Action::Copy { from, parts: None } => Some((old, from.as_str())),
+        _ => None,
+    };
+    if let (Some((src, name)), None) = (stored, &out.sink.slice) {
+        if let Some(written) = copy::copy_stored(src, name, writer, &out.sink, done)? {
+            return Ok(written);
+        }
+    }
     let mut source = VariableRows { var, old, target, row_bytes, remap: None };
     let block_bytes = options.block_bytes;
     let out_row_bytes = match inner {

@@ -3,7 +3,7 @@
 //! came from and hands the buffers back for reuse.
 
 use std::borrow::Cow;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use warmstart_core::{CheckpointSink, Error as CoreError, SinkTensor, TensorRegion};
 
@@ -42,9 +42,32 @@ impl<'a> Writer<'a> {
         region.recv().map_err(|_| Stop::Writer(WriterStopped))
     }
 
+    /// Waits until the writer has done every job queued so far (and so written every byte queued at
+    /// offsets).
+    pub(crate) fn fence(&self) -> Result<(), Stop> {
+        let (reply, done) = mpsc::sync_channel(1);
+        self.send(Job::Fence(reply))?;
+        done.recv().map_err(|_| Stop::Writer(WriterStopped))
+    }
+
+    /// Another handle on the queue, for a thread of its own (a [`Writer`] is not shared between
+    /// threads).
+    pub(crate) fn sender(&self) -> mpsc::SyncSender<Job<'a>> {
+        self.queue.clone()
+    }
+
     /// Queues `job` for the writer thread.
     pub(crate) fn send(&self, job: Job<'a>) -> Result<(), Stop> {
         self.queue.send(job).map_err(|_| Stop::Writer(WriterStopped))
+    }
+
+    /// A buffer the writer is done with, its bytes as they were (for a caller that overwrites every
+    /// byte it uses): waiting for one if `wait` (the caller knows one is coming: it has queued buffers
+    /// the writer gives back), else one if there is one; or a new, empty one (also if the writer has
+    /// stopped).
+    pub(crate) fn buffer_as_is(&self, wait: bool) -> Vec<u8> {
+        let given = if wait { self.recycled.recv().ok() } else { self.recycled.try_recv().ok() };
+        given.unwrap_or_default()
     }
 
     /// An empty buffer, reusing one the writer is done with if there is one.
@@ -69,6 +92,9 @@ impl<E: Into<ExecError>> From<E> for Stop {
     }
 }
 
+/// The bytes one CRC32C append covers before they are written, while still in the processor's cache.
+const HASH_PIECE_BYTES: usize = 1 << 20;
+
 /// Applies `jobs` to `sink` in order until the queue closes or a call fails.
 pub(crate) fn write_jobs(
     jobs: mpsc::Receiver<Job<'_>>,
@@ -76,6 +102,8 @@ pub(crate) fn write_jobs(
     sink: &mut dyn CheckpointSink,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<(), CoreError> {
+    // The CRC32C of the hashed writes of the tensor begun at offsets.
+    let mut crc = 0u32;
     for job in jobs {
         match job {
             Job::Begin(tensor) => sink.begin_tensor(tensor)?,
@@ -88,24 +116,65 @@ pub(crate) fn write_jobs(
                 if let Cow::Owned(buf) = bytes {
                     let _ = recycle.try_send(buf);
                 }
-                if let (Some(progress), Some(done)) = (progress, done) {
-                    progress(done);
+                report(progress, done);
+            }
+            Job::WriteAt { region, at, bytes, hash, done, back } => {
+                write_at(&region, at, &bytes, hash.then_some(&mut crc))?;
+                // A full pool just drops it.
+                let _ = back.as_ref().unwrap_or(&recycle).try_send(bytes);
+                report(progress, done);
+            }
+            Job::WriteMany { region, writes, back } => {
+                for (at, bytes) in writes {
+                    region.write_at(at, &bytes)?;
+                    // A full pool just drops it.
+                    let _ = back.try_send(bytes);
                 }
             }
-            Job::Progress(done) => {
-                if let Some(progress) = progress {
-                    progress(done);
-                }
+            Job::Fence(reply) => {
+                let _ = reply.send(());
             }
+            Job::Progress(done) => report(progress, Some(done)),
             Job::End => sink.end_tensor()?,
             Job::BeginAt(tensor, reply) => {
                 let region = sink.begin_tensor_at(tensor)?;
+                crc = 0;
                 // The producer waits for it; if it stopped, the region is dropped.
                 let _ = reply.send(region);
             }
-            Job::EndAt(region, crc) => sink.end_tensor_at(region, crc)?,
+            Job::EndAt(region) => {
+                let region = Arc::try_unwrap(region).map_err(|_| {
+                    let reason = "a tensor ended while its region was still in use";
+                    CoreError::io(sink.path(), std::io::Error::other(reason))
+                })?;
+                let crc = region.wants_crc32c().then_some(crc);
+                sink.end_tensor_at(region, crc)?;
+            }
             Job::Strings(tensor, values) => sink.write_strings(&tensor, &values)?,
+            Job::CopyAt { tensor, stored, crc, source, name } => {
+                let region = sink.begin_tensor_at(tensor)?;
+                let crc = warmstart_core::copy::fill_region(source, name, &region, stored, crc)?;
+                sink.end_tensor_at(region, crc)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` at `at` in `region`, a piece at a time, each appended to `crc` (if given) just before
+/// it is written.
+fn write_at(region: &TensorRegion, at: u64, bytes: &[u8], crc: Option<&mut u32>) -> Result<(), CoreError> {
+    let Some(crc) = crc else { return region.write_at(at, bytes) };
+    for (i, piece) in bytes.chunks(HASH_PIECE_BYTES).enumerate() {
+        *crc = crc32c::crc32c_append(*crc, piece);
+        region.write_at(at + (i * HASH_PIECE_BYTES) as u64, piece)?;
+    }
+    Ok(())
+}
+
+/// The progress callback with `done` bytes, if both are given.
+fn report(progress: Option<&(dyn Fn(u64) + Sync)>, done: Option<u64>) {
+    if let (Some(progress), Some(done)) = (progress, done) {
+        progress(done);
+    }
 }

@@ -1,14 +1,16 @@
-//! Telling a checkpoint's format from its content: the safetensors header, a safetensors index's
-//! `weight_map`, the HDF5 superblock signature, the LevelDB table footer of a TF bundle's `.index`
-//! file, a Keras archive's members (a zip holding `config.json` and `model.weights.h5`), a sharded
-//! Keras index's `weight_map` (naming `.weights.h5` shards), and folders holding one of these. File
-//! names are never trusted.
+//! Telling a checkpoint's format from its content: the safetensors header, a shard index's
+//! `weight_map` (Keras's if it names `.weights.h5` shards, else PyTorch or safetensors, told by its
+//! shards), the HDF5 superblock signature, the LevelDB table footer of a TF bundle's `.index` file, a
+//! Keras archive's members (a zip holding `config.json` and `model.weights.h5`), a zip holding
+//! `<name>/data.pkl` (`torch.save`), the `.npy` magic or a zip of `.npy` members (`.npz`), and folders
+//! holding one of these. File names are never trusted.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use warmstart_core::shard_index::ShardIndex;
 use warmstart_core::{Error, Result};
 
 use crate::{Format, FormatsError};
@@ -22,17 +24,34 @@ const LEVELDB_TABLE_MAGIC: [u8; 8] = [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 
 /// A LevelDB table footer's size: two block handles padded to 40 bytes, then the magic.
 const LEVELDB_FOOTER_LEN: u64 = 48;
 
+/// The magic of a NumPy `.npy` file.
+const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The signature of a zip local file header, with which an `.npz` and a `torch.save` archive start.
+const ZIP_LOCAL_HEADER: &[u8; 4] = b"PK\x03\x04";
+
 /// The largest header safetensors allows.
 const MAX_SAFETENSORS_HEADER_LEN: u64 = 100_000_000;
 
-/// The largest JSON file read to see whether it is a safetensors index.
-const MAX_INDEX_JSON_LEN: u64 = 64 << 20;
+/// The largest JSON file read to see whether it is a shard index.
+const MAX_INDEX_JSON_LEN: u64 = warmstart_core::shard_index::MAX_INDEX_LEN;
+
+/// What the legacy format of `torch.save` (torch < 1.6) starts with after the protocol byte: LONG1 of
+/// 10 bytes, the magic number 0x1950a86a20f9469cfc6c (little-endian).
+const TORCH_LEGACY_MAGIC: [u8; 12] = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
 /// The format of the checkpoint at `path`: a file, a folder holding one checkpoint, or a TF bundle
 /// prefix (`path.index` exists).
 pub fn detect(path: &Path) -> Result<Format> {
+    detect_preferring(path, None)
+}
+
+/// As [`detect`], but a folder holding checkpoints of several formats gives `prefer` (`--format`) when
+/// it is one of them (and is refused, listing them, when it is not). Elsewhere `prefer` changes nothing:
+/// the format is the content's.
+pub fn detect_preferring(path: &Path, prefer: Option<Format>) -> Result<Format> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => detect_folder(path),
+        Ok(meta) if meta.is_dir() => detect_folder(path, prefer),
         Ok(_) => match detect_file(path)? {
             Some(format) => Ok(format),
             None => detect_prefix(path)?.ok_or_else(|| FormatsError::Undetected { path: path.to_path_buf() }.into()),
@@ -57,8 +76,8 @@ fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
     Ok(detect_file(&index)?.filter(|&f| f == Format::Tf))
 }
 
-/// The one format of the checkpoints in a folder (not recursing).
-fn detect_folder(dir: &Path) -> Result<Format> {
+/// The one format of the checkpoints in a folder (not recursing), or `prefer` among several.
+fn detect_folder(dir: &Path, prefer: Option<Format>) -> Result<Format> {
     let mut formats = BTreeSet::new();
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -90,7 +109,10 @@ fn detect_folder(dir: &Path) -> Result<Format> {
     match formats.as_slice() {
         [] => Err(FormatsError::Undetected { path: dir.to_path_buf() }.into()),
         [one] => Ok(*one),
-        _ => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        _ => match prefer.filter(|p| formats.contains(p)) {
+            Some(format) => Ok(format),
+            None => Err(FormatsError::AmbiguousFolder { path: dir.to_path_buf(), formats }.into()),
+        },
     }
 }
 
@@ -121,6 +143,14 @@ fn is_tf_state_file(path: &Path) -> Result<bool> {
 
 /// The format of one file, or `None` if it is none of ours.
 fn detect_file(path: &Path) -> Result<Option<Format>> {
+    if let Some(format) = detect_data_file(path)? {
+        return Ok(Some(format));
+    }
+    index_format(path)
+}
+
+/// The format of one file that is not an index.
+fn detect_data_file(path: &Path) -> Result<Option<Format>> {
     let io = |e| Error::io(path, e);
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
@@ -129,15 +159,18 @@ fn detect_file(path: &Path) -> Result<Option<Format>> {
     if is_keras_archive(&mut file).map_err(io)? {
         return Ok(Some(Format::Keras));
     }
+    if is_numpy(&mut file).map_err(io)? {
+        return Ok(Some(Format::Numpy));
+    }
     if has_hdf5_signature(&mut file, len).map_err(io)? {
         return Ok(Some(Format::Hdf5));
     }
     if len >= LEVELDB_FOOTER_LEN && read_at(&mut file, len - 8).map_err(io)? == Some(LEVELDB_TABLE_MAGIC) {
         return Ok(Some(Format::Tf));
     }
-    let mut head = [0u8; 9];
+    let mut head = [0u8; 14];
     let got = read_up_to(&mut file, 0, &mut head).map_err(io)?;
-    if got == head.len() {
+    if got >= 9 {
         let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
         // A header longer than the file is still reported as safetensors, so that the reader can
         // say exactly what is wrong with it.
@@ -145,20 +178,12 @@ fn detect_file(path: &Path) -> Result<Option<Format>> {
             return Ok(Some(Format::Safetensors));
         }
     }
-    let first = head[..got].iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'{') && len <= MAX_INDEX_JSON_LEN {
-        return index_format(path);
+    if (got == head.len() && head[0] == 0x80 && head[2..] == TORCH_LEGACY_MAGIC)
+        || is_torch_zip(&mut file, &head[..got])
+    {
+        return Ok(Some(Format::Torch));
     }
     Ok(None)
-}
-
-/// The format of the JSON file `path` if it is an index: an object with a `weight_map` object,
-/// Keras's if every file it maps to is a `.weights.h5` shard, else safetensors'.
-fn index_format(path: &Path) -> Result<Option<Format>> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text) else { return Ok(None) };
-    let Some(map) = json.get("weight_map").and_then(|m| m.as_object()) else { return Ok(None) };
-    Ok(Some(if keras_shards(map).is_some() { Format::Keras } else { Format::Safetensors }))
 }
 
 /// The shards a Keras index's `weight_map` names (a string or a list of strings for each layer), if
@@ -200,8 +225,74 @@ fn is_keras_archive(file: &mut File) -> std::io::Result<bool> {
     }
     file.seek(SeekFrom::Start(0))?;
     let Ok(archive) = zip::ZipArchive::new(&mut *file) else { return Ok(false) };
-    let has = |name: &str| archive.file_names().any(|n| n == name);
+    let has = |name: &str| archive.file_names().any(|n| n.is_ok_and(|n| n == name));
     Ok(has("config.json") && (has("model.weights.h5") || has("model.weights.npz")))
+}
+
+/// Whether `file` (starting with `head`) is a `torch.save` zip archive: it holds `<name>/data.pkl` and
+/// `<name>/version` (or `<name>/.data/version`). An archive whose central directory is unreadable
+/// still is one if its first member is `<name>/data.pkl`, as torch writes it, so that the reader can
+/// say what is wrong.
+fn is_torch_zip(file: &mut File, head: &[u8]) -> bool {
+    if !head.starts_with(ZIP_LOCAL_HEADER) {
+        return false;
+    }
+    let Ok(archive) = zip::ZipArchive::new(&mut *file) else {
+        let mut local = [0u8; 30 + 256];
+        let got = read_up_to(file, 0, &mut local).unwrap_or(0);
+        let name_len = usize::from(u16::from_le_bytes([local[26], local[27]]));
+        return got >= 30 + name_len && local[30..30 + name_len].ends_with(b"/data.pkl");
+    };
+    let names: BTreeSet<String> = archive.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+    names.iter().filter_map(|n| n.strip_suffix("/data.pkl")).any(|prefix| {
+        names.contains(&format!("{prefix}/version")) || names.contains(&format!("{prefix}/.data/version"))
+    })
+}
+
+/// The format of the checkpoint a shard index (a JSON object with a `weight_map` object) names: Keras's
+/// if every file it maps to is a `.weights.h5` shard, else told by the content of its first shard that
+/// exists: PyTorch shards, else safetensors (whose reader then says
+/// which shard is missing, or what is wrong with the index).
+fn index_format(path: &Path) -> Result<Option<Format>> {
+    let io = |e| Error::io(path, e);
+    let mut file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; 9];
+    let got = read_up_to(&mut file, 0, &mut head).map_err(io)?;
+    let first = head[..got].iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') || len > MAX_INDEX_JSON_LEN {
+        return Ok(None);
+    }
+    let text = std::fs::read(path).map_err(io)?;
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text) else { return Ok(None) };
+    let Some(weight_map) = json.get("weight_map").and_then(|m| m.as_object()) else { return Ok(None) };
+    if keras_shards(weight_map).is_some() {
+        return Ok(Some(Format::Keras));
+    }
+    let shards: BTreeSet<&str> = weight_map.values().filter_map(|s| s.as_str()).collect();
+    for shard in shards {
+        let shard = ShardIndex::shard_path(path, shard);
+        if shard.is_file() {
+            let torch = detect_data_file(&shard)? == Some(Format::Torch);
+            return Ok(Some(if torch { Format::Torch } else { Format::Safetensors }));
+        }
+    }
+    Ok(Some(Format::Safetensors))
+}
+
+/// Whether the file is a `.npy` (its magic) or an `.npz`: a zip whose first member is `<key>.npy`.
+fn is_numpy(file: &mut File) -> std::io::Result<bool> {
+    let mut head = [0u8; 30 + 512];
+    let got = read_up_to(file, 0, &mut head)?;
+    let head = &head[..got];
+    if head.starts_with(NPY_MAGIC) {
+        return Ok(true);
+    }
+    if !head.starts_with(ZIP_LOCAL_HEADER) || head.len() < 30 {
+        return Ok(false);
+    }
+    let name_len = usize::from(u16::from_le_bytes([head[26], head[27]]));
+    Ok(head.get(30..30 + name_len).is_some_and(|name| name.ends_with(b".npy")))
 }
 
 /// Whether the HDF5 signature is at offset 0, 512, 1024, 2048, ... of the file.
@@ -420,6 +511,47 @@ pub(crate) mod tests {
         write(dir.path(), "b.h5", &hdf5_bytes(0));
         let err = detect(dir.path()).unwrap_err().to_string();
         assert!(err.contains("several formats (safetensors, hdf5)"), "{err}");
+    }
+
+    #[test]
+    fn archives_written_by_torch_are_torch_whatever_their_name() {
+        let torch = warmstart_core::test_support::fixtures().join("torch");
+        for case in [
+            "plain/model.pt",
+            "legacy/model.pt",
+            "bigendian/model.pt",
+            "sharded",
+            "sharded/pytorch_model.bin.index.json",
+        ] {
+            assert_eq!(detect(&torch.join(case)).unwrap(), Format::Torch, "{case}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let renamed = write(dir.path(), "weights.safetensors", &std::fs::read(torch.join("plain/model.pt")).unwrap());
+        assert_eq!(detect(&renamed).unwrap(), Format::Torch);
+        // A torch archive and a safetensors file side by side: refused with both named.
+        write(dir.path(), "model.safetensors", &safetensors_bytes());
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("several formats (safetensors, torch)"), "{err}");
+    }
+
+    #[test]
+    fn zips_of_other_kinds_and_broken_ones_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        // A local header whose first member is not <name>/data.pkl, and no central directory.
+        let mut other = b"PK\x03\x04".to_vec();
+        other.extend_from_slice(&[0; 22]);
+        other.extend_from_slice(&13u16.to_le_bytes());
+        other.extend_from_slice(&[0, 0]);
+        other.extend_from_slice(b"metadata.json");
+        let path = write(dir.path(), "m.zip", &other);
+        assert!(detect(&path).is_err());
+        // The same with archive/data.pkl first: a damaged torch archive, for the reader to describe.
+        let mut broken = other[..26].to_vec();
+        broken.extend_from_slice(&16u16.to_le_bytes());
+        broken.extend_from_slice(&[0, 0]);
+        broken.extend_from_slice(b"archive/data.pkl");
+        let path = write(dir.path(), "m.zip", &broken);
+        assert_eq!(detect(&path).unwrap(), Format::Torch);
     }
 
     #[test]

@@ -6,20 +6,31 @@ use std::path::{Path, PathBuf};
 
 use warmstart_core::{CheckpointSink, CheckpointSource, Result, SinkTensor};
 
+use crate::detect::detect_preferring;
 use crate::{detect, Format, FormatsError};
 
 /// Opens the checkpoint at `path`, whatever its format (told from its content).
 pub fn open(path: &Path) -> Result<Box<dyn CheckpointSource>> {
-    let format = detect(path)?;
+    open_preferring(path, None)
+}
+
+/// As [`open`], with `prefer` (`--format`) choosing among the formats of a folder holding several (see
+/// [`detect_preferring`](crate::detect_preferring)).
+pub fn open_preferring(path: &Path, prefer: Option<Format>) -> Result<Box<dyn CheckpointSource>> {
+    let format = detect_preferring(path, prefer)?;
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => Ok(Box::new(warmstart_safetensors::SafetensorsSource::open(path)?)),
         #[cfg(feature = "hdf5")]
-        Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(path)?)),
+        Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(&single_file(path, format)?)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
         #[cfg(feature = "keras")]
         Format::Keras => warmstart_keras::open(path),
+        #[cfg(feature = "torch")]
+        Format::Torch => Ok(Box::new(warmstart_torch::TorchSource::open(path)?)),
+        #[cfg(feature = "numpy")]
+        Format::Numpy => Ok(Box::new(warmstart_numpy::NumpySource::open(single_file(path, format)?)?)),
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled_in(path, format)),
     }
@@ -54,6 +65,12 @@ impl LayoutTemplate {
 pub struct WriteOptions {
     /// For formats that shard their data (TF bundles): how many data files. `None` for the default.
     pub shards: Option<usize>,
+    /// For safetensors: split the output into shards of at most this many bytes, as Hugging Face does
+    /// (`model-0000K-of-0000N.safetensors` and `model.safetensors.index.json` in the folder `path`).
+    /// `None` for one file.
+    pub max_shard_size: Option<u64>,
+    /// For NumPy: deflate the `.npz` members, as `np.savez_compressed` does.
+    pub compress: bool,
     /// For formats whose layout comes from an existing file (Keras HDF5): the checkpoint to copy it from.
     pub template: Option<LayoutTemplate>,
     /// Free-form string metadata (safetensors `__metadata__`).
@@ -73,15 +90,24 @@ pub fn create_sink(
 ) -> Result<Box<dyn CheckpointSink>> {
     let template = opts.template.as_ref().and_then(|t| t.path_for(format));
     let _ = template;
+    if opts.max_shard_size.is_some() && format != Format::Safetensors {
+        return Err(FormatsError::ShardSizeUnsupported { path: path.to_path_buf(), format }.into());
+    }
+    if opts.compress && format != Format::Numpy {
+        return Err(FormatsError::CompressUnsupported { path: path.to_path_buf(), format }.into());
+    }
     match format {
         #[cfg(feature = "safetensors")]
         Format::Safetensors => {
             if let Some(shards) = opts.shards.filter(|&n| n > 1) {
                 return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
             }
-            let sink = warmstart_safetensors::SafetensorsSink::create(path, tensors, opts.metadata.clone())?
-                .sync_on_finish(opts.sync);
-            Ok(Box::new(sink))
+            let metadata = opts.metadata.clone();
+            let sink = match opts.max_shard_size {
+                Some(max) => warmstart_safetensors::SafetensorsSink::create_sharded(path, tensors, metadata, max)?,
+                None => warmstart_safetensors::SafetensorsSink::create(path, tensors, metadata)?,
+            };
+            Ok(Box::new(sink.sync_on_finish(opts.sync)))
         }
         #[cfg(feature = "hdf5")]
         Format::Hdf5 => {
@@ -104,6 +130,17 @@ pub fn create_sink(
                 warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
+        // Read only: PyTorch users are written safetensors.
+        #[cfg(feature = "torch")]
+        Format::Torch => Err(FormatsError::ReadOnly { path: path.to_path_buf(), format }.into()),
+        #[cfg(feature = "numpy")]
+        Format::Numpy => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            let sink = warmstart_numpy::NumpySink::create(path, tensors)?.compressed(opts.compress);
+            Ok(Box::new(sink.sync_on_finish(opts.sync)))
+        }
         #[allow(unreachable_patterns)]
         _ => {
             let _ = (tensors, opts);
@@ -123,8 +160,49 @@ fn tf_prefix(path: &Path) -> std::path::PathBuf {
     }
 }
 
+/// The file to open for `path` in a format read from one file (HDF5, NumPy): `path` itself, or the one
+/// file of `format` in the folder `path`.
+#[cfg(any(feature = "hdf5", feature = "numpy"))]
+fn single_file(path: &Path, format: Format) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| warmstart_core::Error::io(path, e))? {
+        let file = entry.map_err(|e| warmstart_core::Error::io(path, e))?.path();
+        if file.is_file() && detect(&file).ok() == Some(format) {
+            found.push(file);
+        }
+    }
+    found.sort();
+    match <[PathBuf; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(found) => {
+            let candidates = found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+            Err(FormatsError::SeveralFiles {
+                path: path.to_path_buf(),
+                format: Format::Numpy,
+                candidates: candidates.collect(),
+            }
+            .into())
+        }
+    }
+}
+
+/// The format to write `path` in, and whether it was chosen for want of a name that tells one: as
+/// [`destination_format`], or when the name tells none (`out/ckpt`, `ckpt-5`), `input` (the target's
+/// format for a warm-start, the source's for a conversion), or safetensors when `input` is read only.
+pub fn choose_destination_format(path: &Path, explicit: Option<Format>, input: Format) -> (Format, bool) {
+    match destination_format(path, explicit) {
+        Ok(format) => (format, false),
+        Err(_) if input.writable() => (input, true),
+        Err(_) => (Format::Safetensors, true),
+    }
+}
+
 /// The format to write `path` in: `explicit` (`--to`) if given, else told from the name: `.safetensors`
-/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.keras` is a Keras archive; a name
+/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.keras` is a Keras archive; `.npz`
+/// and `.npy` are NumPy; a name
 /// containing `.ckpt`, ending in `/`, or an existing folder is a TF bundle prefix.
 pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Format> {
     if let Some(format) = explicit {
@@ -138,6 +216,8 @@ pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Forma
         Ok(Format::Hdf5)
     } else if name.ends_with(".keras") {
         Ok(Format::Keras)
+    } else if name.ends_with(".npz") || name.ends_with(".npy") {
+        Ok(Format::Numpy)
     } else if name.contains(".ckpt") || text.ends_with('/') || path.is_dir() {
         Ok(Format::Tf)
     } else {
@@ -166,6 +246,8 @@ mod tests {
             ("run/model.ckpt-100", Format::Tf),
             ("run/out/", Format::Tf),
             ("out/model.keras", Format::Keras),
+            ("weights.npz", Format::Numpy),
+            ("w.NPY", Format::Numpy),
         ];
         for (path, format) in cases {
             assert_eq!(destination_format(Path::new(path), None).unwrap(), format, "{path}");
@@ -191,6 +273,11 @@ mod tests {
             write(dir.path(), "model.ckpt.index", &leveldb_table_bytes());
             let err = open(&dir.path().join("model.ckpt")).err().unwrap().to_string();
             assert!(err.contains("this build has no tf support"), "{err}");
+        }
+        if !crate::compiled_in(Format::Torch) {
+            let pt = warmstart_core::test_support::fixture("torch", "tied").join("model.pt");
+            let err = open(&pt).err().unwrap().to_string();
+            assert!(err.contains("model.pt") && err.contains("this build has no torch support"), "{err}");
         }
         for format in Format::ALL.into_iter().filter(|&f| !crate::compiled_in(f)) {
             let err = create_sink(&dir.path().join("out"), format, &[], &WriteOptions::default()).err().unwrap();
@@ -268,6 +355,18 @@ mod tests {
         assert_eq!(back.dataset_path("d1/kernel"), Some("d1/kernel"));
     }
 
+    #[cfg(feature = "torch")]
+    #[test]
+    fn torch_opens_and_is_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = warmstart_core::test_support::fixture("torch", "sharded");
+        let src = open(&fixture).unwrap();
+        assert_eq!(src.format(), Format::Torch);
+        assert!(src.tensor("embeddings.word_embeddings.weight").is_some());
+        let err = create_sink(&dir.path().join("out.bin"), Format::Torch, &[], &WriteOptions::default()).err().unwrap();
+        assert!(err.to_string().contains("torch checkpoints are read only"), "{err}");
+    }
+
     #[cfg(feature = "tf")]
     #[test]
     fn tf_create_into_a_folder_and_open() {
@@ -292,5 +391,97 @@ mod tests {
         assert_eq!(&*src.read("w").unwrap(), &[4, 5]);
         assert_eq!(src.read_strings("s").unwrap(), [b"x".to_vec()]);
         assert!(out.join("model.ckpt.data-00001-of-00002").is_file());
+    }
+
+    #[cfg(feature = "numpy")]
+    #[test]
+    fn numpy_detect_open_and_create() {
+        use warmstart_core::{DType, TensorInfo};
+        let savez = warmstart_core::test_support::fixture("numpy", "savez");
+        for file in ["model.npz", "compressed.npz"] {
+            assert_eq!(detect(&savez.join(file)).unwrap(), Format::Numpy, "{file}");
+        }
+        let npy = warmstart_core::test_support::fixture("numpy", "npy").join("v3.npy");
+        assert_eq!(open(&npy).unwrap().tensors()[0].name, "v3");
+        // A zip whose first member is not an array is not an .npz (a .keras archive, a torch.save).
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0; 22]);
+        zip.extend_from_slice(&13u16.to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(b"metadata.json");
+        let not_npz = write(dir.path(), "m.keras", &zip);
+        assert!(detect(&not_npz).is_err());
+        // A folder opens its one NumPy file, and names them when it holds several.
+        let one = dir.path().join("one");
+        std::fs::create_dir(&one).unwrap();
+        std::fs::copy(savez.join("model.npz"), one.join("w.npz")).unwrap();
+        assert_eq!(open(&one).unwrap().path(), one.join("w.npz"));
+        std::fs::copy(&npy, one.join("x.npy")).unwrap();
+        let err = open(&one).err().unwrap().to_string();
+        assert!(err.contains("several numpy files (w.npz, x.npy)"), "{err}");
+
+        let tensors = [SinkTensor::whole(TensorInfo::new("w", DType::U8, vec![1]))];
+        let out = dir.path().join("o.npz");
+        let opts = WriteOptions { shards: Some(2), ..Default::default() };
+        let err = create_sink(&out, Format::Numpy, &tensors, &opts).err().unwrap();
+        assert!(err.to_string().contains("2 shards"), "{err}");
+        let mut sink = create_sink(&out, Format::Numpy, &tensors, &WriteOptions::default()).unwrap();
+        sink.begin_tensor(&tensors[0]).unwrap();
+        sink.write_data(&[9]).unwrap();
+        sink.end_tensor().unwrap();
+        sink.finish().unwrap();
+        let back = open(&out).unwrap();
+        assert_eq!((back.format(), &*back.read("w").unwrap()), (Format::Numpy, &[9u8][..]));
+    }
+
+    #[test]
+    fn a_name_that_tells_no_format_takes_the_inputs() {
+        for (path, input) in [("out/ckpt", Format::Tf), ("ckpt-5", Format::Hdf5), ("weights", Format::Numpy)] {
+            assert_eq!(choose_destination_format(Path::new(path), None, input), (input, true), "{path}");
+        }
+        let named = choose_destination_format(Path::new("o.safetensors"), None, Format::Tf);
+        assert_eq!(named, (Format::Safetensors, false));
+        let explicit = choose_destination_format(Path::new("out/ckpt"), Some(Format::Hdf5), Format::Tf);
+        assert_eq!(explicit, (Format::Hdf5, false));
+    }
+
+    #[test]
+    fn format_chooses_in_a_folder_of_several_and_only_there() {
+        use crate::detect::tests::safetensors_bytes;
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "model.safetensors", &safetensors_bytes());
+        write(dir.path(), "tf_model.h5", &hdf5_bytes(0));
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("several formats (safetensors, hdf5); name one file, or choose one with --format"),
+            "{err}"
+        );
+        assert_eq!(detect_preferring(dir.path(), Some(Format::Safetensors)).unwrap(), Format::Safetensors);
+        assert_eq!(detect_preferring(dir.path(), Some(Format::Hdf5)).unwrap(), Format::Hdf5);
+        let err = detect_preferring(dir.path(), Some(Format::Tf)).unwrap_err().to_string();
+        assert!(err.contains("several formats (safetensors, hdf5)"), "{err}");
+        // A file is what its content says, whatever is preferred.
+        let file = dir.path().join("model.safetensors");
+        assert_eq!(detect_preferring(&file, Some(Format::Hdf5)).unwrap(), Format::Safetensors);
+        if crate::compiled_in(Format::Safetensors) {
+            let src = open_preferring(dir.path(), Some(Format::Safetensors)).unwrap();
+            assert_eq!(&*src.read("w").unwrap(), &[7]);
+        }
+    }
+
+    #[test]
+    fn a_maximum_shard_size_is_for_safetensors_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WriteOptions { max_shard_size: Some(10), ..Default::default() };
+        for format in [Format::Tf, Format::Hdf5, Format::Numpy] {
+            let err = create_sink(&dir.path().join("o"), format, &[], &opts).err().unwrap().to_string();
+            assert!(err.contains("--max-shard-size is for safetensors"), "{format}: {err}");
+        }
+        let opts = WriteOptions { compress: true, ..Default::default() };
+        for format in [Format::Tf, Format::Hdf5, Format::Safetensors] {
+            let err = create_sink(&dir.path().join("o"), format, &[], &opts).err().unwrap().to_string();
+            assert!(err.contains("--compress is for numpy"), "{format}: {err}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`open`] opens it with the reader of that format, as a `dyn CheckpointSource`;
 //! - [`destination_format`] chooses an output's format from `--to` or its name, and [`create_sink`]
 //!   starts the writer of that format, as a `dyn CheckpointSink`;
+//! - [`parse_shard_size`] reads `--max-shard-size` (sharded safetensors output);
 //! - [`convert`] wires the two: every tensor of a source streamed into a sink, through the traits.
 //!
 //! Each format's crate is behind a cargo feature of the same name (`safetensors`, `tf`, `hdf5`).
@@ -16,9 +17,13 @@ mod convert;
 mod detect;
 mod dispatch;
 mod format;
+mod size;
 
 pub use convert::{convert, ConvertReport, SkippedTensor};
-pub use detect::detect;
-pub use dispatch::{create_sink, destination_format, open, LayoutTemplate, WriteOptions};
+pub use detect::{detect, detect_preferring};
+pub use dispatch::{
+    choose_destination_format, create_sink, destination_format, open, open_preferring, LayoutTemplate, WriteOptions,
+};
 pub use format::{compiled_in, Format};
+pub use size::parse_shard_size;
 pub use warmstart_core::FormatsError;

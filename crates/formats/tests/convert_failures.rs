@@ -17,8 +17,12 @@ fn safetensors_source() -> Box<dyn CheckpointSource> {
 }
 
 /// The names in `dir`.
+/// (In `/proc`, used when running as root, the entries of processes come and go between two listings:
+/// they are left out.)
 fn listing(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    let names = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok());
+    let names = names.map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|n| !(dir == Path::new("/proc") && n.bytes().all(|b| b.is_ascii_digit()))).collect()
 }
 
 /// Destinations in `dir`, one per format, with the name `convert` is given for each.

@@ -45,8 +45,9 @@ mod layout;
 mod raw;
 mod sink;
 mod source;
+mod structure;
 
 pub use image::FileImage;
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};
-pub use warmstart_core::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use warmstart_core::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};

@@ -67,6 +67,9 @@ impl Hdf5Source {
     /// Opens `path` and lists its datasets; fails on anything the file's headers get wrong.
     pub fn open(path: &Path) -> Result<Hdf5Source, Hdf5Error> {
         hdf5::silence_errors(true);
+        // What the library would abort on instead of reporting is refused first.
+        crate::structure::check_file(path)
+            .map_err(|reason| Hdf5Error::Structure { path: path.to_path_buf(), reason })?;
         let file =
             File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() })?;
         raw::close_on_exec(&file);

@@ -41,8 +41,9 @@ pub(crate) fn members(path: &Path, bytes: &[u8]) -> Result<Vec<Member>, KerasErr
     let mut members: Vec<Member> = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
         let file = archive.by_index_raw(i).map_err(zip_err)?;
-        let name = file.name().to_string();
-        let start = file.data_start();
+        let name = file.name().map_err(zip_err)?.into_owned();
+        // Unknown (never for an archive read whole) counts as past the end.
+        let start = file.data_start().unwrap_or(u64::MAX);
         let end = start.checked_add(file.compressed_size());
         let Some(end) = end.filter(|&end| end <= len) else {
             return Err(KerasError::MemberOutOfBounds {

@@ -72,7 +72,8 @@ fn write_archive(path: &Path, template: &KerasSource, dest: &Path, weights: &Pat
     let mut zip = ZipWriter::new(file);
     for i in 0..members.len() {
         let member = members.by_index_raw(i).map_err(write_err)?;
-        if member.name() != WEIGHTS {
+        let is_weights = member.name().map_err(write_err)? == WEIGHTS;
+        if !is_weights {
             zip.raw_copy_file(member).map_err(write_err)?;
             continue;
         }

@@ -18,7 +18,7 @@ fn raw_members(path: &Path) -> Vec<(String, zip::CompressionMethod, Vec<u8>)> {
             let mut m = zip.by_index_raw(i).unwrap();
             let mut raw = Vec::new();
             m.read_to_end(&mut raw).unwrap();
-            (m.name().to_string(), m.compression(), raw)
+            (m.name().unwrap().into_owned(), m.compression(), raw)
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 //! (the planner does no I/O).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -77,8 +78,8 @@ impl BackupInitializer {
 pub struct VocabFile {
     /// The path as messages show it (TF shows the file name it was given).
     pub display: String,
-    /// The file's contents.
-    pub contents: Vec<u8>,
+    /// The file's contents, shared: a plan made from these settings keeps them without a copy.
+    pub contents: Arc<Vec<u8>>,
     /// Why the file could not be read, if it could not: TF fails only when the remap op reads it,
     /// after the refusals Python raises while building the graph, and so does the planner.
     pub unreadable: Option<String>,
@@ -87,12 +88,12 @@ pub struct VocabFile {
 impl VocabFile {
     /// A vocabulary file from its display name and contents.
     pub fn new(display: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
-        VocabFile { display: display.into(), contents: contents.into(), unreadable: None }
+        VocabFile { display: display.into(), contents: Arc::new(contents.into()), unreadable: None }
     }
 
     /// A vocabulary file that could not be read, and why (the system's message).
     pub fn unreadable(display: impl Into<String>, reason: impl Into<String>) -> Self {
-        VocabFile { display: display.into(), contents: Vec::new(), unreadable: Some(reason.into()) }
+        VocabFile { display: display.into(), contents: Arc::default(), unreadable: Some(reason.into()) }
     }
 }
 

@@ -1,6 +1,7 @@
 //! safetensors checkpoints for warmstart: [`SafetensorsSource`] reads a single `.safetensors` file, a
 //! sharded Hugging Face checkpoint (`model.safetensors.index.json` naming its shard files), or a folder
-//! holding either; [`SafetensorsSink`] writes a single file.
+//! holding either; [`SafetensorsSink`] writes a single file, or shards and their index as Hugging Face
+//! splits a checkpoint by size ([`shards`]).
 //!
 //! The format: an 8-byte little-endian header length `N`, then `N` bytes of UTF-8 JSON mapping each
 //! tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}` (plus an optional
@@ -15,6 +16,7 @@
 
 mod dtype;
 mod header;
+pub mod shards;
 mod sink;
 mod source;
 

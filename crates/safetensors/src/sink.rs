@@ -12,20 +12,23 @@ use warmstart_core::{CheckpointSink, Error, Format, Result, SinkTensor};
 use crate::header::{LEN_PREFIX, MAX_HEADER_LEN};
 use crate::{dtype, SafetensorsError};
 
-/// A safetensors file being written.
+/// A safetensors file, or the shards and index of a sharded checkpoint, being written.
 ///
 /// Tensors are laid out as the official writer lays them out (by decreasing alignment, then by name),
 /// so a file converted from one the official writer made keeps its order; they may be written in any
 /// order.
 pub struct SafetensorsSink {
     path: PathBuf,
-    /// The one staged file, [`file`](SafetensorsSink::file) of it; committed by `finish`.
+    /// The staged files (the shards, then the index), committed together by `finish`.
     output: AtomicOutput,
-    file: usize,
-    declared: Vec<(SinkTensor, u64)>,
+    /// Each tensor, the staged file it goes to, and where in it.
+    declared: Vec<(SinkTensor, usize, u64)>,
     by_name: HashMap<String, usize>,
     written: Vec<bool>,
     open: Option<OpenTensor>,
+    /// For sharded output: the folder and the files the checkpoint is made of, so that what an earlier
+    /// save left there is removed once this one is in place.
+    sharded: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The tensor being written: its declared index, its size and the bytes still due.
@@ -36,6 +39,9 @@ struct OpenTensor {
     /// Written at offsets through a region (`begin_tensor_at`), not through `write_data`.
     at: bool,
 }
+
+/// A tensor checked for safetensors: its dtype, its shape, its bytes.
+type Laid<'a> = (safetensors::Dtype, Vec<usize>, u64, &'a SinkTensor);
 
 impl SafetensorsSink {
     /// Makes `finish` flush the file to the disk (fsync) before moving it into place, for a checkpoint
@@ -55,70 +61,130 @@ impl SafetensorsSink {
         metadata: Option<BTreeMap<String, String>>,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let unsupported = |t: &SinkTensor, reason: &str| Error::Unsupported {
-            path: path.clone(),
-            format: Format::Safetensors,
-            name: t.info.name.clone(),
-            reason: reason.to_string(),
-        };
-        let mut layout = Vec::with_capacity(tensors.len());
-        for t in tensors {
-            let Some(st_dtype) = dtype::from_core(t.info.dtype) else {
-                return Err(unsupported(t, &format!("it has no {} type", t.info.dtype)));
-            };
-            if t.slice.as_ref().is_some_and(|s| !s.is_full(&t.info.shape)) {
-                return Err(unsupported(t, "it is a slice of a partitioned tensor"));
-            }
-            let too_large = || Error::TooLarge { path: path.clone(), name: t.info.name.clone() };
-            let len = t.byte_len().ok_or_else(too_large)?;
-            let shape = t.info.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>();
-            let shape = shape.map_err(|_| too_large())?;
-            layout.push((st_dtype, shape, len, t));
-        }
-        layout.sort_by(|a, b| (Reverse(a.0), &a.3.info.name).cmp(&(Reverse(b.0), &b.3.info.name)));
+        let laid = check(&path, tensors)?;
+        let mut sink = SafetensorsSink::empty(path.clone(), AtomicOutput::new(false));
+        sink.stage_file(&path, laid, metadata.as_ref())?;
+        Ok(sink)
+    }
 
-        let mut declared = Vec::with_capacity(layout.len());
-        let mut by_name = HashMap::with_capacity(layout.len());
-        let mut header_entries = Vec::with_capacity(layout.len());
+    /// Starts writing `tensors` into the folder `dir` (made if missing) as Hugging Face shards them for
+    /// `max_shard_size` bytes ([`shards`](crate::shards)): `model-0000K-of-0000N.safetensors`, each
+    /// with `metadata`, and `model.safetensors.index.json`; or `model.safetensors` alone if they fit
+    /// in one shard. The files are put in place together (through the commit journal) by `finish`.
+    pub fn create_sharded(
+        dir: impl AsRef<Path>,
+        tensors: &[SinkTensor],
+        metadata: Option<BTreeMap<String, String>>,
+        max_shard_size: u64,
+    ) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let laid = check(&dir, tensors)?;
+        let sizes: Vec<u64> = laid.iter().map(|l| l.2).collect();
+        let split = crate::shards::split(&sizes, max_shard_size);
+        let names = crate::shards::shard_names(split.len());
+        let mut output = AtomicOutput::new(false);
+        output.create_folder(&dir)?;
+        if names.len() == 1 {
+            let path = dir.join(&names[0]);
+            let mut sink = SafetensorsSink::empty(path.clone(), output);
+            sink.stage_file(&path, laid, metadata.as_ref())?;
+            sink.sharded = Some((dir, names));
+            return Ok(sink);
+        }
+        let index = dir.join(crate::shards::INDEX_FILE);
+        let extra: Vec<&str> = names.iter().map(String::as_str).collect();
+        output.claim(&index, &extra)?;
+        let mut sink = SafetensorsSink::empty(index.clone(), output);
+        let mut weight_map = BTreeMap::new();
+        for (shard, name) in split.iter().zip(&names) {
+            let part: Vec<Laid<'_>> = shard.iter().map(|&i| laid[i].clone()).collect();
+            weight_map.extend(part.iter().map(|l| (l.3.info.name.clone(), name.clone())));
+            sink.stage_file(&dir.join(name), part, metadata.as_ref())?;
+        }
+        // Staged last: the key file of the journaled commit, which arrives last.
+        let json = crate::shards::index_json(sizes.iter().sum(), &weight_map);
+        let staged = sink.output.stage(&index)?;
+        sink.output.file(staged).write_all(&json)?;
+        let mut files = names;
+        files.push(crate::shards::INDEX_FILE.to_string());
+        sink.sharded = Some((dir, files));
+        Ok(sink)
+    }
+
+    fn empty(path: PathBuf, output: AtomicOutput) -> Self {
+        let (declared, by_name, written) = (Vec::new(), HashMap::new(), Vec::new());
+        SafetensorsSink { path, output, declared, by_name, written, open: None, sharded: None }
+    }
+
+    /// Lays out `laid` in a new staged file at `dest`: its header written, its data to come.
+    fn stage_file(
+        &mut self,
+        dest: &Path,
+        mut laid: Vec<Laid<'_>>,
+        metadata: Option<&BTreeMap<String, String>>,
+    ) -> Result<()> {
+        laid.sort_by(|a, b| (Reverse(a.0), &a.3.info.name).cmp(&(Reverse(b.0), &b.3.info.name)));
+        let mut header_entries = Vec::with_capacity(laid.len());
+        let mut offsets = Vec::with_capacity(laid.len());
         let mut offset = 0u64;
-        for (st_dtype, shape, len, t) in layout {
+        for (st_dtype, shape, len, t) in laid {
             let name = t.info.name.clone();
-            if by_name.insert(name.clone(), declared.len()).is_some() {
-                return Err(SafetensorsError::SinkDuplicateTensor { path, tensor: name }.into());
+            if self.by_name.insert(name.clone(), self.declared.len() + offsets.len()).is_some() {
+                return Err(SafetensorsError::SinkDuplicateTensor { path: self.path.clone(), tensor: name }.into());
             }
-            let too_large = || Error::TooLarge { path: path.clone(), name: name.clone() };
+            let too_large = || Error::TooLarge { path: dest.to_path_buf(), name: name.clone() };
             let end = offset.checked_add(len).ok_or_else(too_large)?;
-            let offsets =
+            let range =
                 (usize::try_from(offset).map_err(|_| too_large())?, usize::try_from(end).map_err(|_| too_large())?);
-            header_entries.push((
-                name.clone(),
-                safetensors::tensor::TensorInfo { dtype: st_dtype, shape, data_offsets: offsets },
-            ));
-            declared.push((t.clone(), offset));
+            header_entries
+                .push((name.clone(), safetensors::tensor::TensorInfo { dtype: st_dtype, shape, data_offsets: range }));
+            offsets.push((t.clone(), offset));
             offset = end;
         }
-        let header = build_header(&path, header_entries, metadata)?;
+        let header = build_header(dest, header_entries, metadata.cloned())?;
         let data_start = (LEN_PREFIX + header.len()) as u64;
         let total = data_start
             .checked_add(offset)
-            .ok_or_else(|| Error::TooLarge { path: path.clone(), name: String::new() })?;
-        let mut output = AtomicOutput::new(false);
-        let file = output.stage(&path)?;
-        let staged = output.file(file);
+            .ok_or_else(|| Error::TooLarge { path: dest.to_path_buf(), name: String::new() })?;
+        let file = self.output.stage(dest)?;
+        let staged = self.output.file(file);
         staged.set_len(total)?;
         staged.write_all(&(header.len() as u64).to_le_bytes())?;
         staged.write_all(&header)?;
-        for (_, offset) in &mut declared {
-            *offset += data_start;
-        }
-        let written = vec![false; declared.len()];
-        Ok(SafetensorsSink { path, output, file, declared, by_name, written, open: None })
+        self.written.extend(offsets.iter().map(|_| false));
+        self.declared.extend(offsets.into_iter().map(|(t, offset)| (t, file, offset + data_start)));
+        Ok(())
     }
 
-    /// The file being written.
-    fn file(&mut self) -> &mut StagedFile {
-        self.output.file(self.file)
+    /// The file the tensor `index` goes to.
+    fn file(&mut self, index: usize) -> &mut StagedFile {
+        self.output.file(self.declared[index].1)
     }
+}
+
+/// Every tensor of `tensors` with its safetensors dtype, shape and size, in order; an error for those
+/// safetensors cannot store.
+fn check<'a>(path: &Path, tensors: &'a [SinkTensor]) -> Result<Vec<Laid<'a>>> {
+    let unsupported = |t: &SinkTensor, reason: &str| Error::Unsupported {
+        path: path.to_path_buf(),
+        format: Format::Safetensors,
+        name: t.info.name.clone(),
+        reason: reason.to_string(),
+    };
+    let mut laid = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let Some(st_dtype) = dtype::from_core(t.info.dtype) else {
+            return Err(unsupported(t, &format!("it has no {} type", t.info.dtype)));
+        };
+        if t.slice.as_ref().is_some_and(|s| !s.is_full(&t.info.shape)) {
+            return Err(unsupported(t, "it is a slice of a partitioned tensor"));
+        }
+        let too_large = || Error::TooLarge { path: path.to_path_buf(), name: t.info.name.clone() };
+        let len = t.byte_len().ok_or_else(too_large)?;
+        let shape = t.info.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>();
+        laid.push((st_dtype, shape.map_err(|_| too_large())?, len, t));
+    }
+    Ok(laid)
 }
 
 /// The header JSON, as the safetensors library serialises it, padded with spaces to a multiple of 8.
@@ -168,8 +234,8 @@ impl CheckpointSink for SafetensorsSink {
         if self.written[index] {
             return Err(SafetensorsError::SinkTensorRepeated { path: self.path.clone(), tensor: name.clone() }.into());
         }
-        let offset = self.declared[index].1;
-        self.file().seek(offset)?;
+        let offset = self.declared[index].2;
+        self.file(index).seek(offset)?;
         let len = self.declared[index].0.byte_len().unwrap_or(0);
         self.open = Some(OpenTensor { index, len, remaining: len, at: false });
         Ok(())
@@ -189,7 +255,8 @@ impl CheckpointSink for SafetensorsSink {
             });
         }
         open.remaining -= given;
-        self.file().write_all(bytes)
+        let index = open.index;
+        self.file(index).write_all(bytes)
     }
 
     fn end_tensor(&mut self) -> Result<()> {
@@ -218,19 +285,20 @@ impl CheckpointSink for SafetensorsSink {
             return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
         };
         open.at = true;
-        let (offset, len) = (self.declared[open.index].1, open.len);
-        self.file().region(offset, len, false)
+        let (index, len) = (open.index, open.len);
+        let offset = self.declared[index].2;
+        self.file(index).region(offset, len, false)
     }
 
     fn end_tensor_at(&mut self, region: warmstart_core::TensorRegion, _crc32c: Option<u32>) -> Result<()> {
         let Some(open) = self.open.take_if(|o| o.at) else {
             return Err(SafetensorsError::SinkNoTensorOpen { path: self.path.clone() }.into());
         };
-        if region.start() != self.declared[open.index].1 || region.len() != open.len {
+        if region.start() != self.declared[open.index].2 || region.len() != open.len {
             let tensor = self.declared[open.index].0.info.name.clone();
             return Err(SafetensorsError::SinkTensorOpen { path: self.path.clone(), tensor }.into());
         }
-        self.file().end_region(region)?;
+        self.file(open.index).end_region(region)?;
         self.written[open.index] = true;
         Ok(())
     }
@@ -254,7 +322,12 @@ impl CheckpointSink for SafetensorsSink {
             let tensor = self.declared[i].0.info.name.clone();
             return Err(SafetensorsError::SinkTensorMissing { path, tensor }.into());
         }
-        self.output.commit()
+        let SafetensorsSink { output, sharded, .. } = *self;
+        output.commit()?;
+        if let Some((dir, names)) = sharded {
+            crate::shards::remove_stale(&dir, &names);
+        }
+        Ok(())
     }
 }
 

@@ -4,13 +4,12 @@
 //! rewritten in place is noticed by its size and modification time ([`CheckpointSource::check_unchanged`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::io::Read;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use warmstart_core::mapped::InputMap;
+use warmstart_core::shard_index::{ShardIndex, ShardIndexError};
 use warmstart_core::{CheckpointSource, Error, Format, Result, TensorInfo};
 
 use crate::header;
@@ -19,8 +18,8 @@ use crate::SafetensorsError;
 /// The index file name Hugging Face writes for a sharded checkpoint.
 pub(crate) const INDEX_FILE_NAME: &str = "model.safetensors.index.json";
 
-/// The largest index file read (the format detection of `warmstart-formats` uses the same limit).
-pub(crate) const MAX_INDEX_LEN: u64 = 64 << 20;
+/// The largest index file read (shared with the other sharded readers and format detection).
+pub(crate) use warmstart_core::shard_index::MAX_INDEX_LEN;
 
 /// A safetensors checkpoint opened for reading.
 #[derive(Debug)]
@@ -37,12 +36,6 @@ pub struct SafetensorsSource {
 struct Location {
     map: usize,
     bytes: Range<usize>,
-}
-
-/// The part of a Hugging Face index file that says where each tensor is.
-#[derive(serde::Deserialize)]
-struct IndexFile {
-    weight_map: BTreeMap<String, String>,
 }
 
 impl SafetensorsSource {
@@ -82,18 +75,14 @@ impl SafetensorsSource {
     }
 
     fn open_index(index: &Path) -> Result<Self> {
-        let io = |source| SafetensorsError::Io { path: index.to_path_buf(), source };
-        // Read at most one byte past the limit, so that a huge file is refused without reading it.
-        let mut text = Vec::new();
-        File::open(index).and_then(|f| f.take(MAX_INDEX_LEN + 1).read_to_end(&mut text)).map_err(io)?;
-        if text.len() as u64 > MAX_INDEX_LEN {
-            let len = std::fs::metadata(index).map_err(io)?.len();
-            return Err(SafetensorsError::IndexTooLarge { path: index.to_path_buf(), len, max: MAX_INDEX_LEN }.into());
-        }
-        let parsed: IndexFile = serde_json::from_slice(&text)
-            .map_err(|source| SafetensorsError::BadIndex { path: index.to_path_buf(), source: source.into() })?;
-        let dir = index.parent().unwrap_or(Path::new("."));
-        let shards: BTreeSet<&String> = parsed.weight_map.values().collect();
+        let parsed = ShardIndex::read(index).map_err(|e| match e {
+            ShardIndexError::Io(source) => SafetensorsError::Io { path: index.to_path_buf(), source },
+            ShardIndexError::TooLarge { len } => {
+                SafetensorsError::IndexTooLarge { path: index.to_path_buf(), len, max: MAX_INDEX_LEN }
+            }
+            ShardIndexError::Bad(source) => SafetensorsError::BadIndex { path: index.to_path_buf(), source },
+        })?;
+        let shards = parsed.shards();
         let mut source = SafetensorsSource {
             path: index.to_path_buf(),
             maps: Vec::with_capacity(shards.len()),
@@ -102,21 +91,19 @@ impl SafetensorsSource {
             metadata: None,
         };
         for shard in shards {
-            let shard_path = dir.join(shard);
-            let first_tensor =
-                || parsed.weight_map.iter().find(|(_, s)| *s == shard).map(|(t, _)| t.clone()).unwrap_or_default();
+            let shard_path = ShardIndex::shard_path(index, shard);
             let map = map_file(&shard_path).map_err(|source| SafetensorsError::MissingShard {
                 index: index.to_path_buf(),
-                shard: shard.clone(),
-                tensor: first_tensor(),
+                shard: shard.to_string(),
+                tensor: parsed.first_tensor_in(shard),
                 source,
             })?;
             let header = header::parse(&shard_path, &map)?;
             for (info, bytes) in header.tensors {
-                if parsed.weight_map.get(&info.name) != Some(shard) {
+                if parsed.weight_map.get(&info.name).map(String::as_str) != Some(shard) {
                     return Err(SafetensorsError::TensorNotInIndex {
                         index: index.to_path_buf(),
-                        shard: shard.clone(),
+                        shard: shard.to_string(),
                         tensor: info.name,
                     }
                     .into());
@@ -129,11 +116,11 @@ impl SafetensorsSource {
             }
             source.maps.push(map);
         }
-        if let Some((tensor, shard)) = parsed.weight_map.iter().find(|(t, _)| !source.locations.contains_key(*t)) {
+        if let Some((tensor, shard)) = parsed.first_missing(|t| source.locations.contains_key(t)) {
             return Err(SafetensorsError::TensorNotInShard {
                 index: index.to_path_buf(),
-                shard: shard.clone(),
-                tensor: tensor.clone(),
+                shard: shard.to_string(),
+                tensor: tensor.to_string(),
             }
             .into());
         }
@@ -251,6 +238,18 @@ impl CheckpointSource for SafetensorsSource {
         if let Some((map, bytes)) = self.mapped_rows(name, rows) {
             map.release(bytes);
         }
+    }
+
+    /// Every tensor: its bytes in its file, as stored.
+    fn stored_bytes(&self, name: &str) -> Option<warmstart_core::StoredBytes<'_>> {
+        let location = self.locations.get(name)?;
+        let map = &self.maps[location.map];
+        Some(warmstart_core::StoredBytes {
+            file: map.file(),
+            path: map.path(),
+            offset: location.bytes.start as u64,
+            len: (location.bytes.end - location.bytes.start) as u64,
+        })
     }
 
     fn metadata(&self) -> Option<&BTreeMap<String, String>> {

@@ -94,28 +94,30 @@ pub fn data_path(prefix: &Path, shard: u32, num_shards: u32) -> PathBuf {
     append(prefix, &format!(".data-{shard:05}-of-{num_shards:05}"))
 }
 
-/// Removes the data files that an earlier checkpoint at `prefix` with another number of shards left
-/// (`prefix.data-NNNNN-of-MMMMM` with MMMMM not `num_shards`): the new index no longer names them, so
-/// they are only stale bytes. Called once the new checkpoint is in place; best effort, as a file that
-/// cannot be removed harms nothing.
-pub fn remove_stale_shards(prefix: &Path, num_shards: u32) {
-    let Some(name) = prefix.file_name() else { return };
+/// The data files that an earlier checkpoint at `prefix` with another number of shards left
+/// (`prefix.data-NNNNN-of-MMMMM` with MMMMM not `num_shards`): the new index does not name them, so the
+/// writer's commit retires them.
+pub fn stale_shards(prefix: &Path, num_shards: u32) -> Vec<PathBuf> {
+    let mut stale = Vec::new();
+    let Some(name) = prefix.file_name() else { return stale };
     let dir = match prefix.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return stale };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let stale = file_name
+        let other_count = file_name
             .as_encoded_bytes()
             .strip_prefix(name.as_encoded_bytes())
             .and_then(shard_count)
             .is_some_and(|n| n != num_shards);
-        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(entry.path());
+        if other_count && entry.file_type().is_ok_and(|t| t.is_file()) {
+            stale.push(entry.path());
         }
     }
+    stale.sort();
+    stale
 }
 
 /// MMMMM of a data file's suffix `.data-NNNNN-of-MMMMM`, if it is one.
@@ -330,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn stale_shards_of_other_counts_are_removed_and_nothing_else() {
+    fn stale_shards_are_those_of_other_counts_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let names = [
             "m.ckpt.data-00000-of-00001",
@@ -345,14 +347,9 @@ mod tests {
         for name in names {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
-        remove_stale_shards(&dir.path().join("m.ckpt"), 1);
-        let mut left: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
-        let mut expected = names.to_vec();
-        expected.retain(|n| !["m.ckpt.data-00000-of-00003", "m.ckpt.data-00002-of-00003"].contains(n));
-        expected.sort();
-        assert_eq!(left, expected);
+        let stale = stale_shards(&dir.path().join("m.ckpt"), 1);
+        let expected = ["m.ckpt.data-00000-of-00003", "m.ckpt.data-00002-of-00003"].map(|n| dir.path().join(n));
+        assert_eq!(stale, expected);
     }
 
     #[test]

@@ -35,7 +35,6 @@ pub(crate) fn mask_crc(crc: u32) -> u32 {
 }
 
 /// The inverse of [`mask_crc`].
-#[cfg(test)]
 pub(crate) fn unmask_crc(masked: u32) -> u32 {
     masked.wrapping_sub(0xa282_ead8).rotate_left(15)
 }

@@ -18,7 +18,7 @@ use crate::proto::{
     VersionDef,
 };
 use crate::slice_key::{self, Extent};
-use crate::state::{data_path, index_path, remove_stale_shards, state_text, STATE_FILE};
+use crate::state::{data_path, index_path, stale_shards, state_text, STATE_FILE};
 use crate::table::{build_table, mask_crc};
 use crate::TfError;
 
@@ -413,8 +413,9 @@ impl CheckpointSink for TfSink {
 
     /// Completes the files and moves them into place through the commit journal: the old index aside,
     /// the data shards and the `checkpoint` state file, the new index last. If any of them cannot be,
-    /// what was in place before is put back. Once they are, the data
-    /// files of an earlier checkpoint at the prefix with another number of shards are removed.
+    /// what was in place before is put back. The data files of an earlier checkpoint at the prefix with
+    /// another number of shards are part of the commit: moved aside with the old index, removed once
+    /// the new checkpoint is in place (or put back with the old one).
     fn finish(self: Box<Self>) -> Result<()> {
         if self.current.is_some() {
             return Err(self.misuse("finish with a tensor still open".into()).into());
@@ -427,8 +428,9 @@ impl CheckpointSink for TfSink {
         // Staged last: the index is the commit's key, moved aside first and put in place last.
         let i = output.stage(&index_path(&prefix))?;
         output.file(i).write_all(&index)?;
-        output.commit()?;
-        remove_stale_shards(&prefix, num_shards as u32);
-        Ok(())
+        for stale in stale_shards(&prefix, num_shards as u32) {
+            output.retire(&stale);
+        }
+        output.commit()
     }
 }

@@ -5,7 +5,12 @@
 //! - `warmstart run` on W1 against `cp` of the old data file into the same output folder (the floor);
 //! - each reader's full read of W1's data (TF bundle, safetensors, HDF5; the latter two converted once
 //!   from the TF checkpoint) against plain sequential reads of the same file;
-//! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`).
+//! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`),
+//!   and every W1 tensor read from Python through `warmstart.load_checkpoint` (the Python package,
+//!   built in release into `target/python-bench-venv`), `tf.train.load_checkpoint` (PYTHON) and
+//!   `safetensors.numpy.load_file` (script `py_read.py`).
+//! - optionally `warmstart plan` alone on a vocabulary of `--plan-tokens N` tokens (warm), whose peak
+//!   memory is the vocabulary tables' (issue 13 asks for it at 10M tokens).
 //!
 //! It reports wall time, throughput, the ratio to the floor and peak memory as a table, or as JSON with
 //! `--json`; warm cache, cold cache (page cache dropped before every run) or both.
@@ -32,6 +37,9 @@ use workload::Workload;
 /// The TensorFlow side of `--with-tf`, run with the given python.
 const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
 
+/// The Python readers of `--with-tf` (warmstart's, TensorFlow's and safetensors' numpy loader).
+const PY_READ_SCRIPT: &str = include_str!("py_read.py");
+
 /// The sizes `--scaling` measures, relative to the asked size: W1 at 1/4, 1/2, 1, 2 and 4 x (about 2.4 GB).
 const SCALING: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
 
@@ -55,8 +63,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let mut results = Vec::new();
     for s in scales {
         let w = bench.workload(s);
-        let dir = bench.prepare(&w)?;
+        let dir = bench.prepare(&w, !options.no_readers)?;
         results.extend(bench.measure_workload(&w, &dir, s * options.scale)?);
+    }
+    if let Some(tokens) = options.plan_tokens {
+        results.extend(bench.measure_plan(tokens)?);
     }
     let table = report::table(&results);
     if options.json {
@@ -75,6 +86,8 @@ struct Bench<'a> {
     cache: PathBuf,
     warmstart: PathBuf,
     worker: PathBuf,
+    /// With `--with-tf` (and the readers): the python of a venv with the warmstart package (release).
+    python: Option<PathBuf>,
     modes: Vec<&'static str>,
 }
 
@@ -132,11 +145,16 @@ impl<'a> Bench<'a> {
         if options.cache == CacheMode::Both && !can_drop {
             eprintln!("bench: the page cache cannot be dropped (not root?): warm cache only");
         }
+        let python = match (&options.with_tf, options.no_readers) {
+            (Some(_), false) => Some(crate::python::install(&target.join("python-bench-venv"), true)?),
+            _ => None,
+        };
         Ok(Bench {
             options,
             cache: target.join("bench-cache"),
             warmstart: release.join("warmstart"),
             worker: release.join("xtask"),
+            python,
             modes,
         })
     }
@@ -163,8 +181,9 @@ impl<'a> Bench<'a> {
         c
     }
 
-    /// Generates (once) the workload and its safetensors and HDF5 copies; returns its folder.
-    fn prepare(&self, w: &Workload) -> Result<PathBuf, String> {
+    /// Generates (once) the workload and, if `convert`, its safetensors and HDF5 copies; returns its
+    /// folder.
+    fn prepare(&self, w: &Workload, convert: bool) -> Result<PathBuf, String> {
         let dir = w.dir(&self.cache);
         let logs = self.cache.join("logs");
         fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
@@ -184,7 +203,7 @@ impl<'a> Bench<'a> {
             fs::write(&generated, "").map_err(|e| format!("{}: {e}", generated.display()))?;
         }
         let converted = dir.join("converted");
-        if !self.options.no_readers && !converted.exists() {
+        if convert && !converted.exists() {
             eprintln!("bench: converting {} to safetensors and HDF5", w.key());
             let mut c = self.worker();
             c.arg("convert").arg(&dir);
@@ -251,8 +270,40 @@ impl<'a> Bench<'a> {
                     inner: None,
                 });
             }
+            cases.extend(self.python_read_cases(dir, bytes));
         }
         cases
+    }
+
+    /// With `--with-tf`: every W1 tensor read from Python one at a time (touched, then dropped) through
+    /// `warmstart.load_checkpoint` (the TF bundle and the safetensors file), `tf.train.load_checkpoint`
+    /// and `safetensors.numpy.load_file`, each against the plain read of its file.
+    fn python_read_cases(&self, dir: &Path, bytes: u64) -> Vec<Case> {
+        let (Some(tf_python), Some(python)) = (&self.options.with_tf, &self.python) else {
+            return Vec::new();
+        };
+        let (tf, st) = (Workload::old_prefix(dir), dir.join("old.safetensors"));
+        let (tf_floor, st_floor) = ("plain read (tf file)", "plain read (safetensors file)");
+        [
+            ("python warmstart.load_checkpoint (tf)", python, "warmstart", &tf, tf_floor),
+            ("python warmstart.load_checkpoint (safetensors)", python, "warmstart", &st, st_floor),
+            ("python tf.train.load_checkpoint", tf_python, "tensorflow", &tf, tf_floor),
+            ("python safetensors.numpy.load_file", python, "safetensors", &st, st_floor),
+        ]
+        .into_iter()
+        .map(|(name, python, reader, path, floor)| {
+            let mut command = Command::new(python);
+            command.arg(self.cache.join("py_read.py")).arg(reader).arg(path);
+            command.env("TF_CPP_MIN_LOG_LEVEL", "2");
+            Case {
+                name: name.into(),
+                floor: Some(floor.into()),
+                bytes,
+                command,
+                inner: Some(format!("{name} (no import)")),
+            }
+        })
+        .collect()
     }
 
     /// `warmstart convert` from TF to safetensors (against the TF floor) and from safetensors to TF
@@ -292,8 +343,10 @@ impl<'a> Bench<'a> {
     fn measure_workload(&self, w: &Workload, dir: &Path, scale: f64) -> Result<Vec<Measurement>, String> {
         let out = self.cache.join("out");
         if self.options.with_tf.is_some() {
-            let script = self.cache.join("tf_warm_start.py");
-            fs::write(&script, TF_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
+            for (name, text) in [("tf_warm_start.py", TF_SCRIPT), ("py_read.py", PY_READ_SCRIPT)] {
+                let script = self.cache.join(name);
+                fs::write(&script, text).map_err(|e| format!("{}: {e}", script.display()))?;
+            }
         }
         let mut results = Vec::new();
         for &mode in &self.modes {
@@ -335,6 +388,37 @@ impl<'a> Bench<'a> {
         }
         let _ = fs::remove_dir_all(&out);
         Ok(results)
+    }
+
+    /// `warmstart plan` alone on a W1 of `tokens` rows of one column (its vocabulary files are what it
+    /// reads), warm: one untimed run, then `--runs` timed ones.
+    fn measure_plan(&self, tokens: u64) -> Result<Vec<Measurement>, String> {
+        let w = Workload { rows: tokens, dim: 1, layers: 1, width: 1, seed: self.options.seed };
+        let dir = self.prepare(&w, false)?;
+        let out = self.cache.join("out");
+        let mut plan = Command::new(&self.warmstart);
+        plan.arg("plan").arg("--config").arg(dir.join("warmstart.toml"));
+        let vocab = |name: &str| fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        let bytes = vocab("old_vocab.txt") + vocab("new_vocab.txt");
+        let mut case = Case { name: "warmstart plan".into(), floor: None, bytes, command: plan, inner: None };
+        let mut acc = CaseRuns::default();
+        for round in 0..=self.options.runs {
+            eprintln!("bench: {} plan: round {} of {}", w.key(), round + 1, self.options.runs + 1);
+            self.run_once(&mut case, "warm", round > 0, &mut acc, &out)?;
+        }
+        let _ = fs::remove_dir_all(&out);
+        Ok(vec![Measurement {
+            workload: w.key(),
+            scale: tokens as f64 / 1e6,
+            data_bytes: w.data_bytes(),
+            cache: "warm",
+            case: case.name,
+            floor: None,
+            bytes,
+            samples: acc.samples,
+            error: acc.error,
+            output_check: None,
+        }])
     }
 
     /// Runs `case` once into a fresh, empty output folder (as `run` writes a fresh output, so does the

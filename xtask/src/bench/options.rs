@@ -40,11 +40,14 @@ pub struct Options {
     pub with_tf: Option<PathBuf>,
     /// Skip the reader measurements.
     pub no_readers: bool,
+    /// Also time `warmstart plan` alone on a vocabulary of this many tokens (its peak memory is the
+    /// vocabulary tables').
+    pub plan_tokens: Option<u64>,
 }
 
 pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim N] [--layers N] [--width N] [--seed N]
                         [--runs N] [--scaling] [--cache warm|cold|both] [--json] [--with-tf PYTHON]
-                        [--no-readers]
+                        [--no-readers] [--plan-tokens N]
   --scale F      W1 size relative to full (1,000,000 x 128 embedding, 8 dense 1024x1024 layers,
                  ~613 MB); rows and layers scale (default 1)
   --rows/--dim/--layers/--width  set one size exactly (overrides --scale for it)
@@ -53,8 +56,12 @@ pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim 
   --cache MODE   warm (after a warm-up run), cold (page cache dropped before each run, needs root) or
                  both (default: both if the cache can be dropped, else warm)
   --json         JSON on stdout, the table on stderr
-  --with-tf PY   also time TensorFlow's warm_start + save with this python
-  --no-readers   only warmstart run and the cp floor";
+  --with-tf PY   also time TensorFlow's warm_start + save with this python, and reading every tensor
+                 from Python through warmstart.load_checkpoint (the package built in release into
+                 target/python-bench-venv), tf.train.load_checkpoint (PY) and safetensors.numpy
+  --no-readers   only warmstart run and the cp floor
+  --plan-tokens N  also time `warmstart plan` alone, warm, on a vocabulary of N tokens (a W1 of N rows
+                 of one column and one 1x1 layer), with its peak memory";
 
 impl Options {
     /// Parses the flags after `bench`.
@@ -72,6 +79,7 @@ impl Options {
             json: false,
             with_tf: None,
             no_readers: false,
+            plan_tokens: None,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -103,6 +111,7 @@ impl Options {
                 "--json" => o.json = true,
                 "--with-tf" => o.with_tf = Some(PathBuf::from(value()?)),
                 "--no-readers" => o.no_readers = true,
+                "--plan-tokens" => o.plan_tokens = Some(number(value()?)?.max(20)),
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
             }
@@ -124,7 +133,8 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let o = Options::parse(&args("--scale 0.25 --runs 5 --json --cache warm --rows 1000")).unwrap();
+        let o = Options::parse(&args("--scale 0.25 --runs 5 --json --cache warm --rows 1000 --plan-tokens 5")).unwrap();
+        assert_eq!(o.plan_tokens, Some(20));
         assert_eq!(o.scale, 0.25);
         assert_eq!(o.runs, 5);
         assert!(o.json);

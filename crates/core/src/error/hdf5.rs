@@ -1,6 +1,7 @@
 //! [`Hdf5Error`]: every way reading or writing an HDF5 file can fail, naming the file and the dataset;
 //! [`Hdf5Protocol`]: the ways the HDF5 writer can be used out of order; [`KerasAttributeReason`]: what
-//! can be wrong with a Keras attribute.
+//! can be wrong with a Keras attribute; [`Hdf5StructureReason`]: the damaged structures refused before
+//! the HDF5 library opens a file.
 
 use std::path::PathBuf;
 
@@ -101,6 +102,15 @@ pub enum Hdf5Error {
         attribute: String,
         /// What is wrong.
         reason: KerasAttributeReason,
+    },
+    /// The file holds a structure that the HDF5 library aborts on instead of reporting (found by a
+    /// walk of the file before the library opens it).
+    #[error("{path}: cannot open as HDF5: {reason}")]
+    Structure {
+        /// The file.
+        path: PathBuf,
+        /// The structure refused.
+        reason: Hdf5StructureReason,
     },
     /// Two datasets would be listed under the same tensor name.
     #[error("{path}: datasets {first:?} and {second:?} are both named {name:?}")]
@@ -223,6 +233,27 @@ pub enum KerasAttributeReason {
     LayerWithoutGroup {
         /// The layer.
         layer: String,
+    },
+}
+
+/// A structure of an HDF5 file that the HDF5 library asserts on (aborting a build with assertions)
+/// rather than returning an error, refused before the library opens the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Hdf5StructureReason {
+    /// A chunk B-tree leaf's key gives a chunk of 0 bytes.
+    #[error("the chunk B-tree node at byte {node} gives chunk {key} a size of 0 bytes (a damaged file)")]
+    EmptyChunk {
+        /// The node's position in the file.
+        node: u64,
+        /// The key's index in the node.
+        key: u64,
+    },
+    /// A group's symbol table names an undefined local heap address.
+    #[error("the group whose object header is at byte {header} has an undefined local heap address (a damaged file)")]
+    UndefinedLocalHeap {
+        /// The group's object header's position in the file.
+        header: u64,
     },
 }
 

@@ -9,14 +9,18 @@
 mod formats;
 mod hdf5;
 mod keras;
+mod numpy;
 mod safetensors;
 mod tf;
+mod torch;
 
-pub use formats::FormatsError;
-pub use hdf5::{Hdf5Error, Hdf5Protocol, KerasAttributeReason};
+pub use formats::{BadShardSize, FormatsError};
+pub use hdf5::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};
 pub use keras::KerasError;
+pub use numpy::NumpyError;
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
+pub use torch::{PickleProblem, TorchError};
 
 use std::path::PathBuf;
 
@@ -110,6 +114,12 @@ pub enum Error {
         /// What changed.
         reason: String,
     },
+    /// The work was cancelled through a [`CancelToken`](crate::cancel::CancelToken) (Ctrl-C).
+    #[error("{path}: cancelled")]
+    Cancelled {
+        /// The checkpoint being read when it stopped.
+        path: PathBuf,
+    },
     /// A TensorFlow checkpoint cannot be read or written.
     #[error(transparent)]
     Tf(Box<TfError>),
@@ -125,6 +135,12 @@ pub enum Error {
     /// A Keras archive or sharded Keras weights index cannot be read or written.
     #[error(transparent)]
     Keras(Box<KerasError>),
+    /// A PyTorch checkpoint cannot be read.
+    #[error(transparent)]
+    Torch(Box<TorchError>),
+    /// A NumPy `.npz` or `.npy` file cannot be read or written.
+    #[error(transparent)]
+    Numpy(Box<NumpyError>),
 }
 
 /// What a library a format crate builds on (prost, serde_json, safetensors, the HDF5 C library)
@@ -162,6 +178,22 @@ impl Error {
     pub fn keras(&self) -> Option<&KerasError> {
         match self {
             Error::Keras(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The PyTorch reader's own error, if this is one.
+    pub fn torch(&self) -> Option<&TorchError> {
+        match self {
+            Error::Torch(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The NumPy reader's or writer's own error, if this is one.
+    pub fn numpy(&self) -> Option<&NumpyError> {
+        match self {
+            Error::Numpy(e) => Some(e),
             _ => None,
         }
     }

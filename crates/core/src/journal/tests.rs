@@ -23,7 +23,7 @@ fn setup(old: bool) -> (tempfile::TempDir, Plan) {
         std::fs::write(&temp, format!("new {name}!")).unwrap();
         files.push((dest, temp, format!("new {name}!").len() as u64));
     }
-    let plan = Plan::new(&dir.path().join("m"), &files);
+    let plan = Plan::new(&dir.path().join("m"), &files, &[]);
     (dir, plan)
 }
 
@@ -59,7 +59,7 @@ fn commit_until(plan: &Plan, k: usize) -> bool {
             Ok(())
         }
     };
-    let mut rename = Renamer { hook: Some(&mut hook) };
+    let mut rename = Renamer::with_hook(&mut hook);
     if plan.write(&mut rename).is_err() {
         return false;
     }
@@ -136,7 +136,7 @@ fn a_failure_in_process_after_any_step_rolls_back() {
             if commit_until(&plan, k) {
                 break;
             }
-            plan.roll_back(&mut Renamer { hook: None }).unwrap();
+            plan.roll_back(&mut Renamer::new()).unwrap();
             if old {
                 assert_eq!(state(dir.path()), "old");
                 assert_eq!(names(dir.path()), sorted_names());
@@ -151,7 +151,7 @@ fn a_failure_in_process_after_any_step_rolls_back() {
 fn journals_read_back_and_names_are_escaped() {
     let (_dir, mut plan) = setup(true);
     plan.entries[0].dest = plan.entries[0].dest.with_file_name("a b%c\nd");
-    let mut rename = Renamer { hook: None };
+    let mut rename = Renamer::new();
     plan.write(&mut rename).unwrap();
     assert_eq!(Plan::read(&plan.journal).unwrap(), plan);
     std::fs::write(&plan.journal, "something else\n").unwrap();
@@ -181,4 +181,127 @@ fn a_second_writer_to_a_folder_fails_and_outputs_of_one_process_share_the_lock()
     assert!(err.to_string().contains("another warmstart is writing"), "{err}");
     drop((first, same_process));
     flock(dir.path()).unwrap();
+}
+
+/// The step each stop of `commit_until` leaves (the old checkpoint present): the journal, the old index
+/// aside, each of three files aside and placed, then the index.
+#[test]
+fn step_lines_say_where_a_commit_stopped_and_the_files_confirm_them() {
+    let placed = |name: &str| Stopped { step: 3, placed: Some(name.to_string()) };
+    let plain = |step| Stopped { step, placed: None };
+    let with_old = [plain(1), plain(2), plain(2), placed("m.data-0"), placed("m.data-0"), placed("m.data-1")];
+    let with_old = with_old.into_iter().chain([placed("m.data-1"), placed("checkpoint")]);
+    // Without an old index, step 2 moves nothing: only the step line tells it from step 1.
+    let fresh = [plain(2), placed("m.data-0"), placed("m.data-1"), placed("checkpoint")];
+    for (old, expected) in [(true, with_old.collect::<Vec<_>>()), (false, fresh.to_vec())] {
+        for (k, want) in expected.iter().enumerate() {
+            let (dir, plan) = setup(old);
+            assert!(!commit_until(&plan, k + 1));
+            let read = Plan::read(&plan.journal).unwrap();
+            assert_eq!(read.stopped(), *want, "old {old}, stopped before rename {}", k + 2);
+            if k > 0 || !old {
+                assert_eq!(read.steps.last(), Some(want), "old {old}, k {k}");
+            }
+            let said = recover(dir.path()).unwrap().0;
+            assert_eq!(said.len(), 1);
+            assert_eq!(said[0].stopped, *want);
+        }
+    }
+    assert_eq!(placed("m.data-1").to_string(), "it had stopped after step 3 of 5, m.data-1 placed");
+}
+
+#[test]
+fn the_next_write_says_where_the_interrupted_one_stopped() {
+    let (dir, plan) = setup(true);
+    assert!(!commit_until(&plan, 6));
+    drop(claim(&dir.path().join("m"), &["checkpoint"]).unwrap());
+    // Other tests' writes note their recoveries in the same list.
+    let here = dir.path().display().to_string();
+    let notes: Vec<String> = take_notes().into_iter().filter(|n| n.contains(&here)).collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("rolled forward"), "{notes:?}");
+    assert!(notes[0].ends_with("it had stopped after step 3 of 5, m.data-1 placed"), "{notes:?}");
+}
+
+#[test]
+fn version_1_journals_are_still_read_and_step_lines_are_hints() {
+    let (dir, plan) = setup(true);
+    plan.write(&mut Renamer::new()).unwrap();
+    let v2 = std::fs::read_to_string(&plan.journal).unwrap();
+    let v1 = v2.replacen("warmstart-commit 2", "warmstart-commit 1", 1);
+    std::fs::write(&plan.journal, &v1).unwrap();
+    assert_eq!(Plan::read(&plan.journal).unwrap(), plan);
+    std::fs::write(&plan.journal, format!("{v1}step 2\n")).unwrap();
+    assert!(Plan::read(&plan.journal).is_err());
+    // A half-written step line (a crash of the machine) ends the hints; a step line the files deny
+    // gives way to them.
+    std::fs::write(&plan.journal, format!("{v2}step 4\nstep 3 m.da")).unwrap();
+    let read = Plan::read(&plan.journal).unwrap();
+    assert_eq!(read.steps, [Stopped { step: 4, placed: None }, Stopped { step: 3, placed: Some("m.da".into()) }]);
+    assert_eq!(read.stopped(), Stopped { step: 1, placed: None });
+    std::fs::write(&plan.journal, format!("{v2}step 2\n\0\0\0")).unwrap();
+    assert_eq!(Plan::read(&plan.journal).unwrap().steps.len(), 1);
+    // Every new file is staged whole: the commit is finished.
+    recovered(dir.path(), true, "new");
+
+    // A version-1 journal of a write killed after its second file was placed is recovered too, the
+    // step read off the files.
+    let (dir, plan) = setup(true);
+    assert!(!commit_until(&plan, 6));
+    let v1 = std::fs::read_to_string(&plan.journal).unwrap().replacen("warmstart-commit 2", "warmstart-commit 1", 1);
+    let v1: String = v1.lines().filter(|l| !l.starts_with("step ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&plan.journal, v1).unwrap();
+    let said = recover(dir.path()).unwrap().0;
+    assert_eq!(said[0].stopped, Stopped { step: 3, placed: Some("m.data-1".into()) });
+    assert_eq!(said[0].outcome, Outcome::RolledForward);
+    assert_eq!(state(dir.path()), "new");
+}
+
+/// The old checkpoint's files that the new one does not replace (another shard count's data files).
+const RETIRED: [&str; 2] = ["m.data-0-of-3", "m.data-2-of-3"];
+
+fn setup_retiring() -> (tempfile::TempDir, Plan) {
+    let (dir, mut plan) = setup(true);
+    for name in RETIRED {
+        std::fs::write(dir.path().join(name), format!("old {name}")).unwrap();
+    }
+    // Only the files that exist are retired, and never a destination of the commit.
+    let listed = [RETIRED[0], RETIRED[1], "m.data-9-of-3", "m.index"].map(|n| dir.path().join(n));
+    plan.retired = Plan::new(&dir.path().join("m"), &[(listed[3].clone(), listed[3].clone(), 0)], &listed).retired;
+    (dir, plan)
+}
+
+#[test]
+fn retired_files_leave_with_the_old_key_and_come_back_on_a_rollback() {
+    let mut k = 0;
+    loop {
+        let (dir, plan) = setup_retiring();
+        assert_eq!(plan.retired.len(), 2);
+        let finished = commit_until(&plan, k);
+        if !finished {
+            // The same stop, rolled back in process, has every retired file back.
+            let (copy, copied_plan) = setup_retiring();
+            assert!(!commit_until(&copied_plan, k));
+            copied_plan.roll_back(&mut Renamer::new()).unwrap();
+            for name in RETIRED {
+                assert_eq!(std::fs::read_to_string(copy.path().join(name)).unwrap(), format!("old {name}"));
+            }
+            assert_eq!(state(copy.path()), "old");
+        }
+        drop(claim(&dir.path().join("m"), &["checkpoint"]).unwrap());
+        let retired_left = RETIRED.iter().filter(|n| dir.path().join(n).exists()).count();
+        if k == 0 {
+            assert_eq!(state(dir.path()), "old");
+            assert_eq!(retired_left, 2);
+        } else {
+            assert_eq!(state(dir.path()), "new");
+            assert_eq!(names(dir.path()), sorted_names(), "k {k}");
+        }
+        k += 1;
+        if finished {
+            break;
+        }
+    }
+    // The journal, the old index and the two retired files aside, 3 x (aside, place), the index.
+    assert_eq!(k, 12);
 }

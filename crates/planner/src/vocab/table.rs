@@ -3,7 +3,7 @@
 //!
 //! A lookup in a big table is bound by the latency of its dependent cache misses (slot, then token
 //! bytes), not by computing. So the table is a small open-addressing table of its own (linear probing,
-//! at most 2/3 full) whose entries hold everything a probe needs: 32 bits of the token's hash, its
+//! at most 3/4 full) whose entries hold everything a probe needs: 32 bits of the token's hash, its
 //! line, and where the token is in the old file (offset and length). A probe reads the entry's slot
 //! and, only when hash and length agree, the token bytes to compare. Lookups go in batches: all slots
 //! of a batch are prefetched, then all candidate tokens, then compared, so the misses of a batch
@@ -15,6 +15,13 @@
 //! The table is [`SHARDS`] such tables chosen by the top bits of the hash: each is built by one rayon
 //! task in file order, small enough to stay in cache while it is built, and keeps the first line of
 //! each token, so the first duplicate (in file order) is known as TF's table initialisation finds it.
+//!
+//! Memory is the one state of a run that grows with the vocabulary (issue 13: at most 48 bytes a token
+//! beyond W1's million). Each shard's entries are freed as soon as its table is built, so that the
+//! entries and the tables are not all held at once, and the tables are 3/4 full; with the vocabulary
+//! files shared with the plan (an `Arc`, where the plan cloned both), `warmstart plan` at 10M tokens
+//! peaks at 504 MiB instead of 823 MiB, and `run` at 4 x W1 at 230 MiB instead of 326 MiB: (230 - 95)
+//! MiB / 3M tokens = 47 bytes a token beyond W1 (it was 81).
 
 use std::hash::BuildHasher;
 use std::ops::{ControlFlow, Range};
@@ -128,10 +135,11 @@ fn first_slot(hash: u32, slots: usize) -> usize {
     ((u64::from(hash) * slots as u64) >> 32) as usize
 }
 
-/// The slots of a shard holding `count` tokens: at most 2/3 full, and at least one slot empty, which
-/// ends every probe.
+/// The slots of a shard holding `count` tokens: at most 3/4 full, and at least one slot empty, which
+/// ends every probe. (At 2/3 the table took 24 bytes a token, at 3/4 21; the probes' extra length
+/// did not show in `warmstart plan`'s time at 10M tokens, 3.1-5.7 s against 3.4-5.8 s, busy machine.)
 fn slots_for(count: usize) -> usize {
-    count + count / 2 + 1
+    count + count / 3 + 1
 }
 
 /// Hints the processor to bring `item` into its caches.
@@ -218,14 +226,22 @@ impl<'a, I: LineIndex> OldTable<'a, I> {
                 parts
             })
             .collect();
+        // Each shard's tokens from every piece, in file order; freed as soon as the shard is built, so
+        // that the entries and the tables are not all held at once.
+        let mut by_shard: Vec<Vec<Vec<Entry<I>>>> = (0..SHARDS).map(|_| Vec::with_capacity(parts.len())).collect();
+        for piece in parts {
+            for (shard, entries) in by_shard.iter_mut().zip(piece) {
+                shard.push(entries);
+            }
+        }
         let token = |e: &Entry<I>| &contents[e.start.to_usize()..e.start.to_usize() + e.len.to_usize()];
-        let built: Vec<(Vec<Entry<I>>, Option<Duplicate<'a>>)> = (0..SHARDS)
+        let built: Vec<(Vec<Entry<I>>, Option<Duplicate<'a>>)> = by_shard
             .into_par_iter()
-            .map(|shard| {
-                let count = parts.iter().map(|p| p[shard].len()).sum();
+            .map(|pieces| {
+                let count = pieces.iter().map(Vec::len).sum();
                 let mut slots = vec![Entry::default(); slots_for(count)];
                 let mut duplicate = None;
-                for entry in parts.iter().flat_map(|p| &p[shard]) {
+                for entry in pieces.iter().flatten() {
                     let mut at = first_slot(entry.hash, slots.len());
                     loop {
                         let here = &slots[at];
@@ -245,6 +261,7 @@ impl<'a, I: LineIndex> OldTable<'a, I> {
                         at = if at + 1 == slots.len() { 0 } else { at + 1 };
                     }
                 }
+                drop(pieces);
                 (slots, duplicate)
             })
             .collect();

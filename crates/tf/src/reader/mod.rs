@@ -190,6 +190,73 @@ impl CheckpointSource for TfSource {
         }
     }
 
+    /// A tensor stored whole, little-endian.
+    fn stores_crc32c(&self, name: &str) -> bool {
+        !self.big_endian
+            && self
+                .layout(name)
+                .is_ok_and(|(info, layout)| info.dtype.size().is_some() && matches!(layout, Layout::Whole(_)))
+    }
+
+    /// Rows of a tensor stored whole, little-endian, without verifying its checksum first.
+    fn read_rows_unverified(&self, name: &str, rows: Range<u64>) -> warmstart_core::Result<Cow<'_, [u8]>> {
+        if !self.stores_crc32c(name) {
+            return self.read_rows(name, rows);
+        }
+        let (info, layout) = self.layout(name)?;
+        let Layout::Whole(stored) = layout else { return self.read_rows(name, rows) };
+        let total_rows = info.rows();
+        if rows.start > rows.end || rows.end > total_rows {
+            let (path, tensor) = (self.prefix.clone(), name.to_string());
+            return Err(
+                TfError::RowsOutOfRange { path, tensor, start: rows.start, end: rows.end, rows: total_rows }.into()
+            );
+        }
+        if rows.start == rows.end {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let row_bytes = info.row_bytes().ok_or_else(|| self.too_large(name))?;
+        let shard = &self.shards[stored.shard];
+        // Within the entry: its size was checked against rows x row_bytes at open.
+        let start = stored.offset + (rows.start * row_bytes) as usize;
+        let end = stored.offset + (rows.end * row_bytes) as usize;
+        Ok(Cow::Borrowed(&shard.bytes()[start..end]))
+    }
+
+    /// A tensor stored whole, little-endian: its run in its data shard.
+    fn stored_bytes(&self, name: &str) -> Option<warmstart_core::StoredBytes<'_>> {
+        let (_, Layout::Whole(stored)) = self.layout(name).ok()? else { return None };
+        let shard = &self.shards[stored.shard];
+        self.stores_crc32c(name).then(|| warmstart_core::StoredBytes {
+            file: shard.map.file(),
+            path: &shard.path,
+            offset: stored.offset as u64,
+            len: stored.size as u64,
+        })
+    }
+
+    /// The entry's CRC32C, once the tensor's bytes are verified against it (for a tensor stored
+    /// whole, little-endian: the bytes `read` returns).
+    fn checked_crc32c(&self, name: &str) -> warmstart_core::Result<Option<u32>> {
+        let (info, layout) = self.layout(name)?;
+        match layout {
+            Layout::Whole(stored) if self.stores_crc32c(name) => {
+                self.verified(name, stored)?;
+                Ok(Some(crate::table::unmask_crc(stored.crc)))
+            }
+            _ => {
+                self.read_rows(name, 0..info.rows().min(1))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn verify_crc32c(&self, name: &str, crc32c: u32) -> warmstart_core::Result<()> {
+        let (_, layout) = self.layout(name)?;
+        let Layout::Whole(stored) = layout else { return Ok(()) };
+        self.check_given(name, stored, crc32c)
+    }
+
     /// The elements of a DT_STRING tensor.
     fn read_strings(&self, name: &str) -> warmstart_core::Result<Vec<Vec<u8>>> {
         let (info, layout) = self.layout(name)?;
@@ -276,6 +343,32 @@ mod tests {
     fn unedited_copy_opens() {
         let (_dir, p) = edited("dtypes", "all", |_| {});
         assert_eq!(TfSource::open(&p).unwrap().tensors().len(), 25);
+    }
+
+    /// A caller hashing a tensor as it reads it unverified has its sum checked against the entry's: a
+    /// wrong sum is the checksum error, the right one makes the tensor verified; only tensors stored
+    /// whole and little-endian offer it.
+    #[test]
+    fn sums_given_by_callers_are_checked() {
+        let (_dir, p) = edited("dtypes", "all", |x| edit_entry(x, b"f32", |e| e.crc32c ^= 1));
+        let ckpt = TfSource::open(&p).unwrap();
+        assert!(ckpt.stores_crc32c("f32") && !ckpt.stores_crc32c("str_vec") && !ckpt.stores_crc32c("none"));
+        let rows = ckpt.tensor("f32").unwrap().rows();
+        let bytes = ckpt.read_rows_unverified("f32", 0..rows).unwrap().into_owned();
+        let e = ckpt.verify_crc32c("f32", crc32c::crc32c(&bytes)).unwrap_err();
+        assert!(matches!(e.tf(), Some(TfError::TensorChecksum { tensor, .. }) if tensor == "f32"), "{e}");
+        assert!(ckpt.read_rows("f32", 0..rows).is_err());
+        let ckpt = TfSource::open(&fixture("dtypes", "all")).unwrap();
+        let bytes = ckpt.read_rows_unverified("f32", 0..rows).unwrap().into_owned();
+        assert!(ckpt.verify_crc32c("f32", crc32c::crc32c(&bytes) ^ 1).is_err());
+        ckpt.verify_crc32c("f32", crc32c::crc32c(&bytes)).unwrap();
+        assert_eq!(ckpt.checked_crc32c("f32").unwrap(), Some(crc32c::crc32c(&bytes)));
+        let stored = ckpt.stored_bytes("f32").unwrap();
+        let data = std::fs::read(fixture("dtypes", "all.data-00000-of-00001")).unwrap();
+        assert_eq!(&data[stored.offset as usize..(stored.offset + stored.len) as usize], &bytes[..]);
+        assert!(ckpt.stored_bytes("str_vec").is_none());
+        assert_eq!(ckpt.read_rows("f32", 0..rows).unwrap(), bytes);
+        assert!(ckpt.read_rows_unverified("f32", 0..rows + 1).is_err());
     }
 
     #[test]

@@ -141,6 +141,24 @@ impl TfSource {
         let bytes = &shard.bytes()[stored.offset..stored.offset + stored.size];
         let computed =
             *stored.computed.get_or_init(|| mask_crc(shard.checksum(stored.offset..stored.offset + stored.size)));
+        self.compare(name, stored, computed)?;
+        Ok(bytes)
+    }
+
+    /// Checks `crc32c`, the (unmasked) CRC32C of a stored run's bytes as a caller read and hashed them,
+    /// as [`TfSource::verified`] checks its own; the run counts as verified once it passed.
+    pub(super) fn check_given(&self, name: &str, stored: &Stored, crc32c: u32) -> warmstart_core::Result<()> {
+        let computed = mask_crc(crc32c);
+        self.compare(name, stored, computed)?;
+        // Only a sum that passed is kept (a failed one is reported again by the next read).
+        let _ = stored.computed.set(computed);
+        Ok(())
+    }
+
+    /// The checksum error unless `computed` (masked) is the stored run's CRC32C, or the shard's if it
+    /// was found truncated.
+    fn compare(&self, name: &str, stored: &Stored, computed: u32) -> warmstart_core::Result<()> {
+        let shard = &self.shards[stored.shard];
         // Before the checksum: a truncated shard reads zeros, which fail it (or, for zeros, pass).
         shard.map.check_read()?;
         if computed != stored.crc {
@@ -152,7 +170,7 @@ impl TfSource {
             }
             .into());
         }
-        Ok(bytes)
+        Ok(())
     }
 }
 
