@@ -546,6 +546,44 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_existing_file_moves_on_commit_and_stays_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("part.data");
+        std::fs::write(&from, b"bytes").unwrap();
+        let mut out = AtomicOutput::new(false);
+        let i = out.stage_existing(&dir.path().join("dest.data"), &from).unwrap();
+        assert_eq!(out.files()[i].written(), 5);
+        drop(out);
+        assert_eq!(names(dir.path()), ["part.data"]);
+        let mut out = AtomicOutput::new(false);
+        out.stage_existing(&dir.path().join("dest.data"), &from).unwrap();
+        let j = out.stage(&dir.path().join("dest.index")).unwrap();
+        out.file(j).write_all(b"i").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("dest.data")).unwrap(), b"bytes");
+        assert_eq!(std::fs::read(&from).unwrap(), b"bytes");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_unlocked_output_commits_while_another_writer_holds_the_folder() {
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        // Another writer's lock, as another process would hold it (its own open file description).
+        let held = File::open(dir.path()).unwrap();
+        // SAFETY: flock only takes a file descriptor, which `held` keeps open, and flags.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+        let mut worker = AtomicOutput::unlocked(false);
+        let i = worker.stage(&dir.path().join("b")).unwrap();
+        worker.file(i).write_all(b"x").unwrap();
+        worker.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"x");
+        let locked = AtomicOutput::new(false).stage(&dir.path().join("a")).map(|_| ());
+        assert!(locked.unwrap_err().to_string().contains("another warmstart is writing"));
+        drop(held);
+    }
+
+    #[test]
     fn nothing_is_visible_until_commit_then_everything_is() {
         for sync in [false, true] {
             let dir = tempfile::tempdir().unwrap();

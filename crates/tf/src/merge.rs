@@ -161,10 +161,7 @@ fn merge_part(state: &mut State, part_no: usize, part: &Path) -> Result<u32, TfE
 }
 
 fn extent(e: &tensor_slice_proto::Extent) -> Extent {
-    let length = match e.has_length {
-        Some(tensor_slice_proto::extent::HasLength::Length(l)) => Some(l),
-        None => None,
-    };
+    let length = e.has_length.map(|tensor_slice_proto::extent::HasLength::Length(l)| l);
     Extent { start: e.start, length }
 }
 
