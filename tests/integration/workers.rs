@@ -170,3 +170,22 @@ fn tf_merge_matches() {
     }
     assert_eq!(compared, 3 + 4);
 }
+
+/// A worker computes only its own shard's tensors: the workers' reports add up to the single run's,
+/// each writing less than all of it.
+#[test]
+fn each_worker_computes_only_its_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["--json"];
+        args.extend(extra);
+        let run = run_case("beyond_repartition_vocab_3_to_2", out, &args).expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        (v["report"]["tensors_written"].as_u64().unwrap(), v["report"]["bytes_written"].as_u64().unwrap())
+    };
+    let single = report(&tmp.path().join("one/model.ckpt"), &["--shards", "2"]);
+    let w: Vec<(u64, u64)> =
+        (0..2).map(|i| report(&tmp.path().join("two/model.ckpt"), &["--worker", &format!("{i}/2")])).collect();
+    assert_eq!((w[0].0 + w[1].0, w[0].1 + w[1].1), single);
+    assert!(w.iter().all(|&(t, b)| t > 0 && t < single.0 && b < single.1), "{w:?} of {single:?}");
+}

@@ -298,7 +298,8 @@ impl TfSink {
         let mut full_entries: Vec<(String, BundleEntryProto)> = Vec::new();
         let mut full_index: HashMap<String, usize> = HashMap::new();
         for d in &self.declared {
-            let Some((offset, size, crc)) = d.written else {
+            let kept = self.file_of(d.shard).is_some();
+            let Some((offset, size, crc)) = d.written.or((!kept).then_some((0, 0, 0))) else {
                 return Err(self.misuse(format!("tensor {:?} was declared but never written", d.tensor.info.name)));
             };
             let entry = BundleEntryProto {
@@ -310,7 +311,7 @@ impl TfSink {
                 crc32c: crc,
                 slices: Vec::new(),
             };
-            if self.file_of(d.shard).is_some() {
+            if kept {
                 entries.push((d.key.clone(), entry.encode_to_vec()));
             }
             if let Some(slice) = &d.tensor.slice {
@@ -407,6 +408,11 @@ impl CheckpointSink for TfSink {
 
     fn writes_at_offsets(&self) -> bool {
         true
+    }
+
+    /// All tensors, or (a worker's part) those of its shard.
+    fn keeps(&self, tensor: &SinkTensor) -> bool {
+        self.by_key.get(&Self::key_of(tensor)).is_none_or(|&i| self.file_of(self.declared[i].shard).is_some())
     }
 
     /// Starts a numeric tensor written at offsets: its place in its shard is reserved at once.
