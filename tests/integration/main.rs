@@ -38,3 +38,6 @@ mod util;
 // The TF-made cases are written out as safetensors (and HDF5 where that is built too).
 #[cfg(all(feature = "tf", feature = "safetensors"))]
 mod warmstart;
+// `run --worker I/N` and `merge`, against single runs of TF-made cases and TF's MergeV2Checkpoints.
+#[cfg(feature = "tf")]
+mod workers;

@@ -79,6 +79,9 @@ pub struct WriteOptions {
     /// in TensorFlow's own writer and `cp`: the files are then as durable as the operating system
     /// makes any written file.
     pub sync: bool,
+    /// For TF bundles: write only this worker's part (`run --worker I/N`, with `shards` N); see
+    /// [`warmstart_tf::merge`].
+    pub worker: Option<usize>,
 }
 
 /// Starts writing `tensors` to `path` in `format`.
@@ -92,6 +95,9 @@ pub fn create_sink(
     let _ = template;
     if opts.max_shard_size.is_some() && format != Format::Safetensors {
         return Err(FormatsError::ShardSizeUnsupported { path: path.to_path_buf(), format }.into());
+    }
+    if opts.worker.is_some() && format != Format::Tf {
+        return Err(FormatsError::WorkerUnsupported { path: path.to_path_buf(), format }.into());
     }
     if opts.compress && format != Format::Numpy {
         return Err(FormatsError::CompressUnsupported { path: path.to_path_buf(), format }.into());
@@ -126,8 +132,12 @@ pub fn create_sink(
         #[cfg(feature = "tf")]
         Format::Tf => {
             let prefix = tf_prefix(path);
-            let sink =
-                warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
+            let shards = opts.shards.unwrap_or(1);
+            let sink = match opts.worker {
+                Some(worker) => warmstart_tf::TfSink::create_worker(&prefix, tensors, shards, worker)?,
+                None => warmstart_tf::TfSink::create(&prefix, tensors, shards)?,
+            };
+            let sink = sink.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         // Read only: PyTorch users are written safetensors.

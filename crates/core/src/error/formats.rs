@@ -80,6 +80,14 @@ pub enum FormatsError {
         /// The shards asked for.
         shards: usize,
     },
+    /// `--worker` asked of a format other than TF bundles.
+    #[error("{}: only TF bundle output is split across workers, not {format}", path.display())]
+    WorkerUnsupported {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
+    },
 }
 
 /// A `--max-shard-size` that is not a size.
