@@ -3,7 +3,7 @@
 //! workload once per size (cached under `target/bench-cache/`), then measures in the same run, each as
 //! a child process timed alone (median of `--runs`):
 //! - `warmstart run` on W1 against `cp` of the old data file into the same output folder (the floor);
-//! - each reader's full read of W1's data (TF bundle, safetensors, HDF5; the latter two converted once
+//! - each reader's full read of W1's data (TF bundle, safetensors, HDF5, NumPy `.npz`; the latter three converted once
 //!   from the TF checkpoint) against plain sequential reads of the same file;
 //! - optionally TensorFlow's own `warm_start` + save (`--with-tf PYTHON`, script `tf_warm_start.py`),
 //!   and every W1 tensor read from Python through `warmstart.load_checkpoint` (the Python package,
@@ -202,9 +202,10 @@ impl<'a> Bench<'a> {
             eprintln!("bench: generated in {:.1} s", s.seconds);
             fs::write(&generated, "").map_err(|e| format!("{}: {e}", generated.display()))?;
         }
-        let converted = dir.join("converted");
+        // (Named for what it holds: a cache converted before the `.npz` was added is converted again.)
+        let converted = dir.join("converted-st-h5-npz");
         if convert && !converted.exists() {
-            eprintln!("bench: converting {} to safetensors and HDF5", w.key());
+            eprintln!("bench: converting {} to safetensors, HDF5 and NumPy", w.key());
             let mut c = self.worker();
             c.arg("convert").arg(&dir);
             let (s, _) = measure::run(&mut c, &logs.join("convert"))?;
@@ -248,6 +249,7 @@ impl<'a> Bench<'a> {
                 ("tf", Workload::old_prefix(dir), Workload::old_data(dir)),
                 ("safetensors", dir.join("old.safetensors"), dir.join("old.safetensors")),
                 ("hdf5", dir.join("old.h5"), dir.join("old.h5")),
+                ("numpy", dir.join("old.npz"), dir.join("old.npz")),
             ] {
                 let plain_name = format!("plain read ({format} file)");
                 let mut plain = self.worker();

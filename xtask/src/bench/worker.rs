@@ -2,7 +2,8 @@
 //! `cargo xtask bench` as a child process so that its time and peak memory are measured alone:
 //! - `gen DIR ROWS DIM LAYERS WIDTH SEED`: writes the W1 workload (see [`super::workload`]) with
 //!   `warmstart_tf::TfSink`;
-//! - `convert DIR`: writes the old checkpoint again as `old.safetensors` and `old.h5`;
+//! - `convert DIR`: writes the old checkpoint again as `old.safetensors`, `old.h5` and `old.npz` (our
+//!   writers: the `.npz` as `np.savez` writes it);
 //! - `read FORMAT PATH`: reads every tensor of a checkpoint through `warmstart_formats::open`, in row
 //!   blocks, touching every byte;
 //! - `plainread FILE...`: reads the same files with plain sequential `read` calls (the floor);
@@ -163,7 +164,7 @@ fn generate(w: &Workload, dir: &Path) -> Result<(), String> {
     fs::write(&config, w.config()).map_err(|e| format!("{}: {e}", config.display()))
 }
 
-/// Writes the old checkpoint again as `old.safetensors` and `old.h5` in `dir`.
+/// Writes the old checkpoint again as `old.safetensors`, `old.h5` and `old.npz` in `dir`.
 fn convert(dir: &Path) -> Result<(), String> {
     let old = warmstart_tf::TfSource::open(&Workload::old_prefix(dir)).map_err(describe)?;
     let tensors: Vec<SinkTensor> = old.tensors().iter().cloned().map(SinkTensor::whole).collect();
@@ -182,7 +183,9 @@ fn convert(dir: &Path) -> Result<(), String> {
         .collect();
     let h5: Box<dyn CheckpointSink> =
         Box::new(warmstart_hdf5::Hdf5Sink::create(&dir.join("old.h5"), &h5_tensors, None).map_err(describe)?);
-    for (mut sink, declared) in [(st, &tensors), (h5, &h5_tensors)] {
+    let npz: Box<dyn CheckpointSink> =
+        Box::new(warmstart_numpy::NumpySink::create(dir.join("old.npz"), &tensors).map_err(describe)?);
+    for (mut sink, declared) in [(st, &tensors), (h5, &h5_tensors), (npz, &tensors)] {
         for (t, as_declared) in tensors.iter().zip(declared) {
             copy_tensor(&old, &t.info.name, sink.as_mut(), as_declared, BLOCK_BYTES).map_err(describe)?;
         }
@@ -192,7 +195,7 @@ fn convert(dir: &Path) -> Result<(), String> {
 }
 
 /// Opens a checkpoint as the `warmstart` binary does (`warmstart_formats::open`, format told from the
-/// content), checking that it is in `format` (`tf`, `safetensors` or `hdf5`).
+/// content), checking that it is in `format` (`tf`, `safetensors`, `hdf5` or `numpy`).
 fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> {
     let format: warmstart_formats::Format = format.parse().map_err(describe)?;
     let source = warmstart_formats::open(path).map_err(describe)?;
@@ -300,8 +303,10 @@ mod tests {
         assert_eq!(tf, plain_tf, "the TF reader returns exactly the data file's bytes");
         let st = read_checkpoint("safetensors", &dir.path().join("old.safetensors")).unwrap();
         let h5 = read_checkpoint("hdf5", &dir.path().join("old.h5")).unwrap();
+        let npz = read_checkpoint("numpy", &dir.path().join("old.npz")).unwrap();
         assert_eq!(st, tf);
         assert_eq!(h5, tf);
+        assert_eq!(npz, tf);
         let old_vocab = fs::read_to_string(dir.path().join("old_vocab.txt")).unwrap();
         let new_vocab = fs::read_to_string(dir.path().join("new_vocab.txt")).unwrap();
         assert_eq!(old_vocab.lines().count(), 200);
