@@ -104,8 +104,19 @@ def save(
     to: Optional[str] = None,
     metadata: Optional[Mapping[str, str]] = None,
     shards: Optional[int] = None,
+    max_shard_size: Optional[str] = None,
 ) -> None:
-    """Writes numpy arrays as a checkpoint (format from `to` or the name), atomically."""
+    """Writes numpy arrays as a checkpoint (format from `to` or the name), atomically. `shards`: a TF
+    bundle's data-file count; `max_shard_size` ("5GB", "500MB", "10KiB", as `--max-shard-size`):
+    safetensors split as Hugging Face splits it, into the folder `path`."""
 
-def convert(src: _Path, dst: _Path, *, to: Optional[str] = None, shards: Optional[int] = None) -> None:
-    """Converts a checkpoint into another format, atomically; Ctrl-C stops it, leaving nothing."""
+def convert(
+    src: _Path,
+    dst: _Path,
+    *,
+    to: Optional[str] = None,
+    shards: Optional[int] = None,
+    max_shard_size: Optional[str] = None,
+) -> None:
+    """Converts a checkpoint into another format, atomically; Ctrl-C stops it, leaving nothing.
+    `shards` and `max_shard_size` as in `save`."""

@@ -52,7 +52,7 @@ pub fn warm_start<'py>(
     }
     .settings()?;
     let out_format = warmstart_formats::destination_format(&output, format(to)?).map_err(|e| errors::checkpoint(&e))?;
-    let output_options = OutputOptions { format: Some(out_format), shards, sync: false };
+    let output_options = OutputOptions { format: Some(out_format), shards, ..Default::default() };
     let result = work::cancellable(py, |token| {
         let options = RunOptions { cancel: Some(token), ..Default::default() };
         warmstart::run_files(&settings, &output, &output_options, &options)

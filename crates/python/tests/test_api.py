@@ -46,12 +46,14 @@ def test_signatures():
         ("to", "KEYWORD_ONLY", None),
         ("metadata", "KEYWORD_ONLY", None),
         ("shards", "KEYWORD_ONLY", None),
+        ("max_shard_size", "KEYWORD_ONLY", None),
     ]
     assert parameters(warmstart.convert) == [
         ("src", "POSITIONAL_OR_KEYWORD", E),
         ("dst", "POSITIONAL_OR_KEYWORD", E),
         ("to", "KEYWORD_ONLY", None),
         ("shards", "KEYWORD_ONLY", None),
+        ("max_shard_size", "KEYWORD_ONLY", None),
     ]
 
 
