@@ -54,6 +54,7 @@ def warm_start(
     non_trainable: Optional[list[str]] = None,
     to: Optional[str] = None,
     shards: Optional[int] = None,
+    format: Optional[str] = None,
 ) -> dict[str, Any]:
     """Warm-starts `target` (the new model's initial checkpoint) from `ckpt_to_initialize_from` exactly as
     TF's `tf.compat.v1.train.warm_start`, writing `output` (format from `to` or the name). Returns the
@@ -67,8 +68,11 @@ def plan(
     *,
     target: _Path,
     non_trainable: Optional[list[str]] = None,
+    format: Optional[str] = None,
 ) -> list[dict[str, Any]]:
-    """The dry run of `warm_start`: what every target variable gets, and why (`warmstart plan --json`)."""
+    """The dry run of `warm_start`: what every target variable gets, and why (`warmstart plan --json`).
+    `format` (here and in `warm_start`): the configuration's `format`, the one to open in a folder
+    holding checkpoints of several formats."""
 
 class CheckpointReader:
     """TensorFlow's `CheckpointReader`, for every format."""
@@ -91,10 +95,12 @@ class CheckpointReader:
     def __enter__(self) -> "CheckpointReader": ...
     def __exit__(self, *args: object) -> bool: ...
 
-def load_checkpoint(path: _Path) -> CheckpointReader:
-    """TF's `tf.train.load_checkpoint`, for a TF bundle, a safetensors file or folder, or an HDF5 file."""
+def load_checkpoint(path: _Path, *, format: Optional[str] = None) -> CheckpointReader:
+    """TF's `tf.train.load_checkpoint`, for a TF bundle, a safetensors file or folder, an HDF5 file, a
+    PyTorch or NumPy file. `format` ("safetensors", "tf", "hdf5", "numpy", ...) picks one in a folder
+    holding checkpoints of several formats, as `--format` does."""
 
-def list_variables(path: _Path) -> list[tuple[str, list[int]]]:
+def list_variables(path: _Path, *, format: Optional[str] = None) -> list[tuple[str, list[int]]]:
     """TF's `tf.train.list_variables`: (name, shape) of every tensor, sorted by name."""
 
 def save(

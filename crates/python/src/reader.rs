@@ -26,22 +26,27 @@ use crate::errors::{self, CheckpointError};
 
 type Source = Arc<dyn CheckpointSource>;
 
-/// Opens the checkpoint at `path` (a file, a TF prefix, or a folder), with the GIL released.
-fn open(py: Python<'_>, path: PathBuf) -> PyResult<Source> {
-    let source = py.detach(|| warmstart_formats::open(&path)).map_err(|e| errors::checkpoint(&e))?;
+/// Opens the checkpoint at `path` (a file, a TF prefix, or a folder), with the GIL released; `format`
+/// (a format's name, as `--format`) picks one in a folder holding checkpoints of several formats
+/// ([`warmstart_formats::open_preferring`]).
+fn open(py: Python<'_>, path: PathBuf, format: Option<&str>) -> PyResult<Source> {
+    let prefer = crate::warm::format(format)?;
+    let source = py.detach(|| warmstart_formats::open_preferring(&path, prefer)).map_err(|e| errors::checkpoint(&e))?;
     Ok(Arc::from(source))
 }
 
 /// TF's `tf.train.load_checkpoint`: a reader of the checkpoint at `path`, whatever its format.
 #[pyfunction]
-pub fn load_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<CheckpointReader> {
-    Ok(CheckpointReader { source: Mutex::new(Some(open(py, path)?)) })
+#[pyo3(signature = (path, *, format=None))]
+pub fn load_checkpoint(py: Python<'_>, path: PathBuf, format: Option<&str>) -> PyResult<CheckpointReader> {
+    Ok(CheckpointReader { source: Mutex::new(Some(open(py, path, format)?)) })
 }
 
 /// TF's `tf.train.list_variables`: `(name, shape)` of every tensor, sorted by name.
 #[pyfunction]
-pub fn list_variables(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, Vec<u64>)>> {
-    let source = open(py, path)?;
+#[pyo3(signature = (path, *, format=None))]
+pub fn list_variables(py: Python<'_>, path: PathBuf, format: Option<&str>) -> PyResult<Vec<(String, Vec<u64>)>> {
+    let source = open(py, path, format)?;
     let mut list: Vec<_> = source.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
     list.sort();
     Ok(list)
