@@ -95,12 +95,14 @@ class CheckpointReader:
     def __enter__(self) -> "CheckpointReader": ...
     def __exit__(self, *args: object) -> bool: ...
 
-def load_checkpoint(path: _Path, *, format: Optional[str] = None) -> CheckpointReader:
+def load_checkpoint(path: _Path, *, format: Optional[str] = None, names: str = "keys") -> CheckpointReader:
     """TF's `tf.train.load_checkpoint`, for a TF bundle, a safetensors file or folder, an HDF5 file, a
     PyTorch or NumPy file. `format` ("safetensors", "tf", "hdf5", "numpy", ...) picks one in a folder
-    holding checkpoints of several formats, as `--format` does."""
+    holding checkpoints of several formats, as `--format` does. `names="variables"`: a TF2
+    object-based checkpoint's tensors under their variables' names (`dense/kernel`), as
+    `--names variables`; `"keys"` keeps the checkpoint keys."""
 
-def list_variables(path: _Path, *, format: Optional[str] = None) -> list[tuple[str, list[int]]]:
+def list_variables(path: _Path, *, format: Optional[str] = None, names: str = "keys") -> list[tuple[str, list[int]]]:
     """TF's `tf.train.list_variables`: (name, shape) of every tensor, sorted by name."""
 
 def save(

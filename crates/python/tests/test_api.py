@@ -40,7 +40,11 @@ def test_signatures():
         ("backup_initializer", "POSITIONAL_OR_KEYWORD", None),
         ("axis", "POSITIONAL_OR_KEYWORD", 0),
     ]
-    assert parameters(warmstart.load_checkpoint) == [("path", "POSITIONAL_OR_KEYWORD", E), ("format", "KEYWORD_ONLY", None)]
+    assert parameters(warmstart.load_checkpoint) == [
+        ("path", "POSITIONAL_OR_KEYWORD", E),
+        ("format", "KEYWORD_ONLY", None),
+        ("names", "KEYWORD_ONLY", "keys"),
+    ]
     assert parameters(warmstart.list_variables) == parameters(warmstart.load_checkpoint)
     assert parameters(warmstart.save) == [
         ("tensors", "POSITIONAL_OR_KEYWORD", E),
