@@ -302,6 +302,9 @@ impl CheckpointSource for RulesSource<'_> {
     fn check_unchanged(&self) -> Result<()> {
         self.inner.check_unchanged()
     }
+    fn check_cancelled(&self) -> Result<()> {
+        self.inner.check_cancelled()
+    }
 
     fn read_strings(&self, name: &str) -> Result<Vec<Vec<u8>>> {
         match self.by_name.get(name) {
