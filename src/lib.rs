@@ -234,6 +234,9 @@ pub struct OutputOptions {
     /// Flush the output to the disk (fsync) before moving it into place (see
     /// [`WriteOptions::sync`](warmstart_formats::WriteOptions::sync)).
     pub sync: bool,
+    /// Write only this worker's part of a TF bundle of `shards` shards (see
+    /// [`WriteOptions::worker`](warmstart_formats::WriteOptions::worker)).
+    pub worker: Option<usize>,
 }
 
 /// [`run`] on the checkpoints the settings name, writing `out` as `output` says. Partitioned variables
@@ -261,6 +264,7 @@ pub fn run_files(
         max_shard_size: output.max_shard_size,
         compress: output.compress,
         sync: output.sync,
+        worker: output.worker,
         ..Default::default()
     };
     // The folders made for the output: removed again unless the run succeeds.

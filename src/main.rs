@@ -9,6 +9,7 @@
 
 mod failure;
 mod inspect;
+mod merging;
 mod porting;
 #[cfg(unix)]
 mod signals;
@@ -45,6 +46,8 @@ enum Command {
     Recover(RecoverArgs),
     /// Compare two checkpoints of any formats, element by element. Exit 0 equal, 1 different, 2 trouble.
     Diff(DiffArgs),
+    /// Join the parts that `run --worker I/N` wrote (or TF bundles) into one TF checkpoint.
+    Merge(merging::MergeArgs),
 }
 
 #[derive(Args)]
@@ -116,6 +119,10 @@ struct RunArgs {
     /// Print the report (or the refusal) as JSON.
     #[arg(long)]
     json: bool,
+    /// Write only worker I's part of a TF bundle of N shards (with --shards N, or implying it):
+    /// PREFIX.part-0000I-of-0000N; `warmstart merge PREFIX` joins the parts.
+    #[arg(long, value_name = "I/N", value_parser = merging::parse_worker)]
+    worker: Option<merging::Worker>,
 }
 
 #[derive(Args)]
@@ -199,8 +206,8 @@ impl RulesArgs {
 /// How `run` and `convert` write their output.
 #[derive(Args)]
 struct OutputArgs {
-    /// The output format: safetensors, tf, hdf5 or numpy (else told from the destination's name, else
-    /// the input's).
+    /// The output format: safetensors, tf, hdf5, keras or numpy (else told from the destination's name,
+    /// else the input's).
     #[arg(long, value_name = "FORMAT")]
     to: Option<Format>,
     /// Write a TF bundle's data in this many shards (.data-0000i-of-N).
@@ -235,7 +242,7 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     {
         signals::ignore_file_size_limit();
-        if matches!(cli.command, Command::Run(_) | Command::Convert(_)) {
+        if matches!(cli.command, Command::Run(_) | Command::Convert(_) | Command::Merge(_)) {
             signals::clean_up_on_interrupt();
         }
     }
@@ -261,6 +268,7 @@ fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run(args),
         Command::Recover(args) => recover(args),
         Command::Diff(args) => diff(args),
+        Command::Merge(args) => merging::merge(args),
     }
 }
 
@@ -358,7 +366,11 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     // A target that cannot be told is refused by the run itself, naming it.
     let target = target.map_err(|e| refused(e.into(), args.json))?;
     let format = output_format(&args.out, &args.output, target, "the target");
+    let shards = merging::worker_shards(args.worker, args.output.shards)?;
     if let Some(rules) = rules {
+        if args.worker.is_some() {
+            return Err(Failure::usage("--worker does not go with --rules"));
+        }
         return run_with_rules(&args, &settings, format, &rules);
     }
     let progress = warm::Progress::new();
@@ -367,10 +379,11 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let options = warmstart::RunOptions { progress: Some(&on_progress), on_plan: Some(&on_plan), ..Default::default() };
     let output = warmstart::OutputOptions {
         format: Some(format),
-        shards: args.output.shards.map(|n| n as usize),
+        shards,
         max_shard_size: args.output.max_shard_size,
         compress: args.output.compress,
         sync: args.output.sync,
+        worker: args.worker.map(|w| w.index),
     };
     let result = warmstart::run_files(&settings, &args.out, &output, &options);
     progress.finish();
@@ -398,6 +411,7 @@ fn run_with_rules(
         max_shard_size: args.output.max_shard_size,
         compress: args.output.compress,
         sync: args.output.sync,
+        worker: None,
     };
     let options = warmstart::RunOptions::default();
     let ported = warmstart::rules::run_files(settings, &args.out, &output, &options, rules, args.rules.strict)

@@ -62,6 +62,7 @@ pub fn run_files(
         Format::Hdf5 => "model.weights.h5",
         Format::Tf => "model.ckpt",
         Format::Numpy => "model.npz",
+        Format::Keras => "model.keras",
         // Read only: the warm-start itself refuses it, before writing anything.
         Format::Torch => "pytorch_model.bin",
     });

@@ -11,6 +11,7 @@ use warmstart_config::WarmStartSettings;
 use warmstart_core::test_support::{fixtures, read_everything, MemorySource};
 use warmstart_core::{CheckpointSource, DType, TensorInfo};
 use warmstart_hdf5::Hdf5Source;
+use warmstart_keras::{KerasShardedSource, KerasSource};
 use warmstart_numpy::NumpySource;
 use warmstart_planner::vocab::generate_vocab_remapping;
 use warmstart_planner::VocabFile;
@@ -40,6 +41,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "tf_data", run: target_tf_data, seeds: seeds_tf_data, calls_c: false },
     Target { name: "tf_meta", run: target_tf_meta, seeds: seeds_tf_meta, calls_c: false },
     Target { name: "hdf5", run: target_hdf5, seeds: seeds_hdf5, calls_c: true },
+    Target { name: "keras", run: target_keras, seeds: seeds_keras, calls_c: true },
+    Target { name: "keras_index", run: target_keras_index, seeds: seeds_keras_index, calls_c: true },
     Target { name: "config", run: target_config, seeds: seeds_config, calls_c: false },
     Target { name: "vocab", run: target_vocab, seeds: seeds_vocab, calls_c: false },
     Target { name: "torch", run: target_torch, seeds: seeds_torch, calls_c: false },
@@ -248,6 +251,38 @@ pub fn target_hdf5(data: &[u8]) {
 
 fn seeds_hdf5() -> Vec<Vec<u8>> {
     fixture_files("hdf5", |n| n.ends_with(".h5"))
+}
+
+/// A Keras archive: its zip directory and members, checked against the file, and its weights, read in
+/// place by the HDF5 C library (a child process, as for `hdf5`).
+pub fn target_keras(data: &[u8]) {
+    with_work(|dir| {
+        let path = dir.join("input.keras");
+        write(&path, data);
+        if let Ok(source) = KerasSource::open(&path) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_keras() -> Vec<Vec<u8>> {
+    fixture_files("keras", |n| n.ends_with(".keras"))
+}
+
+/// A sharded Keras index (`model.weights.json`) beside the shards of the `sharded` fixture.
+pub fn target_keras_index(data: &[u8]) {
+    with_work(|dir| {
+        let folder = dir.join("keras_sharded");
+        copy_once(&fixtures().join("keras/sharded"), &folder);
+        write(&folder.join("model.weights.json"), data);
+        if let Ok(source) = KerasShardedSource::open(&folder.join("model.weights.json")) {
+            let _ = read_everything(&source);
+        }
+    });
+}
+
+fn seeds_keras_index() -> Vec<Vec<u8>> {
+    fixture_files("keras", |n| n.ends_with(".weights.json"))
 }
 
 /// An `.npz` archive or `.npy` file: the zip structure, each member's header, inflating, converting.

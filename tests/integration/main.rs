@@ -12,6 +12,8 @@ mod cli;
 mod faults;
 #[cfg(feature = "hdf5")]
 mod hdf5;
+#[cfg(feature = "keras")]
+mod keras;
 // Inputs truncated or rewritten under the reader; made as safetensors files, like `faults`.
 #[cfg(all(unix, feature = "safetensors"))]
 mod inputs;
@@ -39,3 +41,6 @@ mod util;
 // The TF-made cases are written out as safetensors (and HDF5 where that is built too).
 #[cfg(all(feature = "tf", feature = "safetensors"))]
 mod warmstart;
+// `run --worker I/N` and `merge`, against single runs of TF-made cases and TF's MergeV2Checkpoints.
+#[cfg(feature = "tf")]
+mod workers;

@@ -54,7 +54,7 @@ fn print_tasks() {
 
 /// Each format feature, built and tested alone by `cargo xtask test` so that the code paths of the
 /// formats left out are compiled and run too.
-const FORMAT_FEATURES: [&str; 5] = ["tf", "safetensors", "hdf5", "torch", "numpy"];
+const FORMAT_FEATURES: [&str; 6] = ["tf", "safetensors", "hdf5", "keras", "torch", "numpy"];
 
 /// The packages that have the format features.
 const FORMAT_PACKAGES: [&str; 2] = ["warmstart", "warmstart-formats"];

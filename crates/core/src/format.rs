@@ -14,6 +14,9 @@ pub enum Format {
     Tf,
     /// HDF5, as Keras writes weights (`.weights.h5`, `.h5`).
     Hdf5,
+    /// A Keras 3 archive (`.keras`: a zip of `config.json`, `metadata.json` and `model.weights.h5`), or
+    /// sharded Keras weights (`.weights.json` and its `*_NNNNN.weights.h5` shards).
+    Keras,
     /// PyTorch's `torch.save` zip archive (`pytorch_model.bin`, `.pt`), or shards named by
     /// `pytorch_model.bin.index.json`; read only.
     Torch,
@@ -23,7 +26,8 @@ pub enum Format {
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 5] = [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Torch, Format::Numpy];
+    pub const ALL: [Format; 6] =
+        [Format::Safetensors, Format::Tf, Format::Hdf5, Format::Keras, Format::Torch, Format::Numpy];
 
     /// The short name, as `--to` takes it, `inspect` prints it and the cargo feature is called.
     pub fn name(self) -> &'static str {
@@ -31,6 +35,7 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Tf => "tf",
             Format::Hdf5 => "hdf5",
+            Format::Keras => "keras",
             Format::Torch => "torch",
             Format::Numpy => "numpy",
         }
@@ -44,7 +49,7 @@ impl Format {
     /// Whether warmstart writes this format (a read-only format is read, never written: PyTorch).
     pub fn writable(self) -> bool {
         match self {
-            Format::Safetensors | Format::Tf | Format::Hdf5 | Format::Numpy => true,
+            Format::Safetensors | Format::Tf | Format::Hdf5 | Format::Keras | Format::Numpy => true,
             Format::Torch => false,
         }
     }
@@ -64,7 +69,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, torch, numpy)")]
+#[error("unknown format {name:?} (expected one of: safetensors, tf, hdf5, keras, torch, numpy)")]
 pub struct UnknownFormat {
     /// The name given.
     pub name: String,
@@ -95,7 +100,10 @@ mod tests {
         assert_eq!("TF".parse::<Format>().unwrap(), Format::Tf);
         let err = "onnx".parse::<Format>().unwrap_err();
         assert_eq!(err, UnknownFormat { name: "onnx".into() });
-        assert_eq!(err.to_string(), "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, torch, numpy)");
+        assert_eq!(
+            err.to_string(),
+            "unknown format \"onnx\" (expected one of: safetensors, tf, hdf5, keras, torch, numpy)"
+        );
     }
 
     #[test]

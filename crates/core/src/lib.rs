@@ -25,7 +25,7 @@ pub mod test_support;
 pub use copy::copy_tensor;
 pub use dtype::{DType, UnknownDType};
 pub use error::{
-    BadShardSize, Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason,
+    BadShardSize, Error, FormatsError, Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason, KerasError,
     LibraryError, NumpyError, PickleProblem, Result, SafetensorsError, StateFileError, TfError, TorchError,
 };
 pub use format::{Format, UnknownFormat};

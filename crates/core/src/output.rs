@@ -306,13 +306,30 @@ pub struct AtomicOutput {
     claim: Option<(PathBuf, FolderLock)>,
     /// Older files that the commit makes stale and removes (see [`retire`](AtomicOutput::retire)).
     retired: Vec<PathBuf>,
+    /// Takes no folder lock and no journal: each file is renamed into place on its own (see
+    /// [`unlocked`](AtomicOutput::unlocked)).
+    unlocked: bool,
 }
 
 impl AtomicOutput {
     /// An empty output; with `sync`, [`commit`](AtomicOutput::commit) flushes every file to the disk
     /// before moving it into place.
     pub fn new(sync: bool) -> AtomicOutput {
-        AtomicOutput { files: Vec::new(), sync, folders: CreatedFolders::default(), claim: None, retired: Vec::new() }
+        AtomicOutput {
+            files: Vec::new(),
+            sync,
+            folders: CreatedFolders::default(),
+            claim: None,
+            retired: Vec::new(),
+            unlocked: false,
+        }
+    }
+
+    /// An output that takes no lock on its folder and commits without a journal, each file renamed into
+    /// place on its own (atomic per file, in staging order): for one of several workers writing their
+    /// own parts of a checkpoint into one folder, which a later locked commit (`merge`) puts together.
+    pub fn unlocked(sync: bool) -> AtomicOutput {
+        AtomicOutput { unlocked: true, ..AtomicOutput::new(sync) }
     }
 
     /// Sets whether [`commit`](AtomicOutput::commit) flushes every file to the disk before moving it
@@ -332,7 +349,7 @@ impl AtomicOutput {
     /// Starts the file that will be at `dest`, returning its index among the staged files. Files are
     /// moved into place in the order they are staged.
     pub fn stage(&mut self, dest: &Path) -> Result<usize> {
-        if self.claim.is_none() {
+        if self.claim.is_none() && !self.unlocked {
             self.claim(dest, &[])?;
         }
         self.files.push(StagedFile::create(dest)?);
@@ -348,6 +365,23 @@ impl AtomicOutput {
         let lock = journal::claim(dest, extra)?;
         self.claim = Some((dest.to_path_buf(), lock));
         Ok(())
+    }
+
+    /// Stages the existing file `from` to be moved to `dest` by the commit, as a staged file holding its
+    /// bytes: a hard link to it under a temporary name beside `dest` (a copy where links are not
+    /// possible). `from` itself is left as it is; dropping the output uncommitted removes only the link.
+    pub fn stage_existing(&mut self, dest: &Path, from: &Path) -> Result<usize> {
+        let index = self.stage(dest)?;
+        let file = &mut self.files[index];
+        let temp = file.temp_path().to_path_buf();
+        std::fs::remove_file(&temp).map_err(|e| Error::io(&temp, e))?;
+        if std::fs::hard_link(from, &temp).is_err() {
+            std::fs::copy(from, &temp).map_err(|e| Error::io(from, e))?;
+        }
+        let handle = File::options().append(true).open(&temp).map_err(|e| Error::io(from, e))?;
+        file.written = handle.metadata().map_err(|e| Error::io(from, e))?.len();
+        file.writer = BufWriter::with_capacity(WRITE_BUFFER, handle);
+        Ok(index)
     }
 
     /// Makes `path`, an older file that the new output makes stale without replacing it (a TF
@@ -509,6 +543,44 @@ mod tests {
             std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_staged_existing_file_moves_on_commit_and_stays_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("part.data");
+        std::fs::write(&from, b"bytes").unwrap();
+        let mut out = AtomicOutput::new(false);
+        let i = out.stage_existing(&dir.path().join("dest.data"), &from).unwrap();
+        assert_eq!(out.files()[i].written(), 5);
+        drop(out);
+        assert_eq!(names(dir.path()), ["part.data"]);
+        let mut out = AtomicOutput::new(false);
+        out.stage_existing(&dir.path().join("dest.data"), &from).unwrap();
+        let j = out.stage(&dir.path().join("dest.index")).unwrap();
+        out.file(j).write_all(b"i").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("dest.data")).unwrap(), b"bytes");
+        assert_eq!(std::fs::read(&from).unwrap(), b"bytes");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_unlocked_output_commits_while_another_writer_holds_the_folder() {
+        use std::os::unix::io::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        // Another writer's lock, as another process would hold it (its own open file description).
+        let held = File::open(dir.path()).unwrap();
+        // SAFETY: flock only takes a file descriptor, which `held` keeps open, and flags.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+        let mut worker = AtomicOutput::unlocked(false);
+        let i = worker.stage(&dir.path().join("b")).unwrap();
+        worker.file(i).write_all(b"x").unwrap();
+        worker.commit().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"x");
+        let locked = AtomicOutput::new(false).stage(&dir.path().join("a")).map(|_| ());
+        assert!(locked.unwrap_err().to_string().contains("another warmstart is writing"));
+        drop(held);
     }
 
     #[test]

@@ -62,6 +62,14 @@ pub trait CheckpointSink: Send {
     /// Completes the files and moves them into place.
     fn finish(self: Box<Self>) -> Result<()>;
 
+    /// Whether this sink keeps `tensor` (one it was created with). A sink writing one worker's part of
+    /// an output (`run --worker I/N`) keeps only that part's tensors; the others need not be computed
+    /// nor given to it.
+    fn keeps(&self, tensor: &SinkTensor) -> bool {
+        let _ = tensor;
+        true
+    }
+
     /// Whether [`begin_tensor_at`](CheckpointSink::begin_tensor_at) works: the sink knows where each
     /// tensor's bytes go before they arrive (a TF bundle, a safetensors file). A sink that does not (a
     /// chunked HDF5 dataset, an object store) takes bytes in order only, through `write_data`.

@@ -171,11 +171,13 @@ pub fn execute(
     let (queue, jobs) = mpsc::sync_channel(QUEUE_BLOCKS);
     let (recycle, recycled) = mpsc::sync_channel(QUEUE_BLOCKS + 2);
     let offsets = sink.writes_at_offsets();
+    // A worker's part (`run --worker I/N`): the other workers' tensors are not computed at all.
+    let kept: Vec<bool> = plan.outputs.iter().map(|o| sink.keeps(&o.sink)).collect();
     let (produced, written) = std::thread::scope(|scope| {
         let mut ahead = Some(scope.spawn(|| read_remap_sources_ahead(plan, old)));
         let writer_thread = scope.spawn(move || write_jobs(jobs, recycle, sink, progress));
         let writer = Writer::new(queue, recycled, offsets);
-        let produced = produce(plan, old, target, &writer, options, &mut report, &mut ahead);
+        let produced = produce(plan, &kept, (old, target), &writer, options, &mut report, &mut ahead);
         drop(writer);
         let written = writer_thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (produced, written)
@@ -206,18 +208,18 @@ fn read_remap_sources_ahead(plan: &Plan, old: &dyn CheckpointSource) {
     }
 }
 
-/// Reads and computes every output tensor in order, queueing its blocks for the writer; waits for the
-/// read-ahead (`ahead`) before the first remap.
+/// Reads and computes every output tensor the sink keeps (`kept`), in order, queueing its blocks for the
+/// writer; waits for the read-ahead (`ahead`) before the first remap.
 fn produce<'a>(
     plan: &'a Plan,
-    old: &'a dyn CheckpointSource,
-    target: &'a dyn CheckpointSource,
+    kept: &[bool],
+    (old, target): (&'a dyn CheckpointSource, &'a dyn CheckpointSource),
     writer: &Writer<'a>,
     options: &ExecOptions<'_>,
     report: &mut Report,
     ahead: &mut Option<std::thread::ScopedJoinHandle<'_, ()>>,
 ) -> Result<(), Stop> {
-    for out in &plan.outputs {
+    for (out, _) in plan.outputs.iter().zip(kept).filter(|(_, &kept)| kept) {
         let remap = out.variable.is_some_and(|vi| matches!(plan.variables[vi].action, Action::Remap(_)));
         if let (true, Some(read_ahead)) = (remap, ahead.take()) {
             read_ahead.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));

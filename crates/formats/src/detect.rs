@@ -1,7 +1,9 @@
 //! Telling a checkpoint's format from its content: the safetensors header, a shard index's
-//! `weight_map` (PyTorch or safetensors, told by its shards), the HDF5 superblock signature, the
-//! LevelDB table footer of a TF bundle's `.index` file, a zip holding `<name>/data.pkl` (`torch.save`),
-//! and folders holding one of these. File names are never trusted.
+//! `weight_map` (Keras's if it names `.weights.h5` shards, else PyTorch or safetensors, told by its
+//! shards), the HDF5 superblock signature, the LevelDB table footer of a TF bundle's `.index` file, a
+//! Keras archive's members (a zip holding `config.json` and `model.weights.h5`), a zip holding
+//! `<name>/data.pkl` (`torch.save`), the `.npy` magic or a zip of `.npy` members (`.npz`), and folders
+//! holding one of these. File names are never trusted.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -77,9 +79,20 @@ fn detect_prefix(prefix: &Path) -> Result<Option<Format>> {
 /// The one format of the checkpoints in a folder (not recursing), or `prefer` among several.
 fn detect_folder(dir: &Path, prefer: Option<Format>) -> Result<Format> {
     let mut formats = BTreeSet::new();
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if !path.is_file() {
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    // The shards of a sharded Keras index are part of it, not HDF5 checkpoints of their own.
+    let mut shards = BTreeSet::new();
+    for path in &files {
+        shards.extend(keras_index_shards(path)?.unwrap_or_default());
+    }
+    for path in files {
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| shards.contains(n)) {
             continue;
         }
         let journal = path
@@ -142,6 +155,10 @@ fn detect_data_file(path: &Path) -> Result<Option<Format>> {
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
 
+    // Before HDF5: an archive's weights may happen to start at an offset HDF5 looks for a signature at.
+    if is_keras_archive(&mut file).map_err(io)? {
+        return Ok(Some(Format::Keras));
+    }
     if is_numpy(&mut file).map_err(io)? {
         return Ok(Some(Format::Numpy));
     }
@@ -169,6 +186,49 @@ fn detect_data_file(path: &Path) -> Result<Option<Format>> {
     Ok(None)
 }
 
+/// The shards a Keras index's `weight_map` names (a string or a list of strings for each layer), if
+/// it names any and all of them are `.weights.h5` files.
+fn keras_shards(map: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<String>> {
+    let mut shards = Vec::new();
+    for value in map.values() {
+        let files = match value {
+            serde_json::Value::Array(list) => list.iter().collect(),
+            one => vec![one],
+        };
+        for file in files {
+            shards.push(file.as_str().filter(|f| f.ends_with(".weights.h5"))?.to_string());
+        }
+    }
+    (!shards.is_empty()).then_some(shards)
+}
+
+/// The shards the file `path` names if it is a sharded Keras index.
+fn keras_index_shards(path: &Path) -> Result<Option<Vec<String>>> {
+    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 1];
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let got = file.take(1).read(&mut head).map_err(|e| Error::io(path, e))?;
+    if len > MAX_INDEX_JSON_LEN || got == 0 || head[0] != b'{' {
+        return Ok(None);
+    }
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text) else { return Ok(None) };
+    Ok(json.get("weight_map").and_then(|m| m.as_object()).and_then(keras_shards))
+}
+
+/// Whether `file` is a Keras archive: a zip whose central directory lists `config.json` and the
+/// weights (`model.weights.h5`, or the `.npz` the reader then refuses by name). A damaged zip is not.
+fn is_keras_archive(file: &mut File) -> std::io::Result<bool> {
+    let mut head = [0u8; 4];
+    if read_up_to(file, 0, &mut head)? != 4 || head != *b"PK\x03\x04" {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let Ok(archive) = zip::ZipArchive::new(&mut *file) else { return Ok(false) };
+    let has = |name: &str| archive.file_names().any(|n| n.is_ok_and(|n| n == name));
+    Ok(has("config.json") && (has("model.weights.h5") || has("model.weights.npz")))
+}
+
 /// Whether `file` (starting with `head`) is a `torch.save` zip archive: it holds `<name>/data.pkl` and
 /// `<name>/version` (or `<name>/.data/version`). An archive whose central directory is unreadable
 /// still is one if its first member is `<name>/data.pkl`, as torch writes it, so that the reader can
@@ -189,8 +249,9 @@ fn is_torch_zip(file: &mut File, head: &[u8]) -> bool {
     })
 }
 
-/// The format of the checkpoint a shard index (a JSON object with a `weight_map` object) names, told by
-/// the content of its first shard that exists: PyTorch shards, else safetensors (whose reader then says
+/// The format of the checkpoint a shard index (a JSON object with a `weight_map` object) names: Keras's
+/// if every file it maps to is a `.weights.h5` shard, else told by the content of its first shard that
+/// exists: PyTorch shards, else safetensors (whose reader then says
 /// which shard is missing, or what is wrong with the index).
 fn index_format(path: &Path) -> Result<Option<Format>> {
     let io = |e| Error::io(path, e);
@@ -205,6 +266,9 @@ fn index_format(path: &Path) -> Result<Option<Format>> {
     let text = std::fs::read(path).map_err(io)?;
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&text) else { return Ok(None) };
     let Some(weight_map) = json.get("weight_map").and_then(|m| m.as_object()) else { return Ok(None) };
+    if keras_shards(weight_map).is_some() {
+        return Ok(Some(Format::Keras));
+    }
     let shards: BTreeSet<&str> = weight_map.values().filter_map(|s| s.as_str()).collect();
     for shard in shards {
         let shard = ShardIndex::shard_path(path, shard);
@@ -360,6 +424,51 @@ pub(crate) mod tests {
         for name in ["plain.h5", "userblock.h5"] {
             assert_eq!(detect(&dir.join(name)).unwrap(), Format::Hdf5, "{name}");
         }
+    }
+
+    #[test]
+    fn keras_archives_indexes_and_sharded_folders_are_keras() {
+        let fixtures = warmstart_core::test_support::fixtures().join("keras");
+        for path in [fixtures.join("model/model.keras"), fixtures.join("bf16/model.keras")] {
+            assert_eq!(detect(&path).unwrap(), Format::Keras, "{}", path.display());
+        }
+        let sharded = fixtures.join("sharded");
+        assert_eq!(detect(&sharded.join("model.weights.json")).unwrap(), Format::Keras);
+        // The shards belong to the index; alone, each is an HDF5 file.
+        assert_eq!(detect(&sharded).unwrap(), Format::Keras);
+        assert_eq!(detect(&sharded.join("model_00000.weights.h5")).unwrap(), Format::Hdf5);
+        // A folder with the archive and its weights beside it holds two formats.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(fixtures.join("bf16/model.keras"), dir.path().join("m.keras")).unwrap();
+        std::fs::copy(fixtures.join("bf16/model.weights.h5"), dir.path().join("m.weights.h5")).unwrap();
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("several formats (hdf5, keras)"), "{err}");
+    }
+
+    #[test]
+    fn zips_without_keras_members_and_damaged_zips_are_not_keras() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.keras");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        zip.start_file("config.json", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(b"{}").unwrap();
+        zip.finish().unwrap();
+        assert!(detect(&path).unwrap_err().to_string().contains("not a checkpoint"));
+        let mut bytes = std::fs::read(fixtures_model()).unwrap();
+        let len = bytes.len();
+        bytes.truncate(len - 10);
+        let damaged = write(dir.path(), "d.keras", &bytes);
+        assert!(detect(&damaged).is_err());
+        // A safetensors index stays one.
+        let index = write(dir.path(), "i.json", br#"{"weight_map":{"w":"model.safetensors"}}"#);
+        assert_eq!(detect(&index).unwrap(), Format::Safetensors);
+        let index = write(dir.path(), "k.json", br#"{"weight_map":{"/vars":["m_00000.weights.h5"]}}"#);
+        assert_eq!(detect(&index).unwrap(), Format::Keras);
+    }
+
+    fn fixtures_model() -> PathBuf {
+        warmstart_core::test_support::fixtures().join("keras/model/model.keras")
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub fn open_preferring(path: &Path, prefer: Option<Format>) -> Result<Box<dyn Ch
         Format::Hdf5 => Ok(Box::new(warmstart_hdf5::Hdf5Source::open(&single_file(path, format)?)?)),
         #[cfg(feature = "tf")]
         Format::Tf => Ok(Box::new(warmstart_tf::TfSource::open(path)?)),
+        #[cfg(feature = "keras")]
+        Format::Keras => warmstart_keras::open(path),
         #[cfg(feature = "torch")]
         Format::Torch => Ok(Box::new(warmstart_torch::TorchSource::open(path)?)),
         #[cfg(feature = "numpy")]
@@ -77,6 +79,9 @@ pub struct WriteOptions {
     /// in TensorFlow's own writer and `cp`: the files are then as durable as the operating system
     /// makes any written file.
     pub sync: bool,
+    /// For TF bundles: write only this worker's part (`run --worker I/N`, with `shards` N); see
+    /// [`warmstart_tf::merge`].
+    pub worker: Option<usize>,
 }
 
 /// Starts writing `tensors` to `path` in `format`.
@@ -90,6 +95,9 @@ pub fn create_sink(
     let _ = template;
     if opts.max_shard_size.is_some() && format != Format::Safetensors {
         return Err(FormatsError::ShardSizeUnsupported { path: path.to_path_buf(), format }.into());
+    }
+    if opts.worker.is_some() && format != Format::Tf {
+        return Err(FormatsError::WorkerUnsupported { path: path.to_path_buf(), format }.into());
     }
     if opts.compress && format != Format::Numpy {
         return Err(FormatsError::CompressUnsupported { path: path.to_path_buf(), format }.into());
@@ -114,11 +122,22 @@ pub fn create_sink(
             }
             Ok(Box::new(warmstart_hdf5::Hdf5Sink::create(path, tensors, template)?.sync_on_finish(opts.sync)))
         }
+        #[cfg(feature = "keras")]
+        Format::Keras => {
+            if let Some(shards) = opts.shards.filter(|&n| n > 1) {
+                return Err(FormatsError::ShardsUnsupported { path: path.to_path_buf(), format, shards }.into());
+            }
+            Ok(Box::new(warmstart_keras::KerasSink::create(path, tensors, template)?.sync_on_finish(opts.sync)))
+        }
         #[cfg(feature = "tf")]
         Format::Tf => {
             let prefix = tf_prefix(path);
-            let sink =
-                warmstart_tf::TfSink::create(&prefix, tensors, opts.shards.unwrap_or(1))?.sync_on_finish(opts.sync);
+            let shards = opts.shards.unwrap_or(1);
+            let sink = match opts.worker {
+                Some(worker) => warmstart_tf::TfSink::create_worker(&prefix, tensors, shards, worker)?,
+                None => warmstart_tf::TfSink::create(&prefix, tensors, shards)?,
+            };
+            let sink = sink.sync_on_finish(opts.sync);
             Ok(Box::new(sink))
         }
         // Read only: PyTorch users are written safetensors.
@@ -192,7 +211,8 @@ pub fn choose_destination_format(path: &Path, explicit: Option<Format>, input: F
 }
 
 /// The format to write `path` in: `explicit` (`--to`) if given, else told from the name: `.safetensors`
-/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.npz` and `.npy` are NumPy; a name
+/// is safetensors; `.h5` and `.hdf5` (so `.weights.h5`) are HDF5; `.keras` is a Keras archive; `.npz`
+/// and `.npy` are NumPy; a name
 /// containing `.ckpt`, ending in `/`, or an existing folder is a TF bundle prefix.
 pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Format> {
     if let Some(format) = explicit {
@@ -204,6 +224,8 @@ pub fn destination_format(path: &Path, explicit: Option<Format>) -> Result<Forma
         Ok(Format::Safetensors)
     } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
         Ok(Format::Hdf5)
+    } else if name.ends_with(".keras") {
+        Ok(Format::Keras)
     } else if name.ends_with(".npz") || name.ends_with(".npy") {
         Ok(Format::Numpy)
     } else if name.contains(".ckpt") || text.ends_with('/') || path.is_dir() {
@@ -233,6 +255,7 @@ mod tests {
             ("run/model.ckpt", Format::Tf),
             ("run/model.ckpt-100", Format::Tf),
             ("run/out/", Format::Tf),
+            ("out/model.keras", Format::Keras),
             ("weights.npz", Format::Numpy),
             ("w.NPY", Format::Numpy),
         ];
@@ -242,7 +265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(destination_format(dir.path(), None).unwrap(), Format::Tf);
         assert_eq!(destination_format(Path::new("x.safetensors"), Some(Format::Hdf5)).unwrap(), Format::Hdf5);
-        for path in ["model.keras", "model.bin", "model"] {
+        for path in ["model.bin", "model"] {
             let err = destination_format(Path::new(path), None).unwrap_err().to_string();
             assert!(err.contains(path) && err.contains("--to"), "{err}");
         }

@@ -9,6 +9,7 @@ pub fn compiled_in(format: Format) -> bool {
         Format::Safetensors => cfg!(feature = "safetensors"),
         Format::Tf => cfg!(feature = "tf"),
         Format::Hdf5 => cfg!(feature = "hdf5"),
+        Format::Keras => cfg!(feature = "keras"),
         Format::Torch => cfg!(feature = "torch"),
         Format::Numpy => cfg!(feature = "numpy"),
     }
@@ -23,6 +24,7 @@ mod tests {
         assert_eq!(compiled_in(Format::Safetensors), cfg!(feature = "safetensors"));
         assert_eq!(compiled_in(Format::Hdf5), cfg!(feature = "hdf5"));
         assert_eq!(compiled_in(Format::Tf), cfg!(feature = "tf"));
+        assert_eq!(compiled_in(Format::Keras), cfg!(feature = "keras"));
         assert_eq!(compiled_in(Format::Torch), cfg!(feature = "torch"));
         assert_eq!(compiled_in(Format::Numpy), cfg!(feature = "numpy"));
     }

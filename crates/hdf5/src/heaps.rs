@@ -3,10 +3,19 @@
 //! decoding a collection in which object 0, the free space, has size 0 ahead of the collection's end
 //! (`H5HG__cache_heap_deserialize` advances by the object's size). Found by the corruption loop (one
 //! flipped bit); nothing this crate can ask the library first, so the file's bytes are looked at.
+//!
+//! The check also refuses a variable-length reference (a 4-byte length, then the address of a
+//! collection and an object index) that claims more bytes than the whole file holds: the library
+//! allocates and zeroes the claimed length (up to 4 GiB) before it finds that the heap object is
+//! shorter (found by the `keras` fuzz target: one byte of a `dtype` attribute's length). A reference
+//! is recognised by the address of a collection of the file followed by the index of one of its
+//! objects; a legitimate one never claims more than the file holds.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use crate::image::FileImage;
 
 /// A collection's signature.
 const SIGNATURE: &[u8; 4] = b"GCOL";
@@ -30,6 +39,19 @@ pub(crate) enum HeapCheckError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A variable-length reference claiming more bytes than the file holds.
+    #[error(
+        "the variable-length value at byte {at} claims {claimed} bytes, more than the file's {len} \
+         (the HDF5 library would allocate them before finding its heap object shorter)"
+    )]
+    OversizedReference {
+        /// The reference's offset in the file.
+        at: usize,
+        /// The length it claims.
+        claimed: u64,
+        /// The file's length.
+        len: usize,
+    },
     /// A collection the HDF5 library would loop forever on.
     #[error(
         "the global heap collection at byte {at} has an empty free-space object before its end \
@@ -52,17 +74,30 @@ impl From<&HeapCheckError> for hdf5::Error {
 #[derive(Debug)]
 pub(crate) struct GlobalHeaps {
     path: PathBuf,
+    /// For a file read in place from a mapped input, its bytes (looked at instead of the path).
+    image: Option<FileImage>,
     checked: OnceLock<Result<(), HeapCheckError>>,
 }
 
 impl GlobalHeaps {
     pub(crate) fn new(path: &Path) -> GlobalHeaps {
-        GlobalHeaps { path: path.to_path_buf(), checked: OnceLock::new() }
+        GlobalHeaps { path: path.to_path_buf(), image: None, checked: OnceLock::new() }
+    }
+
+    /// The check of the file held in `image` (of the input at `path`).
+    pub(crate) fn for_image(path: &Path, image: FileImage) -> GlobalHeaps {
+        GlobalHeaps { path: path.to_path_buf(), image: Some(image), checked: OnceLock::new() }
     }
 
     /// Fine if no collection of the file would make the library loop; else why.
     pub(crate) fn check(&self) -> Result<(), &HeapCheckError> {
-        self.checked.get_or_init(|| check_file(&self.path)).as_ref().copied()
+        self.checked
+            .get_or_init(|| match &self.image {
+                Some(image) => check_bytes(image.bytes()),
+                None => check_file(&self.path),
+            })
+            .as_ref()
+            .copied()
     }
 }
 
@@ -71,10 +106,76 @@ fn check_file(path: &Path) -> Result<(), HeapCheckError> {
     // SAFETY: a read-only map, read only inside this call; a file changed meanwhile can only give
     // a wrong answer about its heaps, which the library then meets as it would without the check.
     let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| HeapCheckError::Map { source })?;
-    match looping_collection(&bytes) {
-        Some(at) => Err(HeapCheckError::LoopingCollection { at }),
+    check_bytes(&bytes)
+}
+
+fn check_bytes(bytes: &[u8]) -> Result<(), HeapCheckError> {
+    if let Some(at) = looping_collection(bytes) {
+        return Err(HeapCheckError::LoopingCollection { at });
+    }
+    match oversized_reference(bytes) {
+        Some((at, claimed)) => Err(HeapCheckError::OversizedReference { at, claimed, len: bytes.len() }),
         None => Ok(()),
     }
+}
+
+/// Where the file's HDF5 data starts (the superblock, at 0, 512, 1024, ...): addresses are relative
+/// to it.
+fn base_address(bytes: &[u8]) -> usize {
+    let mut at = 0usize;
+    while at.saturating_add(8) <= bytes.len() {
+        if &bytes[at..at + 8] == b"\x89HDF\r\n\x1a\n" {
+            return at;
+        }
+        at = if at == 0 { 512 } else { at.saturating_mul(2) };
+    }
+    0
+}
+
+/// The object indexes of the collection at the start of `bytes` (its signature found), as far as
+/// they can be walked.
+fn object_indexes(bytes: &[u8]) -> Vec<u16> {
+    let mut indexes = Vec::new();
+    let Some(size) = read_u64(bytes, 8).and_then(|s| usize::try_from(s).ok()) else { return indexes };
+    let heap = &bytes[..size.min(bytes.len())];
+    let mut p = HEADER_LEN;
+    while p + OBJECT_HEADER_LEN <= heap.len() {
+        let index = u16::from_le_bytes([heap[p], heap[p + 1]]);
+        let Some(object_size) = read_u64(heap, p + 8) else { break };
+        if index == 0 {
+            break; // the free space
+        }
+        indexes.push(index);
+        let need = object_size.checked_add(7).map(|s| s & !7).and_then(|s| s.checked_add(OBJECT_HEADER_LEN as u64));
+        match need.and_then(|n| usize::try_from(n).ok()).and_then(|n| p.checked_add(n)) {
+            Some(next) if next > p => p = next,
+            _ => break,
+        }
+    }
+    indexes
+}
+
+/// The offset and claimed length of the first variable-length reference in `bytes` (its collection's
+/// address and one of its object indexes, after a 4-byte length) claiming more than `bytes` holds.
+fn oversized_reference(bytes: &[u8]) -> Option<(usize, u64)> {
+    let base = base_address(bytes);
+    let mut from = 0;
+    while let Some(found) = find(&bytes[from..], SIGNATURE) {
+        let at = from + found;
+        from = at + 1;
+        let Some(address) = at.checked_sub(base) else { continue };
+        let indexes = object_indexes(&bytes[at..]);
+        for p in memchr::memmem::find_iter(bytes, &(address as u64).to_le_bytes()) {
+            let (Some(len_at), Some(index)) = (p.checked_sub(4), bytes.get(p + 8..p + 12)) else { continue };
+            let index = u32::from_le_bytes(index.try_into().ok()?);
+            let claimed = u64::from(u32::from_le_bytes(bytes[len_at..p].try_into().ok()?));
+            let names_an_object = u16::try_from(index).is_ok_and(|i| indexes.contains(&i));
+            if names_an_object && claimed > bytes.len() as u64 {
+                return Some((len_at, claimed));
+            }
+        }
+    }
+    None
 }
 
 /// The offset of the first global heap collection in `bytes` that the library would loop on.
@@ -193,6 +294,28 @@ mod tests {
         let dir = std::env::temp_dir().join("warmstart-hdf5-no-such-dir");
         let heaps = GlobalHeaps::new(&dir.join("missing.h5"));
         assert!(matches!(heaps.check(), Err(HeapCheckError::Open { .. })));
+    }
+
+    /// A file of `collection` at byte 100 and a reference to its object `index` claiming `claimed` bytes.
+    fn with_reference(collection: &[u8], index: u32, claimed: u32) -> Vec<u8> {
+        let mut file = vec![7u8; 100];
+        file.extend(collection);
+        file.extend(claimed.to_le_bytes());
+        file.extend(100u64.to_le_bytes());
+        file.extend(index.to_le_bytes());
+        file
+    }
+
+    #[test]
+    fn references_claiming_more_than_the_file_are_refused() {
+        let heap = collection(4096, &[(1, 5), (2, 11)], 4096 - 16 - 24 - 32);
+        assert!(check_bytes(&with_reference(&heap, 2, 11)).is_ok());
+        let file = with_reference(&heap, 1, 0xc900_0005);
+        let err = check_bytes(&file).unwrap_err();
+        assert!(matches!(err, HeapCheckError::OversizedReference { at: 4196, claimed: 0xc900_0005, .. }), "{err}");
+        assert!(err.to_string().contains("claims 3372220421 bytes, more than the file's 4212"), "{err}");
+        // Not a reference: an index the collection does not have.
+        assert!(check_bytes(&with_reference(&heap, 9, u32::MAX)).is_ok());
     }
 
     #[test]

@@ -15,11 +15,18 @@
 //! Integers of 1 to 8 bytes, IEEE floats of 2, 4 and 8 bytes, h5py's boolean enum (`FALSE`/`TRUE` over
 //! a signed byte, listed as `BOOL`), h5py's complex compounds (`r`, `i`), in either byte order: bytes
 //! are served little-endian, converted by the HDF5 library. Fixed and variable-length strings are listed
-//! as `STRING`. Contiguous, compact and chunked (gzip, shuffle, ...) storage are all read through the
-//! library, row ranges as hyperslabs, so a row range never loads the whole dataset.
+//! as `STRING`. Keras's bfloat16 (and float8) datasets, opaque types of their size marked with a
+//! `dtype` attribute (`bfloat16`, `float8_e4m3fn`, `float8_e5m2`), are `BF16` (`F8_E4M3`, `F8_E5M2`),
+//! read as stored; an opaque dataset without the mark is refused, its bytes being anything. Contiguous,
+//! compact and chunked (gzip, shuffle, ...) storage are all read through the library, row ranges as
+//! hyperslabs, so a row range never loads the whole dataset.
+//!
+//! A file held inside a mapped input (a Keras archive's weights) is opened in place
+//! ([`Hdf5Source::open_image`], [`FileImage`]), through the core driver, without a copy.
 //!
 //! # Writing
-//! Datasets go to the tensors' names (groups created from `/`), contiguous, with the same bytes. When
+//! Datasets go to the tensors' names (groups created from `/`), contiguous, with the same bytes
+//! (`BF16`, `F8_E4M3` and `F8_E5M2` as Keras stores bfloat16: opaque, marked). When
 //! the writer is given an [`Hdf5Source`] of a Keras file as template, the template's groups (including
 //! empty ones) and their attributes are written first (`vars` groups' `name`, `layer_names`,
 //! `weight_names`, `model_config`, ...), and a legacy file's weights go back to their original dataset
@@ -33,12 +40,14 @@
 compile_error!("warmstart-hdf5 serves little-endian bytes through native memory types: little-endian hosts only");
 
 mod heaps;
+mod image;
 mod layout;
 mod raw;
 mod sink;
 mod source;
 mod structure;
 
+pub use image::FileImage;
 pub use sink::Hdf5Sink;
 pub use source::{Hdf5Source, KerasLayout};
 pub use warmstart_core::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};

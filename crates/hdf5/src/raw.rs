@@ -15,7 +15,7 @@ use hdf5_sys::h5d::{H5Dread, H5Dwrite};
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5p::H5P_DEFAULT;
 use hdf5_sys::h5s::{H5Sget_simple_extent_npoints, H5S_ALL};
-use hdf5_sys::h5t::{H5T_class_t, H5Tdetect_class, H5Tget_class, H5Tget_size, H5Tis_variable_str};
+use hdf5_sys::h5t::{H5T_class_t, H5Tcreate, H5Tdetect_class, H5Tget_class, H5Tget_size, H5Tis_variable_str};
 use warmstart_core::DType;
 
 use crate::heaps::GlobalHeaps;
@@ -94,6 +94,56 @@ pub(crate) fn descriptor_for(dtype: DType) -> Option<TD> {
         DType::String => TD::VarLenUnicode,
         _ => return None,
     })
+}
+
+/// The attribute Keras names an opaque dataset's element type with.
+pub(crate) const KERAS_DTYPE_ATTRIBUTE: &str = "dtype";
+
+/// The dtypes h5py has no type for, which Keras stores as an opaque type of their size marked with a
+/// `dtype` attribute of these names (numpy's `ml_dtypes` names): Keras 3.15 marks bfloat16 so, and
+/// warmstart the float8 types it has too (Keras writes float8_e4m3fn unmarked, and cannot write
+/// float8_e5m2 at all).
+const KERAS_OPAQUE: [(DType, &str); 3] =
+    [(DType::BF16, "bfloat16"), (DType::F8E4M3, "float8_e4m3fn"), (DType::F8E5M2, "float8_e5m2")];
+
+/// The `dtype` attribute value Keras marks `dtype` with, for a dtype stored as an opaque type.
+pub(crate) fn keras_opaque_name(dtype: DType) -> Option<&'static str> {
+    KERAS_OPAQUE.iter().find(|(d, _)| *d == dtype).map(|(_, n)| *n)
+}
+
+/// The dtype of an opaque type of `size` bytes marked `dtype=name`.
+pub(crate) fn keras_opaque_dtype(name: &[u8], size: usize) -> Option<DType> {
+    KERAS_OPAQUE.iter().find(|(d, n)| n.as_bytes() == name && d.size() == Some(size)).map(|(d, _)| *d)
+}
+
+/// The size of `file_type` if it is an opaque type.
+pub(crate) fn opaque_size(file_type: &Datatype) -> Option<usize> {
+    // Every call into the library holds its lock (it is not built thread-safe).
+    let _lock = hdf5_sys::LOCK.lock();
+    // SAFETY: a query on a valid type id.
+    let class = unsafe { H5Tget_class(file_type.id()) };
+    (class == H5T_class_t::H5T_OPAQUE).then(|| file_type.size())
+}
+
+/// A new opaque type of `size` bytes, without a tag (as h5py writes numpy's void types).
+pub(crate) fn opaque_type(size: usize) -> hdf5::Result<Datatype> {
+    let _lock = hdf5_sys::LOCK.lock();
+    // SAFETY: creates a new type; its id is owned by the wrapper.
+    unsafe { hdf5::from_id(hdf5::h5check(H5Tcreate(H5T_class_t::H5T_OPAQUE, size))?) }
+}
+
+/// The memory type `dtype`'s bytes are read and written with: the HDF5 type h5py has for it, or for
+/// a Keras opaque dtype, the dataset's own opaque type (no conversion). `None` for strings and dtypes
+/// with neither.
+pub(crate) fn memory_type(dataset: &Dataset, dtype: DType) -> hdf5::Result<Option<Datatype>> {
+    if dtype == DType::String {
+        return Ok(None);
+    }
+    if keras_opaque_name(dtype).is_some() {
+        let own = dataset.dtype()?;
+        return Ok((opaque_size(&own) == dtype.size()).then_some(own));
+    }
+    descriptor_for(dtype).map(|desc| Datatype::from_descriptor(&desc)).transpose()
 }
 
 /// The hyperslab of rows `start..start + count` of a dataset of `shape` (at least one dimension).
@@ -410,6 +460,17 @@ mod tests {
         for dtype in [DType::BF16, DType::F8E4M3, DType::F8E5M2, DType::F8E8M0] {
             assert_eq!(descriptor_for(dtype), None);
         }
+    }
+
+    #[test]
+    fn keras_opaque_names_need_their_size() {
+        for (dtype, name) in KERAS_OPAQUE {
+            assert_eq!(keras_opaque_name(dtype), Some(name));
+            assert_eq!(keras_opaque_dtype(name.as_bytes(), dtype.size().unwrap()), Some(dtype));
+            assert_eq!(keras_opaque_dtype(name.as_bytes(), 4), None);
+        }
+        assert_eq!(keras_opaque_dtype(b"float8_e4m3fnuz", 1), None);
+        assert_eq!(keras_opaque_name(DType::F8E8M0), None);
     }
 
     #[test]

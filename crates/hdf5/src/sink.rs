@@ -68,7 +68,14 @@ impl Hdf5Sink {
     pub fn create(path: &Path, tensors: &[SinkTensor], layout_from: Option<&Path>) -> Result<Hdf5Sink> {
         hdf5::silence_errors(true);
         let template = layout_from.map(Hdf5Source::open).transpose()?;
-        let template = template.as_ref().filter(|t| t.keras_layout().is_some());
+        Hdf5Sink::create_from(path, tensors, template.as_ref())
+    }
+
+    /// [`create`](Self::create), with the template already open (a Keras archive's weights, read in
+    /// place).
+    pub fn create_from(path: &Path, tensors: &[SinkTensor], template: Option<&Hdf5Source>) -> Result<Hdf5Sink> {
+        hdf5::silence_errors(true);
+        let template = template.filter(|t| t.keras_layout().is_some());
         check_groups(path, tensors, template)?;
         let mut output = AtomicOutput::new(false);
         // Declared after `output`, so dropped before it on an error: HDF5 closes the file before the
@@ -136,8 +143,8 @@ fn create_datasets(
     let mut paths: HashMap<String, String> = HashMap::with_capacity(tensors.len());
     for tensor in tensors {
         let info = &tensor.info;
-        let (desc, dataset) = dataset_for(path, tensor, template, &mut paths)?;
-        create_dataset(path, file, info, &desc, &dataset, template)?;
+        let (element, dataset) = dataset_for(path, tensor, template, &mut paths)?;
+        create_dataset(path, file, info, &element, &dataset, template)?;
         if index.insert(info.name.clone(), planned.len()).is_some() {
             return Err(Hdf5Error::DuplicateName {
                 path: path.to_path_buf(),
@@ -178,6 +185,19 @@ fn check_groups(path: &Path, tensors: &[SinkTensor], template: Option<&Hdf5Sourc
     Ok(())
 }
 
+/// The element type a dataset is created with.
+enum Element {
+    /// The HDF5 type h5py has for the dtype.
+    Described(TypeDescriptor),
+    /// An opaque type of the dtype's size, marked with Keras's `dtype` attribute (bfloat16, float8).
+    KerasOpaque {
+        /// The attribute's value.
+        name: &'static str,
+        /// Bytes per element.
+        size: usize,
+    },
+}
+
 /// The element type and the dataset path (without the leading `/`) of `tensor`, after checking that
 /// it is whole, has an HDF5 type, a valid name and an addressable size, and that no tensor before it
 /// goes to the same dataset (`paths` maps the dataset paths taken to their tensors).
@@ -186,16 +206,20 @@ fn dataset_for(
     tensor: &SinkTensor,
     template: Option<&Hdf5Source>,
     paths: &mut HashMap<String, String>,
-) -> Result<(TypeDescriptor, String), Hdf5Error> {
+) -> Result<(Element, String), Hdf5Error> {
     let info = &tensor.info;
     if tensor.slice.as_ref().is_some_and(|s| !s.is_full(&info.shape)) {
         return Err(Hdf5Error::SliceGiven { path: path.to_path_buf(), name: info.name.clone() });
     }
-    let desc = raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
-        path: path.to_path_buf(),
-        name: info.name.clone(),
-        dtype: info.dtype,
-    })?;
+    let opaque = raw::keras_opaque_name(info.dtype).zip(info.dtype.size());
+    let element = match opaque {
+        Some((name, size)) => Element::KerasOpaque { name, size },
+        None => Element::Described(raw::descriptor_for(info.dtype).ok_or_else(|| Hdf5Error::UnsupportedDType {
+            path: path.to_path_buf(),
+            name: info.name.clone(),
+            dtype: info.dtype,
+        })?),
+    };
     let dataset = template.and_then(|t| t.dataset_path(&info.name)).unwrap_or(&info.name);
     let dataset = normalize(dataset)
         .ok_or_else(|| Hdf5Error::InvalidName { path: path.to_path_buf(), name: info.name.clone() })?;
@@ -210,16 +234,17 @@ fn dataset_for(
     if info.dtype != DType::String && info.byte_len().and_then(|n| usize::try_from(n).ok()).is_none() {
         return Err(Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: info.name.clone() });
     }
-    Ok((desc, dataset))
+    Ok((element, dataset))
 }
 
-/// Creates the empty dataset `dataset` of `info`'s shape and element type `desc` in `file` (with its
-/// parent group), and copies the template's attributes of the same dataset onto it.
+/// Creates the empty dataset `dataset` of `info`'s shape and `element` type in `file` (with its
+/// parent group), and copies the template's attributes of the same dataset onto it; a Keras opaque
+/// type gets its `dtype` attribute, as Keras writes it (a variable-length UTF-8 string).
 fn create_dataset(
     path: &Path,
     file: &File,
     info: &TensorInfo,
-    desc: &TypeDescriptor,
+    element: &Element,
     dataset: &str,
     template: Option<&Hdf5Source>,
 ) -> Result<(), Hdf5Error> {
@@ -234,9 +259,24 @@ fn create_dataset(
             file.create_group(parent).map_err(created_err)?;
         }
     }
-    let created = file.new_dataset_builder().empty_as(desc).shape(extents).create(dataset).map_err(created_err)?;
+    let builder = file.new_dataset_builder();
+    let builder = match element {
+        Element::Described(desc) => builder.empty_as(desc),
+        Element::KerasOpaque { size, .. } => builder.empty_as(raw::opaque_type(*size).map_err(created_err)?),
+    };
+    let created = builder.shape(extents).create(dataset).map_err(created_err)?;
     if let Some(t) = template {
         layout::copy_dataset_attributes(t, dataset, &created, path)?;
+    }
+    if let Element::KerasOpaque { name, .. } = element {
+        let mark = || {
+            if created.attr_names()?.iter().any(|n| n == raw::KERAS_DTYPE_ATTRIBUTE) {
+                created.delete_attr(raw::KERAS_DTYPE_ATTRIBUTE)?;
+            }
+            let value = VarLenUnicode::from_str(name).map_err(|e| hdf5::Error::from(e.to_string()))?;
+            created.new_attr::<VarLenUnicode>().create(raw::KERAS_DTYPE_ATTRIBUTE)?.write_scalar(&value)
+        };
+        mark().map_err(created_err)?;
     }
     Ok(())
 }
@@ -265,9 +305,9 @@ impl CheckpointSink for Hdf5Sink {
             return Err(Error::WrongDType { path: self.path.clone(), name: info.name.clone(), dtype: info.dtype });
         }
         let dataset = self.file()?.dataset(&self.planned[i].dataset).map_err(|e| self.write_err(i, e))?;
-        let desc = raw::descriptor_for(info.dtype)
+        let mem = raw::memory_type(&dataset, info.dtype)
+            .map_err(|e| self.write_err(i, e))?
             .ok_or_else(|| self.protocol(Hdf5Protocol::NoHdf5Type { tensor: info.name.clone() }))?;
-        let mem = Datatype::from_descriptor(&desc).map_err(|e| self.write_err(i, e))?;
         // Both fit: checked against usize when the file was created.
         let expected = info.byte_len().unwrap_or(0);
         let row_bytes = info.row_bytes().unwrap_or(0) as usize;
@@ -371,7 +411,20 @@ impl CheckpointSink for Hdf5Sink {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.close()?.commit()
+    }
+}
+
+impl Hdf5Sink {
+    /// Closes the finished file without putting it in place: the staged output, whose one file the
+    /// caller reads (a Keras archive's writer copies it into the archive) and drops, which removes it.
+    pub fn finish_staged(self) -> Result<AtomicOutput> {
+        self.close()
+    }
+
+    /// Checks that every tensor was written, and closes the HDF5 file.
+    fn close(mut self) -> Result<AtomicOutput> {
         if let Some(cur) = &self.current {
             let tensor = self.planned[cur.planned].info.name.clone();
             return Err(self.protocol(Hdf5Protocol::FinishedWhileOpen { tensor }));
@@ -384,7 +437,7 @@ impl CheckpointSink for Hdf5Sink {
         file.flush().map_err(close_err)?;
         file.close().map_err(close_err)?;
         // The HDF5 file is closed: what remains is moving (and with `sync`, flushing) the staged file.
-        self.output.commit()
+        Ok(std::mem::take(&mut self.output))
     }
 }
 

@@ -7,10 +7,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hdf5::dataset::Layout;
-use hdf5::{Datatype, File, Group, IndexType, IterationOrder, LocationToken, LocationType};
+use hdf5::{File, Group, IndexType, IterationOrder, LocationToken, LocationType};
 use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
 
 use crate::heaps::GlobalHeaps;
+use crate::image::FileImage;
 use crate::raw::{self, Values};
 use crate::{Hdf5Error, KerasAttributeReason};
 
@@ -47,6 +48,9 @@ pub struct Hdf5Source {
     keras: Option<KerasLayout>,
     /// Checked before the first variable-length value is read.
     heaps: GlobalHeaps,
+    /// For a file opened in place from a mapped input: the bytes the library reads (dropped after
+    /// `file`, which the library is done with when it closes).
+    image: Option<FileImage>,
 }
 
 impl std::fmt::Debug for Hdf5Source {
@@ -69,11 +73,31 @@ impl Hdf5Source {
         let file =
             File::open(path).map_err(|source| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() })?;
         raw::close_on_exec(&file);
+        Hdf5Source::list(path, file, GlobalHeaps::new(path), None)
+    }
+
+    /// Opens the HDF5 file held in `image` (a slice of the mapped input `path`, such as a Keras
+    /// archive's weights) in place, without copying it, and lists its datasets as [`open`](Self::open)
+    /// does. Errors name `path`.
+    pub fn open_image(path: &Path, image: FileImage) -> Result<Hdf5Source> {
+        hdf5::silence_errors(true);
+        let open_err = |source: hdf5::Error| Hdf5Error::Open { path: path.to_path_buf(), source: source.into() };
+        let opened = crate::image::open(&image, &path.to_string_lossy()).map_err(open_err).and_then(|file| {
+            let heaps = GlobalHeaps::for_image(path, image.clone());
+            Hdf5Source::list(path, file, heaps, Some(image.clone()))
+        });
+        // Bytes that vanished under the map read as zeros: the input changed, whatever the library
+        // made of them.
+        image.map().check_read()?;
+        Ok(opened?)
+    }
+
+    /// Lists the datasets of the open `file` (read from `path`).
+    fn list(path: &Path, file: File, heaps: GlobalHeaps, image: Option<FileImage>) -> Result<Hdf5Source, Hdf5Error> {
         let mut found = Vec::new();
         let mut seen_groups = Vec::new();
-        walk(path, &file, "", 0, &mut seen_groups, &mut found)?;
+        walk(path, &file, "", 0, &mut seen_groups, &mut found, &heaps)?;
 
-        let heaps = GlobalHeaps::new(path);
         let legacy = legacy_names(path, &file, &found, &heaps)?;
         let keras = if legacy.is_some() {
             Some(KerasLayout::Legacy)
@@ -116,7 +140,12 @@ impl Hdf5Source {
             tensors.push(info);
             datasets.push(dataset);
         }
-        Ok(Hdf5Source { path: path.to_path_buf(), file, tensors, datasets, index, keras, heaps })
+        Ok(Hdf5Source { path: path.to_path_buf(), file, tensors, datasets, index, keras, heaps, image })
+    }
+
+    /// [`Error::InputChanged`] if the file is an image of a mapped input found truncated while read.
+    fn check_image(&self) -> Result<()> {
+        self.image.as_ref().map_or(Ok(()), |image| image.map().check_read())
     }
 
     /// The Keras layout of the file, if it has one.
@@ -165,6 +194,7 @@ fn walk(
     depth: usize,
     seen_groups: &mut Vec<LocationToken>,
     found: &mut Vec<(String, TensorInfo)>,
+    heaps: &GlobalHeaps,
 ) -> Result<(), Hdf5Error> {
     let group_err = |source: hdf5::Error| Hdf5Error::Group {
         path: path.to_path_buf(),
@@ -202,10 +232,10 @@ fn walk(
                     group: format!("/{full}"),
                     source: source.into(),
                 })?;
-                walk(path, &child, &full, depth + 1, seen_groups, found)?;
+                walk(path, &child, &full, depth + 1, seen_groups, found, heaps)?;
             }
             LocationType::Dataset => {
-                let info = describe(path, group, &member, &full)?;
+                let info = describe(path, group, &member, &full, heaps)?;
                 found.push((full, info));
             }
             #[allow(unreachable_patterns)]
@@ -228,7 +258,7 @@ fn is_hard_link(group: &Group, name: &str) -> bool {
 
 /// The dtype and shape of dataset `name` of `group` (whose full path is `full`), after checking that a
 /// contiguous dataset stores as many bytes as it declares.
-fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<TensorInfo, Hdf5Error> {
+fn describe(path: &Path, group: &Group, name: &str, full: &str, heaps: &GlobalHeaps) -> Result<TensorInfo, Hdf5Error> {
     let header_err = |source: hdf5::Error| Hdf5Error::Dataset {
         path: path.to_path_buf(),
         dataset: full.to_string(),
@@ -238,8 +268,13 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
     let file_type = dataset.dtype().map_err(header_err)?;
     let unsupported =
         |found: String| Hdf5Error::UnsupportedType { path: path.to_path_buf(), dataset: full.to_string(), found };
-    let desc = file_type.to_descriptor().map_err(|e| unsupported(e.to_string()))?;
-    let dtype = raw::dtype_of(&desc).ok_or_else(|| unsupported(desc.to_string()))?;
+    let dtype = match raw::opaque_size(&file_type) {
+        Some(size) => keras_opaque_dtype(&dataset, size, heaps).map_err(unsupported)?,
+        None => {
+            let desc = file_type.to_descriptor().map_err(|e| unsupported(e.to_string()))?;
+            raw::dtype_of(&desc).ok_or_else(|| unsupported(desc.to_string()))?
+        }
+    };
     let shape: Vec<u64> = dataset.space().map_err(header_err)?.shape().iter().map(|&d| d as u64).collect();
     let info = TensorInfo::new(full, dtype, shape);
     let too_large = || Hdf5Error::TooLarge { path: path.to_path_buf(), dataset: full.to_string() };
@@ -277,6 +312,29 @@ fn describe(path: &Path, group: &Group, name: &str, full: &str) -> Result<Tensor
         }
     }
     Ok(info)
+}
+
+/// The dtype of a dataset of an opaque type of `size` bytes, as Keras marks it: its `dtype` attribute
+/// names the type (`bfloat16`, `float8_e4m3fn`, `float8_e5m2`). Otherwise the bytes could be anything
+/// (h5py writes any numpy void type so), and the refusal says what is missing.
+fn keras_opaque_dtype(dataset: &hdf5::Dataset, size: usize, heaps: &GlobalHeaps) -> Result<DType, String> {
+    let what = format!("opaque ({size} bytes)");
+    let names = dataset.attr_names().map_err(|e| format!("{what}, with unreadable attributes ({e})"))?;
+    if !names.iter().any(|n| n == raw::KERAS_DTYPE_ATTRIBUTE) {
+        return Err(format!(
+            "{what} without a \"dtype\" attribute naming its type (Keras marks bfloat16 so: dtype=\"bfloat16\")"
+        ));
+    }
+    let attr =
+        dataset.attr(raw::KERAS_DTYPE_ATTRIBUTE).map_err(|e| format!("{what}, with an unreadable dtype ({e})"))?;
+    let values = raw::read_strings(Values::Attribute(&attr), heaps)
+        .map_err(|e| format!("{what}, with a dtype attribute that cannot be read as a string ({e})"))?;
+    let [name] = values.as_slice() else {
+        return Err(format!("{what}, with a dtype attribute of {} strings", values.len()));
+    };
+    raw::keras_opaque_dtype(name, size).ok_or_else(|| {
+        format!("{what} marked dtype={:?}, which is no {size}-byte type warmstart knows", String::from_utf8_lossy(name))
+    })
 }
 
 /// For a legacy Keras full-model file, each model weight's dataset path and name, in `layer_names`
@@ -374,7 +432,9 @@ impl CheckpointSource for Hdf5Source {
     fn read_rows(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
         let (i, info) = self.entry(name)?;
         let wrong_dtype = || Error::WrongDType { path: self.path.clone(), name: name.to_string(), dtype: info.dtype };
-        let desc = raw::descriptor_for(info.dtype).filter(|_| info.dtype != DType::String).ok_or_else(wrong_dtype)?;
+        if info.dtype == DType::String {
+            return Err(wrong_dtype());
+        }
         let total = info.rows();
         if rows.start > rows.end || rows.end > total {
             return Err(Error::RowsOutOfRange {
@@ -398,7 +458,7 @@ impl CheckpointSource for Hdf5Source {
             source: source.into(),
         };
         let dataset = self.open_dataset(i)?;
-        let mem = Datatype::from_descriptor(&desc).map_err(read_err)?;
+        let mem = raw::memory_type(&dataset, info.dtype).map_err(read_err)?.ok_or_else(wrong_dtype)?;
         let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
         // The shape comes from the file, and a chunked dataset (or one never written) may declare far
         // more than it stores: allocate fallibly, so a forged shape is an error, not an abort.
@@ -406,6 +466,7 @@ impl CheckpointSource for Hdf5Source {
         out.try_reserve_exact(len).map_err(|_| too_large())?;
         out.resize(len, 0u8);
         raw::read_rows(&dataset, &mem, &shape, rows.start as usize, count as usize, &mut out).map_err(read_err)?;
+        self.check_image()?;
         Ok(Cow::Owned(out))
     }
 
@@ -420,7 +481,12 @@ impl CheckpointSource for Hdf5Source {
             dataset: self.datasets[i].clone(),
             source: source.into(),
         })?;
+        self.check_image()?;
         Ok(values)
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        self.image.as_ref().map_or(Ok(()), |image| image.map().check_unchanged())
     }
 }
 

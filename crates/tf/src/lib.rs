@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod dtype;
+pub mod merge;
 mod meta;
 mod reader;
 mod slice_key;

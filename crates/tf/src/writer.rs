@@ -34,6 +34,8 @@ pub struct TfSink {
     /// place together by `finish`; dropped unfinished, it removes them and the folders made for them.
     output: AtomicOutput,
     current: Option<Current>,
+    /// `--worker I/N`: only shard `I` is written, as the part [`crate::merge::part_prefix`] names.
+    worker: Option<usize>,
 }
 
 /// Table key of each declared tensor -> its index.
@@ -183,7 +185,53 @@ impl TfSink {
         for i in 0..shards {
             output.stage(&data_path(prefix, i as u32, shards as u32))?;
         }
-        Ok(TfSink { prefix: prefix.to_path_buf(), dir, declared, by_key, num_shards: shards, output, current: None })
+        Ok(TfSink {
+            prefix: prefix.to_path_buf(),
+            dir,
+            declared,
+            by_key,
+            num_shards: shards,
+            output,
+            current: None,
+            worker: None,
+        })
+    }
+
+    /// Prepares worker `worker`'s part of the checkpoint `prefix` in `shards` data shards: the data shard
+    /// `worker` exactly as [`create`](TfSink::create) would write it (the same tensors at the same
+    /// offsets), as the one-shard bundle [`crate::merge::part_prefix`] names, whose index lists that
+    /// shard's tensors and every partitioned tensor with all its slices (so that `merge` restores their
+    /// order and tells a missing part). It takes no lock; each file is renamed into place on its own.
+    pub fn create_worker(prefix: &Path, tensors: &[SinkTensor], shards: usize, worker: usize) -> Result<TfSink> {
+        let dir = destination_folder(prefix, shards)?;
+        if worker >= shards {
+            let reason = format!("worker {worker} of {shards}: workers are numbered 0 to {}", shards - 1);
+            return Err(TfError::SinkMisuse { path: prefix.to_path_buf(), reason }.into());
+        }
+        let (declared, by_key) = declare(prefix, tensors, shards)?;
+        let part = crate::merge::part_prefix(prefix, worker, shards);
+        let mut output = AtomicOutput::unlocked(false);
+        output.create_folder(&dir)?;
+        output.stage(&data_path(&part, 0, 1))?;
+        let worker = Some(worker);
+        Ok(TfSink {
+            prefix: prefix.to_path_buf(),
+            dir,
+            declared,
+            by_key,
+            num_shards: shards,
+            output,
+            current: None,
+            worker,
+        })
+    }
+
+    /// The staged file of data shard `shard`, if this sink writes it.
+    fn file_of(&self, shard: usize) -> Option<usize> {
+        match self.worker {
+            None => Some(shard),
+            Some(w) => (w == shard).then_some(0),
+        }
     }
 
     /// Makes `finish` flush every file to the disk (fsync) before moving it into place, for a
@@ -228,17 +276,21 @@ impl TfSink {
 
     /// Bytes written to data shard `shard` so far: where the next tensor in it starts.
     fn shard_len(&self, shard: usize) -> u64 {
-        self.output.files()[shard].written()
+        self.file_of(shard).map_or(0, |f| self.output.files()[f].written())
     }
 
+    /// Appends to data shard `shard` (nothing, for a worker's sink and another worker's shard).
     fn write_shard(&mut self, shard: usize, bytes: &[u8]) -> Result<()> {
-        self.output.file(shard).write_all(bytes)
+        match self.file_of(shard) {
+            Some(f) => self.output.file(f).write_all(bytes),
+            None => Ok(()),
+        }
     }
 
     /// The index table's bytes.
     fn index_bytes(&self) -> Result<Vec<u8>, TfError> {
         let header = BundleHeaderProto {
-            num_shards: self.num_shards as i32,
+            num_shards: if self.worker.is_some() { 1 } else { self.num_shards as i32 },
             endianness: 0,
             version: Some(VersionDef { producer: 1, min_consumer: 0, bad_consumers: Vec::new() }),
         };
@@ -246,19 +298,22 @@ impl TfSink {
         let mut full_entries: Vec<(String, BundleEntryProto)> = Vec::new();
         let mut full_index: HashMap<String, usize> = HashMap::new();
         for d in &self.declared {
-            let Some((offset, size, crc)) = d.written else {
+            let kept = self.file_of(d.shard).is_some();
+            let Some((offset, size, crc)) = d.written.or((!kept).then_some((0, 0, 0))) else {
                 return Err(self.misuse(format!("tensor {:?} was declared but never written", d.tensor.info.name)));
             };
             let entry = BundleEntryProto {
                 dtype: d.tf_dtype,
                 shape: Some(shape_proto(d.tensor.data_shape())),
-                shard_id: d.shard as i32,
+                shard_id: if self.worker.is_some() { 0 } else { d.shard as i32 },
                 offset: offset as i64,
                 size: size as i64,
                 crc32c: crc,
                 slices: Vec::new(),
             };
-            entries.push((d.key.clone(), entry.encode_to_vec()));
+            if kept {
+                entries.push((d.key.clone(), entry.encode_to_vec()));
+            }
             if let Some(slice) = &d.tensor.slice {
                 let name = &d.tensor.info.name;
                 let i = *full_index.entry(name.clone()).or_insert_with(|| {
@@ -355,6 +410,11 @@ impl CheckpointSink for TfSink {
         true
     }
 
+    /// All tensors, or (a worker's part) those of its shard.
+    fn keeps(&self, tensor: &SinkTensor) -> bool {
+        self.by_key.get(&Self::key_of(tensor)).is_none_or(|&i| self.file_of(self.declared[i].shard).is_some())
+    }
+
     /// Starts a numeric tensor written at offsets: its place in its shard is reserved at once.
     fn begin_tensor_at(&mut self, tensor: &SinkTensor) -> Result<warmstart_core::TensorRegion> {
         self.begin_tensor(tensor)?;
@@ -363,7 +423,11 @@ impl CheckpointSink for TfSink {
         };
         cur.at = true;
         let (offset, len, shard) = (cur.offset, cur.expected, self.declared[cur.index].shard);
-        self.output.file(shard).region(offset, len, true)
+        match self.file_of(shard) {
+            Some(f) => self.output.file(f).region(offset, len, true),
+            // Another worker's tensor: computed, then dropped.
+            None => warmstart_core::TensorRegion::scratch(len),
+        }
     }
 
     /// Ends a tensor written at offsets, with the CRC32C of its bytes.
@@ -371,14 +435,18 @@ impl CheckpointSink for TfSink {
         let Some(cur) = self.current.take_if(|c| c.at) else {
             return Err(self.misuse("end_tensor_at outside a tensor written at offsets".into()).into());
         };
+        let shard = self.declared[cur.index].shard;
+        let Some(f) = self.file_of(shard) else {
+            self.declared[cur.index].written = Some((0, cur.expected, 0));
+            return Ok(());
+        };
         let Some(crc) = crc32c else {
             return Err(self.misuse("end_tensor_at without the tensor's CRC32C".into()).into());
         };
         if region.start() != cur.offset || region.len() != cur.expected {
             return Err(self.misuse("end_tensor_at with another tensor's region".into()).into());
         }
-        let shard = self.declared[cur.index].shard;
-        self.output.file(shard).end_region(region)?;
+        self.output.file(f).end_region(region)?;
         self.declared[cur.index].written = Some((cur.offset, cur.expected, mask_crc(crc)));
         Ok(())
     }
@@ -421,6 +489,12 @@ impl CheckpointSink for TfSink {
             return Err(self.misuse("finish with a tensor still open".into()).into());
         }
         let index = self.index_bytes()?;
+        if let Some(worker) = self.worker {
+            let TfSink { prefix, mut output, num_shards, .. } = *self;
+            let i = output.stage(&index_path(&crate::merge::part_prefix(&prefix, worker, num_shards)))?;
+            output.file(i).write_all(&index)?;
+            return output.commit();
+        }
         let TfSink { prefix, dir, mut output, num_shards, .. } = *self;
         let name = prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let state = output.stage(&dir.join(STATE_FILE))?;

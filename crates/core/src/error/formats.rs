@@ -9,7 +9,7 @@ use crate::Format;
 #[non_exhaustive]
 pub enum FormatsError {
     /// The content matches no format warmstart knows.
-    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, HDF5 signature, torch.save archive, or NumPy .npy/.npz)", path.display())]
+    #[error("{}: not a checkpoint warmstart recognises (no safetensors header or index, TF bundle index, HDF5 signature, Keras archive or index, torch.save archive, or NumPy .npy/.npz)", path.display())]
     Undetected {
         /// The path.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum FormatsError {
         format: Format,
     },
     /// The destination's format cannot be told from its name.
-    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, .npz/.npy, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5|numpy", path.display())]
+    #[error("{}: cannot tell the destination format from the name (.safetensors, .h5/.hdf5, .keras, .npz/.npy, a .ckpt prefix or a folder); pass --to safetensors|tf|hdf5|keras|numpy", path.display())]
     NoDestinationFormat {
         /// The destination.
         path: PathBuf,
@@ -79,6 +79,14 @@ pub enum FormatsError {
         format: Format,
         /// The shards asked for.
         shards: usize,
+    },
+    /// `--worker` asked of a format other than TF bundles.
+    #[error("{}: only TF bundle output is split across workers, not {format}", path.display())]
+    WorkerUnsupported {
+        /// The destination.
+        path: PathBuf,
+        /// The format.
+        format: Format,
     },
 }
 

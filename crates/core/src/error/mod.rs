@@ -8,6 +8,7 @@
 
 mod formats;
 mod hdf5;
+mod keras;
 mod numpy;
 mod safetensors;
 mod tf;
@@ -15,6 +16,7 @@ mod torch;
 
 pub use formats::{BadShardSize, FormatsError};
 pub use hdf5::{Hdf5Error, Hdf5Protocol, Hdf5StructureReason, KerasAttributeReason};
+pub use keras::KerasError;
 pub use numpy::NumpyError;
 pub use safetensors::SafetensorsError;
 pub use tf::{StateFileError, TfError};
@@ -130,6 +132,9 @@ pub enum Error {
     /// A checkpoint's format cannot be told or handled, or a destination's cannot be chosen.
     #[error(transparent)]
     Formats(Box<FormatsError>),
+    /// A Keras archive or sharded Keras weights index cannot be read or written.
+    #[error(transparent)]
+    Keras(Box<KerasError>),
     /// A PyTorch checkpoint cannot be read.
     #[error(transparent)]
     Torch(Box<TorchError>),
@@ -165,6 +170,14 @@ impl Error {
     pub fn hdf5(&self) -> Option<&Hdf5Error> {
         match self {
             Error::Hdf5(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The Keras archive reader's or writer's own error, if this is one.
+    pub fn keras(&self) -> Option<&KerasError> {
+        match self {
+            Error::Keras(e) => Some(e),
             _ => None,
         }
     }

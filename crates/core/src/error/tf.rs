@@ -332,6 +332,58 @@ pub enum TfError {
         /// Bytes expected.
         expected: u64,
     },
+
+    // ---- merging parts (`warmstart merge`) ----
+    /// No worker part of the prefix was found.
+    #[error("{path}: no worker parts (files {path}.part-NNNNN-of-NNNNN.index) to merge")]
+    MergeNoParts {
+        /// The checkpoint prefix to merge into.
+        path: PathBuf,
+    },
+    /// A worker's part is missing.
+    #[error("{path}: the part of worker {worker} of {workers} is missing (was `--worker {worker}/{workers}` run?)")]
+    MergeMissingPart {
+        /// The missing part's `.index` file.
+        path: PathBuf,
+        /// The worker.
+        worker: usize,
+        /// How many workers the other parts were written for.
+        workers: usize,
+    },
+    /// The parts found were written for different numbers of workers.
+    #[error("{path}: the parts were written for different numbers of workers ({counts}); remove the stale ones")]
+    MergeWorkerCounts {
+        /// The checkpoint prefix to merge into.
+        path: PathBuf,
+        /// The worker counts found.
+        counts: String,
+    },
+    /// A tensor (or slice) is in more than one part.
+    #[error("{path}: tensor {key:?} is also in an earlier part: duplicate keys are not merged")]
+    MergeDuplicate {
+        /// The part's `.index` file where it came again.
+        path: PathBuf,
+        /// The table key.
+        key: String,
+    },
+    /// A part does not agree with the others, or its index is not a bundle's.
+    #[error("{path}: cannot merge this part: {reason}")]
+    MergeMismatch {
+        /// The part's `.index` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A partitioned tensor lists a slice that no part holds.
+    #[error("{path}: slice {slice} of tensor {tensor:?} is in no part (is a worker's part missing?)")]
+    MergeMissingSlice {
+        /// The checkpoint prefix to merge into.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The slice, as start:length per dimension.
+        slice: String,
+    },
 }
 
 impl TfError {
