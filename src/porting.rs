@@ -218,14 +218,10 @@ pub fn named(
     src: &dyn warmstart_core::CheckpointSource,
     variables: bool,
 ) -> Result<Option<warmstart_rules::RulesSource<'_>>, crate::failure::Failure> {
-    use crate::failure::Failure;
     if !variables {
         return Ok(None);
     }
-    match warmstart_rules::names::variable_names(src).map_err(Failure::failed)? {
-        Some(names) => Ok(Some(warmstart_rules::RulesSource::renamed(src, &names).map_err(Failure::failed)?)),
-        None => Ok(None),
-    }
+    warmstart_rules::names::named(src).map_err(crate::failure::Failure::failed)
 }
 
 /// `inspect --names both`: each tensor's variable name beside its checkpoint key.

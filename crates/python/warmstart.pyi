@@ -54,6 +54,7 @@ def warm_start(
     non_trainable: Optional[list[str]] = None,
     to: Optional[str] = None,
     shards: Optional[int] = None,
+    format: Optional[str] = None,
 ) -> dict[str, Any]:
     """Warm-starts `target` (the new model's initial checkpoint) from `ckpt_to_initialize_from` exactly as
     TF's `tf.compat.v1.train.warm_start`, writing `output` (format from `to` or the name). Returns the
@@ -67,8 +68,11 @@ def plan(
     *,
     target: _Path,
     non_trainable: Optional[list[str]] = None,
+    format: Optional[str] = None,
 ) -> list[dict[str, Any]]:
-    """The dry run of `warm_start`: what every target variable gets, and why (`warmstart plan --json`)."""
+    """The dry run of `warm_start`: what every target variable gets, and why (`warmstart plan --json`).
+    `format` (here and in `warm_start`): the configuration's `format`, the one to open in a folder
+    holding checkpoints of several formats."""
 
 class CheckpointReader:
     """TensorFlow's `CheckpointReader`, for every format."""
@@ -91,10 +95,14 @@ class CheckpointReader:
     def __enter__(self) -> "CheckpointReader": ...
     def __exit__(self, *args: object) -> bool: ...
 
-def load_checkpoint(path: _Path) -> CheckpointReader:
-    """TF's `tf.train.load_checkpoint`, for a TF bundle, a safetensors file or folder, or an HDF5 file."""
+def load_checkpoint(path: _Path, *, format: Optional[str] = None, names: str = "keys") -> CheckpointReader:
+    """TF's `tf.train.load_checkpoint`, for a TF bundle, a safetensors file or folder, an HDF5 file, a
+    PyTorch or NumPy file. `format` ("safetensors", "tf", "hdf5", "numpy", ...) picks one in a folder
+    holding checkpoints of several formats, as `--format` does. `names="variables"`: a TF2
+    object-based checkpoint's tensors under their variables' names (`dense/kernel`), as
+    `--names variables`; `"keys"` keeps the checkpoint keys."""
 
-def list_variables(path: _Path) -> list[tuple[str, list[int]]]:
+def list_variables(path: _Path, *, format: Optional[str] = None, names: str = "keys") -> list[tuple[str, list[int]]]:
     """TF's `tf.train.list_variables`: (name, shape) of every tensor, sorted by name."""
 
 def save(
@@ -104,8 +112,19 @@ def save(
     to: Optional[str] = None,
     metadata: Optional[Mapping[str, str]] = None,
     shards: Optional[int] = None,
+    max_shard_size: Optional[str] = None,
 ) -> None:
-    """Writes numpy arrays as a checkpoint (format from `to` or the name), atomically."""
+    """Writes numpy arrays as a checkpoint (format from `to` or the name), atomically. `shards`: a TF
+    bundle's data-file count; `max_shard_size` ("5GB", "500MB", "10KiB", as `--max-shard-size`):
+    safetensors split as Hugging Face splits it, into the folder `path`."""
 
-def convert(src: _Path, dst: _Path, *, to: Optional[str] = None, shards: Optional[int] = None) -> None:
-    """Converts a checkpoint into another format, atomically; Ctrl-C stops it, leaving nothing."""
+def convert(
+    src: _Path,
+    dst: _Path,
+    *,
+    to: Optional[str] = None,
+    shards: Optional[int] = None,
+    max_shard_size: Optional[str] = None,
+) -> None:
+    """Converts a checkpoint into another format, atomically; Ctrl-C stops it, leaving nothing.
+    `shards` and `max_shard_size` as in `save`."""

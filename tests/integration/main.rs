@@ -1,6 +1,9 @@
 //! The integration tests: one test binary that runs the built `warmstart` on fixture files, with a
 //! module per area.
 
+// The one-pass remap's phases, on safetensors inputs.
+#[cfg(feature = "safetensors")]
+mod cancel;
 #[cfg(feature = "tf")]
 mod checkpoints;
 mod cli;

@@ -86,6 +86,10 @@ impl CheckpointSource for CancellableSource<'_> {
         self.inner.check_unchanged()?;
         self.token.check(self.inner.path())
     }
+    fn check_cancelled(&self) -> Result<()> {
+        self.inner.check_cancelled()?;
+        self.token.check(self.inner.path())
+    }
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         self.token.check(self.inner.path())?;
         self.inner.read(name)
@@ -130,6 +134,7 @@ mod tests {
         assert_eq!(wrapped.read_strings("s").unwrap(), [b"a".to_vec()]);
         assert_eq!(wrapped.tensors(), src.tensors());
         wrapped.check_unchanged().unwrap();
+        wrapped.check_cancelled().unwrap();
         let clone = token.clone();
         clone.cancel();
         assert!(token.is_cancelled());
@@ -138,6 +143,7 @@ mod tests {
             wrapped.read("w").err(),
             wrapped.read_strings("s").err(),
             wrapped.check_unchanged().err(),
+            wrapped.check_cancelled().err(),
         ] {
             assert!(matches!(err, Some(Error::Cancelled { .. })), "{err:?}");
         }

@@ -48,6 +48,14 @@ pub trait CheckpointSource: Send + Sync {
         Ok(())
     }
 
+    /// [`Error::Cancelled`](crate::Error::Cancelled) once the work reading this source is cancelled
+    /// (a [`CancellableSource`](crate::cancel::CancellableSource)), for work between reads that reads
+    /// no source (the one-pass remap reading its regions back). Sources that wrap another pass it on;
+    /// others are never cancelled (the default).
+    fn check_cancelled(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether the numeric tensor `name` is stored as one run of bytes, in row order, carrying its
     /// CRC32C (a TF bundle's entry): a caller reading every byte of it once, in order, through
     /// [`read_rows_unverified`](CheckpointSource::read_rows_unverified) can hash them on the way and

@@ -15,10 +15,11 @@
 //!    *slots* of its region in the output
 //!    (the rows of a region arrive in old row order, so each row's slot is known beforehand);
 //! 2. once the writer has written them all (a fence), each region in turn is read back (one positional
-//!    read, from the page cache), its rows put in order, the rows without an old row (and, for a
-//!    backup that is the target's initial value, the missing cells) filled, and queued for the writer
-//!    thread, which appends it to the tensor's CRC32C (if the sink wants it; the regions come in
-//!    order) a MiB at a time, each piece just before it writes it back in place.
+//!    read, from the page cache; a cancel is noticed before each), its rows put in order, the rows
+//!    without an old row (and, for a backup that is the target's initial value, the missing cells)
+//!    filled, and queued for the writer thread, which appends it to the tensor's CRC32C (if the sink
+//!    wants it; the regions come in order) a MiB at a time, each piece just before it writes it back in
+//!    place.
 //!
 //! The output is written at offsets ([`warmstart_core::TensorRegion`]) when the sink can
 //! ([`warmstart_core::CheckpointSink::writes_at_offsets`]: TF bundles and safetensors); otherwise step 1
@@ -486,6 +487,8 @@ fn put_in_order(
     let missing = missing_cells(part, old_row_bytes / 4, rb / 4);
     let (mut slots, mut out) = (Vec::new(), emitter.writer.buffer());
     for r in 0..n.div_ceil(rr) {
+        // A region whose rows all come from the slots reads no checkpoint: a cancel is noticed here.
+        ctx.old.check_cancelled()?;
         let (k0, k1) = (r * rr, ((r + 1) * rr).min(n));
         slots.resize(layout.used[r] as usize * rb, 0);
         emitter.region.read_at(base + (k0 * rb) as u64, &mut slots)?;

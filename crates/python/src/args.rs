@@ -21,6 +21,8 @@ pub struct WarmStartArgs<'a, 'py> {
     pub var_name_to_prev_var_name: Option<BTreeMap<String, String>>,
     pub target: PathBuf,
     pub non_trainable: Option<Vec<String>>,
+    /// The configuration's `format`: the one to open in a folder holding checkpoints of several formats.
+    pub format: Option<warmstart::Format>,
 }
 
 /// A path as the messages show it: as given.
@@ -42,6 +44,7 @@ impl WarmStartArgs<'_, '_> {
             settings.var_name_to_vocab_info.insert(name, vocab);
         }
         settings.non_trainable = self.non_trainable.unwrap_or_default();
+        settings.format = self.format;
         Ok(settings)
     }
 }

@@ -58,3 +58,12 @@ pub fn warm_start(py: Python<'_>, e: &Error) -> PyErr {
         other => CheckpointError::new_err(other.to_string()),
     }
 }
+
+/// A porting failure ([`warmstart_rules::RulesError`]): the checkpoint's own error as [`checkpoint`]
+/// raises it, anything else (two tensors given one name) as `CheckpointError`.
+pub fn rules(e: &warmstart_rules::RulesError) -> PyErr {
+    match e {
+        warmstart_rules::RulesError::Checkpoint(inner) => checkpoint(inner),
+        other => CheckpointError::new_err(other.to_string()),
+    }
+}

@@ -26,22 +26,47 @@ use crate::errors::{self, CheckpointError};
 
 type Source = Arc<dyn CheckpointSource>;
 
-/// Opens the checkpoint at `path` (a file, a TF prefix, or a folder), with the GIL released.
-fn open(py: Python<'_>, path: PathBuf) -> PyResult<Source> {
-    let source = py.detach(|| warmstart_formats::open(&path)).map_err(|e| errors::checkpoint(&e))?;
-    Ok(Arc::from(source))
+/// Opens the checkpoint at `path` (a file, a TF prefix, or a folder), with the GIL released; `format`
+/// (a format's name, as `--format`) picks one in a folder holding checkpoints of several formats
+/// ([`warmstart_formats::open_preferring`]); `names` is `"keys"` (the checkpoint's) or `"variables"`
+/// (a TF2 object-based checkpoint's tensors under their variables' names, as `--names variables`:
+/// [`warmstart_rules::names::named`]).
+fn open(py: Python<'_>, path: PathBuf, format: Option<&str>, names: &str) -> PyResult<Source> {
+    let prefer = crate::warm::format(format)?;
+    let variables = match names {
+        "keys" => false,
+        "variables" => true,
+        other => {
+            return Err(PyValueError::new_err(format!("names must be \"keys\" or \"variables\", not {other:?}")));
+        }
+    };
+    let source: Source = py
+        .detach(|| warmstart_formats::open_preferring(&path, prefer).map(Arc::from))
+        .map_err(|e| errors::checkpoint(&e))?;
+    if !variables {
+        return Ok(source);
+    }
+    let named = py.detach(|| warmstart_rules::names::named(source.clone())).map_err(|e| errors::rules(&e))?;
+    Ok(named.map_or(source, |n| Arc::new(n) as Source))
 }
 
 /// TF's `tf.train.load_checkpoint`: a reader of the checkpoint at `path`, whatever its format.
 #[pyfunction]
-pub fn load_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<CheckpointReader> {
-    Ok(CheckpointReader { source: Mutex::new(Some(open(py, path)?)) })
+#[pyo3(signature = (path, *, format=None, names="keys"))]
+pub fn load_checkpoint(py: Python<'_>, path: PathBuf, format: Option<&str>, names: &str) -> PyResult<CheckpointReader> {
+    Ok(CheckpointReader { source: Mutex::new(Some(open(py, path, format, names)?)) })
 }
 
 /// TF's `tf.train.list_variables`: `(name, shape)` of every tensor, sorted by name.
 #[pyfunction]
-pub fn list_variables(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, Vec<u64>)>> {
-    let source = open(py, path)?;
+#[pyo3(signature = (path, *, format=None, names="keys"))]
+pub fn list_variables(
+    py: Python<'_>,
+    path: PathBuf,
+    format: Option<&str>,
+    names: &str,
+) -> PyResult<Vec<(String, Vec<u64>)>> {
+    let source = open(py, path, format, names)?;
     let mut list: Vec<_> = source.tensors().iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
     list.sort();
     Ok(list)

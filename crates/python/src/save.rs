@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pyo3::exceptions::{PyTypeError, PyUserWarning};
+use pyo3::exceptions::{PyTypeError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMapping, PyString};
 use warmstart_core::cancel::CancellableSource;
@@ -31,7 +31,7 @@ enum Data {
 /// Writes `tensors` (a mapping of names to numpy arrays, or anything `numpy.asarray` takes) to `path`
 /// in the format `to` names or the name says.
 #[pyfunction]
-#[pyo3(signature = (tensors, path, *, to=None, metadata=None, shards=None))]
+#[pyo3(signature = (tensors, path, *, to=None, metadata=None, shards=None, max_shard_size=None))]
 pub fn save(
     py: Python<'_>,
     tensors: &Bound<'_, PyMapping>,
@@ -39,8 +39,10 @@ pub fn save(
     to: Option<&str>,
     metadata: Option<BTreeMap<String, String>>,
     shards: Option<usize>,
+    max_shard_size: Option<&str>,
 ) -> PyResult<()> {
-    let out_format = warmstart_formats::destination_format(&path, format(to)?).map_err(|e| errors::checkpoint(&e))?;
+    let max_shard_size = shard_size(max_shard_size)?;
+    let out_format = output_format(&path, to, max_shard_size)?;
     let mut keep = Vec::new();
     let mut inputs = Vec::new();
     for item in tensors.items()?.iter() {
@@ -52,11 +54,23 @@ pub fn save(
             .to_string();
         inputs.push(input(py, name, &value, &mut keep)?);
     }
-    let opts = WriteOptions { shards, metadata, ..Default::default() };
+    let opts = WriteOptions { shards, max_shard_size, metadata, ..Default::default() };
     // The arrays in `keep` stay alive (and unresized: they are referenced) while their bytes are written.
     py.detach(|| write(&path, out_format, &inputs, &opts)).map_err(|e| errors::checkpoint(&e))?;
     drop(keep);
     Ok(())
+}
+
+/// `max_shard_size=` ("5GB", "500MB", "10KiB", ...) read as the CLI's `--max-shard-size` is, by
+/// [`warmstart_formats::parse_shard_size`]: `ValueError` if it is no size.
+fn shard_size(given: Option<&str>) -> PyResult<Option<u64>> {
+    given.map(|s| warmstart_formats::parse_shard_size(s).map_err(|e| PyValueError::new_err(e.to_string()))).transpose()
+}
+
+/// The output's format: `to`, else safetensors when split by size (as the CLI does), else the name's.
+fn output_format(path: &Path, to: Option<&str>, max_shard_size: Option<u64>) -> PyResult<warmstart_core::Format> {
+    let explicit = format(to)?.or(max_shard_size.map(|_| warmstart_core::Format::Safetensors));
+    warmstart_formats::destination_format(path, explicit).map_err(|e| errors::checkpoint(&e))
 }
 
 /// The tensor `name` from `value`, its array kept in `keep` while its bytes are used.
@@ -146,11 +160,19 @@ fn write(
 /// Converts the checkpoint `src` into `dst`, in the format `to` names or `dst`'s name says; string
 /// tensors the destination cannot store are left out with a warning. Ctrl-C stops it, leaving nothing.
 #[pyfunction]
-#[pyo3(signature = (src, dst, *, to=None, shards=None))]
-pub fn convert(py: Python<'_>, src: PathBuf, dst: PathBuf, to: Option<&str>, shards: Option<usize>) -> PyResult<()> {
-    let out_format = warmstart_formats::destination_format(&dst, format(to)?).map_err(|e| errors::checkpoint(&e))?;
+#[pyo3(signature = (src, dst, *, to=None, shards=None, max_shard_size=None))]
+pub fn convert(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    to: Option<&str>,
+    shards: Option<usize>,
+    max_shard_size: Option<&str>,
+) -> PyResult<()> {
+    let max_shard_size = shard_size(max_shard_size)?;
+    let out_format = output_format(&dst, to, max_shard_size)?;
     let source = py.detach(|| warmstart_formats::open(&src)).map_err(|e| errors::checkpoint(&e))?;
-    let opts = WriteOptions { shards, ..Default::default() };
+    let opts = WriteOptions { shards, max_shard_size, ..Default::default() };
     let report = work::cancellable(py, |token| {
         let source = CancellableSource::new(source.as_ref(), token);
         warmstart_formats::convert(&source, &dst, out_format, &opts)

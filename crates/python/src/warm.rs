@@ -25,9 +25,9 @@ pub fn format(to: Option<&str>) -> PyResult<Option<Format>> {
 #[pyfunction]
 #[pyo3(signature = (
     ckpt_to_initialize_from, vars_to_warm_start=VarsArg::Default, var_name_to_vocab_info=None,
-    var_name_to_prev_var_name=None, *, target, output, non_trainable=None, to=None, shards=None
+    var_name_to_prev_var_name=None, *, target, output, non_trainable=None, to=None, shards=None, format=None
 ), text_signature = "(ckpt_to_initialize_from, vars_to_warm_start='.*', var_name_to_vocab_info=None, \
-    var_name_to_prev_var_name=None, *, target, output, non_trainable=None, to=None, shards=None)")]
+    var_name_to_prev_var_name=None, *, target, output, non_trainable=None, to=None, shards=None, format=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn warm_start<'py>(
     py: Python<'py>,
@@ -40,6 +40,7 @@ pub fn warm_start<'py>(
     non_trainable: Option<Vec<String>>,
     to: Option<&str>,
     shards: Option<usize>,
+    format: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let vars = default_vars(py, vars_to_warm_start);
     let settings = WarmStartArgs {
@@ -49,9 +50,11 @@ pub fn warm_start<'py>(
         var_name_to_prev_var_name,
         target,
         non_trainable,
+        format: self::format(format)?,
     }
     .settings()?;
-    let out_format = warmstart_formats::destination_format(&output, format(to)?).map_err(|e| errors::checkpoint(&e))?;
+    let out_format =
+        warmstart_formats::destination_format(&output, self::format(to)?).map_err(|e| errors::checkpoint(&e))?;
     let output_options = OutputOptions { format: Some(out_format), shards, ..Default::default() };
     let result = work::cancellable(py, |token| {
         let options = RunOptions { cancel: Some(token), ..Default::default() };
@@ -88,11 +91,12 @@ fn default_vars<'py>(py: Python<'py>, given: VarsArg<'py>) -> Option<Bound<'py, 
 
 /// The plan of that warm-start (the dry run): one entry per target variable, what it gets and why.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (
     ckpt_to_initialize_from, vars_to_warm_start=VarsArg::Default, var_name_to_vocab_info=None,
-    var_name_to_prev_var_name=None, *, target, non_trainable=None
+    var_name_to_prev_var_name=None, *, target, non_trainable=None, format=None
 ), text_signature = "(ckpt_to_initialize_from, vars_to_warm_start='.*', var_name_to_vocab_info=None, \
-    var_name_to_prev_var_name=None, *, target, non_trainable=None)")]
+    var_name_to_prev_var_name=None, *, target, non_trainable=None, format=None)")]
 pub fn plan<'py>(
     py: Python<'py>,
     ckpt_to_initialize_from: PathBuf,
@@ -101,6 +105,7 @@ pub fn plan<'py>(
     var_name_to_prev_var_name: Option<BTreeMap<String, String>>,
     target: PathBuf,
     non_trainable: Option<Vec<String>>,
+    format: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let vars = default_vars(py, vars_to_warm_start);
     let settings = WarmStartArgs {
@@ -110,6 +115,7 @@ pub fn plan<'py>(
         var_name_to_prev_var_name,
         target,
         non_trainable,
+        format: self::format(format)?,
     }
     .settings()?;
     let plan = py.detach(|| warmstart::plan_files(&settings)).map_err(|e| errors::warm_start(py, &e))?;

@@ -25,9 +25,11 @@ def test_signatures():
         ("non_trainable", "KEYWORD_ONLY", None),
         ("to", "KEYWORD_ONLY", None),
         ("shards", "KEYWORD_ONLY", None),
+        ("format", "KEYWORD_ONLY", None),
     ]
     assert parameters(warmstart.plan) == parameters(warmstart.warm_start)[:5] + [
-        ("non_trainable", "KEYWORD_ONLY", None)
+        ("non_trainable", "KEYWORD_ONLY", None),
+        ("format", "KEYWORD_ONLY", None),
     ]
     assert parameters(warmstart.VocabInfo) == [
         ("new_vocab", "POSITIONAL_OR_KEYWORD", E),
@@ -38,20 +40,26 @@ def test_signatures():
         ("backup_initializer", "POSITIONAL_OR_KEYWORD", None),
         ("axis", "POSITIONAL_OR_KEYWORD", 0),
     ]
-    assert parameters(warmstart.load_checkpoint) == [("path", "POSITIONAL_OR_KEYWORD", E)]
-    assert parameters(warmstart.list_variables) == [("path", "POSITIONAL_OR_KEYWORD", E)]
+    assert parameters(warmstart.load_checkpoint) == [
+        ("path", "POSITIONAL_OR_KEYWORD", E),
+        ("format", "KEYWORD_ONLY", None),
+        ("names", "KEYWORD_ONLY", "keys"),
+    ]
+    assert parameters(warmstart.list_variables) == parameters(warmstart.load_checkpoint)
     assert parameters(warmstart.save) == [
         ("tensors", "POSITIONAL_OR_KEYWORD", E),
         ("path", "POSITIONAL_OR_KEYWORD", E),
         ("to", "KEYWORD_ONLY", None),
         ("metadata", "KEYWORD_ONLY", None),
         ("shards", "KEYWORD_ONLY", None),
+        ("max_shard_size", "KEYWORD_ONLY", None),
     ]
     assert parameters(warmstart.convert) == [
         ("src", "POSITIONAL_OR_KEYWORD", E),
         ("dst", "POSITIONAL_OR_KEYWORD", E),
         ("to", "KEYWORD_ONLY", None),
         ("shards", "KEYWORD_ONLY", None),
+        ("max_shard_size", "KEYWORD_ONLY", None),
     ]
 
 

@@ -56,8 +56,9 @@ def call_args(config):
         config.get("var_name_to_prev_var_name") or None,
     )
     keywords = {"target": config["target"]}
-    if "non_trainable" in config:
-        keywords["non_trainable"] = config["non_trainable"]
+    for key in ("non_trainable", "format"):
+        if key in config:
+            keywords[key] = config[key]
     return positional, keywords
 
 

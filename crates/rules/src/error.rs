@@ -113,6 +113,9 @@ pub enum RulesError {
         /// The rule's.
         to: DType,
     },
+    /// The checkpoint (its object graph, for its variables' names) cannot be read.
+    #[error(transparent)]
+    Checkpoint(#[from] warmstart_core::Error),
     /// Two source tensors were given one name.
     #[error("{}: tensors {first:?} and {second:?} are both mapped to {name:?}", path.display())]
     Collision {

@@ -27,4 +27,4 @@ pub mod transpose;
 pub use error::RulesError;
 pub use mapping::{Entry, Fate, Kept, Mapping};
 pub use parse::{CastTo, Rule, RuleKind, RuleRef, Rules};
-pub use source::{RulesSource, CHUNK_BYTES};
+pub use source::{Inner, RulesSource, CHUNK_BYTES};

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use warmstart_core::{CheckpointSource, Result};
 
+use crate::{Inner, RulesError, RulesSource};
+
 /// What ends the checkpoint key of a variable's value in an object-based checkpoint.
 pub const VARIABLE_VALUE_SUFFIX: &str = "/.ATTRIBUTES/VARIABLE_VALUE";
 
@@ -35,6 +37,17 @@ pub fn variable_names(src: &dyn CheckpointSource) -> Result<Option<HashMap<Strin
         })
         .collect();
     Ok(Some(names))
+}
+
+/// `src` (a `&dyn CheckpointSource` or an `Arc` of one) under its variables' names (`--names
+/// variables`, the Python package's `names="variables"`), or `None` if it has no object graph (it then
+/// keeps its names); two tensors given one name are refused.
+pub fn named<'a>(src: impl Into<Inner<'a>>) -> std::result::Result<Option<RulesSource<'a>>, RulesError> {
+    let src = src.into();
+    match variable_names(&*src)? {
+        Some(names) => Ok(Some(RulesSource::renamed(src, &names)?)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +95,19 @@ mod tests {
         assert_eq!(names[&key("save_counter")], "save_counter", "no full name recorded");
         assert_eq!(names["_CHECKPOINTABLE_OBJECT_GRAPH"], "_CHECKPOINTABLE_OBJECT_GRAPH");
         assert_eq!(variable_names(&MemorySource::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn named_reads_a_shared_source_under_its_variables_names() {
+        let key = "model/dense/bias/.ATTRIBUTES/VARIABLE_VALUE".to_string();
+        let src = MemorySource::new().with_bytes(TensorInfo::new(key.clone(), DType::F32, vec![1]), vec![1, 2, 3, 4]);
+        let graph = HashMap::from([("dense/bias".to_string(), key.clone())]);
+        let shared: std::sync::Arc<dyn CheckpointSource> = std::sync::Arc::new(ObjectBased(src, graph));
+        let renamed = named(shared.clone()).unwrap().unwrap();
+        assert_eq!(renamed.tensors().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["dense/bias"]);
+        assert_eq!(&*renamed.read_rows("dense/bias", 0..1).unwrap(), &[1, 2, 3, 4]);
+        assert!(renamed.read_rows(&key, 0..1).is_err(), "the key is no longer a name");
+        let plain: &dyn CheckpointSource = &MemorySource::new();
+        assert!(named(plain).unwrap().is_none());
     }
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use warmstart_core::copy::{row_blocks, DEFAULT_BLOCK_BYTES};
 use warmstart_core::{CheckpointSource, DType, Error, Format, Result, TensorInfo};
@@ -44,9 +44,41 @@ struct Chunk {
     bytes: Vec<u8>,
 }
 
+/// The checkpoint a [`RulesSource`] reads: borrowed, or shared (for a reader that must own what it
+/// reads, as the Python package's).
+pub enum Inner<'a> {
+    /// Borrowed for `'a`.
+    Borrowed(&'a dyn CheckpointSource),
+    /// Shared, kept alive by the [`RulesSource`].
+    Shared(Arc<dyn CheckpointSource>),
+}
+
+impl<'a> std::ops::Deref for Inner<'a> {
+    type Target = dyn CheckpointSource + 'a;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Inner::Borrowed(inner) => *inner,
+            Inner::Shared(inner) => inner.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a dyn CheckpointSource> for Inner<'a> {
+    fn from(inner: &'a dyn CheckpointSource) -> Self {
+        Inner::Borrowed(inner)
+    }
+}
+
+impl From<Arc<dyn CheckpointSource>> for Inner<'static> {
+    fn from(inner: Arc<dyn CheckpointSource>) -> Self {
+        Inner::Shared(inner)
+    }
+}
+
 /// A checkpoint seen through rules (see the module docs).
 pub struct RulesSource<'a> {
-    inner: &'a dyn CheckpointSource,
+    inner: Inner<'a>,
     mapping: Mapping,
     tensors: Vec<TensorInfo>,
     made: Vec<Made>,
@@ -64,10 +96,10 @@ impl<'a> RulesSource<'a> {
     /// `inner` through `rules`; refused as [`Rules::map`] refuses.
     pub fn new(inner: &'a dyn CheckpointSource, rules: &Rules, strict: bool) -> Result<Self, RulesError> {
         let mapping = rules.map(inner.path(), inner.tensors(), strict)?;
-        Ok(Self::from_mapping(inner, mapping))
+        Ok(Self::from_mapping(Inner::Borrowed(inner), mapping))
     }
 
-    fn from_mapping(inner: &'a dyn CheckpointSource, mapping: Mapping) -> Self {
+    fn from_mapping(inner: Inner<'a>, mapping: Mapping) -> Self {
         let mut tensors = Vec::new();
         let mut made = Vec::new();
         for entry in &mapping.entries {
@@ -87,9 +119,11 @@ impl<'a> RulesSource<'a> {
         RulesSource { inner, mapping, tensors, made, by_name, chunks: Mutex::new(Vec::new()) }
     }
 
-    /// `inner` with its tensors renamed as `names` says (by source name; others keep theirs), nothing
-    /// transposed or cast; two tensors given one name are refused.
-    pub fn renamed(inner: &'a dyn CheckpointSource, names: &HashMap<String, String>) -> Result<Self, RulesError> {
+    /// `inner` (a `&dyn CheckpointSource` or an `Arc` of one) with its tensors renamed as `names` says
+    /// (by source name; others keep theirs), nothing transposed or cast; two tensors given one name are
+    /// refused.
+    pub fn renamed(inner: impl Into<Inner<'a>>, names: &HashMap<String, String>) -> Result<Self, RulesError> {
+        let inner = inner.into();
         let mut entries = Vec::new();
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for t in inner.tensors() {
@@ -267,6 +301,9 @@ impl CheckpointSource for RulesSource<'_> {
 
     fn check_unchanged(&self) -> Result<()> {
         self.inner.check_unchanged()
+    }
+    fn check_cancelled(&self) -> Result<()> {
+        self.inner.check_cancelled()
     }
 
     fn read_strings(&self, name: &str) -> Result<Vec<Vec<u8>>> {
