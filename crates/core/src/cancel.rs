@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::{CheckpointSource, Error, Format, GraphInfo, Result, Slice, TensorInfo};
+use crate::{CheckpointSource, Error, Format, GraphInfo, Result, Slice, StoredBytes, TensorInfo};
 
 /// A flag shared between the thread doing the work and the one that may cancel it. Clones share it.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +93,28 @@ impl CheckpointSource for CancellableSource<'_> {
     fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         self.token.check(self.inner.path())?;
         self.inner.read(name)
+    }
+    fn stores_crc32c(&self, name: &str) -> bool {
+        self.inner.stores_crc32c(name)
+    }
+    fn read_rows_unverified(&self, name: &str, rows: Range<u64>) -> Result<Cow<'_, [u8]>> {
+        self.token.check(self.inner.path())?;
+        self.inner.read_rows_unverified(name, rows)
+    }
+    fn verify_crc32c(&self, name: &str, crc32c: u32) -> Result<()> {
+        self.token.check(self.inner.path())?;
+        self.inner.verify_crc32c(name, crc32c)
+    }
+    fn stored_bytes(&self, name: &str) -> Option<StoredBytes<'_>> {
+        // A cancelled run copies nothing more file to file; its next read reports the cancel.
+        if self.token.is_cancelled() {
+            return None;
+        }
+        self.inner.stored_bytes(name)
+    }
+    fn checked_crc32c(&self, name: &str) -> Result<Option<u32>> {
+        self.token.check(self.inner.path())?;
+        self.inner.checked_crc32c(name)
     }
     fn read_strings(&self, name: &str) -> Result<Vec<Vec<u8>>> {
         self.token.check(self.inner.path())?;
