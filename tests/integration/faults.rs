@@ -339,3 +339,57 @@ fn a_full_disk_is_a_clean_error_and_keeps_the_old_output() {
         }
     }
 }
+
+/// The same for a `.keras` output (which needs a `.keras` template, so is not in [`outputs`]): the old
+/// archive untouched, and neither its staged weights nor the staged archive left.
+///
+/// Ignored: today the HDF5 library aborts (`H5F__dest: Assertion H5AC_cache_is_clean(f,
+/// H5AC_RING_MDFSM)`, from closing the staged weights after the failed write, in the debug build), so
+/// the run ends with SIGABRT and its staged files stay. Run it with `--ignored` once that is fixed.
+#[cfg(feature = "keras")]
+#[test]
+#[ignore = "the HDF5 library aborts on closing the staged weights after ENOSPC (see the doc comment)"]
+fn a_full_disk_mid_archive_is_a_clean_error_and_keeps_the_old_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), 2 << 20) else {
+        eprintln!("a_full_disk_mid_archive_is_a_clean_error_and_keeps_the_old_archive: cannot mount a tmpfs: skipped");
+        return;
+    };
+    let (small, large) = (dir.path().join("small.keras"), dir.path().join("large.keras"));
+    crate::keras::big_archive(&small, 16);
+    crate::keras::big_archive(&large, 2048);
+    let dst = disk.0.join("out.keras");
+    let before = binary().arg("convert").arg(&small).arg(&dst).output().unwrap();
+    assert_eq!(before.status.code(), Some(0), "{}", String::from_utf8_lossy(&before.stderr));
+    let old = std::fs::read(&dst).unwrap();
+    let output = binary().arg("convert").arg(&large).arg(&dst).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains("out.keras"), "{stderr}");
+    assert_eq!(tree(&disk.0), ["out.keras"]);
+    assert!(std::fs::read(&dst).unwrap() == old, "the old archive changed");
+}
+
+/// SIGTERM in the middle of `convert` writing a large `.keras` archive into a folder that did not
+/// exist: exit 143, and nothing left but the input.
+#[cfg(feature = "keras")]
+#[test]
+fn a_signal_mid_convert_into_an_archive_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::keras::big_archive(&dir.path().join("big.keras"), 1 << 16);
+    let dst = dir.path().join("made/deeper/out.keras");
+    let mut child = binary()
+        .arg("convert")
+        .arg(dir.path().join("big.keras"))
+        .arg(&dst)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    signal_mid_write(&mut child, dir.path(), libc::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM; nothing was written"), "{stderr}");
+    assert_eq!(files_in(dir.path()), ["big.keras"]);
+}

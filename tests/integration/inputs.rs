@@ -1,6 +1,7 @@
 //! Inputs that change under the reader (issue 14): a safetensors file or a TF data shard truncated
 //! while `convert` or `run` reads it, and a safetensors file rewritten in place, end with exit 1, a
-//! message naming the input, and no temporary file; never with SIGBUS.
+//! message naming the input, and no temporary file; never with SIGBUS. So do a torch `.bin` archive
+//! and a `.keras` archive truncated while `convert` reads them.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -170,4 +171,65 @@ fn a_safetensors_input_rewritten_in_place_is_an_error_naming_it() {
         assert_eq!(tree(dir.path()), before, "{what}");
         input.restore(dir.path());
     }
+}
+
+/// A `torch.save` archive at `path` as torch 2.x writes it (`archive/data.pkl`, `archive/data/0`,
+/// `archive/byteorder`, `archive/version`, members aligned to 64 bytes) holding `{"big": zeros}`, a
+/// float32 tensor of `rows` x 1024: made here, so the test needs no Python.
+#[cfg(feature = "torch")]
+fn torch_archive_of_zeros(path: &Path, rows: u32) {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let numel = rows * 1024;
+    let mut pickle = b"\x80\x02}q\x00(X\x03\x00\x00\x00bigq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02((X\x07\x00\x00\x00storageq\x03ctorch\nFloatStorage\nq\x04X\x01\x00\x00\x000q\x05X\x03\x00\x00\x00cpuq\x06J".to_vec();
+    pickle.extend(numel.to_le_bytes());
+    pickle.extend(b"tq\x07QK\x00J");
+    pickle.extend(rows.to_le_bytes());
+    pickle.extend(b"M\x00\x04\x86q\x08M\x00\x04K\x01\x86q\t\x89ccollections\nOrderedDict\nq\n)Rq\x0btq\x0cRq\ru.");
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).with_alignment(64);
+    let mut zip = zip::ZipWriter::new(File::create(path).unwrap());
+    zip.start_file("archive/data.pkl", options).unwrap();
+    zip.write_all(&pickle).unwrap();
+    zip.start_file("archive/byteorder", options).unwrap();
+    zip.write_all(b"little").unwrap();
+    zip.start_file("archive/data/0", options).unwrap();
+    let block = vec![0u8; 4 << 20];
+    for _ in 0..(u64::from(numel) * 4).div_ceil(block.len() as u64) {
+        zip.write_all(&block).unwrap();
+    }
+    zip.start_file("archive/version", options).unwrap();
+    zip.write_all(b"3\n").unwrap();
+    zip.finish().unwrap();
+}
+
+/// Converts `name` (in `dir`) to safetensors, truncating it once the output is being written: exit 1
+/// naming it as changed, and nothing left but the inputs.
+#[cfg(any(feature = "torch", feature = "keras"))]
+fn assert_truncation_mid_convert_is_named(dir: &Path, name: &'static str) {
+    let before = tree(dir);
+    let args = ["convert".as_ref(), OsStr::new(name), "out.safetensors".as_ref()];
+    let run = change_mid_write(dir, &args, || {
+        File::options().write(true).open(dir.join(name)).unwrap().set_len(4096).unwrap();
+    });
+    let input = Input { arg: name, data: name, len: 0 };
+    assert_input_changed(&format!("convert {name}"), run, &input);
+    assert_eq!(tree(dir), before, "convert {name}");
+}
+
+/// A 256 MiB torch `.bin` archive truncated while `convert` reads it.
+#[cfg(feature = "torch")]
+#[test]
+fn a_torch_input_truncated_mid_convert_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    torch_archive_of_zeros(&dir.path().join("pytorch_model.bin"), 1 << 16);
+    assert_truncation_mid_convert_is_named(dir.path(), "pytorch_model.bin");
+}
+
+/// A 256 MiB `.keras` archive truncated while `convert` reads it.
+#[cfg(feature = "keras")]
+#[test]
+fn a_keras_input_truncated_mid_convert_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::keras::big_archive(&dir.path().join("big.keras"), 1 << 16);
+    assert_truncation_mid_convert_is_named(dir.path(), "big.keras");
 }

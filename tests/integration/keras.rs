@@ -217,7 +217,7 @@ fn keras_loads_what_we_write() {
 /// A `.keras` archive at `path` (`model`'s members) whose weights are one tensor of `rows` x 1024
 /// zeros at `model`'s first kernel's path: a large archive made at test time.
 #[cfg(unix)]
-fn big_archive(path: &Path, rows: u64) {
+pub(crate) fn big_archive(path: &Path, rows: u64) {
     use warmstart_core::{DType, SinkTensor, TensorInfo};
     use warmstart_formats::{Format, LayoutTemplate, WriteOptions};
     let tensor = SinkTensor::whole(TensorInfo::new("layers/dense/vars/0", DType::F32, vec![rows, 1024]));
@@ -226,8 +226,11 @@ fn big_archive(path: &Path, rows: u64) {
     let mut sink = warmstart_formats::create_sink(path, Format::Keras, std::slice::from_ref(&tensor), &opts).unwrap();
     sink.begin_tensor(&tensor).unwrap();
     let block = vec![0u8; 4 << 20];
-    for _ in 0..(rows * 4096).div_ceil(block.len() as u64) {
-        sink.write_data(&block).unwrap();
+    let mut left = rows * 4096;
+    while left > 0 {
+        let n = left.min(block.len() as u64);
+        sink.write_data(&block[..n as usize]).unwrap();
+        left -= n;
     }
     sink.end_tensor().unwrap();
     sink.finish().unwrap();
