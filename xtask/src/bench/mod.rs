@@ -9,6 +9,9 @@
 //!   and every W1 tensor read from Python through `warmstart.load_checkpoint` (the Python package,
 //!   built in release into `target/python-bench-venv`), `tf.train.load_checkpoint` (PYTHON) and
 //!   `safetensors.numpy.load_file` (script `py_read.py`).
+//! - optionally (`--with-torch PYTHON`) the torch reader's full read of W1 as a `.bin` that PYTHON's
+//!   `torch.save` wrote from the safetensors copy (script `torch_save.py`, once per workload), against
+//!   plain reads of the same file;
 //! - optionally `warmstart plan` alone on a vocabulary of `--plan-tokens N` tokens (warm), whose peak
 //!   memory is the vocabulary tables' (issue 13 asks for it at 10M tokens).
 //!
@@ -40,6 +43,9 @@ const TF_SCRIPT: &str = include_str!("tf_warm_start.py");
 /// The Python readers of `--with-tf` (warmstart's, TensorFlow's and safetensors' numpy loader).
 const PY_READ_SCRIPT: &str = include_str!("py_read.py");
 
+/// `--with-torch`'s conversion of the safetensors copy to a `torch.save` `.bin`.
+const TORCH_SAVE_SCRIPT: &str = include_str!("torch_save.py");
+
 /// The sizes `--scaling` measures, relative to the asked size: W1 at 1/4, 1/2, 1, 2 and 4 x (about 2.4 GB).
 const SCALING: [f64; 5] = [0.25, 0.5, 1.0, 2.0, 4.0];
 
@@ -64,6 +70,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     for s in scales {
         let w = bench.workload(s);
         let dir = bench.prepare(&w, !options.no_readers)?;
+        if !options.no_readers {
+            bench.prepare_torch(&dir)?;
+        }
         results.extend(bench.measure_workload(&w, &dir, s * options.scale)?);
     }
     if let Some(tokens) = options.plan_tokens {
@@ -215,6 +224,25 @@ impl<'a> Bench<'a> {
         Ok(dir)
     }
 
+    /// With `--with-torch`: writes (once) the safetensors copy in `dir` again as `old.bin` with
+    /// `torch.save`, through `torch_save.py` (which writes it whole or not at all).
+    fn prepare_torch(&self, dir: &Path) -> Result<(), String> {
+        let (Some(python), bin) = (&self.options.with_torch, dir.join("old.bin")) else {
+            return Ok(());
+        };
+        if bin.exists() {
+            return Ok(());
+        }
+        let script = self.cache.join("torch_save.py");
+        fs::write(&script, TORCH_SAVE_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
+        eprintln!("bench: writing {} with torch.save", bin.display());
+        let mut c = Command::new(python);
+        c.arg(&script).arg(dir.join("old.safetensors")).arg(&bin);
+        let (s, _) = measure::run(&mut c, &self.cache.join("logs").join("torch_save"))?;
+        eprintln!("bench: written in {:.1} s", s.seconds);
+        Ok(())
+    }
+
     /// The cases of one workload, output going to `out`.
     fn cases(&self, w: &Workload, dir: &Path, out: &Path) -> Vec<Case> {
         let bytes = w.data_bytes();
@@ -245,34 +273,40 @@ impl<'a> Bench<'a> {
         }
         if !self.options.no_readers {
             cases.extend(self.convert_cases(dir, out, bytes));
-            for (format, path, file) in [
-                ("tf", Workload::old_prefix(dir), Workload::old_data(dir)),
-                ("safetensors", dir.join("old.safetensors"), dir.join("old.safetensors")),
-                ("hdf5", dir.join("old.h5"), dir.join("old.h5")),
-                ("numpy", dir.join("old.npz"), dir.join("old.npz")),
-            ] {
-                let plain_name = format!("plain read ({format} file)");
-                let mut plain = self.worker();
-                plain.arg("plainread").arg(&file);
-                let file_bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(bytes);
-                cases.push(Case {
-                    name: plain_name.clone(),
-                    floor: None,
-                    bytes: file_bytes,
-                    command: plain,
-                    inner: None,
-                });
-                let mut read = self.worker();
-                read.arg("read").arg(format).arg(&path);
-                cases.push(Case {
-                    name: format!("read {format}"),
-                    floor: Some(plain_name),
-                    bytes,
-                    command: read,
-                    inner: None,
-                });
-            }
+            cases.extend(self.reader_cases(dir, bytes));
             cases.extend(self.python_read_cases(dir, bytes));
+        }
+        cases
+    }
+
+    /// Each reader's full read of W1 (through the worker's `read`) and a plain read of the same file:
+    /// the TF bundle, the safetensors, HDF5 and `.npz` copies, and with `--with-torch` the `.bin`.
+    fn reader_cases(&self, dir: &Path, bytes: u64) -> Vec<Case> {
+        let mut readers = vec![
+            ("tf", Workload::old_prefix(dir), Workload::old_data(dir)),
+            ("safetensors", dir.join("old.safetensors"), dir.join("old.safetensors")),
+            ("hdf5", dir.join("old.h5"), dir.join("old.h5")),
+            ("numpy", dir.join("old.npz"), dir.join("old.npz")),
+        ];
+        if self.options.with_torch.is_some() {
+            readers.push(("torch", dir.join("old.bin"), dir.join("old.bin")));
+        }
+        let mut cases = Vec::new();
+        for (format, path, file) in readers {
+            let plain_name = format!("plain read ({format} file)");
+            let mut plain = self.worker();
+            plain.arg("plainread").arg(&file);
+            let file_bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(bytes);
+            cases.push(Case { name: plain_name.clone(), floor: None, bytes: file_bytes, command: plain, inner: None });
+            let mut read = self.worker();
+            read.arg("read").arg(format).arg(&path);
+            cases.push(Case {
+                name: format!("read {format}"),
+                floor: Some(plain_name),
+                bytes,
+                command: read,
+                inner: None,
+            });
         }
         cases
     }

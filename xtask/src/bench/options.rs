@@ -38,6 +38,8 @@ pub struct Options {
     pub json: bool,
     /// Python with TensorFlow, to time TF's own warm_start.
     pub with_tf: Option<PathBuf>,
+    /// Python with torch and safetensors, to write W1 as a `torch.save` `.bin` and time our reader on it.
+    pub with_torch: Option<PathBuf>,
     /// Skip the reader measurements.
     pub no_readers: bool,
     /// Also time `warmstart plan` alone on a vocabulary of this many tokens (its peak memory is the
@@ -47,7 +49,7 @@ pub struct Options {
 
 pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim N] [--layers N] [--width N] [--seed N]
                         [--runs N] [--scaling] [--cache warm|cold|both] [--json] [--with-tf PYTHON]
-                        [--no-readers] [--plan-tokens N]
+                        [--with-torch PYTHON] [--no-readers] [--plan-tokens N]
   --scale F      W1 size relative to full (1,000,000 x 128 embedding, 8 dense 1024x1024 layers,
                  ~613 MB); rows and layers scale (default 1)
   --rows/--dim/--layers/--width  set one size exactly (overrides --scale for it)
@@ -59,6 +61,8 @@ pub const USAGE: &str = "usage: cargo xtask bench [--scale F] [--rows N] [--dim 
   --with-tf PY   also time TensorFlow's warm_start + save with this python, and reading every tensor
                  from Python through warmstart.load_checkpoint (the package built in release into
                  target/python-bench-venv), tf.train.load_checkpoint (PY) and safetensors.numpy
+  --with-torch PY  also write W1 once as a torch.save .bin with this python (torch and safetensors),
+                 and time warmstart's torch reader on it against plain reads of the file
   --no-readers   only warmstart run and the cp floor
   --plan-tokens N  also time `warmstart plan` alone, warm, on a vocabulary of N tokens (a W1 of N rows
                  of one column and one 1x1 layer), with its peak memory";
@@ -78,6 +82,7 @@ impl Options {
             cache: CacheMode::Both,
             json: false,
             with_tf: None,
+            with_torch: None,
             no_readers: false,
             plan_tokens: None,
         };
@@ -110,6 +115,7 @@ impl Options {
                 }
                 "--json" => o.json = true,
                 "--with-tf" => o.with_tf = Some(PathBuf::from(value()?)),
+                "--with-torch" => o.with_torch = Some(PathBuf::from(value()?)),
                 "--no-readers" => o.no_readers = true,
                 "--plan-tokens" => o.plan_tokens = Some(number(value()?)?.max(20)),
                 "-h" | "--help" => return Err(USAGE.to_string()),
@@ -133,7 +139,11 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let o = Options::parse(&args("--scale 0.25 --runs 5 --json --cache warm --rows 1000 --plan-tokens 5")).unwrap();
+        let o = Options::parse(&args(
+            "--scale 0.25 --runs 5 --json --cache warm --rows 1000 --plan-tokens 5 --with-torch py",
+        ))
+        .unwrap();
+        assert_eq!(o.with_torch, Some(PathBuf::from("py")));
         assert_eq!(o.plan_tokens, Some(20));
         assert_eq!(o.scale, 0.25);
         assert_eq!(o.runs, 5);

@@ -195,7 +195,7 @@ fn convert(dir: &Path) -> Result<(), String> {
 }
 
 /// Opens a checkpoint as the `warmstart` binary does (`warmstart_formats::open`, format told from the
-/// content), checking that it is in `format` (`tf`, `safetensors`, `hdf5` or `numpy`).
+/// content), checking that it is in `format` (`tf`, `safetensors`, `hdf5`, `numpy` or `torch`).
 fn open(format: &str, path: &Path) -> Result<Box<dyn CheckpointSource>, String> {
     let format: warmstart_formats::Format = format.parse().map_err(describe)?;
     let source = warmstart_formats::open(path).map_err(describe)?;
