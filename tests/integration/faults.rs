@@ -343,9 +343,10 @@ fn a_full_disk_is_a_clean_error_and_keeps_the_old_output() {
 /// The same for a `.keras` output (which needs a `.keras` template, so is not in [`outputs`]): the old
 /// archive untouched, and neither its staged weights nor the staged archive left.
 ///
-/// Ignored: today the HDF5 library aborts (`H5F__dest: Assertion H5AC_cache_is_clean(f,
-/// H5AC_RING_MDFSM)`, from closing the staged weights after the failed write, in the debug build), so
-/// the run ends with SIGABRT and its staged files stay. Run it with `--ignored` once that is fixed.
+/// Ignored: in the debug build the HDF5 library's own assertions abort on closing the staged weights
+/// after the failed write (`H5F__dest: Assertion H5AC_cache_is_clean(f, H5AC_RING_MDFSM)`), so the run
+/// ends with SIGABRT and its staged files stay; the release binary exits 1 with nothing left. Run it
+/// with `--ignored` once that is fixed.
 #[cfg(feature = "keras")]
 #[test]
 #[ignore = "the HDF5 library aborts on closing the staged weights after ENOSPC (see the doc comment)"]
