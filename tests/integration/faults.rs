@@ -110,16 +110,33 @@ fn a_signal_mid_convert_removes_the_staged_output_and_exits_128_plus_n() {
     let signals = [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT"), (libc::SIGHUP, "SIGHUP")];
     for (i, dst) in outputs().into_iter().enumerate() {
         let (sig, name) = signals[i % signals.len()];
-        let dst = dir.path().join("made/deeper").join(dst);
-        let mut child =
-            binary().arg("convert").arg(&src).arg(&dst).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        signal_mid_write(&mut child, dir.path(), sig);
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(128 + sig), "{dst:?}: {stderr}");
-        assert!(stderr.contains(&format!("interrupted by {name}; nothing was written")), "{stderr}");
-        assert_eq!(files_in(dir.path()), ["big.safetensors"], "{dst:?}");
+        assert_signal_mid_convert_leaves_nothing(dir.path(), &src, dst, (sig, name));
     }
+}
+
+/// Sends `sig` to `convert SRC made/deeper/DST` (in `dir`, which holds only `src`) once it writes:
+/// exit 128 + n with a message, and nothing left but `src`.
+fn assert_signal_mid_convert_leaves_nothing(dir: &Path, src: &Path, dst: &str, (sig, name): (libc::c_int, &str)) {
+    let dst = dir.join("made/deeper").join(dst);
+    let mut child =
+        binary().arg("convert").arg(src).arg(&dst).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    signal_mid_write(&mut child, dir, sig);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128 + sig), "{dst:?}: {stderr}");
+    assert!(stderr.contains(&format!("interrupted by {name}; nothing was written")), "{stderr}");
+    let src = src.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(files_in(dir), [src], "{dst:?}");
+}
+
+/// SIGINT (the loop above sends the `.npz` output SIGTERM) in the middle of a 1 GiB `.npz` output.
+#[cfg(feature = "numpy")]
+#[test]
+fn sigint_mid_convert_into_an_npz_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.safetensors");
+    safetensors_of_zeros(&src, &[("big", 1 << 30)]);
+    assert_signal_mid_convert_leaves_nothing(dir.path(), &src, "out.npz", (libc::SIGINT, "SIGINT"));
 }
 
 /// The same for `run`: its output and the folders made for it go.
@@ -377,20 +394,7 @@ fn a_full_disk_mid_archive_is_a_clean_error_and_keeps_the_old_archive() {
 #[test]
 fn a_signal_mid_convert_into_an_archive_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    crate::keras::big_archive(&dir.path().join("big.keras"), 1 << 16);
-    let dst = dir.path().join("made/deeper/out.keras");
-    let mut child = binary()
-        .arg("convert")
-        .arg(dir.path().join("big.keras"))
-        .arg(&dst)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    signal_mid_write(&mut child, dir.path(), libc::SIGTERM);
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(128 + libc::SIGTERM), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGTERM; nothing was written"), "{stderr}");
-    assert_eq!(files_in(dir.path()), ["big.keras"]);
+    let src = dir.path().join("big.keras");
+    crate::keras::big_archive(&src, 1 << 16);
+    assert_signal_mid_convert_leaves_nothing(dir.path(), &src, "out.keras", (libc::SIGTERM, "SIGTERM"));
 }
