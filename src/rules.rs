@@ -2,11 +2,12 @@
 //! to a temporary folder beside the destination, then converted through a
 //! [`RulesSource`](warmstart_rules::RulesSource) into the destination, so the rules apply to the
 //! warm-started output's names and layout exactly as `convert --rules` applies them. Nothing is left
-//! at the destination, and no temporary folder, if either step fails.
+//! at the destination, and no temporary folder, if either step fails or a signal ends the run (the
+//! folder is a `warmstart_core::output::ScratchFolder`).
 
 use std::path::Path;
 
-use warmstart_core::output::CreatedFolders;
+use warmstart_core::output::{CreatedFolders, ScratchFolder};
 use warmstart_formats::{ConvertReport, Format, WriteOptions};
 use warmstart_rules::{Mapping, Rules, RulesError, RulesSource};
 
@@ -53,10 +54,7 @@ pub fn run_files(
     let format = warmstart_formats::destination_format(out, output.format).map_err(crate::Error::from)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let folders = CreatedFolders::create(parent)?;
-    let temp = tempfile::Builder::new()
-        .prefix(".warmstart-rules-")
-        .tempdir_in(parent)
-        .map_err(|e| warmstart_core::Error::io(parent, e))?;
+    let mut temp = ScratchFolder::new_in(parent, ".warmstart-rules-")?;
     let staged = temp.path().join(match format {
         Format::Safetensors => "model.safetensors",
         Format::Hdf5 => "model.weights.h5",
@@ -68,6 +66,8 @@ pub fn run_files(
     });
     let staged_output = OutputOptions { format: Some(format), ..Default::default() };
     let (plan, report) = crate::run_files(settings, &staged, &staged_output, options)?;
+    // A signal from here on removes the warm-started output in the scratch folder too.
+    temp.register_contents()?;
     let warm = warmstart_formats::open(&staged)?;
     let ported = RulesSource::new(warm.as_ref(), rules, strict)?;
     let write = WriteOptions {

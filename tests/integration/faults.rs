@@ -164,6 +164,52 @@ fn a_signal_mid_run_removes_the_staged_output() {
     assert_eq!(files_in(dir.path()), ["big.safetensors", "w.toml"]);
 }
 
+/// `run --rules` warm-starts into a hidden scratch folder beside the output, then ports that into the
+/// output: a signal while the second step writes removes the scratch folder's committed warm-start too.
+#[test]
+fn a_signal_mid_run_with_rules_removes_the_scratch_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    safetensors_of_zeros(&dir.path().join("big.safetensors"), &[("w", 1 << 30), ("b", 4)]);
+    let config = dir.path().join("w.toml");
+    std::fs::write(&config, "ckpt_to_initialize_from = \"big.safetensors\"\ntarget = \"big.safetensors\"\n").unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rename]]\npattern = \"^w$\"\nreplace = \"weight\"\n").unwrap();
+    let out = dir.path().join("new/model.safetensors");
+    let mut child = binary()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second step's staged file is beside the output; the first step's are inside the scratch folder.
+    let start = Instant::now();
+    while !files_in_if_any(&dir.path().join("new")).iter().any(|f| f.ends_with(".tmp")) {
+        assert!(child.try_wait().unwrap().is_none(), "ended before the second step: {:?}", tree(dir.path()));
+        assert!(start.elapsed() < Duration::from_secs(60), "no second step: {:?}", tree(dir.path()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill() only sends a signal to the child this test started and has not waited for.
+    assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_eq!(files_in(dir.path()), ["big.safetensors", "rules.toml", "w.toml"], "{:?}", tree(dir.path()));
+}
+
+/// The entries of `dir`, none if it does not exist (yet).
+fn files_in_if_any(dir: &Path) -> Vec<String> {
+    if dir.is_dir() {
+        files_in(dir)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Past `ulimit -f`, the write fails with "File too large" (SIGXFSZ is ignored), exit 1, and nothing
 /// is left, not even the folder made for the output.
 #[test]

@@ -178,6 +178,57 @@ impl Drop for CreatedFolders {
     }
 }
 
+/// A hidden scratch folder beside an output, holding an intermediate output that is written, committed
+/// into it and read again before the real output is (`run --rules` warm-starts into one, then applies
+/// the rules). Like staged files, the folder and the files [registered](ScratchFolder::register_contents)
+/// in it are removed by [`abandon_uncommitted`] on a signal; its drop removes them otherwise.
+pub struct ScratchFolder {
+    dir: tempfile::TempDir,
+    files: Vec<PathBuf>,
+}
+
+impl ScratchFolder {
+    /// Makes the folder `<prefix><random>` in `parent`.
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<ScratchFolder> {
+        let mut pending = pending();
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+        pending.folders.push(dir.path().to_path_buf());
+        Ok(ScratchFolder { dir, files: Vec::new() })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Registers the files now in the folder (an output committed into it), so that a signal removes
+    /// them too.
+    pub fn register_contents(&mut self) -> Result<()> {
+        let dir = self.dir.path().to_path_buf();
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut pending = pending();
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if path.is_file() && !self.files.contains(&path) {
+                pending.files.push(path.clone());
+                self.files.push(path);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchFolder {
+    fn drop(&mut self) {
+        let mut pending = pending();
+        for file in &self.files {
+            forget_path(&mut pending.files, file);
+        }
+        forget_path(&mut pending.folders, self.dir.path());
+        // The `TempDir` field, dropped after this, removes the folder and what it holds.
+    }
+}
+
 /// One file of an output: a temporary file beside its destination, written through a buffer that counts
 /// the bytes. Libraries that write by path (HDF5) write to [`temp_path`](StagedFile::temp_path) instead.
 pub struct StagedFile {
