@@ -52,8 +52,10 @@ pub fn fixtures(args: &[String]) -> Result<(), String> {
     let shared: Vec<String> = areas.iter().filter(|a| own(a).is_none()).cloned().collect();
     if !shared.is_empty() {
         let python = ensure_venv(&root.join("target/fixtures-venv"), &fixtures.join("requirements.txt"))?;
-        // gen_port.py runs transformers' converters in the torch venv, in processes of their own.
-        let torch = if shared.iter().any(|a| a == "port") && std::env::var_os("WARMSTART_TORCH_PYTHON").is_none() {
+        // gen_port.py and gen_safetensors_shards.py run transformers and huggingface_hub in the torch venv,
+        // in processes of their own.
+        let needs_torch = shared.iter().any(|a| a == "port" || a == "safetensors_shards");
+        let torch = if needs_torch && std::env::var_os("WARMSTART_TORCH_PYTHON").is_none() {
             Some(ensure_venv(&root.join("target/fixtures-torch-venv"), &fixtures.join("requirements-torch.txt"))?)
         } else {
             None
