@@ -53,8 +53,11 @@ pub fn warm_start<'py>(
         format: self::format(format)?,
     }
     .settings()?;
-    let out_format =
-        warmstart_formats::destination_format(&output, self::format(to)?).map_err(|e| errors::checkpoint(&e))?;
+    // As on the command line: `to=`, else the name, else the target's format (safetensors for a format
+    // warmstart only reads).
+    let target_format = warmstart_formats::detect_preferring(&settings.target.resolve(), settings.format)
+        .map_err(|e| errors::checkpoint(&e))?;
+    let (out_format, _) = warmstart_formats::choose_destination_format(&output, self::format(to)?, target_format);
     let output_options = OutputOptions { format: Some(out_format), shards, ..Default::default() };
     let result = work::cancellable(py, |token| {
         let options = RunOptions { cancel: Some(token), ..Default::default() };

@@ -130,3 +130,9 @@ def test_a_tf_style_call_with_a_namedtuple_vocab_info(tmp_path, monkeypatch):
     warmstart.warm_start("old", var_name_to_vocab_info={"w": ours}, target="new/model.ckpt", output=out2)
     assert out.read_bytes() == out2.read_bytes()
     assert np.array_equal(safetensors.numpy.load_file(out2)["w"], safetensors.numpy.load_file(out)["w"])
+    # An output name that tells no format gets the target's (a TF bundle here), as on the command line.
+    out3 = tmp_path / "run" / "ckpt"
+    report = warmstart.warm_start("old", ".*", {"w": info}, None, target="new/model.ckpt", output=out3)
+    assert report["format"] == "tf"
+    with warmstart.load_checkpoint(out3) as reader:
+        assert_tf_values(folder / "expected.safetensors", reader.get_tensor)
